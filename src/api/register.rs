@@ -1,0 +1,27 @@
+//! POST /register: `{"email","password"}` → 201 `{"id","email"}`.
+
+use super::{json, AuthApi, Reply, Request};
+use crate::auth::access::now_unix;
+use crate::domain::{Email, Password};
+use crate::error::ApiError;
+use crate::store::users::Registration;
+use http::StatusCode;
+
+pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ApiError> {
+    let obj = json::object(req.body)?;
+    let email = Email::parse(&json::string(&obj, "email")?)?;
+    let password = Password::parse(json::string(&obj, "password")?)?;
+    // Answer a taken email before spending a hash on it; the claim below is
+    // still what decides races.
+    if api.store.email_taken(&email).await? {
+        return Err(ApiError::EmailTaken);
+    }
+    let hash = api.passwords.hash(password.expose()).await?;
+    match api.store.create_user(&email, &hash, now_unix()).await? {
+        Registration::Created(id) => Ok(Reply {
+            status: StatusCode::CREATED,
+            body: serde_json::json!({ "id": id.0, "email": email.as_str() }),
+        }),
+        Registration::EmailTaken => Err(ApiError::EmailTaken),
+    }
+}

@@ -1,0 +1,171 @@
+//! Access tokens: HS256 JWTs carrying `user_id`, `sub`, `iat`, `exp`, issued and verified from the signature alone.
+
+use crate::config::Secret;
+use crate::domain::UserId;
+use crate::error::TokenRejection;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    user_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sub: Option<String>,
+    iat: u64,
+    exp: u64,
+}
+
+/// Issues and verifies access tokens with one HS256 key.
+pub struct AccessTokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_seconds: u64,
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl AccessTokens {
+    /// Keys from the secret; tokens live `ttl_seconds`.
+    pub fn new(secret: &Secret, ttl_seconds: u64) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Lifetimes are 30 s; the library's 60 s default leeway would double them.
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp"]);
+        AccessTokens {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+            validation,
+            ttl_seconds,
+        }
+    }
+
+    /// A fresh token for `user`.
+    pub fn issue(&self, user: UserId) -> Result<String, jsonwebtoken::errors::Error> {
+        let iat = now_unix();
+        let claims = Claims {
+            user_id: user.0,
+            sub: Some(user.0.to_string()),
+            iat,
+            exp: iat + self.ttl_seconds,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    /// The user a token names, if its signature, algorithm and expiry check out.
+    pub fn verify(&self, token: &str) -> Result<UserId, TokenRejection> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenRejection::Expired,
+                ErrorKind::InvalidSignature => TokenRejection::BadSignature,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                    TokenRejection::WrongAlgorithm
+                }
+                _ => TokenRejection::Malformed,
+            })?;
+        // `exp` is checked with second granularity by the library; a token that
+        // expires this very second is already refused there.
+        if let Some(sub) = &data.claims.sub {
+            if sub.parse::<u64>().ok() != Some(data.claims.user_id) {
+                return Err(TokenRejection::Malformed);
+            }
+        }
+        Ok(UserId(data.claims.user_id))
+    }
+
+    /// Lifetime of new tokens.
+    pub fn ttl_seconds(&self) -> u64 {
+        self.ttl_seconds
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(header: Option<&[u8]>) -> Result<&str, TokenRejection> {
+    let value = header.ok_or(TokenRejection::Missing)?;
+    let value = std::str::from_utf8(value)
+        .map_err(|_| TokenRejection::Malformed)?
+        .trim();
+    let (scheme, token) = value.split_once(' ').ok_or(TokenRejection::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(TokenRejection::Missing);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(TokenRejection::Missing);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> AccessTokens {
+        AccessTokens::new(&Secret::new(vec![7u8; 32]), 30)
+    }
+
+    #[test]
+    fn round_trip() {
+        let t = tokens();
+        let jwt = t.issue(UserId(42)).unwrap();
+        assert_eq!(t.verify(&jwt), Ok(UserId(42)));
+    }
+
+    #[test]
+    fn other_key_is_bad_signature() {
+        let jwt = AccessTokens::new(&Secret::new(vec![8u8; 32]), 30)
+            .issue(UserId(1))
+            .unwrap();
+        assert_eq!(tokens().verify(&jwt), Err(TokenRejection::BadSignature));
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let jwt = format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none","typ":"JWT"}"#),
+            b64(&format!(
+                r#"{{"user_id":1,"sub":"1","iat":0,"exp":{}}}"#,
+                now_unix() + 60
+            ))
+        );
+        assert!(tokens().verify(&jwt).is_err());
+    }
+
+    #[test]
+    fn expired_is_expired() {
+        let t = tokens();
+        let claims = Claims {
+            user_id: 1,
+            sub: Some("1".into()),
+            iat: 0,
+            exp: now_unix() - 1,
+        };
+        let jwt =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding).unwrap();
+        assert_eq!(t.verify(&jwt), Err(TokenRejection::Expired));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer_token(Some(b"Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(Some(b"bearer  abc ")), Ok("abc"));
+        assert_eq!(
+            bearer_token(Some(b"Basic abc")),
+            Err(TokenRejection::Missing)
+        );
+        assert_eq!(bearer_token(None), Err(TokenRejection::Missing));
+    }
+
+    fn b64(s: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    }
+}

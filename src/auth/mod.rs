@@ -1,0 +1,5 @@
+//! Credentials: access tokens (JWT), refresh tokens, password hashing.
+
+pub mod access;
+pub mod password;
+pub mod refresh;

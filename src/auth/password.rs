@@ -1,0 +1,121 @@
+//! Argon2id password hashing on a bounded pool, off the proxy's event loop.
+
+use crate::config::PasswordConfig;
+use crate::error::ApiError;
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Hashes and verifies passwords; at most `hash_threads` run at once.
+pub struct Passwords {
+    argon: Argon2<'static>,
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
+    /// Verified against when the email is unknown, so that case costs what a wrong password costs.
+    dummy_hash: String,
+}
+
+impl Passwords {
+    /// Build from config (already validated).
+    pub fn new(cfg: &PasswordConfig) -> Result<Self, argon2::Error> {
+        let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)?;
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy_hash = argon
+            .hash_password(b"authgate dummy password", &salt)
+            .map_err(|_| argon2::Error::AlgorithmInvalid)?
+            .to_string();
+        Ok(Passwords {
+            argon,
+            slots: Arc::new(Semaphore::new(cfg.hash_threads)),
+            queue_timeout: Duration::from_millis(cfg.queue_timeout_ms),
+            dummy_hash,
+        })
+    }
+
+    /// A PHC string (`$argon2id$v=19$m=...`) for a new password.
+    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
+        let argon = self.argon.clone();
+        let password = password.to_owned();
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| {
+                    log::error!("argon2 hashing failed: {e}");
+                    ApiError::Internal
+                })
+        })
+        .await
+    }
+
+    /// Whether `password` matches `stored`; with no stored hash, verify the dummy and say no.
+    pub async fn verify(&self, password: &str, stored: Option<String>) -> Result<bool, ApiError> {
+        let argon = self.argon.clone();
+        let password = password.to_owned();
+        let known = stored.is_some();
+        let phc = stored.unwrap_or_else(|| self.dummy_hash.clone());
+        let matched = self
+            .run(move || {
+                // Parameters come from the stored hash, so changing the config
+                // does not lock out users hashed with the old parameters.
+                let parsed = PasswordHash::new(&phc).map_err(|e| {
+                    log::error!("stored password hash is unreadable: {e}");
+                    ApiError::Internal
+                })?;
+                Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
+            })
+            .await?;
+        Ok(known && matched)
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| ApiError::Busy)?
+            .map_err(|_| ApiError::Internal)?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| {
+            log::error!("password hashing task failed: {e}");
+            ApiError::Internal
+        })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cheap() -> Passwords {
+        Passwords::new(&PasswordConfig {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+            hash_threads: 1,
+            queue_timeout_ms: 1000,
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn hash_then_verify() {
+        let p = cheap();
+        let h = p.hash("correct horse").await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(p.verify("correct horse", Some(h.clone())).await.unwrap());
+        assert!(!p.verify("correct horsE", Some(h)).await.unwrap());
+        assert!(!p.verify("authgate dummy password", None).await.unwrap());
+    }
+}

@@ -1,0 +1,13 @@
+//! authgate: a Pingora reverse proxy that serves an auth API and lets only verified users through to upstreams.
+
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod proxy;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,63 @@
+//! Serving an auth endpoint inside the proxy: method check, capped body, handler, JSON answer.
+
+use super::body::read_capped;
+use super::{respond, RequestCtx};
+use crate::api::{AuthApi, Endpoint, Request};
+use crate::error::ApiError;
+use pingora_proxy::Session;
+use std::time::Duration;
+
+/// A client gets this long to send an auth request body.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Answer one auth request completely.
+pub async fn serve(
+    api: &AuthApi,
+    max_body: usize,
+    endpoint: Endpoint,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) {
+    let method = session.req_header().method.clone();
+    if !endpoint.accepts(&method) {
+        let err = ApiError::MethodNotAllowed {
+            allow: endpoint.allow(),
+        };
+        respond::error(session, ctx, &err).await;
+        return;
+    }
+    let body = if endpoint.reads_body(&method) {
+        session.set_read_timeout(Some(BODY_READ_TIMEOUT));
+        match read_capped(session, max_body).await {
+            Ok(b) => b,
+            Err(e) => {
+                match e.into_api() {
+                    Some(err) => respond::error(session, ctx, &err).await,
+                    None => session.set_keepalive(None),
+                }
+                return;
+            }
+        }
+    } else {
+        Default::default()
+    };
+    let authorization = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    let req = Request {
+        method: &method,
+        authorization: authorization.as_deref(),
+        body: &body,
+    };
+    match api.handle(endpoint, req).await {
+        Ok(reply) => respond::json(session, ctx, reply.status, &reply.body, &[]).await,
+        Err(err) => {
+            if let ApiError::InvalidToken(why) = &err {
+                ctx.rejection = Some(*why);
+            }
+            respond::error(session, ctx, &err).await
+        }
+    }
+}

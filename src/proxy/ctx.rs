@@ -1,0 +1,58 @@
+//! Per-request state carried across the proxy phases.
+
+use crate::api::Endpoint;
+use crate::domain::UserId;
+use crate::error::TokenRejection;
+use pingora_proxy::Session;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::routes::Route;
+
+/// What the phases learn about one request.
+pub struct RequestCtx {
+    /// When the request started.
+    pub started: Instant,
+    /// Set when the request is for an auth endpoint.
+    pub endpoint: Option<Endpoint>,
+    /// Set when a route matched.
+    pub route: Option<Arc<Route>>,
+    /// The verified caller.
+    pub user: Option<UserId>,
+    /// Why the token was refused.
+    pub rejection: Option<TokenRejection>,
+    /// The client's X-Request-Id when sane, else a new one.
+    pub request_id: String,
+    /// The peer chosen for this try.
+    pub peer: Option<String>,
+    /// A peer that failed to connect, avoided on the retry.
+    pub failed_peer: Option<String>,
+    /// Retries taken.
+    pub retries: u8,
+}
+
+impl RequestCtx {
+    /// A fresh context.
+    pub fn new() -> Self {
+        RequestCtx {
+            started: Instant::now(),
+            endpoint: None,
+            route: None,
+            user: None,
+            rejection: None,
+            request_id: String::new(),
+            peer: None,
+            failed_peer: None,
+            retries: 0,
+        }
+    }
+
+    /// Called once when the request is over.
+    pub fn finish(&mut self, _session: &Session) {}
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,63 @@
+//! Proxy failures turned into JSON answers: 503 no healthy peer, 504 upstream timeout, 502 anything else upstream.
+
+use super::{respond, RequestCtx};
+use crate::error::ApiError;
+use pingora_error::{Error, ErrorSource, ErrorType};
+use pingora_proxy::{FailToProxy, Session};
+
+/// `ErrorType::Custom` marker raised by cluster selection when no peer is healthy.
+pub const NO_HEALTHY_PEER: &str = "NoHealthyPeer";
+
+/// The answer for a failed proxy attempt; `None` when the client is gone and nothing can be sent.
+pub fn classify(e: &Error) -> Option<ApiError> {
+    match (e.esource(), e.etype()) {
+        (_, ErrorType::Custom(NO_HEALTHY_PEER)) => Some(ApiError::NoHealthyUpstream),
+        (
+            ErrorSource::Upstream,
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+        ) => Some(ApiError::UpstreamTimeout),
+        (_, ErrorType::ConnectTimedout) => Some(ApiError::UpstreamTimeout),
+        (ErrorSource::Upstream, _) => Some(ApiError::BadGateway),
+        (
+            _,
+            ErrorType::ConnectRefused
+            | ErrorType::ConnectNoRoute
+            | ErrorType::ConnectError
+            | ErrorType::TLSHandshakeFailure,
+        ) => Some(ApiError::BadGateway),
+        (
+            ErrorSource::Downstream,
+            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
+        ) => None,
+        (ErrorSource::Downstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => None,
+        (ErrorSource::Downstream, _) => Some(ApiError::MalformedRequest),
+        _ => Some(ApiError::Internal),
+    }
+}
+
+/// Write the JSON answer for `e` if nothing was sent yet.
+pub async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    let Some(err) = classify(e) else {
+        return FailToProxy {
+            error_code: 0,
+            can_reuse_downstream: false,
+        };
+    };
+    if matches!(err, ApiError::Internal) {
+        log::error!("proxy failure for request {}: {e}", ctx.request_id);
+    } else {
+        log::warn!(
+            "proxy failure for request {} to {:?}: {e}",
+            ctx.request_id,
+            ctx.peer
+        );
+    }
+    let code = err.status().as_u16();
+    if session.response_written().is_none() {
+        respond::error(session, ctx, &err).await;
+    }
+    FailToProxy {
+        error_code: code,
+        can_reuse_downstream: false,
+    }
+}

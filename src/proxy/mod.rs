@@ -1,0 +1,175 @@
+//! The Pingora `ProxyHttp` implementation: each phase delegates to a module of its own.
+
+mod api_route;
+mod body;
+mod ctx;
+mod failure;
+mod headers;
+mod respond;
+pub mod routes;
+pub mod upstreams;
+
+pub use ctx::RequestCtx;
+
+use crate::api::{AuthApi, Endpoint};
+use crate::auth::access::{bearer_token, AccessTokens};
+use crate::config::AuthPolicy;
+use crate::error::ApiError;
+use async_trait::async_trait;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, Result};
+use pingora_http::RequestHeader;
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use routes::RouteTable;
+use std::sync::Arc;
+
+/// The gateway: auth API, route table, token check.
+pub struct Gateway {
+    api: Arc<AuthApi>,
+    routes: RouteTable,
+    identity_headers: Vec<http::HeaderName>,
+    keepalive_seconds: u64,
+    max_auth_body: usize,
+}
+
+impl Gateway {
+    /// Assemble from its parts.
+    pub fn new(
+        api: Arc<AuthApi>,
+        routes: RouteTable,
+        identity_headers: Vec<http::HeaderName>,
+        keepalive_seconds: u64,
+        max_auth_body: usize,
+    ) -> Self {
+        Gateway {
+            api,
+            routes,
+            identity_headers,
+            keepalive_seconds,
+            max_auth_body,
+        }
+    }
+
+    fn access(&self) -> &AccessTokens {
+        &self.api.access
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // Without this, an idle client connection is kept forever.
+        session.set_keepalive(Some(self.keepalive_seconds));
+        ctx.request_id = headers::request_id(session.req_header());
+
+        let path = session.req_header().uri.path();
+        if let Some(endpoint) = Endpoint::for_path(path) {
+            ctx.endpoint = Some(endpoint);
+            api_route::serve(&self.api, self.max_auth_body, endpoint, session, ctx).await;
+            return Ok(true);
+        }
+
+        let host = headers::request_host(session.req_header());
+        let Some(route) = self.routes.find(host.as_deref(), path) else {
+            respond::error(session, ctx, &ApiError::NoRoute).await;
+            return Ok(true);
+        };
+        ctx.route = Some(route.clone());
+
+        if route.auth == AuthPolicy::Public {
+            return Ok(false);
+        }
+        let header = session
+            .req_header()
+            .headers
+            .get(http::header::AUTHORIZATION);
+        let verdict =
+            bearer_token(header.map(|h| h.as_bytes())).and_then(|t| self.access().verify(t));
+        match verdict {
+            Ok(user) => {
+                ctx.user = Some(user);
+                Ok(false)
+            }
+            Err(crate::error::TokenRejection::Missing) if route.auth == AuthPolicy::Optional => {
+                Ok(false)
+            }
+            Err(why) => {
+                ctx.rejection = Some(why);
+                respond::error(session, ctx, &ApiError::InvalidToken(why)).await;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx.route.clone().ok_or_else(|| {
+            Error::explain(pingora_error::ErrorType::InternalError, "no route chosen")
+        })?;
+        let peer = route.cluster.select_peer(ctx.failed_peer.as_deref())?;
+        ctx.peer = Some(peer._address.to_string());
+        Ok(peer)
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // One more try, on another peer, and only where repeating is harmless.
+        if ctx.retries == 0 && session.req_header().method.is_idempotent() {
+            ctx.retries += 1;
+            ctx.failed_peer = ctx.peer.take();
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        headers::prepare_upstream_request(session, upstream_request, ctx, &self.identity_headers)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut pingora_http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        failure::answer(session, e, ctx).await
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        // Clients hanging up are routine, not errors worth a log line each.
+        matches!(error.esource(), pingora_error::ErrorSource::Downstream)
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        ctx.finish(session);
+    }
+}

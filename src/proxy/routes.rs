@@ -1,0 +1,156 @@
+//! The route table: segment-aware path prefixes, optionally per Host, longest match first.
+
+use super::upstreams::Cluster;
+use crate::config::AuthPolicy;
+use std::sync::Arc;
+
+/// One route, resolved to its cluster.
+pub struct Route {
+    /// Prefix without trailing slash (`""` for the root).
+    prefix: String,
+    /// Lowercased Host, if the route is host-specific.
+    host: Option<String>,
+    /// Token policy.
+    pub auth: AuthPolicy,
+    /// Remove the prefix before forwarding.
+    strip_prefix: bool,
+    /// Where requests go.
+    pub cluster: Arc<Cluster>,
+    /// Label for logs and metrics: the configured prefix.
+    pub label: String,
+}
+
+impl Route {
+    /// A route for `prefix` (must start with `/`).
+    pub fn new(
+        prefix: &str,
+        host: Option<&str>,
+        auth: AuthPolicy,
+        strip_prefix: bool,
+        cluster: Arc<Cluster>,
+    ) -> Self {
+        Route {
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            host: host.map(|h| h.to_ascii_lowercase()),
+            auth,
+            strip_prefix,
+            cluster,
+            label: prefix.to_owned(),
+        }
+    }
+
+    fn matches_path(&self, path: &str) -> bool {
+        match path.strip_prefix(self.prefix.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+
+    /// The path to send upstream, when this route rewrites it.
+    pub fn rewrite(&self, path: &str) -> Option<String> {
+        if !self.strip_prefix || self.prefix.is_empty() {
+            return None;
+        }
+        let rest = path.strip_prefix(self.prefix.as_str())?;
+        Some(if rest.is_empty() {
+            "/".to_owned()
+        } else {
+            rest.to_owned()
+        })
+    }
+}
+
+/// All routes, ordered so the first match is the best one.
+pub struct RouteTable {
+    routes: Vec<Arc<Route>>,
+}
+
+impl RouteTable {
+    /// Order: longer prefix first; at equal length, host-specific first.
+    pub fn new(mut routes: Vec<Route>) -> Self {
+        routes.sort_by(|a, b| {
+            b.prefix
+                .len()
+                .cmp(&a.prefix.len())
+                .then_with(|| b.host.is_some().cmp(&a.host.is_some()))
+        });
+        RouteTable {
+            routes: routes.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// The best route for a request.
+    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+        self.routes
+            .iter()
+            .find(|r| r.matches_path(path) && r.host.as_deref().is_none_or(|h| host == Some(h)))
+    }
+
+    /// Every route, best first.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Route>> {
+        self.routes.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RouteTable {
+        let c = Arc::new(Cluster::for_tests());
+        RouteTable::new(vec![
+            Route::new("/", None, AuthPolicy::Required, false, c.clone()),
+            Route::new("/api", None, AuthPolicy::Public, true, c.clone()),
+            Route::new("/api/admin/", None, AuthPolicy::Required, false, c.clone()),
+            Route::new(
+                "/api",
+                Some("Internal.example"),
+                AuthPolicy::Optional,
+                false,
+                c,
+            ),
+        ])
+    }
+
+    #[test]
+    fn segment_aware_longest_match() {
+        let t = table();
+        assert_eq!(t.find(None, "/api").unwrap().label, "/api");
+        assert_eq!(t.find(None, "/api/x").unwrap().label, "/api");
+        assert_eq!(t.find(None, "/apix").unwrap().label, "/");
+        assert_eq!(t.find(None, "/api/admin").unwrap().label, "/api/admin/");
+        assert_eq!(
+            t.find(None, "/api/admin/users").unwrap().label,
+            "/api/admin/"
+        );
+        assert_eq!(
+            t.find(Some("internal.example"), "/api/x").unwrap().auth,
+            AuthPolicy::Optional
+        );
+        assert_eq!(
+            t.find(Some("other.example"), "/api/x").unwrap().auth,
+            AuthPolicy::Public
+        );
+    }
+
+    #[test]
+    fn no_catch_all_means_no_match() {
+        let c = Arc::new(Cluster::for_tests());
+        let t = RouteTable::new(vec![Route::new(
+            "/api",
+            None,
+            AuthPolicy::Required,
+            false,
+            c,
+        )]);
+        assert!(t.find(None, "/other").is_none());
+    }
+
+    #[test]
+    fn prefix_stripping() {
+        let c = Arc::new(Cluster::for_tests());
+        let r = Route::new("/api/", None, AuthPolicy::Required, true, c);
+        assert_eq!(r.rewrite("/api/users").as_deref(), Some("/users"));
+        assert_eq!(r.rewrite("/api").as_deref(), Some("/"));
+    }
+}

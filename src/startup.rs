@@ -1,0 +1,123 @@
+//! Assembling a runnable Pingora server from a validated `Config`.
+
+use crate::api::AuthApi;
+use crate::auth::access::AccessTokens;
+use crate::auth::password::Passwords;
+use crate::config::Config;
+use crate::proxy::routes::{Route, RouteTable};
+use crate::proxy::upstreams::{Cluster, HealthCheckTask};
+use crate::proxy::Gateway;
+use crate::store::{Redis, Store};
+use pingora_core::server::configuration::{Opt, ServerConf};
+use pingora_core::server::Server;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the gateway cannot be built from a config.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A part rejected its settings.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything the proxy service needs, built and checked, not yet bound to sockets.
+pub struct Parts {
+    /// The ProxyHttp implementation.
+    pub gateway: Gateway,
+    /// Health-check tasks to run beside it.
+    pub health_checks: Vec<HealthCheckTask>,
+}
+
+/// Build the gateway's parts (resolving peers, compiling routes) without starting anything.
+pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
+    let redis = Redis::new(&cfg.redis.url, Duration::from_millis(cfg.redis.timeout_ms))
+        .map_err(|e| BuildError::Invalid(format!("redis.url: {e}")))?;
+    let passwords = Passwords::new(&cfg.passwords)
+        .map_err(|e| BuildError::Invalid(format!("passwords: {e}")))?;
+    let api = Arc::new(AuthApi {
+        store: Store::new(redis, &cfg.redis.key_prefix),
+        passwords,
+        access: AccessTokens::new(&cfg.jwt_secret, cfg.tokens.access_ttl_seconds),
+        refresh_ttl_seconds: cfg.tokens.refresh_ttl_seconds,
+    });
+
+    let mut clusters = BTreeMap::new();
+    let mut health_checks = Vec::new();
+    for (name, ucfg) in &cfg.upstreams {
+        let (cluster, task) = Cluster::from_config(name, ucfg).map_err(BuildError::Invalid)?;
+        clusters.insert(name.clone(), Arc::new(cluster));
+        health_checks.extend(task);
+    }
+    let mut routes = Vec::new();
+    for (i, r) in cfg.routes.iter().enumerate() {
+        let cluster = clusters.get(&r.upstream).ok_or_else(|| {
+            BuildError::Invalid(format!(
+                "routes[{i}].upstream: no upstream named {:?}",
+                r.upstream
+            ))
+        })?;
+        routes.push(Route::new(
+            &r.prefix,
+            r.host.as_deref(),
+            r.auth,
+            r.strip_prefix,
+            cluster.clone(),
+        ));
+    }
+    let identity_headers = cfg
+        .identity_headers
+        .iter()
+        .map(|h| http::HeaderName::from_bytes(h.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| BuildError::Invalid(format!("identity_headers: {e}")))?;
+    let mut identity_headers = identity_headers;
+    let user_id = http::HeaderName::from_static("x-user-id");
+    if !identity_headers.contains(&user_id) {
+        identity_headers.push(user_id);
+    }
+    let gateway = Gateway::new(
+        api,
+        RouteTable::new(routes),
+        identity_headers,
+        cfg.keepalive_timeout_seconds,
+        cfg.limits.max_auth_body_bytes,
+    );
+    Ok(Parts {
+        gateway,
+        health_checks,
+    })
+}
+
+/// Pingora's own settings, derived from ours so operators keep one file.
+pub fn server_conf(cfg: &Config) -> ServerConf {
+    ServerConf {
+        threads: cfg.threads,
+        grace_period_seconds: Some(cfg.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(cfg.graceful_shutdown_timeout_seconds),
+        upgrade_sock: cfg.upgrade_sock.clone(),
+        pid_file: cfg.pid_file.clone(),
+        ..ServerConf::default()
+    }
+}
+
+/// A bootstrapped server with every service added, ready for `run_forever`.
+pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
+    let parts = build_parts(cfg)?;
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(cfg));
+    server.bootstrap();
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        parts.gateway,
+        "authgate",
+    );
+    for addr in &cfg.listen {
+        proxy.add_tcp(addr);
+    }
+    server.add_service(proxy);
+    for hc in parts.health_checks {
+        server.add_service(hc);
+    }
+    Ok(server)
+}

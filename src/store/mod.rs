@@ -1,0 +1,70 @@
+//! Redis: the only durable state. Every atomic step touches one key, so the same calls work on Redis Cluster.
+
+mod keys;
+mod redis_conn;
+mod sessions;
+pub mod users;
+
+pub use keys::Keys;
+pub use redis_conn::Redis;
+pub use users::Profile;
+
+use crate::error::ApiError;
+
+/// What can go wrong talking to Redis.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Not reachable, or did not answer within the timeout.
+    #[error("redis unavailable: {0}")]
+    Unavailable(String),
+    /// A key holds something this code did not write.
+    #[error("unexpected data in redis: {0}")]
+    Corrupt(String),
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        if e.kind() == redis::ErrorKind::UnexpectedReturnType {
+            StoreError::Corrupt(e.to_string())
+        } else {
+            StoreError::Unavailable(e.to_string())
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(why) => {
+                log::warn!("redis unavailable: {why}");
+                ApiError::StoreUnavailable
+            }
+            StoreError::Corrupt(why) => {
+                log::error!("unexpected data in redis: {why}");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// Users and sessions on one Redis connection.
+pub struct Store {
+    redis: Redis,
+    keys: Keys,
+}
+
+impl Store {
+    /// A store over `redis` with keys under `prefix`.
+    pub fn new(redis: Redis, prefix: &str) -> Self {
+        Store {
+            redis,
+            keys: Keys::new(prefix),
+        }
+    }
+
+    /// Whether Redis answers a PING now.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = self.redis.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! Refresh tokens: stored by fingerprint with a TTL, consumed atomically with GETDEL so a token works once.
+
+use super::{Store, StoreError};
+use crate::domain::UserId;
+
+impl Store {
+    /// Remember a refresh token for `user` for `ttl_seconds`.
+    pub async fn save_refresh(
+        &self,
+        fingerprint: &str,
+        user: UserId,
+        ttl_seconds: u64,
+    ) -> Result<(), StoreError> {
+        let _: () = self
+            .redis
+            .query(
+                redis::cmd("SET")
+                    .arg(self.keys.refresh(fingerprint))
+                    .arg(user.0)
+                    .arg("EX")
+                    .arg(ttl_seconds),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Consume a refresh token: of any number of concurrent calls for one token,
+    /// exactly one gets its user, because GETDEL is a single atomic step.
+    pub async fn take_refresh(&self, fingerprint: &str) -> Result<Option<UserId>, StoreError> {
+        let v: Option<String> = self
+            .redis
+            .query(redis::cmd("GETDEL").arg(self.keys.refresh(fingerprint)))
+            .await?;
+        v.map(|s| {
+            s.parse().map(UserId).map_err(|_| {
+                StoreError::Corrupt(format!("refresh token key holds {s:?}, not a user id"))
+            })
+        })
+        .transpose()
+    }
+
+    /// Revoke a refresh token; whether it existed.
+    pub async fn revoke_refresh(&self, fingerprint: &str) -> Result<bool, StoreError> {
+        let n: u64 = self
+            .redis
+            .query(redis::cmd("DEL").arg(self.keys.refresh(fingerprint)))
+            .await?;
+        Ok(n > 0)
+    }
+}

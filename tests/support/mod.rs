@@ -1,0 +1,358 @@
+//! Test harness: a real redis-server, real echo upstreams and the real `authgate` binary, on free loopback ports.
+#![allow(dead_code)]
+
+pub mod echo;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A JWT secret for tests (32+ bytes).
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
+/// A free port on 127.0.0.1 (free when asked; the caller binds it right away).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A name no other test in this run uses.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn scratch_dir() -> PathBuf {
+    let d = std::env::temp_dir()
+        .join("authgate-tests")
+        .join(unique("run"));
+    std::fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+/// Run `program` so that it dies with this test process even if the process is killed:
+/// a shell watches our pid and then `exec`s the program, so the child's pid is the program's.
+fn spawn_tied(program: &str, args: &[String], envs: &[(String, String)], log: &PathBuf) -> Child {
+    let script = format!(
+        "(while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill -9 $$ 2>/dev/null) & exec \"$0\" \"$@\"",
+        std::process::id()
+    );
+    let log_file = std::fs::File::create(log).expect("create log");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(script).arg(program).args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(log_file.try_clone().expect("clone log"))
+        .stderr(log_file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str, log: &PathBuf) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "{what} exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "{what} did not listen on {port}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// A redis-server of our own.
+pub struct RedisServer {
+    /// Its port.
+    pub port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl RedisServer {
+    /// Start one on a free port.
+    pub fn start() -> RedisServer {
+        Self::start_on(free_port())
+    }
+
+    /// Start one on `port` (used to bring a stopped one back).
+    pub fn start_on(port: u16) -> RedisServer {
+        let bin = which_redis();
+        let dir = scratch_dir();
+        let log = dir.join("redis.log");
+        let args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            dir.to_str().expect("utf-8 temp dir"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut child = spawn_tied(&bin, &args, &[], &log);
+        wait_for_port(port, &mut child, "redis-server", &log);
+        RedisServer { port, child, log }
+    }
+
+    /// `redis://127.0.0.1:port/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kill it (as a crash would).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Run a redis command through redis-cli and return its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .expect("run redis-cli");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn which_redis() -> String {
+    if let Ok(p) = std::env::var("AUTHGATE_TEST_REDIS_SERVER") {
+        return p;
+    }
+    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
+        let p = format!("{dir}/redis-server");
+        if std::path::Path::new(&p).exists() {
+            return p;
+        }
+    }
+    panic!("redis-server is not installed: run scripts/test.sh (it installs it) or `apt-get install redis-server`");
+}
+
+/// The redis-server shared by every test of this binary; tests keep apart by key prefix.
+pub fn shared_redis() -> &'static RedisServer {
+    static R: OnceLock<RedisServer> = OnceLock::new();
+    R.get_or_init(RedisServer::start)
+}
+
+/// An echo upstream on the current tokio runtime.
+pub struct Upstream {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Requests it has received.
+    pub hits: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    /// Start one named `name`.
+    pub async fn start(name: &str) -> Upstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind echo");
+        let addr = listener.local_addr().expect("echo addr");
+        let hits = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(echo::serve(listener, name.to_owned(), hits.clone()));
+        Upstream { addr, hits }
+    }
+
+    /// Requests seen so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// A running `authgate` process.
+pub struct Gateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its key prefix in Redis.
+    pub prefix: String,
+    /// Its config file.
+    pub conf: PathBuf,
+    /// Its combined stdout+stderr.
+    pub log: PathBuf,
+    child: Child,
+}
+
+/// How to start a gateway.
+pub struct GatewayOpts {
+    /// Redis URL.
+    pub redis_url: String,
+    /// Extra YAML appended to the generated config.
+    pub yaml: String,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+}
+
+impl GatewayOpts {
+    /// Defaults: the shared Redis, cheap argon2, no upstream.
+    pub fn new() -> Self {
+        GatewayOpts {
+            redis_url: shared_redis().url(),
+            yaml: String::new(),
+            env: vec![],
+        }
+    }
+
+    /// Every non-auth request to `upstream`.
+    pub fn upstream(mut self, upstream: SocketAddr) -> Self {
+        self.env
+            .push(("AUTHGATE_UPSTREAM".into(), format!("http://{upstream}")));
+        self
+    }
+
+    /// Set an environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Append YAML.
+    pub fn yaml(mut self, y: &str) -> Self {
+        self.yaml.push_str(y);
+        self
+    }
+
+    /// Start it and wait until it listens.
+    pub fn start(self) -> Gateway {
+        Gateway::start(self)
+    }
+}
+
+impl Default for GatewayOpts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gateway {
+    fn start(opts: GatewayOpts) -> Gateway {
+        let dir = scratch_dir();
+        let port = free_port();
+        let prefix = format!("{}:", unique("t"));
+        let conf = dir.join("gateway.yaml");
+        let yaml = format!(
+            "listen: [\"127.0.0.1:{port}\"]\nthreads: 2\nupgrade_sock: {dir}/upgrade.sock\npid_file: {dir}/authgate.pid\n\
+             redis:\n  url: {url}\n  key_prefix: \"{prefix}\"\n  timeout_ms: 500\n\
+             passwords:\n  memory_kib: 1024\n  iterations: 1\n  parallelism: 1\n  hash_threads: 2\n{extra}",
+            dir = dir.display(),
+            url = opts.redis_url,
+            extra = opts.yaml,
+        );
+        std::fs::write(&conf, yaml).expect("write config");
+        let log = dir.join("gateway.log");
+        let mut env = vec![
+            ("AUTHGATE_JWT_SECRET".to_owned(), SECRET.to_owned()),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
+        ];
+        env.extend(opts.env);
+        let args = vec!["-c".to_owned(), conf.display().to_string()];
+        let mut child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &env, &log);
+        wait_for_port(port, &mut child, "authgate", &log);
+        Gateway {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            prefix,
+            conf,
+            log,
+            child,
+        }
+    }
+
+    /// `http://127.0.0.1:port{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that does not follow redirects and keeps connections alive.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("build client")
+}
+
+/// POST JSON and return (status, body as JSON or Null).
+pub async fn post(
+    c: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = c.post(url).json(&body).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// Register and log in a fresh user; returns (email, access, refresh).
+pub async fn new_user(c: &reqwest::Client, gw: &Gateway) -> (String, String, String) {
+    let email = format!("{}@example.com", unique("user"));
+    let creds = serde_json::json!({"email": email, "password": "correct horse battery"});
+    let (s, b) = post(c, &gw.url("/register"), creds.clone()).await;
+    assert_eq!(s, 201, "register: {b}");
+    let (s, b) = post(c, &gw.url("/login"), creds).await;
+    assert_eq!(s, 200, "login: {b}");
+    (
+        email,
+        b["access_token"].as_str().expect("access_token").to_owned(),
+        b["refresh_token"]
+            .as_str()
+            .expect("refresh_token")
+            .to_owned(),
+    )
+}
+
+/// Assert the gateway's error shape: JSON with `error` == code and a non-empty `detail`.
+pub fn assert_error(body: &serde_json::Value, code: &str) {
+    assert_eq!(body["error"], code, "body: {body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "no detail: {body}"
+    );
+}
