@@ -52,12 +52,36 @@ fn build_header(
     Ok(h)
 }
 
+/// Largest unread request body drained to keep a connection open after a refusal.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+/// How long a client gets to send that body.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Answer with the JSON form of `err`.
 pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &ApiError) {
-    // A rejected request's unread body would otherwise be drained to reuse the
-    // connection, however large; closing is cheaper and safe.
-    if err.closes_connection() || !session.is_body_done() {
+    if err.closes_connection() || !drain_small_body(session).await {
+        // Draining an unread body of unknown or large size to reuse the
+        // connection would let a client make us read gigabytes: close instead.
         session.set_keepalive(None);
     }
     json(session, ctx, err.status(), &err.body(), &err.headers()).await;
+}
+
+/// Read and drop a small unread request body, so the connection can serve the next request.
+/// False when the body is large, of unknown length, or does not arrive in time.
+async fn drain_small_body(session: &mut Session) -> bool {
+    if session.is_body_done() {
+        return true;
+    }
+    let small = session
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n <= DRAIN_LIMIT);
+    small
+        && tokio::time::timeout(DRAIN_TIMEOUT, session.drain_request_body())
+            .await
+            .is_ok_and(|r| r.is_ok())
 }

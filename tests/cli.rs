@@ -1,0 +1,111 @@
+//! The command line: `-t` checks a config, and the gateway refuses to start without a proper secret.
+
+mod support;
+
+use std::process::Command;
+use support::*;
+
+fn authgate(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
+    cmd.args(args)
+        .env_remove("AUTHGATE_JWT_SECRET")
+        .env_remove("AUTHGATE_UPSTREAM");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run authgate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn conf(yaml: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("{}.yaml", unique("authgate-cli")));
+    std::fs::write(&p, yaml).unwrap();
+    p
+}
+
+#[test]
+fn the_shipped_config_checks_ok() {
+    let (code, out) = authgate(
+        &["-t", "-c", "conf/gateway.yaml"],
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok"), "{out}");
+}
+
+#[test]
+fn a_bad_config_names_the_key() {
+    let cases = [
+        ("listen: ['127.0.0.1:1']\nthreds: 4\n", "threds"),
+        ("redis:\n  url: redis://x\n  timeout: 5\n", "timeout"),
+        ("threads: many\n", "threads"),
+        ("listen: ['localhost']\n", "listen[0]"),
+        ("upstreams:\n  a: { peers: ['nohost'] }\n", "upstreams.a.peers[0]"),
+        ("upstreams:\n  a: { peers: ['127.0.0.1:1'] }\nroutes:\n  - { prefix: /api, upstream: b }\n", "routes[0].upstream"),
+        ("routes:\n  - { prefix: /api, upstream: a, auth: maybe }\n", "auth"),
+        ("passwords:\n  memory_kib: 1\n", "passwords"),
+    ];
+    for (yaml, key) in cases {
+        let p = conf(yaml);
+        let (code, out) = authgate(
+            &["-t", "-c", p.to_str().unwrap()],
+            &[("AUTHGATE_JWT_SECRET", SECRET)],
+        );
+        assert_ne!(code, 0, "{yaml} accepted");
+        assert!(
+            out.contains(key),
+            "message for {yaml:?} does not name {key}: {out}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_or_short_secret_is_refused_without_echoing_it() {
+    let (code, out) = authgate(&["-c", "conf/gateway.yaml"], &[]);
+    assert_ne!(code, 0);
+    assert!(out.contains("AUTHGATE_JWT_SECRET"), "{out}");
+    let (code, out) = authgate(
+        &["-c", "conf/gateway.yaml"],
+        &[("AUTHGATE_JWT_SECRET", "tooshort-secret-value")],
+    );
+    assert_ne!(code, 0);
+    assert!(out.contains("at least 32 bytes"), "{out}");
+    assert!(
+        !out.contains("tooshort-secret-value"),
+        "secret echoed: {out}"
+    );
+}
+
+#[test]
+fn the_secret_can_come_from_a_file() {
+    let p = conf(&format!("{SECRET}\n"));
+    let (code, out) = authgate(
+        &["-t", "-c", "conf/gateway.yaml"],
+        &[("AUTHGATE_JWT_SECRET_FILE", p.to_str().unwrap())],
+    );
+    assert_eq!(code, 0, "{out}");
+    let short = conf("short\n");
+    let (code, _) = authgate(
+        &["-t", "-c", "conf/gateway.yaml"],
+        &[("AUTHGATE_JWT_SECRET_FILE", short.to_str().unwrap())],
+    );
+    assert_ne!(code, 0);
+}
+
+#[test]
+fn environment_overrides_are_checked() {
+    let (code, out) = authgate(
+        &["-t", "-c", "conf/gateway.yaml"],
+        &[
+            ("AUTHGATE_JWT_SECRET", SECRET),
+            ("AUTHGATE_THREADS", "lots"),
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(out.contains("AUTHGATE_THREADS"), "{out}");
+}

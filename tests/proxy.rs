@@ -1,0 +1,315 @@
+//! The protected proxy path: token checks in front of a real echo upstream.
+
+mod support;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use support::*;
+
+fn token(secret: &str, alg: Algorithm, user: u64, exp_in: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims = json!({"user_id": user, "sub": user.to_string(), "iat": now, "exp": now + exp_in});
+    jsonwebtoken::encode(
+        &Header::new(alg),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn unsigned_token(user: u64) -> String {
+    use base64::Engine;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(json!({"user_id": user, "sub": user.to_string(), "iat": now, "exp": now + 60}))
+    )
+}
+
+fn header_values<'a>(echo: &'a Value, name: &str) -> Vec<&'a str> {
+    echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p[0].as_str().unwrap().eq_ignore_ascii_case(name))
+        .map(|p| p[1].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn valid_token_is_forwarded_intact_with_user_id_and_no_spoofing() {
+    let up = Upstream::start("echo").await;
+    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let c = client();
+    let (_, access, _) = new_user(&c, &gw).await;
+    let me: Value = c
+        .get(gw.url("/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = me["id"].as_u64().unwrap().to_string();
+
+    let r = c
+        .patch(gw.url("/api/items/7?x=1&y=%20z"))
+        .bearer_auth(&access)
+        .header("X-User-Id", "999")
+        .header("x-user-id", "998")
+        .header("X-USER-ID", "997")
+        .header("X-Custom", "kept")
+        .body("raw body bytes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().contains_key("x-request-id"),
+        "request id echoed"
+    );
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["method"], "PATCH");
+    assert_eq!(echo["path"], "/api/items/7");
+    assert_eq!(echo["query"], "x=1&y=%20z");
+    assert_eq!(echo["body"], "raw body bytes");
+    assert_eq!(header_values(&echo, "x-custom"), vec!["kept"]);
+    assert_eq!(
+        header_values(&echo, "x-user-id"),
+        vec![id.as_str()],
+        "only the gateway's X-User-Id"
+    );
+    assert_eq!(
+        header_values(&echo, "authorization").len(),
+        1,
+        "Authorization is passed on"
+    );
+    assert_eq!(header_values(&echo, "x-forwarded-for"), vec!["127.0.0.1"]);
+}
+
+#[tokio::test]
+async fn large_proxied_bodies_are_streamed_without_the_auth_cap() {
+    let up = Upstream::start("echo").await;
+    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let body = vec![b'a'; 3 * 1024 * 1024];
+    let r = client()
+        .post(gw.url("/upload"))
+        .bearer_auth(token(SECRET, Algorithm::HS256, 5, 60))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["body_len"], 3 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401_and_never_reach_the_upstream() {
+    let up = Upstream::start("echo").await;
+    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let c = client();
+    let (_, _, refresh) = new_user(&c, &gw).await;
+    let cases: Vec<(&str, Option<String>, &str)> = vec![
+        ("missing", None, "missing_token"),
+        (
+            "not bearer",
+            Some(format!("Basic {}", "dXNlcjpwYXNz")),
+            "missing_token",
+        ),
+        ("empty bearer", Some("Bearer ".into()), "missing_token"),
+        (
+            "malformed",
+            Some("Bearer not.a.jwt".into()),
+            "invalid_token",
+        ),
+        (
+            "other key",
+            Some(format!(
+                "Bearer {}",
+                token(
+                    "another-secret-0123456789abcdef0123456789",
+                    Algorithm::HS256,
+                    1,
+                    60
+                )
+            )),
+            "invalid_token",
+        ),
+        (
+            "other algorithm",
+            Some(format!("Bearer {}", token(SECRET, Algorithm::HS512, 1, 60))),
+            "invalid_token",
+        ),
+        (
+            "alg none",
+            Some(format!("Bearer {}", unsigned_token(1))),
+            "invalid_token",
+        ),
+        (
+            "expired",
+            Some(format!("Bearer {}", token(SECRET, Algorithm::HS256, 1, -5))),
+            "token_expired",
+        ),
+        (
+            "refresh token",
+            Some(format!("Bearer {refresh}")),
+            "invalid_token",
+        ),
+    ];
+    for (what, auth, code) in cases {
+        let mut req = c.get(gw.url("/api/private"));
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{what}");
+        assert_eq!(r.headers()["content-type"], "application/json", "{what}");
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"),
+            "{what}"
+        );
+        assert_error(&r.json().await.unwrap(), code);
+    }
+    assert_eq!(up.hits(), 0, "the upstream saw a rejected request");
+}
+
+#[tokio::test]
+async fn access_tokens_expire_after_their_ttl() {
+    let up = Upstream::start("echo").await;
+    let gw = GatewayOpts::new()
+        .upstream(up.addr)
+        .env("AUTHGATE_ACCESS_TTL", "1")
+        .start();
+    let c = client();
+    let (_, access, refresh) = new_user(&c, &gw).await;
+    let r = c
+        .get(gw.url("/api"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "fresh token works");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let r = c
+        .get(gw.url("/api"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "expired token refused");
+    assert_error(&r.json().await.unwrap(), "token_expired");
+    let r = c
+        .get(gw.url("/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "expired token refused by /me");
+    let (s, b) = post(&c, &gw.url("/refresh"), json!({"refresh_token": refresh})).await;
+    assert_eq!(s, 200);
+    let r = c
+        .get(gw.url("/api"))
+        .bearer_auth(b["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "refreshed token works");
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_a_json_502() {
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let gw = GatewayOpts::new().upstream(dead).start();
+    let r = client()
+        .get(gw.url("/api"))
+        .bearer_auth(token(SECRET, Algorithm::HS256, 1, 60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    assert_error(&r.json().await.unwrap(), "bad_gateway");
+}
+
+/// One HTTP/1.1 connection, reused for every request: a closed connection fails the next send.
+async fn one_connection(
+    gw: &Gateway,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+fn request(
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> hyper::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut b = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "gw");
+    if let Some(a) = auth {
+        b = b.header("authorization", format!("Bearer {a}"));
+    }
+    if !body.is_empty() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(http_body_util::Full::new(bytes::Bytes::from(
+        body.to_owned(),
+    )))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn connections_stay_open_across_401s_auth_answers_and_proxied_requests() {
+    use http_body_util::BodyExt;
+    let up = Upstream::start("echo").await;
+    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let good = token(SECRET, Algorithm::HS256, 3, 60);
+    let mut conn = one_connection(&gw).await;
+    let steps = [
+        ("GET", "/api/a", None, "", 401),
+        ("GET", "/api/b", Some(good.as_str()), "", 200),
+        ("POST", "/api/c", Some("bad"), "{\"x\":1}", 401),
+        (
+            "POST",
+            "/login",
+            None,
+            "{\"email\":\"x@example.com\",\"password\":\"whatever1\"}",
+            401,
+        ),
+        ("POST", "/register", None, "{bad json", 400),
+        ("GET", "/register", None, "", 405),
+        ("GET", "/me", Some(good.as_str()), "", 401),
+        ("GET", "/api/d", Some(good.as_str()), "", 200),
+    ];
+    for (method, path, auth, body, status) in steps {
+        conn.ready()
+            .await
+            .unwrap_or_else(|e| panic!("connection closed before {method} {path}: {e}"));
+        let resp = conn
+            .send_request(request(method, path, auth, body))
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path} on the reused connection: {e}"));
+        assert_eq!(resp.status().as_u16(), status, "{method} {path}");
+        resp.into_body().collect().await.unwrap();
+    }
+}
