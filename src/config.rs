@@ -71,6 +71,12 @@ impl fmt::Debug for Secret {
 pub struct Config {
     /// Addresses (host:port) the proxy listens on for plain HTTP.
     pub listen: Vec<String>,
+    /// Plain-HTTP listener for /healthz, /readyz and /metrics; empty to disable.
+    pub ops_listen: String,
+    /// HTTPS listeners, when set.
+    pub tls: Option<TlsConfig>,
+    /// One JSON line per request on stdout.
+    pub access_log: bool,
     /// Worker threads for the proxy service.
     pub threads: usize,
     /// Seconds a client connection may sit idle between requests.
@@ -108,6 +114,9 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: vec!["127.0.0.1:8080".into()],
+            ops_listen: "127.0.0.1:9090".into(),
+            tls: None,
+            access_log: true,
             threads: 2,
             keepalive_timeout_seconds: 60,
             grace_period_seconds: 1,
@@ -125,6 +134,18 @@ impl Default for Config {
             jwt_secret: Secret::default(),
         }
     }
+}
+
+/// HTTPS listeners (rustls).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Addresses (host:port).
+    pub listen: Vec<String>,
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
 }
 
 /// Redis settings.
@@ -359,6 +380,12 @@ impl Config {
         if let Some(v) = get("AUTHGATE_LISTEN") {
             self.listen = v.split(',').map(|s| s.trim().to_owned()).collect();
         }
+        if let Some(v) = get("AUTHGATE_OPS_LISTEN") {
+            self.ops_listen = v.trim().to_owned();
+        }
+        if let Some(v) = get("AUTHGATE_ACCESS_LOG") {
+            self.access_log = matches!(v.trim(), "1" | "true" | "on" | "yes");
+        }
         if let Some(v) = get("AUTHGATE_THREADS") {
             self.threads = num("AUTHGATE_THREADS", &v)?;
         }
@@ -506,6 +533,30 @@ impl Config {
                     format!("listen[{i}]"),
                     format!("expected ip:port, got {addr:?}"),
                 ));
+            }
+        }
+        if !self.ops_listen.is_empty() && self.ops_listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "ops_listen",
+                format!("expected ip:port, got {:?}", self.ops_listen),
+            ));
+        }
+        if let Some(tls) = &self.tls {
+            for (i, addr) in tls.listen.iter().enumerate() {
+                if addr.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(invalid(
+                        format!("tls.listen[{i}]"),
+                        format!("expected ip:port, got {addr:?}"),
+                    ));
+                }
+            }
+            for (key, f) in [
+                ("tls.cert_file", &tls.cert_file),
+                ("tls.key_file", &tls.key_file),
+            ] {
+                if std::fs::metadata(f).is_err() {
+                    return Err(invalid(key, format!("cannot read {}", f.display())));
+                }
             }
         }
         if self.threads == 0 {

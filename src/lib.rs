@@ -8,6 +8,8 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod metrics;
+pub mod ops;
 pub mod proxy;
 pub mod startup;
 pub mod store;

@@ -4,6 +4,7 @@ use crate::api::AuthApi;
 use crate::auth::access::AccessTokens;
 use crate::auth::password::Passwords;
 use crate::config::Config;
+use crate::ops::OpsApp;
 use crate::proxy::routes::{Route, RouteTable};
 use crate::proxy::upstreams::{Cluster, HealthCheckTask};
 use crate::proxy::Gateway;
@@ -28,6 +29,8 @@ pub struct Parts {
     pub gateway: Gateway,
     /// Health-check tasks to run beside it.
     pub health_checks: Vec<HealthCheckTask>,
+    /// The ops endpoints.
+    pub ops: OpsApp,
 }
 
 /// Build the gateway's parts (resolving peers, compiling routes) without starting anything.
@@ -36,8 +39,9 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         .map_err(|e| BuildError::Invalid(format!("redis.url: {e}")))?;
     let passwords = Passwords::new(&cfg.passwords)
         .map_err(|e| BuildError::Invalid(format!("passwords: {e}")))?;
+    let store = Arc::new(Store::new(redis, &cfg.redis.key_prefix));
     let api = Arc::new(AuthApi {
-        store: Store::new(redis, &cfg.redis.key_prefix),
+        store: store.clone(),
         passwords,
         access: AccessTokens::new(&cfg.jwt_secret, cfg.tokens.access_ttl_seconds),
         refresh_ttl_seconds: cfg.tokens.refresh_ttl_seconds,
@@ -83,10 +87,13 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         identity_headers,
         cfg.keepalive_timeout_seconds,
         cfg.limits.max_auth_body_bytes,
+        cfg.access_log,
     );
+    let ops = OpsApp::new(store, clusters.values().cloned().collect());
     Ok(Parts {
         gateway,
         health_checks,
+        ops,
     })
 }
 
@@ -115,7 +122,24 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     for addr in &cfg.listen {
         proxy.add_tcp(addr);
     }
+    if let Some(tls) = &cfg.tls {
+        for addr in &tls.listen {
+            proxy
+                .add_tls(
+                    addr,
+                    &tls.cert_file.to_string_lossy(),
+                    &tls.key_file.to_string_lossy(),
+                )
+                .map_err(|e| BuildError::Invalid(format!("tls: {e}")))?;
+        }
+    }
     server.add_service(proxy);
+    if !cfg.ops_listen.is_empty() {
+        let mut ops =
+            pingora_core::services::listening::Service::new("authgate ops".into(), parts.ops);
+        ops.add_tcp(&cfg.ops_listen);
+        server.add_service(ops);
+    }
     for hc in parts.health_checks {
         server.add_service(hc);
     }

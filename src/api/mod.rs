@@ -64,7 +64,18 @@ impl Endpoint {
         !(self == Endpoint::Me && method == Method::GET)
     }
 
-    /// Stable label for logs and metrics.
+    /// Route label for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Register => "auth:register",
+            Endpoint::Login => "auth:login",
+            Endpoint::Refresh => "auth:refresh",
+            Endpoint::Logout => "auth:logout",
+            Endpoint::Me => "auth:me",
+        }
+    }
+
+    /// Stable name for logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Register => "register",
@@ -107,7 +118,7 @@ pub struct Request<'a> {
 /// Everything the endpoints need.
 pub struct AuthApi {
     /// Users and sessions.
-    pub store: Store,
+    pub store: std::sync::Arc<Store>,
     /// Password hashing pool.
     pub passwords: Passwords,
     /// Access token issuer/verifier.

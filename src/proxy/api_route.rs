@@ -4,6 +4,7 @@ use super::body::read_capped;
 use super::{respond, RequestCtx};
 use crate::api::{AuthApi, Endpoint, Request};
 use crate::error::ApiError;
+use crate::metrics::METRICS;
 use pingora_proxy::Session;
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub async fn serve(
         let err = ApiError::MethodNotAllowed {
             allow: endpoint.allow(),
         };
+        METRICS
+            .auth
+            .with_label_values(&[endpoint.name(), err.code()])
+            .inc();
         respond::error(session, ctx, &err).await;
         return;
     }
@@ -32,7 +37,13 @@ pub async fn serve(
             Ok(b) => b,
             Err(e) => {
                 match e.into_api() {
-                    Some(err) => respond::error(session, ctx, &err).await,
+                    Some(err) => {
+                        METRICS
+                            .auth
+                            .with_label_values(&[endpoint.name(), err.code()])
+                            .inc();
+                        respond::error(session, ctx, &err).await
+                    }
                     None => session.set_keepalive(None),
                 }
                 return;
@@ -51,7 +62,13 @@ pub async fn serve(
         authorization: authorization.as_deref(),
         body: &body,
     };
-    match api.handle(endpoint, req).await {
+    let result = api.handle(endpoint, req).await;
+    let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
+    METRICS
+        .auth
+        .with_label_values(&[endpoint.name(), outcome])
+        .inc();
+    match result {
         Ok(reply) => respond::json(session, ctx, reply.status, &reply.body, &[]).await,
         Err(err) => {
             if let ApiError::InvalidToken(why) = &err {

@@ -3,7 +3,6 @@
 use crate::api::Endpoint;
 use crate::domain::UserId;
 use crate::error::TokenRejection;
-use pingora_proxy::Session;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,8 +46,14 @@ impl RequestCtx {
         }
     }
 
-    /// Called once when the request is over.
-    pub fn finish(&mut self, _session: &Session) {}
+    /// The label of what served the request: an auth endpoint, a route prefix, or none.
+    pub fn route_label(&self) -> &str {
+        match (&self.endpoint, &self.route) {
+            (Some(e), _) => e.label(),
+            (None, Some(r)) => &r.label,
+            (None, None) => "unmatched",
+        }
+    }
 }
 
 impl Default for RequestCtx {

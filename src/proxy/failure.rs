@@ -52,8 +52,15 @@ pub async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> F
             ctx.peer
         );
     }
+    crate::metrics::METRICS
+        .upstream_errors
+        .with_label_values(&[err.code()])
+        .inc();
     let code = err.status().as_u16();
     if session.response_written().is_none() {
+        // Pingora closes the connection after a failed proxy attempt; say so, or
+        // a client may send its next request on a socket that is about to close.
+        session.set_keepalive(None);
         respond::error(session, ctx, &err).await;
     }
     FailToProxy {

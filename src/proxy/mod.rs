@@ -1,5 +1,6 @@
 //! The Pingora `ProxyHttp` implementation: each phase delegates to a module of its own.
 
+mod access_log;
 mod api_route;
 mod body;
 mod ctx;
@@ -15,6 +16,7 @@ use crate::api::{AuthApi, Endpoint};
 use crate::auth::access::{bearer_token, AccessTokens};
 use crate::config::AuthPolicy;
 use crate::error::ApiError;
+use crate::metrics::METRICS;
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, Result};
@@ -30,6 +32,7 @@ pub struct Gateway {
     identity_headers: Vec<http::HeaderName>,
     keepalive_seconds: u64,
     max_auth_body: usize,
+    access_log: bool,
 }
 
 impl Gateway {
@@ -40,6 +43,7 @@ impl Gateway {
         identity_headers: Vec<http::HeaderName>,
         keepalive_seconds: u64,
         max_auth_body: usize,
+        access_log: bool,
     ) -> Self {
         Gateway {
             api,
@@ -47,6 +51,7 @@ impl Gateway {
             identity_headers,
             keepalive_seconds,
             max_auth_body,
+            access_log,
         }
     }
 
@@ -170,6 +175,33 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        ctx.finish(session);
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = ctx.route_label();
+        METRICS
+            .requests
+            .with_label_values(&[route, status_label(status)])
+            .inc();
+        METRICS
+            .latency
+            .with_label_values(&[route])
+            .observe(ctx.started.elapsed().as_secs_f64());
+        if ctx.endpoint.is_none() {
+            if let Some(r) = ctx.rejection {
+                METRICS
+                    .token_rejections
+                    .with_label_values(&[r.as_str()])
+                    .inc();
+            }
+        }
+        if self.access_log {
+            access_log::write(session, ctx, route, status);
+        }
     }
+}
+
+/// Status codes as metric labels, formatted once.
+fn status_label(status: u16) -> &'static str {
+    static LABELS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| (0..600).map(|c: u16| c.to_string()).collect());
+    LABELS.get(usize::from(status)).map_or("other", String::as_str)
 }

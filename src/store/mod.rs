@@ -36,6 +36,7 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(why) => {
+                crate::metrics::METRICS.redis_errors.inc();
                 log::warn!("redis unavailable: {why}");
                 ApiError::StoreUnavailable
             }

@@ -51,20 +51,36 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<Full<Byte
 
 /// Serve echo responses on `listener` forever; `name` is reported in each answer, `hits` counts requests.
 pub async fn serve(listener: tokio::net::TcpListener, name: String, hits: Arc<AtomicUsize>) {
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    serve_until(listener, name, hits, stop).await
+}
+
+/// Like `serve`, until `stop` turns true: then the listener and every open connection close.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    name: String,
+    hits: Arc<AtomicUsize>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
         };
+        let Ok((stream, _)) = accepted else { continue };
         let name = name.clone();
         let hits = hits.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 hits.fetch_add(1, Ordering::SeqCst);
                 echo(name.clone(), req)
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.changed() => {}
+            }
         });
     }
 }

@@ -170,6 +170,8 @@ pub struct Upstream {
     pub addr: SocketAddr,
     /// Requests it has received.
     pub hits: Arc<AtomicUsize>,
+    name: String,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Upstream {
@@ -178,10 +180,46 @@ impl Upstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind echo");
+        Self::serve(listener, name, Arc::new(AtomicUsize::new(0)))
+    }
+
+    fn serve(listener: tokio::net::TcpListener, name: &str, hits: Arc<AtomicUsize>) -> Upstream {
         let addr = listener.local_addr().expect("echo addr");
-        let hits = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(echo::serve(listener, name.to_owned(), hits.clone()));
-        Upstream { addr, hits }
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(echo::serve_until(
+            listener,
+            name.to_owned(),
+            hits.clone(),
+            rx,
+        ));
+        Upstream {
+            addr,
+            hits,
+            name: name.to_owned(),
+            stop,
+        }
+    }
+
+    /// Close the listener and every connection, as a crashed peer would.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Listen again on the same port, keeping the hit counter.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("cannot rebind {}: {e}", self.addr),
+            }
+        };
+        *self = Self::serve(listener, &self.name.clone(), self.hits.clone());
     }
 
     /// Requests seen so far.
@@ -190,10 +228,18 @@ impl Upstream {
     }
 }
 
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 /// A running `authgate` process.
 pub struct Gateway {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its ops listener.
+    pub ops: SocketAddr,
     /// Its key prefix in Redis.
     pub prefix: String,
     /// Its config file.
@@ -258,10 +304,11 @@ impl Gateway {
     fn start(opts: GatewayOpts) -> Gateway {
         let dir = scratch_dir();
         let port = free_port();
+        let ops_port = free_port();
         let prefix = format!("{}:", unique("t"));
         let conf = dir.join("gateway.yaml");
         let yaml = format!(
-            "listen: [\"127.0.0.1:{port}\"]\nthreads: 2\nupgrade_sock: {dir}/upgrade.sock\npid_file: {dir}/authgate.pid\n\
+            "listen: [\"127.0.0.1:{port}\"]\nops_listen: \"127.0.0.1:{ops_port}\"\nthreads: 2\nupgrade_sock: {dir}/upgrade.sock\npid_file: {dir}/authgate.pid\n\
              redis:\n  url: {url}\n  key_prefix: \"{prefix}\"\n  timeout_ms: 500\n\
              passwords:\n  memory_kib: 1024\n  iterations: 1\n  parallelism: 1\n  hash_threads: 2\n{extra}",
             dir = dir.display(),
@@ -278,8 +325,10 @@ impl Gateway {
         let args = vec!["-c".to_owned(), conf.display().to_string()];
         let mut child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &env, &log);
         wait_for_port(port, &mut child, "authgate", &log);
+        wait_for_port(ops_port, &mut child, "authgate ops", &log);
         Gateway {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            ops: SocketAddr::from(([127, 0, 0, 1], ops_port)),
             prefix,
             conf,
             log,
@@ -290,6 +339,11 @@ impl Gateway {
     /// `http://127.0.0.1:port{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://127.0.0.1:ops_port{path}`.
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.ops)
     }
 
     /// Everything it printed so far.

@@ -1,0 +1,392 @@
+//! Routes, auth policies, load balancing, health checks, retries, timeouts and the upstream error bodies.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::time::Duration;
+use support::*;
+
+fn token(user: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"user_id": user, "sub": user.to_string(), "iat": now, "exp": now + 300}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn user_ids(echo: &Value) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p[0].as_str().unwrap().eq_ignore_ascii_case("x-user-id"))
+        .map(|p| p[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn routes_pick_clusters_and_apply_their_policies() {
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    let gw = GatewayOpts::new()
+        .yaml(&format!(
+            "upstreams:\n  a: {{ peers: ['{}'] }}\n  b: {{ peers: ['{}'] }}\n\
+             routes:\n\
+             \x20 - {{ prefix: /public, upstream: a, auth: public }}\n\
+             \x20 - {{ prefix: /opt, upstream: a, auth: optional }}\n\
+             \x20 - {{ prefix: /api, upstream: b, strip_prefix: true }}\n\
+             \x20 - {{ prefix: /api/a, upstream: a }}\n\
+             \x20 - {{ prefix: /host, upstream: b, host: internal.example, auth: public }}\n\
+             \x20 - {{ prefix: /login, upstream: a, auth: public }}\n",
+            a.addr, b.addr
+        ))
+        .start();
+    let c = client();
+    let get = |path: &str, tok: Option<&str>| {
+        let mut r = c.get(gw.url(path)).header("X-User-Id", "666");
+        if let Some(t) = tok {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+
+    // public: no token needed, spoofed identity still removed
+    let r = get("/public/x", None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["upstream"], "a");
+    assert!(
+        user_ids(&e).is_empty(),
+        "spoofed header reached a public route: {e}"
+    );
+
+    // optional: forwarded without identity, with identity when valid, 401 when invalid
+    let e: Value = get("/opt", None).await.unwrap().json().await.unwrap();
+    assert!(user_ids(&e).is_empty());
+    let e: Value = get("/opt/y", Some(&token(12)))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user_ids(&e), vec!["12"]);
+    assert_eq!(
+        get("/opt", Some("bad.token.here")).await.unwrap().status(),
+        401
+    );
+
+    // required + strip_prefix, and longest prefix wins
+    assert_eq!(get("/api/users", None).await.unwrap().status(), 401);
+    let e: Value = get("/api/users?q=1", Some(&token(5)))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            e["upstream"].as_str(),
+            e["path"].as_str(),
+            e["query"].as_str()
+        ),
+        (Some("b"), Some("/users"), Some("q=1"))
+    );
+    let e: Value = get("/api/a/z", Some(&token(5)))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (e["upstream"].as_str(), e["path"].as_str()),
+        (Some("a"), Some("/api/a/z"))
+    );
+
+    // segment-aware: /apix is not /api, and nothing else matches: 404 JSON
+    let r = get("/apix", Some(&token(5))).await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_error(&r.json().await.unwrap(), "not_found");
+
+    // host-specific route
+    let r = c
+        .get(gw.url("/host/1"))
+        .header("Host", "Internal.Example:8080")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(get("/host/1", None).await.unwrap().status(), 404);
+
+    // the auth endpoints are never shadowed by a route
+    let (s, b) = post(
+        &c,
+        &gw.url("/login"),
+        json!({"email": "x@example.com", "password": "whatever1"}),
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert_error(&b, "invalid_credentials");
+}
+
+#[tokio::test]
+async fn load_is_spread_across_peers() {
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    let gw = GatewayOpts::new()
+        .yaml(&format!("upstreams:\n  pool: {{ peers: ['{}', '{}'] }}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n", a.addr, b.addr))
+        .start();
+    let c = client();
+    for _ in 0..40 {
+        assert_eq!(
+            c.get(gw.url("/x"))
+                .bearer_auth(token(1))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(a.hits() + b.hits(), 40);
+    assert!(
+        a.hits() >= 10 && b.hits() >= 10,
+        "uneven spread: a={} b={}",
+        a.hits(),
+        b.hits()
+    );
+}
+
+#[tokio::test]
+async fn idempotent_requests_retry_on_another_peer_when_connecting_fails() {
+    let a = Upstream::start("a").await;
+    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let gw = GatewayOpts::new()
+        .yaml(&format!("upstreams:\n  pool: {{ peers: ['{}', '{}'] }}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n", a.addr, dead))
+        .start();
+    let c = client();
+    for i in 0..10 {
+        let r = c
+            .get(gw.url("/x"))
+            .bearer_auth(token(1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "GET {i} was not retried");
+    }
+    let mut failed_posts = 0;
+    for _ in 0..10 {
+        let r = c
+            .post(gw.url("/x"))
+            .bearer_auth(token(1))
+            .body("b")
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => {}
+            502 => failed_posts += 1,
+            s => panic!("unexpected {s}"),
+        }
+    }
+    assert!(
+        failed_posts > 0,
+        "POSTs must not be retried, so some reach the dead peer"
+    );
+}
+
+#[tokio::test]
+async fn health_checks_take_a_dead_peer_out_and_put_it_back() {
+    let a = Upstream::start("a").await;
+    let mut b = Upstream::start("b").await;
+    let gw = GatewayOpts::new()
+        .yaml(&format!(
+            "upstreams:\n  pool:\n    peers: ['{}', '{}']\n    health_check: {{ kind: http, path: /health, interval_seconds: 1 }}\n\
+             routes:\n  - {{ prefix: /, upstream: pool }}\n",
+            a.addr, b.addr
+        ))
+        .start();
+    let c = client();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    b.stop();
+    // Until the next check notices, GETs that hit b are retried on a.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before_b = b.hits();
+    for _ in 0..20 {
+        let r = c
+            .get(gw.url("/x"))
+            .bearer_auth(token(1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(b.hits(), before_b, "a stopped peer got traffic");
+    let m = reqwest::get(gw.ops_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.lines().any(|l| l.starts_with("authgate_upstream_peer_up")
+            && l.contains(&b.addr.to_string())
+            && l.ends_with(" 0")),
+        "metrics do not show the peer down:\n{m}"
+    );
+
+    b.restart().await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for _ in 0..20 {
+        assert_eq!(
+            c.get(gw.url("/x"))
+                .bearer_auth(token(1))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert!(b.hits() > before_b, "the peer did not come back");
+}
+
+#[tokio::test]
+async fn every_peer_down_is_503_and_readyz_says_why() {
+    let a = Upstream::start("a").await;
+    let gw = GatewayOpts::new()
+        .yaml(&format!(
+            "upstreams:\n  pool:\n    peers: ['{}']\n    health_check: {{ kind: tcp, interval_seconds: 1 }}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n",
+            a.addr
+        ))
+        .start();
+    let c = client();
+    let r = c.get(gw.ops_url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    a.stop();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = c
+        .get(gw.url("/x"))
+        .bearer_auth(token(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_error(&r.json().await.unwrap(), "no_healthy_upstream");
+    let r = c.get(gw.ops_url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let b: Value = r.json().await.unwrap();
+    assert!(b["detail"].as_str().unwrap().contains("pool"), "{b}");
+    assert_eq!(
+        c.get(gw.ops_url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn a_slow_upstream_is_a_504() {
+    let a = Upstream::start("a").await;
+    let gw = GatewayOpts::new()
+        .yaml(&format!(
+            "upstreams:\n  slow: {{ peers: ['{}'], read_timeout_ms: 300 }}\nroutes:\n  - {{ prefix: /, upstream: slow }}\n",
+            a.addr
+        ))
+        .start();
+    let t = std::time::Instant::now();
+    let r = client()
+        .get(gw.url("/slow"))
+        .bearer_auth(token(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert_error(&r.json().await.unwrap(), "upstream_timeout");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_never_accepts_is_a_connect_timeout_504() {
+    // A listener whose accept queue is full drops new SYNs, so connecting hangs.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = sock.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..3 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(s);
+        }
+    }
+    let gw = GatewayOpts::new()
+        .yaml(&format!(
+            "upstreams:\n  stuck: {{ peers: ['{addr}'], connect_timeout_ms: 300 }}\nroutes:\n  - {{ prefix: /, upstream: stuck }}\n"
+        ))
+        .start();
+    let r = client()
+        .post(gw.url("/x"))
+        .bearer_auth(token(1))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    assert_error(&r.json().await.unwrap(), "upstream_timeout");
+    drop(listener);
+}
+
+#[tokio::test]
+async fn request_ids_are_kept_when_sane_and_echoed() {
+    let a = Upstream::start("a").await;
+    let gw = GatewayOpts::new().upstream(a.addr).start();
+    let c = client();
+    let r = c
+        .get(gw.url("/x"))
+        .bearer_auth(token(1))
+        .header("X-Request-Id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+    let e: Value = r.json().await.unwrap();
+    assert!(e["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p[0] == "x-request-id" && p[1] == "abc-123"));
+    let r = c
+        .get(gw.url("/x"))
+        .header("X-Request-Id", "bad id\"<>")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    let e: Value = c
+        .get(gw.url("/x"))
+        .bearer_auth(token(1))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(e["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p[0] == "x-forwarded-proto" && p[1] == "http"));
+}
