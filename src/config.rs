@@ -81,9 +81,10 @@ pub struct Config {
     pub threads: usize,
     /// Seconds a client connection may sit idle between requests.
     pub keepalive_timeout_seconds: u64,
-    /// Seconds to keep serving after SIGTERM/SIGQUIT before closing listeners.
+    /// On SIGTERM (or after handing listeners to a new process), in-flight
+    /// requests get this long to finish; the process then exits.
     pub grace_period_seconds: u64,
-    /// Seconds given to in-flight requests to finish after the grace period.
+    /// After the grace period, how long to wait for worker runtimes to stop.
     pub graceful_shutdown_timeout_seconds: u64,
     /// Socket used to hand listeners to a new process on `-u` upgrades.
     pub upgrade_sock: String,
@@ -119,8 +120,8 @@ impl Default for Config {
             access_log: true,
             threads: 2,
             keepalive_timeout_seconds: 60,
-            grace_period_seconds: 1,
-            graceful_shutdown_timeout_seconds: 5,
+            grace_period_seconds: 5,
+            graceful_shutdown_timeout_seconds: 1,
             upgrade_sock: "/tmp/authgate_upgrade.sock".into(),
             pid_file: "/tmp/authgate.pid".into(),
             log_level: "info".into(),
@@ -486,6 +487,8 @@ impl Config {
 
     /// The JWT secret: `AUTHGATE_JWT_SECRET`, else `AUTHGATE_JWT_SECRET_FILE`, else `tokens.jwt_secret_file`.
     pub fn load_secret(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        // An empty variable (as `${VAR:-}` in compose files yields) counts as unset.
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
         let (key, bytes) = if let Some(v) = get("AUTHGATE_JWT_SECRET") {
             ("AUTHGATE_JWT_SECRET", v.into_bytes())
         } else {

@@ -203,5 +203,7 @@ impl ProxyHttp for Gateway {
 fn status_label(status: u16) -> &'static str {
     static LABELS: std::sync::LazyLock<Vec<String>> =
         std::sync::LazyLock::new(|| (0..600).map(|c: u16| c.to_string()).collect());
-    LABELS.get(usize::from(status)).map_or("other", String::as_str)
+    LABELS
+        .get(usize::from(status))
+        .map_or("other", String::as_str)
 }

@@ -246,6 +246,7 @@ pub struct Gateway {
     pub conf: PathBuf,
     /// Its combined stdout+stderr.
     pub log: PathBuf,
+    env: Vec<(String, String)>,
     child: Child,
 }
 
@@ -332,6 +333,7 @@ impl Gateway {
             prefix,
             conf,
             log,
+            env,
             child,
         }
     }
@@ -354,6 +356,49 @@ impl Gateway {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Start a second process with `-u` on the same config: it waits to take over the listeners.
+    pub fn start_upgrade(&self) -> Gateway {
+        let log = self.log.with_file_name("gateway-upgrade.log");
+        let args = vec![
+            "-u".to_owned(),
+            "-c".to_owned(),
+            self.conf.display().to_string(),
+        ];
+        let child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &self.env, &log);
+        Gateway {
+            addr: self.addr,
+            ops: self.ops,
+            prefix: self.prefix.clone(),
+            conf: self.conf.clone(),
+            log,
+            env: self.env.clone(),
+            child,
+        }
+    }
+
+    /// Send a signal by name (`QUIT`, `TERM`, ...).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Wait up to `limit` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 }
 
