@@ -79,6 +79,8 @@ pub struct Config {
     pub access_log: bool,
     /// Worker threads for the proxy service.
     pub threads: usize,
+    /// One work-stealing runtime for all threads (true), or one runtime per thread (false).
+    pub work_stealing: bool,
     /// Seconds a client connection may sit idle between requests.
     pub keepalive_timeout_seconds: u64,
     /// On SIGTERM (or after handing listeners to a new process), in-flight
@@ -119,6 +121,7 @@ impl Default for Config {
             tls: None,
             access_log: true,
             threads: 2,
+            work_stealing: true,
             keepalive_timeout_seconds: 60,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 1,
@@ -181,6 +184,8 @@ pub struct TokenConfig {
     pub refresh_ttl_seconds: u64,
     /// File holding the HS256 secret (overridden by `AUTHGATE_JWT_SECRET`).
     pub jwt_secret_file: Option<PathBuf>,
+    /// Verified access tokens remembered to skip re-verification; 0 disables.
+    pub verify_cache_entries: usize,
 }
 
 impl Default for TokenConfig {
@@ -189,6 +194,7 @@ impl Default for TokenConfig {
             access_ttl_seconds: 30,
             refresh_ttl_seconds: 30 * 24 * 3600,
             jwt_secret_file: None,
+            verify_cache_entries: 10_000,
         }
     }
 }
@@ -386,6 +392,12 @@ impl Config {
         }
         if let Some(v) = get("AUTHGATE_ACCESS_LOG") {
             self.access_log = matches!(v.trim(), "1" | "true" | "on" | "yes");
+        }
+        if let Some(v) = get("AUTHGATE_WORK_STEALING") {
+            self.work_stealing = matches!(v.trim(), "1" | "true" | "on" | "yes");
+        }
+        if let Some(v) = get("AUTHGATE_VERIFY_CACHE_ENTRIES") {
+            self.tokens.verify_cache_entries = num("AUTHGATE_VERIFY_CACHE_ENTRIES", &v)?;
         }
         if let Some(v) = get("AUTHGATE_THREADS") {
             self.threads = num("AUTHGATE_THREADS", &v)?;

@@ -43,7 +43,11 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     let api = Arc::new(AuthApi {
         store: store.clone(),
         passwords,
-        access: AccessTokens::new(&cfg.jwt_secret, cfg.tokens.access_ttl_seconds),
+        access: AccessTokens::new(
+            &cfg.jwt_secret,
+            cfg.tokens.access_ttl_seconds,
+            cfg.tokens.verify_cache_entries,
+        ),
         refresh_ttl_seconds: cfg.tokens.refresh_ttl_seconds,
     });
 
@@ -101,6 +105,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
 pub fn server_conf(cfg: &Config) -> ServerConf {
     ServerConf {
         threads: cfg.threads,
+        work_stealing: cfg.work_stealing,
         grace_period_seconds: Some(cfg.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(cfg.graceful_shutdown_timeout_seconds),
         upgrade_sock: cfg.upgrade_sock.clone(),
@@ -113,6 +118,7 @@ pub fn server_conf(cfg: &Config) -> ServerConf {
 pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let parts = build_parts(cfg)?;
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(cfg));
+    crate::drain::watch(server.watch_execution_phase());
     server.bootstrap();
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,

@@ -1,5 +1,6 @@
 //! Access tokens: HS256 JWTs carrying `user_id`, `sub`, `iat`, `exp`, issued and verified from the signature alone.
 
+use super::verified_cache::VerifiedCache;
 use crate::config::Secret;
 use crate::domain::UserId;
 use crate::error::TokenRejection;
@@ -19,6 +20,7 @@ struct Claims {
 
 /// Issues and verifies access tokens with one HS256 key.
 pub struct AccessTokens {
+    cache: VerifiedCache,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -33,13 +35,14 @@ pub fn now_unix() -> u64 {
 }
 
 impl AccessTokens {
-    /// Keys from the secret; tokens live `ttl_seconds`.
-    pub fn new(secret: &Secret, ttl_seconds: u64) -> Self {
+    /// Keys from the secret; tokens live `ttl_seconds`; up to `cache_entries` verified tokens are remembered.
+    pub fn new(secret: &Secret, ttl_seconds: u64, cache_entries: usize) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // Lifetimes are 30 s; the library's 60 s default leeway would double them.
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp"]);
         AccessTokens {
+            cache: VerifiedCache::new(cache_entries),
             encoding: EncodingKey::from_secret(secret.expose()),
             decoding: DecodingKey::from_secret(secret.expose()),
             validation,
@@ -61,6 +64,15 @@ impl AccessTokens {
 
     /// The user a token names, if its signature, algorithm and expiry check out.
     pub fn verify(&self, token: &str) -> Result<UserId, TokenRejection> {
+        if let Some(verdict) = self.cache.get(token, now_unix()) {
+            return verdict;
+        }
+        let (user, exp) = self.verify_signed(token)?;
+        self.cache.insert(token, user, exp);
+        Ok(user)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<(UserId, u64), TokenRejection> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenRejection::Expired,
@@ -77,7 +89,7 @@ impl AccessTokens {
                 return Err(TokenRejection::Malformed);
             }
         }
-        Ok(UserId(data.claims.user_id))
+        Ok((UserId(data.claims.user_id), data.claims.exp))
     }
 
     /// Lifetime of new tokens.
@@ -108,7 +120,7 @@ mod tests {
     use super::*;
 
     fn tokens() -> AccessTokens {
-        AccessTokens::new(&Secret::new(vec![7u8; 32]), 30)
+        AccessTokens::new(&Secret::new(vec![7u8; 32]), 30, 100)
     }
 
     #[test]
@@ -120,7 +132,7 @@ mod tests {
 
     #[test]
     fn other_key_is_bad_signature() {
-        let jwt = AccessTokens::new(&Secret::new(vec![8u8; 32]), 30)
+        let jwt = AccessTokens::new(&Secret::new(vec![8u8; 32]), 30, 100)
             .issue(UserId(1))
             .unwrap();
         assert_eq!(tokens().verify(&jwt), Err(TokenRejection::BadSignature));
@@ -150,6 +162,26 @@ mod tests {
         };
         let jwt =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding).unwrap();
+        assert_eq!(t.verify(&jwt), Err(TokenRejection::Expired));
+    }
+
+    #[test]
+    fn a_cached_token_still_expires_and_a_tampered_one_misses() {
+        let t = tokens();
+        let claims = Claims {
+            user_id: 3,
+            sub: Some("3".into()),
+            iat: 0,
+            exp: now_unix() + 1,
+        };
+        let jwt =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding).unwrap();
+        assert_eq!(t.verify(&jwt), Ok(UserId(3)));
+        assert_eq!(t.verify(&jwt), Ok(UserId(3)), "served from the cache");
+        let mut tampered = jwt.clone();
+        tampered.push('x');
+        assert!(t.verify(&tampered).is_err());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
         assert_eq!(t.verify(&jwt), Err(TokenRejection::Expired));
     }
 

@@ -3,3 +3,4 @@
 pub mod access;
 pub mod password;
 pub mod refresh;
+pub mod verified_cache;

@@ -11,6 +11,24 @@ use std::time::Duration;
 /// A client gets this long to send an auth request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// After refusing an oversized body, read (and drop) a little more of it before the
+/// connection closes: closing a socket with unread data sends a reset, which can
+/// destroy the 413 before the client reads it (what nginx calls lingering close).
+async fn linger(session: &mut Session) {
+    const LINGER_BYTES: usize = 1024 * 1024;
+    const LINGER_TIME: Duration = Duration::from_secs(1);
+    let drain = async {
+        let mut seen = 0;
+        while seen < LINGER_BYTES {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => seen += chunk.len(),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
 /// Answer one auth request completely.
 pub async fn serve(
     api: &AuthApi,
@@ -42,7 +60,8 @@ pub async fn serve(
                             .auth
                             .with_label_values(&[endpoint.name(), err.code()])
                             .inc();
-                        respond::error(session, ctx, &err).await
+                        respond::error(session, ctx, &err).await;
+                        linger(session).await;
                     }
                     None => session.set_keepalive(None),
                 }

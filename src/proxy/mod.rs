@@ -70,7 +70,11 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // Without this, an idle client connection is kept forever.
-        session.set_keepalive(Some(self.keepalive_seconds));
+        if crate::drain::draining() {
+            session.set_keepalive(None);
+        } else {
+            session.set_keepalive(Some(self.keepalive_seconds));
+        }
         ctx.request_id = headers::request_id(session.req_header());
 
         let path = session.req_header().uri.path();

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Auth endpoints under load: req/s and p99 of POST /refresh and GET /me at 64
+# connections, and Redis round trips per refresh (from Redis' own command stats).
+# Usage: bench/auth-endpoints.sh   (after cargo build --release)   DUR=10 CONN=64
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+need nginx wrk redis-server redis-cli curl python3 taskset
+DUR=${DUR:-10}; CONN=${CONN:-64}; TOKENS=${TOKENS:-160}
+start_upstream; start_redis; start_gateway 0
+
+# A pool of refresh tokens larger than the connection count: each in-flight
+# refresh holds one, each answer returns its successor (a token works once).
+EMAIL="bench-$RANDOM@example.com"
+register_login "$EMAIL" > "$T/first.json"
+ACCESS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' "$T/first.json")
+for _ in $(seq "$TOKENS"); do register_login "$EMAIL"; echo; done \
+  | python3 -c 'import json,sys; [print(json.loads(l)["refresh_token"]) for l in sys.stdin if l.strip()]' > "$T/tokens.txt"
+cat > "$T/refresh.lua" <<'LUA'
+local pool = {}
+function init(args) for line in io.lines(args[1]) do pool[#pool + 1] = line end end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local t = table.remove(pool)
+  if t == nil then t = "00000000-0000-4000-8000-000000000000" end
+  return wrk.format(nil, nil, nil, '{"refresh_token":"' .. t .. '"}')
+end
+response = function(status, headers, body)
+  local t = body:match('"refresh_token":"([%x%-]+)"')
+  if t then pool[#pool + 1] = t end
+end
+LUA
+redis-cli -p $RDS config resetstat >/dev/null
+before=$(curl -s "http://127.0.0.1:$OPS/metrics" | awk '/auth_requests_total\{endpoint="refresh",outcome="ok"\}/ {print $2}'); before=${before:-0}
+wrk_line "POST /refresh (c=$CONN)" "$GW_PID" -t1 -c"$CONN" -d"${DUR}s" -s "$T/refresh.lua" "http://127.0.0.1:$GW/refresh" -- "$T/tokens.txt"
+after=$(curl -s "http://127.0.0.1:$OPS/metrics" | awk '/auth_requests_total\{endpoint="refresh",outcome="ok"\}/ {print $2}')
+calls=$(redis-cli -p $RDS info commandstats | awk -F'[:=,]' '/^cmdstat_/ {s+=$3} END {print s}')
+awk -v c="$calls" -v a="$after" -v b="$before" 'BEGIN{printf "refreshes ok: %d   redis commands: %d   round trips per refresh: %.2f\n", a-b, c, c/(a-b)}'
+rejected=$(curl -s "http://127.0.0.1:$OPS/metrics" | awk '/auth_requests_total\{endpoint="refresh",outcome="invalid_refresh_token"\}/ {print $2}')
+echo "refreshes rejected: ${rejected:-0} (must be 0: the token pool never runs dry)"
+
+redis-cli -p $RDS config resetstat >/dev/null
+wrk_line "GET /me (c=$CONN)" "$GW_PID" -t1 -c"$CONN" -d"${DUR}s" -H "Authorization: Bearer $ACCESS" "http://127.0.0.1:$GW/me"

@@ -1,0 +1,57 @@
+# Shared by bench/*.sh: start nginx (upstream), redis and authgate on fixed loopback ports, pinned like peers.sh.
+SECRET=${SECRET:-bench-secret-0123456789abcdef0123456789abcdef}
+UP=19200; GW=19203; RDS=19204; OPS=19205
+GATEWAY_BIN=${GATEWAY_BIN:-target/release/authgate}
+T=$(mktemp -d); PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; sleep 0.3; rm -rf "$T"; }
+trap cleanup EXIT
+
+need() { for t in "$@"; do command -v "$t" >/dev/null || { echo "missing: $t (apt-get install nginx wrk redis-server curl python3)" >&2; exit 2; }; done; }
+
+start_upstream() {
+  cat > "$T/up.conf" <<C
+worker_processes 1; daemon off; pid $T/up.pid; error_log $T/up.err;
+events { worker_connections 16384; }
+http { access_log off; server { listen 127.0.0.1:$UP; location / { return 200 "hello from upstream\n"; } } }
+C
+  taskset -c 1 nginx -c "$T/up.conf" -p "$T" & PIDS+=($!)
+}
+
+start_redis() {
+  taskset -c 1 redis-server --port $RDS --bind 127.0.0.1 --save "" --appendonly no >"$T/redis.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 50); do redis-cli -p $RDS ping >/dev/null 2>&1 && return; sleep 0.1; done
+}
+
+# start_gateway CPU_LIST : authgate with the bench settings; extra AUTHGATE_* come from the environment.
+start_gateway() {
+  AUTHGATE_LISTEN=127.0.0.1:$GW AUTHGATE_OPS_LISTEN=127.0.0.1:$OPS AUTHGATE_UPSTREAM=http://127.0.0.1:$UP \
+  AUTHGATE_REDIS_URL=redis://127.0.0.1:$RDS/0 AUTHGATE_JWT_SECRET=$SECRET AUTHGATE_ACCESS_TTL=${AUTHGATE_ACCESS_TTL:-3600} \
+  AUTHGATE_THREADS=${AUTHGATE_THREADS:-1} AUTHGATE_UPGRADE_SOCK=$T/up.sock AUTHGATE_PID_FILE=$T/gw.pid \
+    taskset -c "${1:-0}" "$GATEWAY_BIN" -c conf/gateway.yaml >"$T/gw.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$GW/" && break; sleep 0.05; done
+  GW_PID=$(ss -ltnpH "sport = :$GW" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+}
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# wrk_line LABEL PID WRK_ARGS... : run wrk pinned to CPU 1, print req/s, p99 and CPU us/request of PID.
+wrk_line() {
+  local label=$1 pid=$2; shift 2
+  local c0 c1 out rps p99 reqs us errs
+  c0=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 wrk --latency "$@")
+  c1=$(cpu_ticks "$pid")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  us=$(awk -v a="$c0" -v b="$c1" -v n="$reqs" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b-a)/hz*1e6/n}')
+  errs=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr -s ' \n' ' ' || true)
+  printf "%-34s %10s req/s  p99 %-9s %7s us CPU/req  %s\n" "$label" "$rps" "$p99" "$us" "$errs"
+}
+
+# login_json EMAIL : register (ignore 409) and log in; prints the JSON answer.
+register_login() {
+  local body="{\"email\":\"$1\",\"password\":\"correct horse battery staple\"}"
+  curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$GW/register"
+  curl -s -X POST -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$GW/login"
+}

@@ -1,0 +1,41 @@
+//! Knowing when this process is on its way out, so responses start saying `Connection: close`.
+//!
+//! Pingora drops idle keep-alive connections only when shutdown begins, which
+//! during a graceful upgrade is 5 s after the listeners were handed over. A
+//! client that sends on such a connection at that moment loses the request.
+//! Closing connections after their current response from the hand-over on
+//! moves every client to the new process before that.
+
+use pingora_core::server::ExecutionPhase;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Whether the process is handing over or shutting down.
+pub fn draining() -> bool {
+    DRAINING.load(Ordering::Relaxed)
+}
+
+/// Follow the server's phases on a small thread of its own.
+pub fn watch(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>) {
+    let spawned = std::thread::Builder::new()
+        .name("authgate-drain".into())
+        .spawn(move || loop {
+            match phases.blocking_recv() {
+                Ok(
+                    ExecutionPhase::GracefulUpgradeTransferringFds
+                    | ExecutionPhase::GracefulUpgradeCloseTimeout
+                    | ExecutionPhase::GracefulTerminate
+                    | ExecutionPhase::ShutdownStarted,
+                ) => {
+                    log::info!("draining: closing client connections after their current response");
+                    DRAINING.store(true, Ordering::Relaxed);
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot watch for shutdown; connections will not be drained early: {e}");
+    }
+}
