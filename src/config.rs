@@ -211,6 +211,8 @@ pub struct PasswordConfig {
     pub parallelism: u32,
     /// Hashes computed at once; the rest wait their turn.
     pub hash_threads: usize,
+    /// Scheduling niceness of the hashing threads (0 to 19): higher yields more CPU to proxying.
+    pub nice: i32,
     /// How long a request waits for a hashing slot before getting 503.
     pub queue_timeout_ms: u64,
 }
@@ -222,6 +224,7 @@ impl Default for PasswordConfig {
             iterations: 2,
             parallelism: 1,
             hash_threads: default_hash_threads(),
+            nice: 10,
             queue_timeout_ms: 10_000,
         }
     }
@@ -423,6 +426,9 @@ impl Config {
         if let Some(v) = get("AUTHGATE_HASH_THREADS") {
             self.passwords.hash_threads = num("AUTHGATE_HASH_THREADS", &v)?;
         }
+        if let Some(v) = get("AUTHGATE_HASH_NICE") {
+            self.passwords.nice = num("AUTHGATE_HASH_NICE", &v)?;
+        }
         if let Some(v) = get("AUTHGATE_MAX_AUTH_BODY_BYTES") {
             self.limits.max_auth_body_bytes = num("AUTHGATE_MAX_AUTH_BODY_BYTES", &v)?;
         }
@@ -598,6 +604,9 @@ impl Config {
                     p.memory_kib, p.iterations, p.parallelism
                 ),
             ));
+        }
+        if !(0..=19).contains(&p.nice) {
+            return Err(invalid("passwords.nice", "must be between 0 and 19"));
         }
         if p.hash_threads == 0 {
             return Err(invalid("passwords.hash_threads", "must be at least 1"));

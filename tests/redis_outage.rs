@@ -72,6 +72,11 @@ async fn redis_down_gives_503_and_proxying_continues_then_recovers() {
     }
     let (s, _) = post(&c, &gw.url("/login"), creds).await;
     assert_eq!(s, 200);
+    assert_eq!(
+        c.get(gw.ops_url("/readyz")).send().await.unwrap().status(),
+        200,
+        "ready again"
+    );
 }
 
 #[tokio::test]

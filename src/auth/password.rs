@@ -1,5 +1,6 @@
 //! Argon2id password hashing on a bounded pool, off the proxy's event loop.
 
+use super::hash_pool::HashPool;
 use crate::config::PasswordConfig;
 use crate::error::ApiError;
 use argon2::password_hash::{
@@ -13,6 +14,7 @@ use tokio::sync::Semaphore;
 /// Hashes and verifies passwords; at most `hash_threads` run at once.
 pub struct Passwords {
     argon: Argon2<'static>,
+    pool: HashPool,
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
     /// Verified against when the email is unknown, so that case costs what a wrong password costs.
@@ -20,17 +22,20 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    /// Build from config (already validated).
-    pub fn new(cfg: &PasswordConfig) -> Result<Self, argon2::Error> {
-        let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)?;
+    /// Build from config (already validated); starts the hashing threads.
+    pub fn new(cfg: &PasswordConfig) -> Result<Self, String> {
+        let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
+            .map_err(|e| e.to_string())?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
         let salt = SaltString::generate(&mut OsRng);
         let dummy_hash = argon
             .hash_password(b"authgate dummy password", &salt)
-            .map_err(|_| argon2::Error::AlgorithmInvalid)?
+            .map_err(|e| e.to_string())?
             .to_string();
+        let pool = HashPool::new(cfg.hash_threads, cfg.nice);
         Ok(Passwords {
             argon,
+            pool,
             slots: Arc::new(Semaphore::new(cfg.hash_threads)),
             queue_timeout: Duration::from_millis(cfg.queue_timeout_ms),
             dummy_hash,
@@ -82,15 +87,16 @@ impl Passwords {
             .await
             .map_err(|_| ApiError::Busy)?
             .map_err(|_| ApiError::Internal)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            work()
-        })
-        .await
-        .map_err(|e| {
-            log::error!("password hashing task failed: {e}");
-            ApiError::Internal
-        })?
+        self.pool
+            .run(move || {
+                let _permit = permit;
+                work()
+            })
+            .await
+            .ok_or_else(|| {
+                log::error!("password hashing pool did not answer");
+                ApiError::Internal
+            })?
     }
 }
 
@@ -104,6 +110,7 @@ mod tests {
             iterations: 1,
             parallelism: 1,
             hash_threads: 1,
+            nice: 0,
             queue_timeout_ms: 1000,
         })
         .unwrap()

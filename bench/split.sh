@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Where the proxy CPU goes: user vs kernel microseconds per request, authgate
+# beside HAProxy (jwt_verify HS256), same pinning as ../shared/bench/peers.sh.
+# Usage: bench/split.sh   (after cargo build --release)   DUR=10 CONN=64
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source bench/lib.sh
+need nginx haproxy wrk redis-server curl python3 taskset
+DUR=${DUR:-10}; CONN=${CONN:-64}; HAP=19202
+start_upstream; start_redis; start_gateway 0
+cat > "$T/hap.cfg" <<C
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAP
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
+  http-request return status 401 unless { var(txn.alg) -m str HS256 }
+  http-request return status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"$SECRET") -m int 1 }
+  http-request del-header X-User-Id
+  http-request set-header X-User-Id %[var(txn.bearer),jwt_payload_query('\$.user_id')]
+  default_backend be
+backend be
+  server s1 127.0.0.1:$UP
+C
+taskset -c 0 haproxy -f "$T/hap.cfg" -db >"$T/hap.log" 2>&1 & PIDS+=($!)
+sleep 1
+HAP_PID=$(ss -ltnpH "sport = :$HAP" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
+split() { # label pid port
+  local u0 s0 u1 s1 out n hz
+  read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$2/stat")
+  out=$(taskset -c 1 wrk -t1 -c"$CONN" -d"${DUR}s" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$3/api/x")
+  read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$2/stat")
+  n=$(awk '/requests in/ {print $1}' <<<"$out"); hz=$(getconf CLK_TCK)
+  awk -v l="$1" -v u="$((u1-u0))" -v s="$((s1-s0))" -v n="$n" -v hz="$hz" -v r="$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
+    'BEGIN{printf "%-12s %9s req/s  user %6.2f us/req  kernel %6.2f us/req  total %6.2f\n", l, r, u/hz*1e6/n, s/hz*1e6/n, (u+s)/hz*1e6/n}'
+}
+split haproxy "$HAP_PID" $HAP
+split authgate "$GW_PID" $GW
