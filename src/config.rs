@@ -77,6 +77,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// One JSON line per request on stdout.
     pub access_log: bool,
+    /// PEM CA bundle trusted for TLS upstreams (default: the system's roots).
+    pub upstream_ca_file: Option<PathBuf>,
     /// Worker threads for the proxy service.
     pub threads: usize,
     /// One work-stealing runtime for all threads (true), or one runtime per thread (false).
@@ -120,6 +122,7 @@ impl Default for Config {
             ops_listen: "127.0.0.1:9090".into(),
             tls: None,
             access_log: true,
+            upstream_ca_file: None,
             threads: 2,
             work_stealing: true,
             keepalive_timeout_seconds: 60,
@@ -578,6 +581,14 @@ impl Config {
                 if std::fs::metadata(f).is_err() {
                     return Err(invalid(key, format!("cannot read {}", f.display())));
                 }
+            }
+        }
+        if let Some(f) = &self.upstream_ca_file {
+            if std::fs::metadata(f).is_err() {
+                return Err(invalid(
+                    "upstream_ca_file",
+                    format!("cannot read {}", f.display()),
+                ));
             }
         }
         if self.threads == 0 {

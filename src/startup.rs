@@ -110,6 +110,10 @@ pub fn server_conf(cfg: &Config) -> ServerConf {
         graceful_shutdown_timeout_seconds: Some(cfg.graceful_shutdown_timeout_seconds),
         upgrade_sock: cfg.upgrade_sock.clone(),
         pid_file: cfg.pid_file.clone(),
+        ca_file: cfg
+            .upstream_ca_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         ..ServerConf::default()
     }
 }

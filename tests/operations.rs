@@ -264,13 +264,18 @@ async fn sigterm_lets_in_flight_requests_finish() {
     assert!(status.is_some(), "gateway did not exit after SIGTERM");
 }
 
-#[tokio::test]
-async fn https_listener_serves_with_the_configured_certificate() {
+/// A test CA and a server certificate it signed for localhost and 127.0.0.1: (ca, cert, key).
+fn certificates() -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(unique("tls"));
     std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let ok = std::process::Command::new("openssl")
-        .args([
+    let p = |f: &str| dir.join(f).display().to_string();
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let steps: [Vec<String>; 3] = [
+        vec![
             "req",
             "-x509",
             "-newkey",
@@ -279,18 +284,118 @@ async fn https_listener_serves_with_the_configured_certificate() {
             "-days",
             "1",
             "-subj",
+            "/CN=authgate test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        vec![
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
             "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is needed for this test (scripts/test.sh installs it)")
-        .status
-        .success();
-    assert!(ok, "openssl could not make a certificate");
+            "-keyout",
+            &p("key.pem"),
+            "-out",
+            &p("leaf.csr"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &p("leaf.csr"),
+            "-CA",
+            &p("ca.pem"),
+            "-CAkey",
+            &p("ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p("leaf.ext"),
+            "-out",
+            &p("cert.pem"),
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect(),
+    ];
+    for args in steps {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl is needed for this test (scripts/test.sh installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+#[tokio::test]
+async fn tls_upstreams_are_verified_with_the_configured_ca_and_sni() {
+    let (ca, cert, key) = certificates();
+    let echo = Upstream::start("echo").await;
+    let tls_port = free_port();
+    // An inner gateway serving HTTPS in front of the echo upstream...
+    let _inner = GatewayOpts::new()
+        .upstream(echo.addr)
+        .yaml(&format!(
+            "tls:\n  listen: ['127.0.0.1:{tls_port}']\n  cert_file: {}\n  key_file: {}\n",
+            cert.display(),
+            key.display()
+        ))
+        .start();
+    // ...and an outer one that reaches it over TLS, trusting only that certificate.
+    let outer = |ca: Option<&std::path::Path>| {
+        let ca_line = ca
+            .map(|p| format!("upstream_ca_file: {}\n", p.display()))
+            .unwrap_or_default();
+        GatewayOpts::new()
+            .yaml(&format!(
+                "{ca_line}upstreams:\n  secure: {{ peers: ['127.0.0.1:{tls_port}'], tls: true, sni: localhost }}\nroutes:\n  - {{ prefix: /, upstream: secure }}\n"
+            ))
+            .start()
+    };
+    let trusted = outer(Some(&ca));
+    let r = client()
+        .get(trusted.url("/through-tls"))
+        .bearer_auth(token(8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", trusted.output());
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["path"], "/through-tls");
+    // Without the CA the peer's certificate must be refused.
+    let untrusted = outer(None);
+    let r = client()
+        .get(untrusted.url("/through-tls"))
+        .bearer_auth(token(8))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502, "an unverified TLS peer was accepted");
+}
+
+#[tokio::test]
+async fn https_listener_serves_with_the_configured_certificate() {
+    let (ca, cert, key) = certificates();
     let up = Upstream::start("a").await;
     let tls_port = free_port();
     let gw = GatewayOpts::new()
@@ -304,7 +409,7 @@ async fn https_listener_serves_with_the_configured_certificate() {
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("curl")
             .args(["-s", "--cacert"])
-            .arg(&cert)
+            .arg(&ca)
             .args(["-H", &format!("Authorization: Bearer {}", token(4))])
             .arg(format!("https://localhost:{tls_port}/secure"))
             .arg("--resolve")
