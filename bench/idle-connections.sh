@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 need nginx redis-server curl python3 taskset
 N=${N:-10000}
-ulimit -n $((N * 2 + 1024))
+want=$((N + 1024)); hard=$(ulimit -Hn); [[ $hard != unlimited && $hard -lt $want ]] && want=$hard; ulimit -n "$want"
 start_upstream; start_redis; start_gateway 0
 TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
 echo "RSS at start: $(rss_kb "$GW_PID") kB"

@@ -83,6 +83,9 @@ pub struct Config {
     pub threads: usize,
     /// One work-stealing runtime for all threads (true), or one runtime per thread (false).
     pub work_stealing: bool,
+    /// Read buffer per client connection (Pingora's default is 64 KiB, which
+    /// idle keep-alive connections hold too); 0 reads straight into the parser.
+    pub client_read_buffer_bytes: usize,
     /// Seconds a client connection may sit idle between requests.
     pub keepalive_timeout_seconds: u64,
     /// On SIGTERM (or after handing listeners to a new process), in-flight
@@ -125,6 +128,7 @@ impl Default for Config {
             upstream_ca_file: None,
             threads: 2,
             work_stealing: true,
+            client_read_buffer_bytes: 4096,
             keepalive_timeout_seconds: 60,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 1,
@@ -404,6 +408,9 @@ impl Config {
         }
         if let Some(v) = get("AUTHGATE_VERIFY_CACHE_ENTRIES") {
             self.tokens.verify_cache_entries = num("AUTHGATE_VERIFY_CACHE_ENTRIES", &v)?;
+        }
+        if let Some(v) = get("AUTHGATE_CLIENT_READ_BUFFER_BYTES") {
+            self.client_read_buffer_bytes = num("AUTHGATE_CLIENT_READ_BUFFER_BYTES", &v)?;
         }
         if let Some(v) = get("AUTHGATE_THREADS") {
             self.threads = num("AUTHGATE_THREADS", &v)?;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 // glibc malloc was ~12% of the proxy path's CPU in perf (bench/RESULTS.md);
 // mimalloc's thread-local free lists cut that for Pingora's many small buffers.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -9,6 +9,8 @@ use crate::proxy::routes::{Route, RouteTable};
 use crate::proxy::upstreams::{Cluster, HealthCheckTask};
 use crate::proxy::Gateway;
 use crate::store::{Redis, Store};
+use pingora_core::listeners::ListenerConfig;
+use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use std::collections::BTreeMap;
@@ -129,8 +131,9 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
         parts.gateway,
         "authgate",
     );
+    let buffers = L4BufferSettings::default().read(cfg.client_read_buffer_bytes);
     for addr in &cfg.listen {
-        proxy.add_tcp(addr);
+        proxy.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(buffers));
     }
     if let Some(tls) = &cfg.tls {
         for addr in &tls.listen {
