@@ -3,7 +3,8 @@
 # as ../shared/bench/peers.sh (gateway pinned to CPU 0, upstream and wrk to CPU 1,
 # CPU microseconds of the gateway process per request).
 # Usage: bench/gateway-only.sh   (after cargo build --release)
-#   DUR=10 CONN=64 GATEWAY_BIN=target/release/authgate and any AUTHGATE_* variable
+#   DUR=10 CONN=64 GATEWAY_BIN=target/release/authgate GW_CPUS=0 (taskset list for the
+#   gateway) and any AUTHGATE_* variable
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-10}; CONN=${CONN:-64}
@@ -24,7 +25,7 @@ taskset -c 1 redis-server --port $RDS --bind 127.0.0.1 --save "" --appendonly no
 AUTHGATE_LISTEN=127.0.0.1:$GW AUTHGATE_OPS_LISTEN=127.0.0.1:$OPS AUTHGATE_UPSTREAM=http://127.0.0.1:$UP \
 AUTHGATE_REDIS_URL=redis://127.0.0.1:$RDS/0 AUTHGATE_JWT_SECRET=$SECRET AUTHGATE_ACCESS_TTL=3600 \
 AUTHGATE_THREADS=${AUTHGATE_THREADS:-1} AUTHGATE_UPGRADE_SOCK=$T/up.sock AUTHGATE_PID_FILE=$T/gw.pid \
-  taskset -c 0 "$GATEWAY_BIN" -c conf/gateway.yaml >"$T/gw.log" 2>&1 & PIDS+=($!)
+  taskset -c "${GW_CPUS:-0}" "$GATEWAY_BIN" -c conf/gateway.yaml >"$T/gw.log" 2>&1 & PIDS+=($!)
 sleep 1.5
 TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
 [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$GW/api/x) == 200 ]] || { tail "$T/gw.log"; exit 1; }

@@ -7,19 +7,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 use support::*;
 
-fn token(user: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &json!({"user_id": user, "sub": user.to_string(), "iat": now, "exp": now + 300}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
-
 /// Every sample of the exposition, keyed by `name{labels}`.
 async fn scrape(gw: &Gateway) -> HashMap<String, f64> {
     let text = reqwest::get(gw.ops_url("/metrics"))

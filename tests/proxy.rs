@@ -2,23 +2,9 @@
 
 mod support;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use support::*;
-
-fn token(secret: &str, alg: Algorithm, user: u64, exp_in: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = json!({"user_id": user, "sub": user.to_string(), "iat": now, "exp": now + exp_in});
-    jsonwebtoken::encode(
-        &Header::new(alg),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
 
 fn unsigned_token(user: u64) -> String {
     use base64::Engine;
@@ -34,31 +20,13 @@ fn unsigned_token(user: u64) -> String {
     )
 }
 
-fn header_values<'a>(echo: &'a Value, name: &str) -> Vec<&'a str> {
-    echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p[0].as_str().unwrap().eq_ignore_ascii_case(name))
-        .map(|p| p[1].as_str().unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn valid_token_is_forwarded_intact_with_user_id_and_no_spoofing() {
     let up = Upstream::start("echo").await;
     let gw = GatewayOpts::new().upstream(up.addr).start();
     let c = client();
     let (_, access, _) = new_user(&c, &gw).await;
-    let me: Value = c
-        .get(gw.url("/me"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = get_json(&c, &gw.url("/me"), &access).await;
     let id = me["id"].as_u64().unwrap().to_string();
 
     let r = c
@@ -103,7 +71,7 @@ async fn large_proxied_bodies_are_streamed_without_the_auth_cap() {
     let body = vec![b'a'; 3 * 1024 * 1024];
     let r = client()
         .post(gw.url("/upload"))
-        .bearer_auth(token(SECRET, Algorithm::HS256, 5, 60))
+        .bearer_auth(jwt(SECRET, Algorithm::HS256, 5, 60))
         .body(body)
         .send()
         .await
@@ -136,7 +104,7 @@ async fn bad_tokens_are_401_and_never_reach_the_upstream() {
             "other key",
             Some(format!(
                 "Bearer {}",
-                token(
+                jwt(
                     "another-secret-0123456789abcdef0123456789",
                     Algorithm::HS256,
                     1,
@@ -147,7 +115,7 @@ async fn bad_tokens_are_401_and_never_reach_the_upstream() {
         ),
         (
             "other algorithm",
-            Some(format!("Bearer {}", token(SECRET, Algorithm::HS512, 1, 60))),
+            Some(format!("Bearer {}", jwt(SECRET, Algorithm::HS512, 1, 60))),
             "invalid_token",
         ),
         (
@@ -157,7 +125,7 @@ async fn bad_tokens_are_401_and_never_reach_the_upstream() {
         ),
         (
             "expired",
-            Some(format!("Bearer {}", token(SECRET, Algorithm::HS256, 1, -5))),
+            Some(format!("Bearer {}", jwt(SECRET, Algorithm::HS256, 1, -5))),
             "token_expired",
         ),
         (
@@ -235,7 +203,7 @@ async fn unreachable_upstream_is_a_json_502() {
     let gw = GatewayOpts::new().upstream(dead).start();
     let r = client()
         .get(gw.url("/api"))
-        .bearer_auth(token(SECRET, Algorithm::HS256, 1, 60))
+        .bearer_auth(jwt(SECRET, Algorithm::HS256, 1, 60))
         .send()
         .await
         .unwrap();
@@ -283,7 +251,7 @@ async fn connections_stay_open_across_401s_auth_answers_and_proxied_requests() {
     use http_body_util::BodyExt;
     let up = Upstream::start("echo").await;
     let gw = GatewayOpts::new().upstream(up.addr).start();
-    let good = token(SECRET, Algorithm::HS256, 3, 60);
+    let good = jwt(SECRET, Algorithm::HS256, 3, 60);
     let mut conn = one_connection(&gw).await;
     let steps = [
         ("GET", "/api/a", None, "", 401),

@@ -455,3 +455,55 @@ pub fn assert_error(body: &serde_json::Value, code: &str) {
         "no detail: {body}"
     );
 }
+
+/// An access token signed with `secret` and `alg` for `user`, expiring `exp_in` seconds from now.
+pub fn jwt(secret: &str, alg: jsonwebtoken::Algorithm, user: u64, exp_in: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let claims = serde_json::json!({"user_id": user, "sub": user.to_string(), "iat": now, "exp": now + exp_in});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign test token")
+}
+
+/// A valid access token for `user` (the test secret, HS256, five minutes).
+pub fn token(user: u64) -> String {
+    jwt(SECRET, jsonwebtoken::Algorithm::HS256, user, 300)
+}
+
+/// GET `url` (with a Bearer token if given) and return the status.
+pub async fn get_status(c: &reqwest::Client, url: &str, bearer: Option<&str>) -> u16 {
+    let mut req = c.get(url);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.expect("request").status().as_u16()
+}
+
+/// GET `url` with a Bearer token and return the JSON body.
+pub async fn get_json(c: &reqwest::Client, url: &str, bearer: &str) -> serde_json::Value {
+    c.get(url)
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
+/// The values of header `name` (any case) in an echo upstream's answer.
+pub fn header_values(echo: &serde_json::Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .expect("headers array")
+        .iter()
+        .filter(|p| p[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .filter_map(|p| p[1].as_str().map(str::to_owned))
+        .collect()
+}
