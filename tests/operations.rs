@@ -118,7 +118,11 @@ async fn access_log_has_one_json_line_per_request_and_no_secrets() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Access log lines are flushed in batches, at least every 100 ms.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !gw.output().contains("trace-42") && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let out = gw.output();
     for secret in [
         password,
