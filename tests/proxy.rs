@@ -62,6 +62,11 @@ async fn valid_token_is_forwarded_intact_with_user_id_and_no_spoofing() {
         "Authorization is passed on"
     );
     assert_eq!(header_values(&echo, "x-forwarded-for"), vec!["127.0.0.1"]);
+    assert_eq!(
+        header_values(&echo, "host"),
+        vec![gw.addr.to_string()],
+        "Host is passed through"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +204,8 @@ async fn access_tokens_expire_after_their_ttl() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_a_json_502() {
-    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let dead_port = DeadPort::new();
+    let dead = dead_port.addr;
     let gw = GatewayOpts::new().upstream(dead).start();
     let r = client()
         .get(gw.url("/api"))
@@ -280,4 +286,25 @@ async fn connections_stay_open_across_401s_auth_answers_and_proxied_requests() {
         assert_eq!(resp.status().as_u16(), status, "{method} {path}");
         resp.into_body().collect().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn idle_client_connections_are_closed_after_the_keepalive_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = GatewayOpts::new()
+        .yaml("keepalive_timeout_seconds: 1\n")
+        .start();
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /me HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
+    // The connection stays open for the next request, then closes once idle for 1 s.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "idle connection not closed: {closed:?}"
+    );
 }

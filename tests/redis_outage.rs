@@ -82,7 +82,8 @@ async fn redis_down_gives_503_and_proxying_continues_then_recovers() {
 #[tokio::test]
 async fn gateway_starts_and_proxies_while_redis_is_down() {
     let up = Upstream::start("echo").await;
-    let dead = format!("redis://127.0.0.1:{}/0", free_port());
+    let dead_port = DeadPort::new();
+    let dead = format!("redis://{}/0", dead_port.addr);
     let gw = GatewayOpts {
         redis_url: dead,
         ..GatewayOpts::new()

@@ -133,7 +133,8 @@ async fn load_is_spread_across_peers() {
 #[tokio::test]
 async fn idempotent_requests_retry_on_another_peer_when_connecting_fails() {
     let a = Upstream::start("a").await;
-    let dead = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let dead_port = DeadPort::new();
+    let dead = dead_port.addr;
     let gw = GatewayOpts::new()
         .yaml(&format!("upstreams:\n  pool: {{ peers: ['{}', '{}'] }}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n", a.addr, dead))
         .start();
@@ -276,6 +277,8 @@ async fn a_slow_upstream_is_a_504() {
 #[tokio::test]
 async fn a_peer_that_never_accepts_is_a_connect_timeout_504() {
     // A listener whose accept queue is full drops new SYNs, so connecting hangs.
+    // (Should the kernel still complete the handshake, nobody reads the request:
+    // the short read timeout makes that a 504 as well.)
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = sock.listen(1).unwrap();
@@ -293,7 +296,7 @@ async fn a_peer_that_never_accepts_is_a_connect_timeout_504() {
     }
     let gw = GatewayOpts::new()
         .yaml(&format!(
-            "upstreams:\n  stuck: {{ peers: ['{addr}'], connect_timeout_ms: 300 }}\nroutes:\n  - {{ prefix: /, upstream: stuck }}\n"
+            "upstreams:\n  stuck: {{ peers: ['{addr}'], connect_timeout_ms: 300, read_timeout_ms: 500 }}\nroutes:\n  - {{ prefix: /, upstream: stuck }}\n"
         ))
         .start();
     let r = client()

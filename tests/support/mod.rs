@@ -507,3 +507,22 @@ pub fn header_values(echo: &serde_json::Value, name: &str) -> Vec<String> {
         .filter_map(|p| p[1].as_str().map(str::to_owned))
         .collect()
 }
+
+/// An address where nothing listens, held so no other test can start listening there:
+/// the socket is bound (without SO_REUSEADDR) but never listens, so connecting is refused.
+pub struct DeadPort {
+    /// The address.
+    pub addr: SocketAddr,
+    _hold: tokio::net::TcpSocket,
+}
+
+impl DeadPort {
+    /// Reserve one.
+    pub fn new() -> DeadPort {
+        let sock = tokio::net::TcpSocket::new_v4().expect("socket");
+        sock.bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let addr = sock.local_addr().expect("local addr");
+        DeadPort { addr, _hold: sock }
+    }
+}
