@@ -429,3 +429,46 @@ async fn expect_100_continue_is_answered() {
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
 }
+
+#[tokio::test]
+async fn bodies_keep_the_django_field_order() {
+    let gw = GatewayOpts::new().start();
+    let c = client();
+    let email = format!("{}@example.com", unique("order"));
+    let creds = json!({"email": email, "password": "correct horse battery"});
+    let r = c
+        .post(gw.url("/register"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(text, format!(r#"{{"id":{id},"email":"{email}"}}"#));
+    let (_, b) = post(&c, &gw.url("/login"), creds).await;
+    let access = b["access_token"].as_str().unwrap();
+    let text = c
+        .get(gw.url("/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        text,
+        format!(r#"{{"id":{id},"username":"","email":"{email}"}}"#)
+    );
+    let text = c
+        .get(gw.url("/nothing-here"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.starts_with(r#"{"error":"#), "{text}");
+}
