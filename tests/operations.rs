@@ -67,37 +67,35 @@ async fn metrics_move_with_traffic() {
     post(&c, &gw.url("/refresh"), json!({"refresh_token": refresh})).await;
     post(&c, &gw.url("/refresh"), json!({"refresh_token": refresh})).await;
     let after = scrape(&gw).await;
-    let d = |k: &str| delta(&before, &after, k);
-    assert_eq!(d(r#"authgate_requests_total{route="/",status="200"}"#), 3.0);
-    assert_eq!(d(r#"authgate_requests_total{route="/",status="401"}"#), 3.0);
-    assert_eq!(
-        d(r#"authgate_token_rejections_total{reason="missing"}"#),
-        2.0
-    );
-    assert_eq!(
-        d(r#"authgate_token_rejections_total{reason="malformed"}"#),
-        1.0
-    );
-    assert_eq!(
-        d(r#"authgate_auth_requests_total{endpoint="login",outcome="ok"}"#),
-        1.0
-    );
-    assert_eq!(
-        d(r#"authgate_auth_requests_total{endpoint="login",outcome="invalid_credentials"}"#),
-        1.0
-    );
-    assert_eq!(
-        d(r#"authgate_auth_requests_total{endpoint="refresh",outcome="ok"}"#),
-        1.0
-    );
-    assert_eq!(
-        d(r#"authgate_auth_requests_total{endpoint="refresh",outcome="invalid_refresh_token"}"#),
-        1.0
-    );
-    assert_eq!(
-        d(r#"authgate_request_duration_seconds_count{route="/"}"#),
-        6.0
-    );
+    let expected = [
+        (r#"authgate_requests_total{route="/",status="200"}"#, 3.0),
+        (r#"authgate_requests_total{route="/",status="401"}"#, 3.0),
+        (r#"authgate_token_rejections_total{reason="missing"}"#, 2.0),
+        (
+            r#"authgate_token_rejections_total{reason="malformed"}"#,
+            1.0,
+        ),
+        (
+            r#"authgate_auth_requests_total{endpoint="login",outcome="ok"}"#,
+            1.0,
+        ),
+        (
+            r#"authgate_auth_requests_total{endpoint="login",outcome="invalid_credentials"}"#,
+            1.0,
+        ),
+        (
+            r#"authgate_auth_requests_total{endpoint="refresh",outcome="ok"}"#,
+            1.0,
+        ),
+        (
+            r#"authgate_auth_requests_total{endpoint="refresh",outcome="invalid_refresh_token"}"#,
+            1.0,
+        ),
+        (r#"authgate_request_duration_seconds_count{route="/"}"#, 6.0),
+    ];
+    for (key, want) in expected {
+        assert_eq!(delta(&before, &after, key), want, "{key}");
+    }
 }
 
 #[tokio::test]

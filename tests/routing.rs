@@ -6,6 +6,15 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use support::*;
 
+/// A gateway whose every path goes to one cluster, `pool`, defined by `pool` (YAML flow mapping).
+fn gateway_with_pool(pool: &str) -> Gateway {
+    GatewayOpts::new()
+        .yaml(&format!(
+            "upstreams:\n  pool: {pool}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n"
+        ))
+        .start()
+}
+
 #[tokio::test]
 async fn routes_pick_clusters_and_apply_their_policies() {
     let a = Upstream::start("a").await;
@@ -114,9 +123,7 @@ async fn routes_pick_clusters_and_apply_their_policies() {
 async fn load_is_spread_across_peers() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
-    let gw = GatewayOpts::new()
-        .yaml(&format!("upstreams:\n  pool: {{ peers: ['{}', '{}'] }}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n", a.addr, b.addr))
-        .start();
+    let gw = gateway_with_pool(&format!("{{ peers: ['{}', '{}'] }}", a.addr, b.addr));
     let c = client();
     for _ in 0..40 {
         assert_eq!(get_status(&c, &gw.url("/x"), Some(&token(1))).await, 200);
@@ -135,9 +142,7 @@ async fn idempotent_requests_retry_on_another_peer_when_connecting_fails() {
     let a = Upstream::start("a").await;
     let dead_port = DeadPort::new();
     let dead = dead_port.addr;
-    let gw = GatewayOpts::new()
-        .yaml(&format!("upstreams:\n  pool: {{ peers: ['{}', '{}'] }}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n", a.addr, dead))
-        .start();
+    let gw = gateway_with_pool(&format!("{{ peers: ['{}', '{}'] }}", a.addr, dead));
     let c = client();
     for i in 0..10 {
         let r = c
@@ -173,13 +178,10 @@ async fn idempotent_requests_retry_on_another_peer_when_connecting_fails() {
 async fn health_checks_take_a_dead_peer_out_and_put_it_back() {
     let a = Upstream::start("a").await;
     let mut b = Upstream::start("b").await;
-    let gw = GatewayOpts::new()
-        .yaml(&format!(
-            "upstreams:\n  pool:\n    peers: ['{}', '{}']\n    health_check: {{ kind: http, path: /health, interval_seconds: 1 }}\n\
-             routes:\n  - {{ prefix: /, upstream: pool }}\n",
-            a.addr, b.addr
-        ))
-        .start();
+    let gw = gateway_with_pool(&format!(
+        "{{ peers: ['{}', '{}'], health_check: {{ kind: http, path: /health, interval_seconds: 1 }} }}",
+        a.addr, b.addr
+    ));
     let c = client();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     b.stop();
@@ -220,12 +222,10 @@ async fn health_checks_take_a_dead_peer_out_and_put_it_back() {
 #[tokio::test]
 async fn every_peer_down_is_503_and_readyz_says_why() {
     let a = Upstream::start("a").await;
-    let gw = GatewayOpts::new()
-        .yaml(&format!(
-            "upstreams:\n  pool:\n    peers: ['{}']\n    health_check: {{ kind: tcp, interval_seconds: 1 }}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n",
-            a.addr
-        ))
-        .start();
+    let gw = gateway_with_pool(&format!(
+        "{{ peers: ['{}'], health_check: {{ kind: tcp, interval_seconds: 1 }} }}",
+        a.addr
+    ));
     let c = client();
     let r = c.get(gw.ops_url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -252,12 +252,10 @@ async fn every_peer_down_is_503_and_readyz_says_why() {
 #[tokio::test]
 async fn a_slow_upstream_is_a_504() {
     let a = Upstream::start("a").await;
-    let gw = GatewayOpts::new()
-        .yaml(&format!(
-            "upstreams:\n  slow: {{ peers: ['{}'], read_timeout_ms: 300 }}\nroutes:\n  - {{ prefix: /, upstream: slow }}\n",
-            a.addr
-        ))
-        .start();
+    let gw = gateway_with_pool(&format!(
+        "{{ peers: ['{}'], read_timeout_ms: 300 }}",
+        a.addr
+    ));
     let t = std::time::Instant::now();
     let r = client()
         .get(gw.url("/slow"))
@@ -294,11 +292,9 @@ async fn a_peer_that_never_accepts_is_a_connect_timeout_504() {
             fillers.push(s);
         }
     }
-    let gw = GatewayOpts::new()
-        .yaml(&format!(
-            "upstreams:\n  stuck: {{ peers: ['{addr}'], connect_timeout_ms: 300, read_timeout_ms: 500 }}\nroutes:\n  - {{ prefix: /, upstream: stuck }}\n"
-        ))
-        .start();
+    let gw = gateway_with_pool(&format!(
+        "{{ peers: ['{addr}'], connect_timeout_ms: 300, read_timeout_ms: 500 }}"
+    ));
     let r = client()
         .post(gw.url("/x"))
         .bearer_auth(token(1))
