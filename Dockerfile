@@ -7,6 +7,8 @@ COPY . .
 RUN cargo build --release --locked --bin authgate --example echo
 
 FROM debian:bookworm-slim
+# System roots for clusters with tls: true (unless upstream_ca_file is set).
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin authgate
 COPY --from=build /src/target/release/authgate /usr/local/bin/authgate
 COPY --from=build /src/target/release/examples/echo /usr/local/bin/authgate-echo
