@@ -308,3 +308,22 @@ async fn idle_client_connections_are_closed_after_the_keepalive_timeout() {
         "idle connection not closed: {closed:?}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_large_upload_still_gets_its_401() {
+    let up = Upstream::start("echo").await;
+    let gw = GatewayOpts::new().upstream(up.addr).start();
+    // Too large to drain for keep-alive, so the gateway closes. 2 MiB is more than
+    // the loopback socket buffers absorb (without lingering this fails every time
+    // here) and less than what they absorb plus the 1 MiB the gateway lingers on.
+    for _ in 0..5 {
+        let r = client()
+            .post(gw.url("/upload"))
+            .body(vec![b'a'; 2 * 1024 * 1024])
+            .send()
+            .await
+            .expect("the 401 arrives instead of a reset");
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(up.hits(), 0);
+}

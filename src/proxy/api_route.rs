@@ -2,7 +2,7 @@
 
 use super::body::read_capped;
 use super::{respond, RequestCtx};
-use crate::api::{AuthApi, Endpoint, Request};
+use crate::api::{AuthApi, Endpoint, Reply, Request};
 use crate::error::ApiError;
 use crate::metrics::METRICS;
 use pingora_proxy::Session;
@@ -11,25 +11,7 @@ use std::time::Duration;
 /// A client gets this long to send an auth request body.
 const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// After refusing an oversized body, read (and drop) a little more of it before the
-/// connection closes: closing a socket with unread data sends a reset, which can
-/// destroy the 413 before the client reads it (what nginx calls lingering close).
-async fn linger(session: &mut Session) {
-    const LINGER_BYTES: usize = 1024 * 1024;
-    const LINGER_TIME: Duration = Duration::from_secs(1);
-    let drain = async {
-        let mut seen = 0;
-        while seen < LINGER_BYTES {
-            match session.read_request_body().await {
-                Ok(Some(chunk)) => seen += chunk.len(),
-                _ => break,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
-}
-
-/// Answer one auth request completely.
+/// Answer one auth request completely, and count its outcome.
 pub async fn serve(
     api: &AuthApi,
     max_body: usize,
@@ -37,36 +19,45 @@ pub async fn serve(
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) {
+    let Some(result) = outcome(api, max_body, endpoint, session).await else {
+        // The client went away or stalled mid-body: nothing to answer.
+        session.set_keepalive(None);
+        return;
+    };
+    let code = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
+    METRICS
+        .auth
+        .with_label_values(&[endpoint.name(), code])
+        .inc();
+    match result {
+        Ok(reply) => respond::json(session, ctx, reply.status, &reply.body, &[]).await,
+        Err(err) => {
+            if let ApiError::InvalidToken(why) = &err {
+                ctx.rejection = Some(*why);
+            }
+            respond::error(session, ctx, &err).await
+        }
+    }
+}
+
+/// What the endpoint answers; `None` when the body could not be read at all.
+async fn outcome(
+    api: &AuthApi,
+    max_body: usize,
+    endpoint: Endpoint,
+    session: &mut Session,
+) -> Option<Result<Reply, ApiError>> {
     let method = session.req_header().method.clone();
     if !endpoint.accepts(&method) {
-        let err = ApiError::MethodNotAllowed {
+        return Some(Err(ApiError::MethodNotAllowed {
             allow: endpoint.allow(),
-        };
-        METRICS
-            .auth
-            .with_label_values(&[endpoint.name(), err.code()])
-            .inc();
-        respond::error(session, ctx, &err).await;
-        return;
+        }));
     }
     let body = if endpoint.reads_body(&method) {
         session.set_read_timeout(Some(BODY_READ_TIMEOUT));
         match read_capped(session, max_body).await {
             Ok(b) => b,
-            Err(e) => {
-                match e.into_api() {
-                    Some(err) => {
-                        METRICS
-                            .auth
-                            .with_label_values(&[endpoint.name(), err.code()])
-                            .inc();
-                        respond::error(session, ctx, &err).await;
-                        linger(session).await;
-                    }
-                    None => session.set_keepalive(None),
-                }
-                return;
-            }
+            Err(e) => return e.into_api().map(Err),
         }
     } else {
         Default::default()
@@ -81,19 +72,5 @@ pub async fn serve(
         authorization: authorization.as_deref(),
         body: &body,
     };
-    let result = api.handle(endpoint, req).await;
-    let outcome = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
-    METRICS
-        .auth
-        .with_label_values(&[endpoint.name(), outcome])
-        .inc();
-    match result {
-        Ok(reply) => respond::json(session, ctx, reply.status, &reply.body, &[]).await,
-        Err(err) => {
-            if let ApiError::InvalidToken(why) = &err {
-                ctx.rejection = Some(*why);
-            }
-            respond::error(session, ctx, &err).await
-        }
-    }
+    Some(api.handle(endpoint, req).await)
 }

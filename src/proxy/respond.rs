@@ -59,12 +59,34 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Answer with the JSON form of `err`.
 pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &ApiError) {
-    if err.closes_connection() || !drain_small_body(session).await {
+    let reuse = !err.closes_connection() && drain_small_body(session).await;
+    if !reuse {
         // Draining an unread body of unknown or large size to reuse the
         // connection would let a client make us read gigabytes: close instead.
         session.set_keepalive(None);
     }
     json(session, ctx, err.status(), &err.body(), &err.headers()).await;
+    if !reuse && !session.is_body_done() {
+        linger(session).await;
+    }
+}
+
+/// Before closing on an unread body, read (and drop) a little more of it:
+/// closing a socket with unread data sends a reset, which can destroy the
+/// answer before the client reads it (what nginx calls lingering close).
+async fn linger(session: &mut Session) {
+    const LINGER_BYTES: usize = 1024 * 1024;
+    const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+    let drain = async {
+        let mut seen = 0;
+        while seen < LINGER_BYTES {
+            match session.read_request_body().await {
+                Ok(Some(chunk)) => seen += chunk.len(),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Read and drop a small unread request body, so the connection can serve the next request.
