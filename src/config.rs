@@ -44,6 +44,25 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// An on/off environment value: `1`, `true`, `on` or `yes` turn it on, anything else off.
+fn flag(v: &str) -> bool {
+    matches!(v.trim(), "1" | "true" | "on" | "yes")
+}
+
+/// `key` holds a listen address, `ip:port`.
+fn socket_addr(key: &str, addr: &str) -> Result<(), ConfigError> {
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| ())
+        .map_err(|_| invalid(key, format!("expected ip:port, got {addr:?}")))
+}
+
+/// `key` names a file the gateway must be able to open.
+fn readable(key: &str, path: &Path) -> Result<(), ConfigError> {
+    std::fs::metadata(path)
+        .map(|_| ())
+        .map_err(|_| invalid(key, format!("cannot read {}", path.display())))
+}
+
 /// A secret that never prints itself.
 #[derive(Clone, Default)]
 pub struct Secret(Vec<u8>);
@@ -401,10 +420,10 @@ impl Config {
             self.ops_listen = v.trim().to_owned();
         }
         if let Some(v) = get("AUTHGATE_ACCESS_LOG") {
-            self.access_log = matches!(v.trim(), "1" | "true" | "on" | "yes");
+            self.access_log = flag(&v);
         }
         if let Some(v) = get("AUTHGATE_WORK_STEALING") {
-            self.work_stealing = matches!(v.trim(), "1" | "true" | "on" | "yes");
+            self.work_stealing = flag(&v);
         }
         if let Some(v) = get("AUTHGATE_VERIFY_CACHE_ENTRIES") {
             self.tokens.verify_cache_entries = num("AUTHGATE_VERIFY_CACHE_ENTRIES", &v)?;
@@ -559,44 +578,20 @@ impl Config {
             return Err(invalid("listen", "at least one address is needed"));
         }
         for (i, addr) in self.listen.iter().enumerate() {
-            if addr.parse::<std::net::SocketAddr>().is_err() {
-                return Err(invalid(
-                    format!("listen[{i}]"),
-                    format!("expected ip:port, got {addr:?}"),
-                ));
-            }
+            socket_addr(&format!("listen[{i}]"), addr)?;
         }
-        if !self.ops_listen.is_empty() && self.ops_listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid(
-                "ops_listen",
-                format!("expected ip:port, got {:?}", self.ops_listen),
-            ));
+        if !self.ops_listen.is_empty() {
+            socket_addr("ops_listen", &self.ops_listen)?;
         }
         if let Some(tls) = &self.tls {
             for (i, addr) in tls.listen.iter().enumerate() {
-                if addr.parse::<std::net::SocketAddr>().is_err() {
-                    return Err(invalid(
-                        format!("tls.listen[{i}]"),
-                        format!("expected ip:port, got {addr:?}"),
-                    ));
-                }
+                socket_addr(&format!("tls.listen[{i}]"), addr)?;
             }
-            for (key, f) in [
-                ("tls.cert_file", &tls.cert_file),
-                ("tls.key_file", &tls.key_file),
-            ] {
-                if std::fs::metadata(f).is_err() {
-                    return Err(invalid(key, format!("cannot read {}", f.display())));
-                }
-            }
+            readable("tls.cert_file", &tls.cert_file)?;
+            readable("tls.key_file", &tls.key_file)?;
         }
         if let Some(f) = &self.upstream_ca_file {
-            if std::fs::metadata(f).is_err() {
-                return Err(invalid(
-                    "upstream_ca_file",
-                    format!("cannot read {}", f.display()),
-                ));
-            }
+            readable("upstream_ca_file", f)?;
         }
         if self.threads == 0 {
             return Err(invalid("threads", "must be at least 1"));

@@ -87,14 +87,14 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     if !identity_headers.contains(&user_id) {
         identity_headers.push(user_id);
     }
-    let gateway = Gateway::new(
+    let gateway = Gateway {
         api,
-        RouteTable::new(routes),
+        routes: RouteTable::new(routes),
         identity_headers,
-        cfg.keepalive_timeout_seconds,
-        cfg.limits.max_auth_body_bytes,
-        cfg.access_log,
-    );
+        keepalive_seconds: cfg.keepalive_timeout_seconds,
+        max_auth_body: cfg.limits.max_auth_body_bytes,
+        access_log: cfg.access_log,
+    };
     let ops = OpsApp::new(store, clusters.values().cloned().collect());
     Ok(Parts {
         gateway,

@@ -336,20 +336,30 @@ fn certificates() -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf
     )
 }
 
-#[tokio::test]
-async fn tls_upstreams_are_verified_with_the_configured_ca_and_sni() {
-    let (ca, cert, key) = certificates();
-    let echo = Upstream::start("echo").await;
+/// A gateway in front of `upstream` that also serves HTTPS with `cert` and `key`; its HTTPS port.
+fn https_gateway(
+    upstream: std::net::SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> (Gateway, u16) {
     let tls_port = free_port();
-    // An inner gateway serving HTTPS in front of the echo upstream...
-    let _inner = GatewayOpts::new()
-        .upstream(echo.addr)
+    let gw = GatewayOpts::new()
+        .upstream(upstream)
         .yaml(&format!(
             "tls:\n  listen: ['127.0.0.1:{tls_port}']\n  cert_file: {}\n  key_file: {}\n",
             cert.display(),
             key.display()
         ))
         .start();
+    (gw, tls_port)
+}
+
+#[tokio::test]
+async fn tls_upstreams_are_verified_with_the_configured_ca_and_sni() {
+    let (ca, cert, key) = certificates();
+    let echo = Upstream::start("echo").await;
+    // An inner gateway serving HTTPS in front of the echo upstream...
+    let (_inner, tls_port) = https_gateway(echo.addr, &cert, &key);
     // ...and an outer one that reaches it over TLS, trusting only that certificate.
     let outer = |ca: Option<&std::path::Path>| {
         let ca_line = ca
@@ -386,15 +396,7 @@ async fn tls_upstreams_are_verified_with_the_configured_ca_and_sni() {
 async fn https_listener_serves_with_the_configured_certificate() {
     let (ca, cert, key) = certificates();
     let up = Upstream::start("a").await;
-    let tls_port = free_port();
-    let gw = GatewayOpts::new()
-        .upstream(up.addr)
-        .yaml(&format!(
-            "tls:\n  listen: ['127.0.0.1:{tls_port}']\n  cert_file: {}\n  key_file: {}\n",
-            cert.display(),
-            key.display()
-        ))
-        .start();
+    let (gw, tls_port) = https_gateway(up.addr, &cert, &key);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("curl")
             .args(["-s", "--cacert"])

@@ -22,7 +22,7 @@ pub struct Passwords {
 }
 
 impl Passwords {
-    /// Build from config (already validated); starts the hashing threads.
+    /// Build from config (already validated); the hashing threads start on first use.
     pub fn new(cfg: &PasswordConfig) -> Result<Self, String> {
         let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
             .map_err(|e| e.to_string())?;

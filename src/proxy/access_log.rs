@@ -27,7 +27,7 @@ struct Line<'a> {
 }
 
 /// Write the line for a finished request.
-pub fn write(session: &Session, ctx: &RequestCtx, route: &str, status: u16) {
+pub fn write(session: &Session, ctx: &RequestCtx, route: &str, status: u16, elapsed: Duration) {
     let req = session.req_header();
     let line = Line {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -37,7 +37,7 @@ pub fn write(session: &Session, ctx: &RequestCtx, route: &str, status: u16) {
         path: req.uri.path(),
         route,
         status,
-        duration_ms: (ctx.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
         upstream: ctx.peer.as_deref(),
         user_id: ctx.user.map(|u| u.0),
         token_rejected: ctx.rejection.map(|r| r.as_str()),

@@ -27,34 +27,21 @@ use std::sync::Arc;
 
 /// The gateway: auth API, route table, token check.
 pub struct Gateway {
-    api: Arc<AuthApi>,
-    routes: RouteTable,
-    identity_headers: Vec<http::HeaderName>,
-    keepalive_seconds: u64,
-    max_auth_body: usize,
-    access_log: bool,
+    /// The auth endpoints and the token verifier.
+    pub api: Arc<AuthApi>,
+    /// Where non-auth requests go.
+    pub routes: RouteTable,
+    /// Headers removed from every forwarded request (X-User-Id among them).
+    pub identity_headers: Vec<http::HeaderName>,
+    /// Idle timeout of client connections.
+    pub keepalive_seconds: u64,
+    /// Cap on auth request bodies.
+    pub max_auth_body: usize,
+    /// Write the JSON access log.
+    pub access_log: bool,
 }
 
 impl Gateway {
-    /// Assemble from its parts.
-    pub fn new(
-        api: Arc<AuthApi>,
-        routes: RouteTable,
-        identity_headers: Vec<http::HeaderName>,
-        keepalive_seconds: u64,
-        max_auth_body: usize,
-        access_log: bool,
-    ) -> Self {
-        Gateway {
-            api,
-            routes,
-            identity_headers,
-            keepalive_seconds,
-            max_auth_body,
-            access_log,
-        }
-    }
-
     fn access(&self) -> &AccessTokens {
         &self.api.access
     }
@@ -180,6 +167,7 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.started.elapsed();
         let route = ctx.route_label();
         METRICS
             .requests
@@ -188,7 +176,7 @@ impl ProxyHttp for Gateway {
         METRICS
             .latency
             .with_label_values(&[route])
-            .observe(ctx.started.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
         if ctx.endpoint.is_none() {
             if let Some(r) = ctx.rejection {
                 METRICS
@@ -198,7 +186,7 @@ impl ProxyHttp for Gateway {
             }
         }
         if self.access_log {
-            access_log::write(session, ctx, route, status);
+            access_log::write(session, ctx, route, status, elapsed);
         }
     }
 }
