@@ -102,8 +102,9 @@ pub struct Config {
     pub threads: usize,
     /// One work-stealing runtime for all threads (true), or one runtime per thread (false).
     pub work_stealing: bool,
-    /// Read buffer per client connection (Pingora's default is 64 KiB, which
-    /// idle keep-alive connections hold too); 0 reads straight into the parser.
+    /// Read buffer per client connection, held while the connection is idle too
+    /// (Pingora's default is 64 KiB). A request header larger than this costs one
+    /// more read; 0 costs one more read on every request.
     pub client_read_buffer_bytes: usize,
     /// Seconds a client connection may sit idle between requests.
     pub keepalive_timeout_seconds: u64,
@@ -147,7 +148,7 @@ impl Default for Config {
             upstream_ca_file: None,
             threads: 2,
             work_stealing: true,
-            client_read_buffer_bytes: 4096,
+            client_read_buffer_bytes: 1024,
             keepalive_timeout_seconds: 60,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 1,

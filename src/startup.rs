@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::ops::OpsApp;
 use crate::proxy::routes::{Route, RouteTable};
 use crate::proxy::upstreams::{Cluster, HealthCheckTask};
-use crate::proxy::Gateway;
+use crate::proxy::{Gateway, IdleParking};
 use crate::store::{Redis, Store};
 use pingora_core::listeners::ListenerConfig;
 use pingora_core::protocols::l4::stream::L4BufferSettings;
@@ -126,10 +126,11 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(cfg));
     crate::drain::watch(server.watch_execution_phase());
     server.bootstrap();
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        parts.gateway,
-        "authgate",
+    let proxy = pingora_proxy::http_proxy(&server.configuration, parts.gateway);
+    let idle_timeout = Duration::from_secs(cfg.keepalive_timeout_seconds);
+    let mut proxy = pingora_core::services::listening::Service::new(
+        "authgate".into(),
+        IdleParking::new(proxy, idle_timeout),
     );
     let buffers = L4BufferSettings::default().read(cfg.client_read_buffer_bytes);
     for addr in &cfg.listen {

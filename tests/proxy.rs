@@ -310,6 +310,70 @@ async fn idle_client_connections_are_closed_after_the_keepalive_timeout() {
 }
 
 #[tokio::test]
+async fn a_connection_that_never_sends_a_request_is_closed_after_the_keepalive_timeout() {
+    use tokio::io::AsyncReadExt;
+    // Pingora's own loop waits a fixed 60 s here; the operator's setting must apply.
+    let gw = GatewayOpts::new()
+        .yaml("keepalive_timeout_seconds: 1\n")
+        .start();
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0))),
+        "silent connection not closed: {closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_sent_in_pieces_after_an_idle_pause_is_served_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The gateway waits for the first byte outside the proxy, then hands the
+    // connection over: the byte it peeked at must still be part of the request.
+    let up = Upstream::start("echo").await;
+    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let token = token(7);
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    for round in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let req =
+            format!("GET /api/piece HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\r\n");
+        let (first, rest) = req.as_bytes().split_at(1);
+        s.write_all(first).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        s.write_all(rest).await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        let n = s.read(&mut buf).await.unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]);
+        assert!(head.starts_with("HTTP/1.1 200"), "round {round}: {head}");
+    }
+    assert_eq!(up.hits(), 2);
+}
+
+#[tokio::test]
+async fn request_headers_larger_than_the_read_buffer_arrive_whole() {
+    // The default read buffer is 1 KiB; a big cookie must still reach the upstream intact.
+    let up = Upstream::start("echo").await;
+    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let cookie: String = (0..6000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let c = client();
+    for _ in 0..3 {
+        let echo: serde_json::Value = c
+            .get(gw.url("/api/big"))
+            .bearer_auth(token(7))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(header_values(&echo, "cookie"), vec![cookie.clone()]);
+        assert_eq!(header_values(&echo, "x-user-id"), vec!["7".to_owned()]);
+    }
+}
+
+#[tokio::test]
 async fn a_refused_large_upload_still_gets_its_401() {
     let up = Upstream::start("echo").await;
     let gw = GatewayOpts::new().upstream(up.addr).start();

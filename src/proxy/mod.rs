@@ -6,11 +6,13 @@ mod body;
 mod ctx;
 mod failure;
 mod headers;
+mod idle;
 mod respond;
 pub mod routes;
 pub mod upstreams;
 
 pub use ctx::RequestCtx;
+pub use idle::IdleParking;
 
 use crate::api::{AuthApi, Endpoint};
 use crate::auth::access::{bearer_token, AccessTokens};

@@ -1,0 +1,119 @@
+//! Parks idle client connections outside Pingora's proxy state until a request arrives.
+//!
+//! Pingora's HTTP/1 loop (`ServerApp` for any `HttpServerApp`) reads each request
+//! inside `process_new_http`, whose boxed future holds the whole proxy state
+//! machine: about 30 kB per connection, allocated while the connection merely
+//! waits for its next request. This wrapper runs the same loop but first waits
+//! for the request's first byte in a future of a few hundred bytes, so an idle
+//! keep-alive connection costs its socket buffers and little else. HTTP/2 (ALPN
+//! or h2c) is handed to Pingora's own loop unchanged.
+
+use async_trait::async_trait;
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora_core::protocols::http::ServerSession;
+use pingora_core::protocols::{Stream, ALPN};
+use pingora_core::server::ShutdownWatch;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An HTTP application whose idle HTTP/1 connections wait outside it.
+pub struct IdleParking<A> {
+    app: Arc<A>,
+    idle_timeout: Duration,
+}
+
+impl<A> IdleParking<A> {
+    /// Wrap `app`; a connection idle for `idle_timeout` (before its first request
+    /// or between requests) is closed.
+    pub fn new(app: A, idle_timeout: Duration) -> Self {
+        IdleParking {
+            app: Arc::new(app),
+            idle_timeout,
+        }
+    }
+}
+
+#[async_trait]
+impl<A> ServerApp for IdleParking<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let h2c = self.app.server_options().is_some_and(|o| o.h2c);
+        if h2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            return self.app.process_new(stream, shutdown).await;
+        }
+        // Pingora's accept task is ~9 kB (its future has room for a TLS handshake)
+        // and lives as long as the connection. Serving from a task of our own lets
+        // it end now. Same runtime, so shutdown and upgrades treat it alike.
+        let this = Arc::clone(self);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { this.serve_http1(stream, &shutdown).await });
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.app.http_cleanup().await;
+    }
+}
+
+impl<A> IdleParking<A>
+where
+    A: HttpServerApp + Send + Sync + 'static,
+{
+    /// Pingora's HTTP/1 keep-alive loop, waiting for each request outside it.
+    async fn serve_http1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
+        let mut settings: Option<HttpPersistentSettings> = None;
+        loop {
+            if !wait_for_request(&mut stream, self.idle_timeout, shutdown).await {
+                return;
+            }
+            let mut session = ServerSession::new_http1(stream);
+            match settings.take() {
+                Some(s) => s.apply_to_session(&mut session),
+                None => {
+                    // What Pingora's own loop sets on a new connection; the gateway
+                    // narrows it per request in `request_filter`.
+                    let keepalive = (!*shutdown.borrow()).then_some(self.idle_timeout.as_secs());
+                    session.set_keepalive(keepalive);
+                    session.set_keepalive_reuses_remaining(
+                        self.app
+                            .server_options()
+                            .and_then(|o| o.keepalive_request_limit),
+                    );
+                }
+            }
+            let Some(reused) = self.app.process_new_http(session, shutdown).await else {
+                return;
+            };
+            (stream, settings) = reused.consume();
+        }
+    }
+}
+
+/// Wait until the client has sent something: true to serve it, false to close
+/// (idle timeout, client gone, or the server shutting down while idle, which is
+/// what Pingora does with connections idle in its own loop).
+///
+/// Pingora's `Stream::try_peek` reads the byte and rewinds it, so the request is
+/// parsed whole afterwards; streams that cannot peek (TLS) return at once and
+/// Pingora's own timeouts apply to them.
+async fn wait_for_request(stream: &mut Stream, idle: Duration, shutdown: &ShutdownWatch) -> bool {
+    if *shutdown.borrow() {
+        // Still serve a request already sent; do not wait for one.
+        return true;
+    }
+    let mut first = [0u8; 1];
+    let mut shutdown = shutdown.clone();
+    tokio::select! {
+        biased;
+        peeked = tokio::time::timeout(idle, stream.try_peek(&mut first)) => {
+            matches!(peeked, Ok(Ok(_)))
+        }
+        _ = shutdown.wait_for(|down| *down) => false,
+    }
+}
