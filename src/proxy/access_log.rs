@@ -11,7 +11,7 @@ use std::time::Duration;
 struct Line<'a> {
     time: String,
     request_id: &'a str,
-    client: Option<String>,
+    client: Option<std::net::SocketAddr>,
     method: &'a str,
     /// The path only: query strings can carry secrets (`?token=`), so they are left out.
     path: &'a str,
@@ -19,7 +19,7 @@ struct Line<'a> {
     status: u16,
     duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    upstream: Option<&'a str>,
+    upstream: Option<std::net::SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,25 +32,17 @@ pub fn write(session: &Session, ctx: &RequestCtx, route: &str, status: u16, elap
     let line = Line {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         request_id: &ctx.request_id,
-        client: session.client_addr().map(|a| a.to_string()),
+        client: session.client_addr().and_then(|a| a.as_inet()).copied(),
         method: req.method.as_str(),
         path: req.uri.path(),
         route,
         status,
         duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
-        upstream: ctx.peer.as_deref(),
+        upstream: ctx.peer,
         user_id: ctx.user.map(|u| u.0),
         token_rejected: ctx.rejection.map(|r| r.as_str()),
     };
-    let mut buf = match serde_json::to_vec(&line) {
-        Ok(b) => b,
-        Err(e) => {
-            log::error!("cannot encode access log line: {e}");
-            return;
-        }
-    };
-    buf.push(b'\n');
-    append(&buf);
+    append(&line);
 }
 
 /// Lines waiting to be written. A write(2) per request cost ~3 us of the
@@ -60,12 +52,19 @@ static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 const FLUSH_AT: usize = 64 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-fn append(line: &[u8]) {
+/// Encode `line` straight into the pending buffer: no allocation per request.
+fn append(line: &Line) {
     start_flusher();
     let Ok(mut pending) = PENDING.lock() else {
         return;
     };
-    pending.extend_from_slice(line);
+    let start = pending.len();
+    if let Err(e) = serde_json::to_writer(&mut *pending, line) {
+        pending.truncate(start);
+        log::error!("cannot encode access log line: {e}");
+        return;
+    }
+    pending.push(b'\n');
     if pending.len() >= FLUSH_AT {
         write_out(&mut pending);
     }

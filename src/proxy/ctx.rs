@@ -23,9 +23,9 @@ pub struct RequestCtx {
     /// The client's X-Request-Id when sane, else a new one.
     pub request_id: String,
     /// The peer chosen for this try.
-    pub peer: Option<String>,
+    pub peer: Option<std::net::SocketAddr>,
     /// A peer that failed to connect, avoided on the retry.
-    pub failed_peer: Option<String>,
+    pub failed_peer: Option<std::net::SocketAddr>,
     /// Retries taken.
     pub retries: u8,
 }

@@ -57,6 +57,10 @@ impl ProxyHttp for Gateway {
         RequestCtx::new()
     }
 
+    // Pingora's default adds a response-compression module at level 0: it changes
+    // nothing but still runs its filters on every request.
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // Without this, an idle client connection is kept forever.
         if crate::drain::draining() {
@@ -113,8 +117,9 @@ impl ProxyHttp for Gateway {
         let route = ctx.route.clone().ok_or_else(|| {
             Error::explain(pingora_error::ErrorType::InternalError, "no route chosen")
         })?;
-        let peer = route.cluster.select_peer(ctx.failed_peer.as_deref())?;
-        ctx.peer = Some(peer._address.to_string());
+        let peer = route.cluster.select_peer(ctx.failed_peer)?;
+        // Kept as an address and formatted only if logged: this runs on every request.
+        ctx.peer = peer._address.as_inet().copied();
         Ok(peer)
     }
 

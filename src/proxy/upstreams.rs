@@ -95,10 +95,10 @@ impl Cluster {
     }
 
     /// The next healthy peer, avoiding `avoid` (a peer that just failed) when another is healthy.
-    pub fn select_peer(&self, avoid: Option<&str>) -> Result<Box<HttpPeer>> {
-        let pick = |skip: Option<&str>| {
+    pub fn select_peer(&self, avoid: Option<SocketAddr>) -> Result<Box<HttpPeer>> {
+        let pick = |skip: Option<SocketAddr>| {
             self.lb.select_with(b"", 256, |b: &Backend, healthy| {
-                healthy && skip.is_none_or(|s| b.addr.to_string() != s)
+                healthy && (skip.is_none() || b.addr.as_inet() != skip.as_ref())
             })
         };
         let backend = pick(avoid).or_else(|| pick(None)).ok_or_else(|| {
