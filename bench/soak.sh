@@ -11,11 +11,20 @@ SOAK=${SOAK_SECONDS:-300}; CONN=${CONN:-64}
 start_upstream; start_redis; start_gateway 0
 TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
 peak=$(taskset -c 1 wrk -t1 -c"$CONN" -d10s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x" | awk '/Requests\/sec/ {print $2}')
-# Each connection waits `delay` ms after every response; at 80% load a response
-# takes about 0.3 ms here, so interval = CONN / (0.8 * peak) s.
-delay=$(awk -v c="$CONN" -v p="$peak" 'BEGIN{d=c/(0.8*p)*1000-0.3; if (d<0) d=0; printf "%.2f", d}')
-echo "peak: $peak req/s; pacing each of $CONN connections with ${delay} ms between requests"
-echo "function delay() return $delay end" > "$T/pace.lua"
+# Each connection waits `delay` ms after every response. wrk truncates delay() to
+# whole milliseconds, so pace() returns floor or ceil at random to average `d`.
+# Guess the service time, then three times: measure 5 s at that pacing and
+# correct, delay = CONN/target - service time (which grows with the load).
+pace() { awk -v d="$1" 'BEGIN{f=int(d); printf "local f, p = %d, %.3f\nfunction delay() if math.random() < p then return f + 1 end return f end\n", f, d-f}' > "$T/pace.lua"; }
+target=$(awk -v p="$peak" 'BEGIN{printf "%.0f", 0.8*p}')
+delay=$(awk -v c="$CONN" -v t="$target" 'BEGIN{d=c/t*1000-0.3; if (d<0) d=0; printf "%.3f", d}')
+for _ in 1 2 3; do
+  pace "$delay"
+  got=$(taskset -c 1 wrk -t1 -c"$CONN" -d5s -s "$T/pace.lua" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x" | awk '/Requests\/sec/ {print $2}')
+  delay=$(awk -v c="$CONN" -v t="$target" -v g="$got" -v d="$delay" 'BEGIN{s=c/g*1000-d; n=c/t*1000-s; if (n<0) n=0; printf "%.3f", n}')
+done
+echo "peak: $peak req/s; target $target; last calibration gave $got req/s; pacing each of $CONN connections with ${delay} ms between requests"
+pace "$delay"
 taskset -c 1 wrk -t1 -c"$CONN" -d"${SOAK}s" -s "$T/pace.lua" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x" > "$T/soak.txt" &
 W=$!
 echo "t(s)  RSS(kB)"
@@ -24,4 +33,5 @@ for t in $(seq 0 10 "$SOAK"); do
   [[ $t -lt $SOAK ]] && sleep 10
 done
 wait $W
-echo "soak: $(awk '/Requests\/sec/ {print $2}' "$T/soak.txt") req/s over ${SOAK}s; $(grep -E 'Non-2xx|Socket errors' "$T/soak.txt" || echo 'no errors')"
+rate=$(awk '/Requests\/sec/ {print $2}' "$T/soak.txt")
+echo "soak: $rate req/s over ${SOAK}s ($(awk -v r="$rate" -v p="$peak" 'BEGIN{printf "%.0f", r/p*100}')% of peak); $(grep -E 'Non-2xx|Socket errors' "$T/soak.txt" || echo 'no errors')"
