@@ -13,18 +13,20 @@ TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
 peak=$(taskset -c 1 wrk -t1 -c"$CONN" -d10s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x" | awk '/Requests\/sec/ {print $2}')
 # Each connection waits `delay` ms after every response. wrk truncates delay() to
 # whole milliseconds, so pace() returns floor or ceil at random to average `d`.
-# Guess the service time, then three times: measure 5 s at that pacing and
-# correct, delay = CONN/target - service time (which grows with the load).
+# The rate falls as the delay grows, steeply and not linearly, so the delay is
+# found by bisection: 7 steps of 4 s each between 0 and CONN/target.
 pace() { awk -v d="$1" 'BEGIN{f=int(d); printf "local f, p = %d, %.3f\nfunction delay() if math.random() < p then return f + 1 end return f end\n", f, d-f}' > "$T/pace.lua"; }
 target=$(awk -v p="$peak" 'BEGIN{printf "%.0f", 0.8*p}')
-delay=$(awk -v c="$CONN" -v t="$target" 'BEGIN{d=c/t*1000-0.3; if (d<0) d=0; printf "%.3f", d}')
-for _ in 1 2 3; do
+lo=0; hi=$(awk -v c="$CONN" -v t="$target" 'BEGIN{printf "%.3f", c/t*1000}')
+for _ in 1 2 3 4 5 6 7; do
+  delay=$(awk -v a="$lo" -v b="$hi" 'BEGIN{printf "%.3f", (a+b)/2}')
   pace "$delay"
-  got=$(taskset -c 1 wrk -t1 -c"$CONN" -d5s -s "$T/pace.lua" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x" | awk '/Requests\/sec/ {print $2}')
-  delay=$(awk -v c="$CONN" -v t="$target" -v g="$got" -v d="$delay" 'BEGIN{s=c/g*1000-d; n=c/t*1000-s; if (n<0) n=0; printf "%.3f", n}')
+  got=$(taskset -c 1 wrk -t1 -c"$CONN" -d4s -s "$T/pace.lua" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x" | awk '/Requests\/sec/ {print $2}')
+  if awk -v g="$got" -v t="$target" 'BEGIN{exit !(g > t)}'; then lo=$delay; else hi=$delay; fi
 done
-echo "peak: $peak req/s; target $target; last calibration gave $got req/s; pacing each of $CONN connections with ${delay} ms between requests"
+delay=$(awk -v a="$lo" -v b="$hi" 'BEGIN{printf "%.3f", (a+b)/2}')
 pace "$delay"
+echo "peak: $peak req/s; target $target; last bisection step gave $got req/s; pacing each of $CONN connections with ${delay} ms between requests"
 taskset -c 1 wrk -t1 -c"$CONN" -d"${SOAK}s" -s "$T/pace.lua" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x" > "$T/soak.txt" &
 W=$!
 echo "t(s)  RSS(kB)"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Where the proxy CPU goes: user vs kernel microseconds per request, authgate
-# beside HAProxy (jwt_verify HS256), same pinning as ../shared/bench/peers.sh.
-# Usage: bench/split.sh   (after cargo build --release)   DUR=10 CONN=64
+# beside HAProxy (jwt_verify HS256) and beside the framework floor: a Pingora
+# proxy that only forwards (examples/bare_proxy.rs). Same pinning as
+# ../shared/bench/peers.sh; ROUNDS rounds of all three, one after another.
+# Usage: bench/split.sh   (builds both; DUR=10 CONN=64 ROUNDS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 need nginx haproxy wrk redis-server curl python3 taskset
-DUR=${DUR:-10}; CONN=${CONN:-64}; HAP=19202
+DUR=${DUR:-10}; CONN=${CONN:-64}; ROUNDS=${ROUNDS:-1}; HAP=19202; BARE=19206
+cargo build --release --bin authgate --example bare_proxy
 start_upstream; start_redis; start_gateway 0
 cat > "$T/hap.cfg" <<C
 global
@@ -30,7 +33,9 @@ backend be
   server s1 127.0.0.1:$UP
 C
 taskset -c 0 haproxy -f "$T/hap.cfg" -db >"$T/hap.log" 2>&1 & PIDS+=($!)
+taskset -c 0 target/release/examples/bare_proxy 127.0.0.1:$BARE 127.0.0.1:$UP >"$T/bare.log" 2>&1 & PIDS+=($!)
 sleep 1
+BARE_PID=$(ss -ltnpH "sport = :$BARE" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
 HAP_PID=$(ss -ltnpH "sport = :$HAP" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
 TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
 split() { # label pid port
@@ -40,7 +45,10 @@ split() { # label pid port
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$2/stat")
   n=$(awk '/requests in/ {print $1}' <<<"$out"); hz=$(getconf CLK_TCK)
   awk -v l="$1" -v u="$((u1-u0))" -v s="$((s1-s0))" -v n="$n" -v hz="$hz" -v r="$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
-    'BEGIN{printf "%-12s %9s req/s  user %6.2f us/req  kernel %6.2f us/req  total %6.2f\n", l, r, u/hz*1e6/n, s/hz*1e6/n, (u+s)/hz*1e6/n}'
+    'BEGIN{printf "%-13s %9s req/s  user %6.2f us/req  kernel %6.2f us/req  total %6.2f\n", l, r, u/hz*1e6/n, s/hz*1e6/n, (u+s)/hz*1e6/n}'
 }
-split haproxy "$HAP_PID" $HAP
-split authgate "$GW_PID" $GW
+for _ in $(seq "$ROUNDS"); do
+  split haproxy "$HAP_PID" $HAP
+  split bare-pingora "$BARE_PID" $BARE
+  split authgate "$GW_PID" $GW
+done

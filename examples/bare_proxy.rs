@@ -1,4 +1,4 @@
-//! The framework floor for `bench/floor.sh`: a Pingora `ProxyHttp` that only forwards.
+//! The framework floor for `bench/split.sh`: a Pingora `ProxyHttp` that only forwards.
 //!
 //! No token check, no headers added, no log, no metrics, no modules: what Pingora
 //! 0.9's HTTP/1 proxy loop costs per request on its own, built with the same

@@ -2,11 +2,12 @@
 //!
 //! Pingora's HTTP/1 loop (`ServerApp` for any `HttpServerApp`) reads each request
 //! inside `process_new_http`, whose boxed future holds the whole proxy state
-//! machine: about 30 kB per connection, allocated while the connection merely
-//! waits for its next request. This wrapper runs the same loop but first waits
-//! for the request's first byte in a future of a few hundred bytes, so an idle
-//! keep-alive connection costs its socket buffers and little else. HTTP/2 (ALPN
-//! or h2c) is handed to Pingora's own loop unchanged.
+//! machine, allocated while the connection merely waits for its next request;
+//! with the accept task and a 4 KiB buffer that was ~39 kB per idle connection.
+//! This wrapper runs the same loop in a task of its own and waits for each
+//! request's first byte in a small future, so an idle keep-alive connection
+//! costs 3-4 kB with the default 1 KiB read buffer (bench/RESULTS.md).
+//! HTTP/2 (ALPN or h2c) is handed to Pingora's own loop unchanged.
 
 use async_trait::async_trait;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
