@@ -288,12 +288,25 @@ async fn connections_stay_open_across_401s_auth_answers_and_proxied_requests() {
     }
 }
 
+/// A gateway that closes client connections idle for 1 s.
+fn one_second_keepalive() -> Gateway {
+    GatewayOpts::new()
+        .yaml("keepalive_timeout_seconds: 1\n")
+        .start()
+}
+
+/// Assert the gateway closes `s` (EOF, nothing sent first) within 5 s.
+async fn assert_closed_soon(s: &mut tokio::net::TcpStream, what: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "{what} not closed: {closed:?}");
+}
+
 #[tokio::test]
 async fn idle_client_connections_are_closed_after_the_keepalive_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let gw = GatewayOpts::new()
-        .yaml("keepalive_timeout_seconds: 1\n")
-        .start();
+    let gw = one_second_keepalive();
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(b"GET /me HTTP/1.1\r\nHost: gw\r\n\r\n")
         .await
@@ -302,27 +315,15 @@ async fn idle_client_connections_are_closed_after_the_keepalive_timeout() {
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
     // The connection stays open for the next request, then closes once idle for 1 s.
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
-    assert!(
-        matches!(closed, Ok(Ok(0))),
-        "idle connection not closed: {closed:?}"
-    );
+    assert_closed_soon(&mut s, "idle connection").await;
 }
 
 #[tokio::test]
 async fn a_connection_that_never_sends_a_request_is_closed_after_the_keepalive_timeout() {
-    use tokio::io::AsyncReadExt;
     // Pingora's own loop waits a fixed 60 s here; the operator's setting must apply.
-    let gw = GatewayOpts::new()
-        .yaml("keepalive_timeout_seconds: 1\n")
-        .start();
+    let gw = one_second_keepalive();
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let mut buf = [0u8; 64];
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
-    assert!(
-        matches!(closed, Ok(Ok(0))),
-        "silent connection not closed: {closed:?}"
-    );
+    assert_closed_soon(&mut s, "silent connection").await;
 }
 
 #[tokio::test]
