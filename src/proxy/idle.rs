@@ -102,7 +102,9 @@ where
 ///
 /// Pingora's `Stream::try_peek` reads the byte and rewinds it, so the request is
 /// parsed whole afterwards; streams that cannot peek (TLS) return at once and
-/// Pingora's own timeouts apply to them.
+/// Pingora's own timeouts apply to them. HTTP/1.1 pipelining stays off (Pingora's
+/// default): with it on, a next request already read into the persistent
+/// settings' prefix would wait here for bytes the client has already sent.
 async fn wait_for_request(stream: &mut Stream, idle: Duration, shutdown: &ShutdownWatch) -> bool {
     if *shutdown.borrow() {
         // Still serve a request already sent; do not wait for one.
