@@ -106,7 +106,7 @@ pub struct Config {
     /// (Pingora's default is 64 KiB). A request header larger than this costs one
     /// more read; 0 costs one more read on every request.
     pub client_read_buffer_bytes: usize,
-    /// Seconds a client connection may sit idle between requests.
+    /// Seconds a client connection may sit idle: between requests, and before its first.
     pub keepalive_timeout_seconds: u64,
     /// On SIGTERM (or after handing listeners to a new process), in-flight
     /// requests get this long to finish; the process then exits.
