@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Where the proxy CPU goes: user vs kernel microseconds per request, authgate
-# beside HAProxy (jwt_verify HS256) and beside the framework floor: a Pingora
-# proxy that only forwards (examples/bare_proxy.rs). Same pinning as
-# ../shared/bench/peers.sh; ROUNDS rounds of all three, one after another.
+# beside HAProxy (jwt_verify HS256) and beside two floors that only forward:
+# pingora-proxy with nothing in it (examples/bare_proxy.rs) and a loop of our
+# own over pingora-core's HTTP/1 sessions (examples/h1_loop.rs, an experiment),
+# and that loop again with authgate's token check and X-User-Id.
+# Same pinning as ../shared/bench/peers.sh; ROUNDS rounds of all five.
 # Usage: bench/split.sh   (builds both; DUR=10 CONN=64 ROUNDS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 need nginx haproxy wrk redis-server curl python3 taskset
-DUR=${DUR:-10}; CONN=${CONN:-64}; ROUNDS=${ROUNDS:-1}; HAP=19202; BARE=19206
-cargo build --release --bin authgate --example bare_proxy
+DUR=${DUR:-10}; CONN=${CONN:-64}; ROUNDS=${ROUNDS:-1}; HAP=19202; BARE=19206; LOOP=19207; LOOPJWT=19208
+cargo build --release --bin authgate --example bare_proxy --example h1_loop
 start_upstream; start_redis; start_gateway 0
 cat > "$T/hap.cfg" <<C
 global
@@ -34,10 +36,18 @@ backend be
 C
 taskset -c 0 haproxy -f "$T/hap.cfg" -db >"$T/hap.log" 2>&1 & PIDS+=($!)
 taskset -c 0 target/release/examples/bare_proxy 127.0.0.1:$BARE 127.0.0.1:$UP >"$T/bare.log" 2>&1 & PIDS+=($!)
+taskset -c 0 target/release/examples/h1_loop 127.0.0.1:$LOOP 127.0.0.1:$UP >"$T/loop.log" 2>&1 & PIDS+=($!)
+taskset -c 0 target/release/examples/h1_loop 127.0.0.1:$LOOPJWT 127.0.0.1:$UP "$SECRET" >"$T/loopjwt.log" 2>&1 & PIDS+=($!)
 sleep 1
-BARE_PID=$(ss -ltnpH "sport = :$BARE" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+pid_of() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+BARE_PID=$(pid_of $BARE); LOOP_PID=$(pid_of $LOOP); LOOPJWT_PID=$(pid_of $LOOPJWT)
+for p in $BARE $LOOP; do
+  [[ $(curl -s "http://127.0.0.1:$p/api/x") == "hello from upstream" ]] || { echo "port $p does not forward"; exit 1; }
+done
 HAP_PID=$(ss -ltnpH "sport = :$HAP" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
 TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
+[[ $(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$LOOPJWT/api/x") == "hello from upstream" ]] || { echo "own-loop+jwt does not forward"; exit 1; }
+[[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${TOKEN}x" "http://127.0.0.1:$LOOPJWT/api/x") != 200 ]] || { echo "own-loop+jwt forwards a bad token"; exit 1; }
 split() { # label pid port
   local u0 s0 u1 s1 out n hz
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$2/stat")
@@ -50,5 +60,7 @@ split() { # label pid port
 for _ in $(seq "$ROUNDS"); do
   split haproxy "$HAP_PID" $HAP
   split bare-pingora "$BARE_PID" $BARE
+  split own-h1-loop "$LOOP_PID" $LOOP
+  split own-loop+jwt "$LOOPJWT_PID" $LOOPJWT
   split authgate "$GW_PID" $GW
 done
