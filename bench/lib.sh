@@ -29,8 +29,11 @@ start_gateway() {
   AUTHGATE_THREADS=${AUTHGATE_THREADS:-1} AUTHGATE_UPGRADE_SOCK=$T/up.sock AUTHGATE_PID_FILE=$T/gw.pid \
     taskset -c "${1:-0}" "$GATEWAY_BIN" -c conf/gateway.yaml >"$T/gw.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$GW/" && break; sleep 0.05; done
-  GW_PID=$(ss -ltnpH "sport = :$GW" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+  GW_PID=$(pid_of $GW)
 }
+
+# pid_of PORT : the process listening on loopback PORT.
+pid_of() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
 
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }

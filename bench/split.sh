@@ -39,12 +39,11 @@ taskset -c 0 target/release/examples/bare_proxy 127.0.0.1:$BARE 127.0.0.1:$UP >"
 taskset -c 0 target/release/examples/h1_loop 127.0.0.1:$LOOP 127.0.0.1:$UP >"$T/loop.log" 2>&1 & PIDS+=($!)
 taskset -c 0 target/release/examples/h1_loop 127.0.0.1:$LOOPJWT 127.0.0.1:$UP "$SECRET" >"$T/loopjwt.log" 2>&1 & PIDS+=($!)
 sleep 1
-pid_of() { ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
 BARE_PID=$(pid_of $BARE); LOOP_PID=$(pid_of $LOOP); LOOPJWT_PID=$(pid_of $LOOPJWT)
 for p in $BARE $LOOP; do
   [[ $(curl -s "http://127.0.0.1:$p/api/x") == "hello from upstream" ]] || { echo "port $p does not forward"; exit 1; }
 done
-HAP_PID=$(ss -ltnpH "sport = :$HAP" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
+HAP_PID=$(pid_of $HAP)
 TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
 [[ $(curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$LOOPJWT/api/x") == "hello from upstream" ]] || { echo "own-loop+jwt does not forward"; exit 1; }
 [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${TOKEN}x" "http://127.0.0.1:$LOOPJWT/api/x") != 200 ]] || { echo "own-loop+jwt forwards a bad token"; exit 1; }
