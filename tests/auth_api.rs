@@ -449,26 +449,11 @@ async fn bodies_keep_the_django_field_order() {
     assert_eq!(text, format!(r#"{{"id":{id},"email":"{email}"}}"#));
     let (_, b) = post(&c, &gw.url("/login"), creds).await;
     let access = b["access_token"].as_str().unwrap();
-    let text = c
-        .get(gw.url("/me"))
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&c, &gw.url("/me"), Some(access)).await;
     assert_eq!(
         text,
         format!(r#"{{"id":{id},"username":"","email":"{email}"}}"#)
     );
-    let text = c
-        .get(gw.url("/nothing-here"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&c, &gw.url("/nothing-here"), None).await;
     assert!(text.starts_with(r#"{"error":"#), "{text}");
 }

@@ -476,22 +476,29 @@ pub fn token(user: u64) -> String {
     jwt(SECRET, jsonwebtoken::Algorithm::HS256, user, 300)
 }
 
-/// GET `url` (with a Bearer token if given) and return the status.
-pub async fn get_status(c: &reqwest::Client, url: &str, bearer: Option<&str>) -> u16 {
+/// GET `url`, with a Bearer token if given.
+async fn get(c: &reqwest::Client, url: &str, bearer: Option<&str>) -> reqwest::Response {
     let mut req = c.get(url);
     if let Some(t) = bearer {
         req = req.bearer_auth(t);
     }
-    req.send().await.expect("request").status().as_u16()
+    req.send().await.expect("request")
+}
+
+/// GET `url` (with a Bearer token if given) and return the status.
+pub async fn get_status(c: &reqwest::Client, url: &str, bearer: Option<&str>) -> u16 {
+    get(c, url, bearer).await.status().as_u16()
+}
+
+/// GET `url` (with a Bearer token if given) and return the body as text.
+pub async fn get_text(c: &reqwest::Client, url: &str, bearer: Option<&str>) -> String {
+    get(c, url, bearer).await.text().await.expect("text body")
 }
 
 /// GET `url` with a Bearer token and return the JSON body.
 pub async fn get_json(c: &reqwest::Client, url: &str, bearer: &str) -> serde_json::Value {
-    c.get(url)
-        .bearer_auth(bearer)
-        .send()
+    get(c, url, Some(bearer))
         .await
-        .expect("request")
         .json()
         .await
         .expect("JSON body")
