@@ -22,14 +22,19 @@ impl BodyError {
     }
 }
 
-/// The whole request body, at most `limit` bytes.
-pub async fn read_capped(session: &mut Session, limit: usize) -> Result<BytesMut, BodyError> {
-    let declared = session
+/// The body length the client declared in Content-Length, if it is a number.
+pub fn declared_length(session: &Session) -> Option<u64> {
+    session
         .req_header()
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// The whole request body, at most `limit` bytes.
+pub async fn read_capped(session: &mut Session, limit: usize) -> Result<BytesMut, BodyError> {
+    let declared = declared_length(session);
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }

@@ -95,13 +95,7 @@ async fn drain_small_body(session: &mut Session) -> bool {
     if session.is_body_done() {
         return true;
     }
-    let small = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .is_some_and(|n| n <= DRAIN_LIMIT);
+    let small = super::body::declared_length(session).is_some_and(|n| n <= DRAIN_LIMIT);
     small
         && tokio::time::timeout(DRAIN_TIMEOUT, session.drain_request_body())
             .await
