@@ -12,35 +12,90 @@ impl std::fmt::Display for UserId {
     }
 }
 
-/// A syntactically valid email address, trimmed and lowercased.
+/// Characters no email or username may hold anywhere: controls and format
+/// characters (general categories Cc and Cf: NUL, the bidi embeddings, overrides
+/// and isolates U+202A-U+202E and U+2066-U+2069, the zero-width U+200B-U+200F,
+/// the BOM U+FEFF) and line and paragraph separators (Zl, Zp).
+fn is_refused(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        G::Control | G::Format | G::LineSeparator | G::ParagraphSeparator
+    )
+}
+
+/// Trim ordinary ASCII whitespace from both ends, refuse any [`is_refused`]
+/// character in what is left, then trim other Unicode spaces (such as U+00A0)
+/// and NFC-normalise.
+fn clean(raw: &str) -> Result<String, &'static str> {
+    use unicode_normalization::UnicodeNormalization;
+    let s = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    if s.chars().any(is_refused) {
+        return Err("must not contain control, format or bidi characters (such as U+0000, U+200B or U+202E)");
+    }
+    Ok(s.trim().nfc().collect())
+}
+
+/// A syntactically valid email address in one canonical spelling, so that
+/// composed and decomposed (NFC/NFD) or differently cased spellings are one account.
+///
+/// The local part is NFC-normalised and lowercased. A non-ASCII local part
+/// (RFC 6531) is accepted, as it always was. The domain is stored in its IDNA
+/// ASCII form (UTS #46 ToASCII, which also maps case and width):
+/// `Ann@Exämple.COM` is `ann@xn--exmple-cua.com`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
 impl Email {
-    /// Trim, lowercase and validate (RFC 5321 syntax via `email_address`, plus a dotted domain).
+    /// Trim ASCII whitespace, refuse control, format and bidi characters anywhere,
+    /// normalise as above, and validate: RFC 5321 syntax via `email_address`, no
+    /// quoted local part, no IP literal, a dotted domain, at most 254 octets.
     pub fn parse(raw: &str) -> Result<Email, ApiError> {
+        use unicode_normalization::UnicodeNormalization;
         let bad = |reason: &str| ApiError::invalid_field("email", reason);
-        let s = raw.trim().to_lowercase();
+        let invalid = || bad("is not a valid email address");
+        let s = clean(raw).map_err(bad)?;
         if s.is_empty() {
             return Err(bad("must not be empty"));
         }
-        if s.len() > 254 {
-            return Err(bad("must be at most 254 characters"));
+        // `email_address` takes any non-ASCII character in a local part, spaces such
+        // as U+3000 included; an address has no spaces of any kind.
+        if s.chars().any(char::is_whitespace) {
+            return Err(invalid());
         }
-        let parsed: email_address::EmailAddress =
-            s.parse().map_err(|_| bad("is not a valid email address"))?;
+        let (local, domain) = s.rsplit_once('@').ok_or_else(invalid)?;
         // `email_address` accepts quoted locals, IP literals and dotless domains; a
         // sign-up form wants an ordinary mailbox on a real domain.
-        let (local, domain) = (parsed.local_part(), parsed.domain());
-        let ordinary = !local.starts_with('"')
-            && !domain.starts_with('[')
-            && domain.contains('.')
-            && domain
-                .split('.')
-                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_alphanumeric() || c == '-'));
-        if !ordinary {
-            return Err(bad("is not a valid email address"));
+        if local.starts_with('"') || domain.starts_with('[') {
+            return Err(invalid());
         }
+        let local: String = local.to_lowercase().nfc().collect();
+        // UTS #46 does its own case mapping (Σ to σ, where `to_lowercase` may give ς),
+        // so the domain goes to it as typed. STD3 rules allow only letters, digits and
+        // hyphens; the DNS length check refuses empty labels and a trailing dot.
+        let domain = idna::uts46::Uts46::new()
+            .to_ascii(
+                domain.as_bytes(),
+                idna::uts46::AsciiDenyList::STD3,
+                idna::uts46::Hyphens::CheckFirstLast,
+                idna::uts46::DnsLength::Verify,
+            )
+            .map_err(|_| invalid())?;
+        let dotted = domain.contains('.')
+            && domain.split('.').all(|l| {
+                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !dotted {
+            return Err(invalid());
+        }
+        let s = format!("{local}@{domain}");
+        if s.len() > 254 {
+            return Err(bad("must be at most 254 bytes"));
+        }
+        let options = email_address::Options::default()
+            .without_display_text()
+            .without_domain_literal();
+        email_address::EmailAddress::parse_with_options(&s, options).map_err(|_| invalid())?;
         Ok(Email(s))
     }
 
@@ -84,33 +139,24 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// A display name: 1 to 150 of letters, digits and `@.+-_` (Django's username rule).
+/// A display name such as `John Smith`: 1 to 150 characters after trimming and
+/// NFC normalisation; spaces, letters, digits and punctuation are all fine, but
+/// control, format and bidi characters and line separators are refused anywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);
 
 impl Username {
-    /// Trim and validate.
+    /// Trim, refuse control, format and bidi characters, NFC-normalise, then count.
     pub fn parse(raw: &str) -> Result<Username, ApiError> {
-        let s = raw.trim();
+        let bad = |reason: &str| ApiError::invalid_field("username", reason);
+        let s = clean(raw).map_err(bad)?;
         if s.is_empty() {
-            return Err(ApiError::invalid_field("username", "must not be empty"));
+            return Err(bad("must not be empty"));
         }
         if s.chars().count() > 150 {
-            return Err(ApiError::invalid_field(
-                "username",
-                "must be at most 150 characters",
-            ));
+            return Err(bad("must be at most 150 characters"));
         }
-        if !s
-            .chars()
-            .all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
-        {
-            return Err(ApiError::invalid_field(
-                "username",
-                "may contain only letters, digits and @ . + - _",
-            ));
-        }
-        Ok(Username(s.to_owned()))
+        Ok(Username(s))
     }
 
     /// The name.
@@ -123,10 +169,28 @@ impl Username {
 mod tests {
     use super::*;
 
+    /// The control, format, bidi and separator characters refused anywhere.
+    const REFUSED: [char; 16] = [
+        '\u{0000}', '\u{001B}', '\u{007F}', '\u{0085}', // Cc
+        '\u{202A}', '\u{202E}', '\u{2066}',
+        '\u{2069}', // Cf: bidi embeddings, overrides, isolates
+        '\u{200B}', '\u{200D}', '\u{200F}', '\u{FEFF}', // Cf: zero-width, RLM, BOM
+        '\u{00AD}', '\u{2060}', // Cf: soft hyphen, word joiner
+        '\u{2028}', '\u{2029}', // Zl, Zp
+    ];
+
+    fn refused_for(r: Result<impl std::fmt::Debug, ApiError>, field: &str) -> bool {
+        matches!(r, Err(ApiError::InvalidField { field: f, .. }) if f == field)
+    }
+
     #[test]
     fn email_is_normalised() {
         assert_eq!(
             Email::parse("  Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
+        assert_eq!(
+            Email::parse(" \t\r\nann@EXAMPLE.com\n").unwrap().as_str(),
             "ann@example.com"
         );
     }
@@ -135,16 +199,105 @@ mod tests {
     fn bad_emails_are_refused() {
         for e in [
             "",
+            "  ",
             "ann",
             "ann@",
             "@example.com",
             "ann@example",
             "a b@example.com",
             "ann@[127.0.0.1]",
+            "\"ann\"@example.com",
             "ann@exa_mple.com",
+            "ann@example.com.",
+            "ann@example..com",
+            "ann@-example.com",
+            "Ann <ann@example.com>",
+            "ann@ex ample.com",
+            "an\u{3000}n@example.com",
+            "an\u{A0}n@example.com",
         ] {
-            assert!(Email::parse(e).is_err(), "{e:?} accepted");
+            assert!(refused_for(Email::parse(e), "email"), "{e:?} accepted");
         }
+    }
+
+    #[test]
+    fn control_format_and_bidi_characters_are_refused_anywhere_in_an_email() {
+        for c in REFUSED {
+            for e in [
+                format!("an{c}n@example.com"),
+                format!("ann@exa{c}mple.com"),
+                format!("ann@example.com{c}"),
+                format!("{c}ann@example.com"),
+                format!(" {c} ann@example.com"),
+                format!("ann{c}@example.com"),
+                format!("ann@{c}example.com"),
+            ] {
+                assert!(refused_for(Email::parse(&e), "email"), "{e:?} accepted");
+            }
+        }
+        // Inner ASCII whitespace is not trimmed away: it is still refused.
+        assert!(Email::parse("ann\t@example.com").is_err());
+        // U+202E in the local part and in the domain, as an attacker would write it.
+        assert!(Email::parse("moc.elpmaxe@\u{202E}nna").is_err());
+        assert!(Email::parse("ann@\u{202E}moc.elpmaxe").is_err());
+    }
+
+    #[test]
+    fn nfc_and_nfd_spellings_are_one_email() {
+        let composed = Email::parse("Ann@Ex\u{E4}mple.com").unwrap();
+        let decomposed = Email::parse("ANN@EXA\u{308}MPLE.com").unwrap();
+        assert_eq!(composed, decomposed);
+        assert_eq!(composed.as_str(), "ann@xn--exmple-cua.com");
+        // A non-ASCII local part (RFC 6531) is accepted, NFC-normalised and lowercased.
+        let nfc = Email::parse("Jos\u{E9}@example.com").unwrap();
+        let nfd = Email::parse("JOSE\u{301}@example.com").unwrap();
+        assert_eq!(nfc, nfd);
+        assert_eq!(nfc.as_str(), "jos\u{E9}@example.com");
+    }
+
+    #[test]
+    fn email_domains_are_stored_in_idna_ascii_form() {
+        for (raw, stored) in [
+            ("Ann@Ex\u{E4}mple.COM", "ann@xn--exmple-cua.com"),
+            ("ANN@EX\u{C4}MPLE.COM", "ann@xn--exmple-cua.com"),
+            ("ann@XN--EXMPLE-CUA.com", "ann@xn--exmple-cua.com"),
+            ("ann@EXAMPLE.com", "ann@example.com"),
+            ("ann@\u{FF45}\u{FF58}ample.com", "ann@example.com"),
+            (
+                "ann@b\u{FC}cher.\u{4E2D}\u{56FD}",
+                "ann@xn--bcher-kva.xn--fiqs8s",
+            ),
+        ] {
+            assert_eq!(Email::parse(raw).unwrap().as_str(), stored, "{raw:?}");
+        }
+        // UTS #46 maps capital sigma to σ, not to the final ς `to_lowercase` would give.
+        assert_eq!(
+            Email::parse("ann@\u{391}\u{3A3}.com").unwrap(),
+            Email::parse("ann@\u{3B1}\u{3C3}.com").unwrap()
+        );
+        assert!(
+            Email::parse("ann@xn--.com").is_err(),
+            "empty punycode label"
+        );
+    }
+
+    #[test]
+    fn email_length_is_checked_after_normalisation() {
+        let domain = format!("{}.{}.{}", "b".repeat(63), "c".repeat(63), "d".repeat(61));
+        let ok = format!("{}@{domain}", "a".repeat(64));
+        assert_eq!(ok.len(), 254);
+        assert!(Email::parse(&ok).is_ok());
+        assert!(Email::parse(&format!("{ok}d")).is_err());
+        // Full-width letters take three bytes as typed but one once mapped.
+        let wide = format!(
+            "{}@{}.{}.{}",
+            "a".repeat(64),
+            "b".repeat(63),
+            "c".repeat(63),
+            "\u{FF44}".repeat(61)
+        );
+        assert!(wide.len() > 254);
+        assert_eq!(Email::parse(&wide).unwrap().as_str(), ok);
     }
 
     #[test]
@@ -159,10 +312,48 @@ mod tests {
     }
 
     #[test]
-    fn username_rules() {
-        assert!(Username::parse("ann.b+c@d-e_f").is_ok());
-        assert!(Username::parse("ann b").is_err());
-        assert!(Username::parse("").is_err());
-        assert!(Username::parse(&"a".repeat(151)).is_err());
+    fn username_is_a_display_name() {
+        for (raw, stored) in [
+            ("John Smith", "John Smith"),
+            ("  John Smith \t", "John Smith"),
+            ("ann.b+c@d-e_f", "ann.b+c@d-e_f"),
+            ("O'Brien, Jr. (the 2nd)!", "O'Brien, Jr. (the 2nd)!"),
+            ("\u{5F20}\u{4F1F}", "\u{5F20}\u{4F1F}"),
+            ("Zo\u{EB}", "Zo\u{EB}"),
+            ("Zoe\u{308}", "Zo\u{EB}"),
+        ] {
+            assert_eq!(Username::parse(raw).unwrap().as_str(), stored, "{raw:?}");
+        }
+        for raw in ["", "  ", "\t\n", "\u{A0}"] {
+            assert!(refused_for(Username::parse(raw), "username"), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn username_refuses_control_format_and_bidi_characters() {
+        for c in REFUSED {
+            for raw in [
+                format!("John{c}Smith"),
+                format!("{c}John"),
+                format!("John{c}"),
+                format!("John Smith {c} "),
+            ] {
+                assert!(refused_for(Username::parse(&raw), "username"), "{raw:?}");
+            }
+        }
+        assert!(Username::parse("John\tSmith").is_err());
+        assert!(Username::parse("John\nSmith").is_err());
+    }
+
+    #[test]
+    fn username_length_is_counted_after_nfc() {
+        // 300 code points as sent, 150 characters once e + U+0301 compose to é.
+        let nfd = "e\u{301}".repeat(150);
+        let name = Username::parse(&nfd).unwrap();
+        assert_eq!(name.as_str(), "\u{E9}".repeat(150));
+        assert_eq!(name.as_str().chars().count(), 150);
+        assert!(Username::parse(&"a".repeat(150)).is_ok());
+        assert!(refused_for(Username::parse(&"a".repeat(151)), "username"));
+        assert!(Username::parse(&"e\u{301}".repeat(151)).is_err());
     }
 }

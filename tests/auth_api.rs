@@ -377,7 +377,7 @@ async fn put_me_validates_username() {
     for body in [
         json!({}),
         json!({"username": ""}),
-        json!({"username": "has space"}),
+        json!({"username": "   "}),
         json!({"username": 7}),
     ] {
         let r = c
@@ -456,4 +456,139 @@ async fn bodies_keep_the_django_field_order() {
     );
     let text = get_text(&c, &gw.url("/nothing-here"), None).await;
     assert!(text.starts_with(r#"{"error":"#), "{text}");
+}
+
+/// PUT /me `{"username"}` and return (status, body as text).
+async fn put_username(
+    c: &reqwest::Client,
+    gw: &Gateway,
+    access: &str,
+    username: &str,
+) -> (u16, String) {
+    let r = c
+        .put(gw.url("/me"))
+        .bearer_auth(access)
+        .json(&json!({ "username": username }))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn username_is_a_display_name_like_django() {
+    let gw = GatewayOpts::new().start();
+    let c = client();
+    let (email, access, _) = new_user(&c, &gw).await;
+    let id = get_json(&c, &gw.url("/me"), &access).await["id"]
+        .as_u64()
+        .unwrap();
+    let expected = format!(r#"{{"id":{id},"username":"John Smith","email":"{email}"}}"#);
+
+    let (s, text) = put_username(&c, &gw, &access, "John Smith").await;
+    assert_eq!(s, 200, "{text}");
+    assert_eq!(
+        text, expected,
+        "Django's body, key order id, username, email"
+    );
+    assert_eq!(get_text(&c, &gw.url("/me"), Some(&access)).await, expected);
+
+    // A bidi override anywhere is refused and the stored name stays as it was.
+    for bad in [
+        "John\u{202E}htimS",
+        "\u{202E}John",
+        "John\u{200B}",
+        "\u{FEFF}John",
+    ] {
+        let (s, text) = put_username(&c, &gw, &access, bad).await;
+        assert_eq!(s, 400, "{bad:?}: {text}");
+        let b: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_error(&b, "invalid_field");
+        assert!(b["detail"].as_str().unwrap().contains("username"), "{b}");
+    }
+    assert_eq!(get_text(&c, &gw.url("/me"), Some(&access)).await, expected);
+}
+
+#[tokio::test]
+async fn nfc_nfd_and_case_spellings_of_an_idn_email_are_one_account() {
+    let gw = GatewayOpts::new().start();
+    let c = client();
+    let local = unique("ann");
+    let password = "correct horse battery";
+    // "Exämple" with a composed ä (U+00E4), then decomposed (a + U+0308) in capitals.
+    let composed = format!("{local}@Ex\u{E4}mple.com");
+    let decomposed = format!("{}@EXA\u{308}MPLE.COM", local.to_uppercase());
+    let stored = format!("{local}@xn--exmple-cua.com");
+
+    let (s, b) = post(
+        &c,
+        &gw.url("/register"),
+        json!({"email": composed, "password": password}),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["email"], stored, "domain stored in its IDNA ASCII form");
+
+    let (s, b) = post(
+        &c,
+        &gw.url("/register"),
+        json!({"email": decomposed, "password": "another password"}),
+    )
+    .await;
+    assert_eq!(s, 409, "{b}");
+    assert_error(&b, "email_taken");
+
+    let (s, b) = post(
+        &c,
+        &gw.url("/login"),
+        json!({"email": decomposed, "password": password}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let access = b["access_token"].as_str().unwrap();
+    assert_eq!(get_json(&c, &gw.url("/me"), access).await["email"], stored);
+}
+
+#[tokio::test]
+async fn an_email_with_a_bidi_override_is_refused_and_stores_nothing() {
+    let gw = GatewayOpts::new().start();
+    let c = client();
+    let local = unique("eve");
+    let password = "correct horse battery";
+    for email in [
+        format!("{local}\u{202E}@example.com"),
+        format!("{local}@exa\u{202E}mple.com"),
+        format!("{local}@example.com\u{200B}"),
+        format!("\u{0000}{local}@example.com"),
+    ] {
+        let (s, b) = post(
+            &c,
+            &gw.url("/register"),
+            json!({"email": email, "password": password}),
+        )
+        .await;
+        assert_eq!(s, 400, "{email:?}: {b}");
+        assert_error(&b, "invalid_field");
+        assert!(b["detail"].as_str().unwrap().contains("email"), "{b}");
+        let (s, b) = post(
+            &c,
+            &gw.url("/login"),
+            json!({"email": email, "password": password}),
+        )
+        .await;
+        assert_eq!(s, 401, "{email:?}: {b}");
+        assert_error(&b, "invalid_credentials");
+    }
+    let (s, _) = post(
+        &c,
+        &gw.url("/login"),
+        json!({"email": format!("{local}@example.com"), "password": password}),
+    )
+    .await;
+    assert_eq!(
+        s, 401,
+        "not stored under the address without the override either"
+    );
+    let keys = shared_redis().cli(&["--scan", "--pattern", &format!("{}*", gw.prefix)]);
+    assert_eq!(keys, "", "nothing was written");
 }
