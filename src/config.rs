@@ -189,6 +189,12 @@ pub struct RedisConfig {
     pub key_prefix: String,
     /// Upper bound on any single Redis call, connecting included.
     pub timeout_ms: u64,
+    /// `rediss://` only: PEM CA bundle to trust instead of the system roots.
+    pub tls_ca_file: Option<PathBuf>,
+    /// `rediss://` only: PEM client certificate chain, for servers with `tls-auth-clients yes`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// `rediss://` only: PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -197,6 +203,9 @@ impl Default for RedisConfig {
             url: "redis://127.0.0.1:6379/0".into(),
             key_prefix: "authgate:".into(),
             timeout_ms: 1000,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -438,6 +447,9 @@ impl Config {
         if let Some(v) = get("AUTHGATE_REDIS_URL") {
             self.redis.url = v;
         }
+        if let Some(v) = get("AUTHGATE_REDIS_TLS_CA_FILE").filter(|v| !v.is_empty()) {
+            self.redis.tls_ca_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = get("AUTHGATE_REDIS_KEY_PREFIX") {
             self.redis.key_prefix = v;
         }
@@ -602,6 +614,30 @@ impl Config {
         }
         if self.redis.timeout_ms == 0 {
             return Err(invalid("redis.timeout_ms", "must be above 0"));
+        }
+        let r = &self.redis;
+        for (key, file) in [
+            ("redis.tls_ca_file", &r.tls_ca_file),
+            ("redis.tls_cert_file", &r.tls_cert_file),
+            ("redis.tls_key_file", &r.tls_key_file),
+        ] {
+            if let Some(f) = file {
+                if !r.url.starts_with("rediss://") {
+                    return Err(invalid(key, "needs a rediss:// redis.url"));
+                }
+                readable(key, f)?;
+            }
+        }
+        if r.tls_cert_file.is_some() != r.tls_key_file.is_some() {
+            let missing = if r.tls_cert_file.is_none() {
+                "redis.tls_cert_file"
+            } else {
+                "redis.tls_key_file"
+            };
+            return Err(invalid(
+                missing,
+                "redis.tls_cert_file and redis.tls_key_file go together",
+            ));
         }
         if self.tokens.access_ttl_seconds == 0 {
             return Err(invalid("tokens.access_ttl_seconds", "must be above 0"));

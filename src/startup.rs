@@ -37,8 +37,13 @@ pub struct Parts {
 
 /// Build the gateway's parts (resolving peers, compiling routes) without starting anything.
 pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
-    let redis = Redis::new(&cfg.redis.url, Duration::from_millis(cfg.redis.timeout_ms))
-        .map_err(|e| BuildError::Invalid(format!("redis.url: {e}")))?;
+    // `rediss://` builds a rustls ClientConfig, which panics ("no process-level
+    // CryptoProvider") unless one provider can be picked. Today only ring is compiled
+    // in, but Pingora installs it only when it builds a TLS listener or connector, so
+    // install it here too: a build that also gains aws-lc-rs would otherwise panic on
+    // the first Redis connection. Installing again (or after Pingora) is a no-op.
+    pingora_core::tls::install_default_crypto_provider();
+    let redis = Redis::new(&cfg.redis).map_err(BuildError::Invalid)?;
     let passwords = Passwords::new(&cfg.passwords)
         .map_err(|e| BuildError::Invalid(format!("passwords: {e}")))?;
     let store = Arc::new(Store::new(redis, &cfg.redis.key_prefix));

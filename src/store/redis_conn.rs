@@ -1,7 +1,10 @@
 //! One multiplexed, self-reconnecting Redis connection, opened lazily inside the serving runtime, every call bounded by a timeout.
 
 use super::StoreError;
+use crate::config::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ClientTlsConfig, IntoConnectionInfo, TlsCertificates};
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -13,12 +16,13 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Parse the URL; nothing connects until the first call.
-    pub fn new(url: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
+    /// Parse the URL and read the TLS files (if any); nothing connects until the
+    /// first call. The error names the config key at fault.
+    pub fn new(cfg: &RedisConfig) -> Result<Self, String> {
         Ok(Redis {
-            client: redis::Client::open(url)?,
+            client: client(cfg)?,
             conn: OnceCell::new(),
-            timeout,
+            timeout: Duration::from_millis(cfg.timeout_ms),
         })
     }
 
@@ -73,4 +77,69 @@ impl Redis {
             .await
             .map_err(|_| StoreError::Unavailable("timed out".into()))?
     }
+}
+
+/// A plain client, or with `tls_*` files a TLS one trusting `tls_ca_file` (else the
+/// system roots) and presenting `tls_cert_file` + `tls_key_file` (if given).
+fn client(cfg: &RedisConfig) -> Result<redis::Client, String> {
+    const CERT: &str = "-----BEGIN CERTIFICATE-----";
+    // `BEGIN PRIVATE KEY`, `BEGIN EC PRIVATE KEY`, `BEGIN RSA PRIVATE KEY`.
+    const KEY: &str = "PRIVATE KEY-----";
+    let info = cfg
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| format!("redis.url: {e}"))?;
+    let client_pair = cfg.tls_cert_file.as_ref().zip(cfg.tls_key_file.as_ref());
+    if cfg.tls_ca_file.is_none() && client_pair.is_none() {
+        return redis::Client::open(info).map_err(|e| format!("redis.url: {e}"));
+    }
+    let root_cert = match &cfg.tls_ca_file {
+        Some(f) => Some(read_pem("redis.tls_ca_file", f, CERT, "certificate")?),
+        None => None,
+    };
+    let client_tls = match client_pair {
+        Some((cert, key)) => Some(ClientTlsConfig {
+            client_cert: read_pem("redis.tls_cert_file", cert, CERT, "certificate")?,
+            client_key: read_pem("redis.tls_key_file", key, KEY, "private key")?,
+        }),
+        None => None,
+    };
+    redis::Client::build_with_tls(
+        info,
+        TlsCertificates {
+            client_tls,
+            root_cert,
+        },
+    )
+    .map_err(|e| {
+        // The redis crate parses the PEM here; its message for a bad key may quote
+        // the key file, so that case (and anything unforeseen) prints no detail.
+        let msg = e.to_string();
+        let path = |p: &Option<std::path::PathBuf>| {
+            p.as_deref()
+                .map_or(String::new(), |p| p.display().to_string())
+        };
+        if msg.contains("root certificate") || msg.contains("trust anchors") {
+            format!("redis.tls_ca_file: {}: {msg}", path(&cfg.tls_ca_file))
+        } else if msg.contains("client certificate") {
+            format!("redis.tls_cert_file: {}: {msg}", path(&cfg.tls_cert_file))
+        } else {
+            format!(
+                "redis.tls_key_file: {}: not a usable PEM private key",
+                path(&cfg.tls_key_file)
+            )
+        }
+    })
+}
+
+/// The bytes of a PEM file that must contain `marker` (a `what`); errors name `key`
+/// and the file, never its contents.
+fn read_pem(key: &str, path: &Path, marker: &str, what: &str) -> Result<Vec<u8>, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+    if !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+        return Err(format!("{key}: {} holds no PEM {what}", path.display()));
+    }
+    Ok(bytes)
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod echo;
+pub mod tls_redis;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -256,6 +257,8 @@ pub struct GatewayOpts {
     pub redis_url: String,
     /// Extra YAML appended to the generated config.
     pub yaml: String,
+    /// Extra `key: value` lines inside the generated `redis:` section.
+    pub redis_yaml: String,
     /// Extra environment.
     pub env: Vec<(String, String)>,
 }
@@ -266,6 +269,7 @@ impl GatewayOpts {
         GatewayOpts {
             redis_url: shared_redis().url(),
             yaml: String::new(),
+            redis_yaml: String::new(),
             env: vec![],
         }
     }
@@ -286,6 +290,12 @@ impl GatewayOpts {
     /// Append YAML.
     pub fn yaml(mut self, y: &str) -> Self {
         self.yaml.push_str(y);
+        self
+    }
+
+    /// Add `key: value` under `redis:`.
+    pub fn redis_key(mut self, key: &str, value: &str) -> Self {
+        self.redis_yaml.push_str(&format!("  {key}: {value}\n"));
         self
     }
 
@@ -310,10 +320,11 @@ impl Gateway {
         let conf = dir.join("gateway.yaml");
         let yaml = format!(
             "listen: [\"127.0.0.1:{port}\"]\nops_listen: \"127.0.0.1:{ops_port}\"\nthreads: 2\nupgrade_sock: {dir}/upgrade.sock\npid_file: {dir}/authgate.pid\n\
-             redis:\n  url: {url}\n  key_prefix: \"{prefix}\"\n  timeout_ms: 500\n\
+             redis:\n  url: {url}\n  key_prefix: \"{prefix}\"\n  timeout_ms: 500\n{redis_extra}\
              passwords:\n  memory_kib: 1024\n  iterations: 1\n  parallelism: 1\n  hash_threads: 2\n{extra}",
             dir = dir.display(),
             url = opts.redis_url,
+            redis_extra = opts.redis_yaml,
             extra = opts.yaml,
         );
         std::fs::write(&conf, yaml).expect("write config");
