@@ -152,8 +152,9 @@ impl Default for Config {
             keepalive_timeout_seconds: 60,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 1,
-            upgrade_sock: "/tmp/authgate_upgrade.sock".into(),
-            pid_file: "/tmp/authgate.pid".into(),
+            // Empty: inside the private run directory (see `run_dir`).
+            upgrade_sock: String::new(),
+            pid_file: String::new(),
             log_level: "info".into(),
             redis: RedisConfig::default(),
             tokens: TokenConfig::default(),
@@ -402,7 +403,36 @@ impl Config {
         cfg.apply_env(|k| std::env::var(k).ok())?;
         cfg.load_secret(|k| std::env::var(k).ok())?;
         cfg.validate()?;
+        cfg.fill_run_paths();
         Ok(cfg)
+    }
+
+    /// Put the upgrade socket and pid file in the private run directory unless configured.
+    pub fn fill_run_paths(&mut self) {
+        let dir = crate::run_dir::default_dir();
+        if self.upgrade_sock.is_empty() {
+            self.upgrade_sock = dir.join("upgrade.sock").to_string_lossy().into_owned();
+        }
+        if self.pid_file.is_empty() {
+            self.pid_file = dir.join("authgate.pid").to_string_lossy().into_owned();
+        }
+    }
+
+    /// Create the default run directory if it is used, and refuse directories
+    /// others can write to; called before serving, not by `-t`.
+    pub fn prepare_run_dir(&self) -> Result<(), ConfigError> {
+        let dir = crate::run_dir::default_dir();
+        for (key, file) in [
+            ("upgrade_sock", &self.upgrade_sock),
+            ("pid_file", &self.pid_file),
+        ] {
+            let file = Path::new(file);
+            if file.parent() == Some(dir.as_path()) {
+                crate::run_dir::create_private(&dir).map_err(|e| invalid(key, e))?;
+            }
+            crate::run_dir::check_private(key, file).map_err(|e| invalid(key, e))?;
+        }
+        Ok(())
     }
 
     /// Parse YAML text; an empty document is the defaults.

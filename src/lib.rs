@@ -12,5 +12,6 @@ pub mod error;
 pub mod metrics;
 pub mod ops;
 pub mod proxy;
+pub mod run_dir;
 pub mod startup;
 pub mod store;

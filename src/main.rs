@@ -53,6 +53,10 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Err(e) = cfg.prepare_run_dir() {
+        eprintln!("authgate: {e}");
+        return ExitCode::from(2);
+    }
     let opt = Opt {
         upgrade: cli.upgrade,
         daemon: cli.daemon,

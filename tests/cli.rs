@@ -109,3 +109,51 @@ fn environment_overrides_are_checked() {
     assert_ne!(code, 0);
     assert!(out.contains("AUTHGATE_THREADS"), "{out}");
 }
+
+#[test]
+fn an_upgrade_socket_in_a_shared_directory_is_refused() {
+    let shared = std::env::temp_dir().join(unique("authgate-shared"));
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let p = conf(&format!(
+        "listen: ['127.0.0.1:{}']\nops_listen: ''\nupgrade_sock: {}/up.sock\n",
+        free_port(),
+        shared.display()
+    ));
+    let (code, out) = authgate(
+        &["-c", p.to_str().unwrap()],
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("upgrade_sock") && out.contains("writable by other users"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_default_run_directory_is_private() {
+    let runtime = std::env::temp_dir().join(unique("authgate-xdg"));
+    std::fs::create_dir_all(&runtime).unwrap();
+    let p = conf(&format!(
+        "listen: ['127.0.0.1:{}']\nops_listen: ''\n",
+        free_port()
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["-c", p.to_str().unwrap()])
+        .env("AUTHGATE_JWT_SECRET", SECRET)
+        .env("RUNTIME_DIRECTORY", runtime.join("authgate"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start authgate");
+    let dir = runtime.join("authgate");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !dir.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&dir).expect("run dir"));
+    assert_eq!(mode & 0o777, 0o700);
+}

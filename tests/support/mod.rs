@@ -35,6 +35,10 @@ fn scratch_dir() -> PathBuf {
         .join("authgate-tests")
         .join(unique("run"));
     std::fs::create_dir_all(&d).expect("create scratch dir");
+    // The gateway refuses an upgrade socket in a directory others can write to,
+    // whatever umask this test runs under.
+    std::fs::set_permissions(&d, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod scratch dir");
     d
 }
 
