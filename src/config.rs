@@ -131,8 +131,12 @@ pub struct Config {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Routes to upstream clusters; longest matching prefix wins.
     pub routes: Vec<RouteConfig>,
-    /// Headers a client may never set itself; always removed before forwarding.
+    /// Headers a client may never set itself; removed in every spelling before forwarding.
     pub identity_headers: Vec<String>,
+    /// Request headers whose name contains `_`: `drop` (default), `reject` (400) or `allow`.
+    pub underscore_headers: crate::edge::UnderscoreHeaders,
+    /// CIDRs of proxies in front of the gateway whose X-Forwarded-* headers are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The JWT secret; only ever from the environment or `tokens.jwt_secret_file`.
     #[serde(skip)]
     pub jwt_secret: Secret,
@@ -163,6 +167,8 @@ impl Default for Config {
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
             identity_headers: vec!["X-User-Id".into()],
+            underscore_headers: crate::edge::UnderscoreHeaders::Drop,
+            trusted_proxies: Vec::new(),
             jwt_secret: Secret::default(),
         }
     }
@@ -279,12 +285,15 @@ fn default_hash_threads() -> usize {
 pub struct LimitsConfig {
     /// Largest body accepted by the auth endpoints.
     pub max_auth_body_bytes: usize,
+    /// Total time a client gets to send an auth request body (not per read).
+    pub auth_body_timeout_ms: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_auth_body_bytes: 64 * 1024,
+            auth_body_timeout_ms: 10_000,
         }
     }
 }
@@ -390,6 +399,9 @@ pub struct RouteConfig {
     /// Remove the prefix before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
+    /// Pass the client's `Authorization` header to the upstream (default: removed).
+    #[serde(default)]
+    pub forward_authorization: bool,
 }
 
 impl Config {
@@ -501,6 +513,18 @@ impl Config {
         if let Some(v) = get("AUTHGATE_HASH_NICE") {
             self.passwords.nice = num("AUTHGATE_HASH_NICE", &v)?;
         }
+        if let Some(v) = get("AUTHGATE_TRUSTED_PROXIES") {
+            self.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        invalid("AUTHGATE_TRUSTED_PROXIES", format!("{s:?} is not a CIDR"))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+        }
         if let Some(v) = get("AUTHGATE_MAX_AUTH_BODY_BYTES") {
             self.limits.max_auth_body_bytes = num("AUTHGATE_MAX_AUTH_BODY_BYTES", &v)?;
         }
@@ -570,6 +594,7 @@ impl Config {
                 upstream: "default".into(),
                 auth: AuthPolicy::Required,
                 strip_prefix: false,
+                forward_authorization: false,
             });
         }
         Ok(())
@@ -694,6 +719,9 @@ impl Config {
         if self.limits.max_auth_body_bytes == 0 {
             return Err(invalid("limits.max_auth_body_bytes", "must be above 0"));
         }
+        if self.limits.auth_body_timeout_ms == 0 {
+            return Err(invalid("limits.auth_body_timeout_ms", "must be above 0"));
+        }
         for (name, u) in &self.upstreams {
             if u.peers.is_empty() {
                 return Err(invalid(
@@ -733,6 +761,14 @@ impl Config {
                     format!("routes[{i}].prefix"),
                     format!("must start with /, got {:?}", r.prefix),
                 ));
+            }
+            if let Some(h) = &r.host {
+                crate::edge::host::route_host(h).map_err(|_| {
+                    invalid(
+                        format!("routes[{i}].host"),
+                        format!("expected a host name without port, got {h:?}"),
+                    )
+                })?;
             }
             if !self.upstreams.contains_key(&r.upstream) {
                 return Err(invalid(
@@ -806,6 +842,7 @@ mod tests {
             upstream: "nope".into(),
             auth: AuthPolicy::Required,
             strip_prefix: false,
+            forward_authorization: false,
         });
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("routes[0].upstream"), "{err}");

@@ -1,5 +1,6 @@
 //! Every failure the gateway answers itself, and the one place that maps each to a status, a code and a sentence.
 
+use crate::edge::EdgeRejection;
 use http::StatusCode;
 
 /// Why an access token was refused; also a metrics label.
@@ -39,6 +40,12 @@ pub enum ApiError {
     /// The request itself is not valid HTTP.
     #[error("the request is not valid HTTP")]
     MalformedRequest,
+    /// The edge refused an ambiguous request (path, host, header names, Authorization).
+    #[error("{}", edge_detail(*.0))]
+    Refused(EdgeRejection),
+    /// The client did not send the whole auth request body within the deadline.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// A required field is absent.
     #[error("field `{0}` is required")]
     MissingField(&'static str),
@@ -100,6 +107,19 @@ pub enum ApiError {
     Internal,
 }
 
+fn edge_detail(r: EdgeRejection) -> &'static str {
+    match r {
+        EdgeRejection::Path(p) => p.detail(),
+        EdgeRejection::Host(h) => h.detail(),
+        EdgeRejection::UnderscoreHeader => {
+            "header names with underscores are not accepted; use hyphens"
+        }
+        EdgeRejection::AmbiguousAuthorization => {
+            "send one Authorization header with one credential"
+        }
+    }
+}
+
 fn token_detail(r: TokenRejection) -> &'static str {
     match r {
         TokenRejection::Missing => {
@@ -123,9 +143,12 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            MalformedRequest | MalformedJson(_) | MissingField(_) | InvalidField { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            MalformedRequest
+            | Refused(_)
+            | MalformedJson(_)
+            | MissingField(_)
+            | InvalidField { .. } => StatusCode::BAD_REQUEST,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             InvalidCredentials | InvalidToken(_) | InvalidRefreshToken | UnknownUser => {
                 StatusCode::UNAUTHORIZED
             }
@@ -145,6 +168,11 @@ impl ApiError {
         use ApiError::*;
         match self {
             MalformedRequest => "bad_request",
+            Refused(EdgeRejection::Path(_)) => "invalid_path",
+            Refused(EdgeRejection::Host(_)) => "invalid_host",
+            Refused(EdgeRejection::UnderscoreHeader) => "invalid_header",
+            Refused(EdgeRejection::AmbiguousAuthorization) => "invalid_authorization",
+            RequestTimeout => "request_timeout",
             MalformedJson(_) => "malformed_json",
             MissingField(_) => "missing_field",
             InvalidField { .. } => "invalid_field",
@@ -184,7 +212,10 @@ impl ApiError {
 
     /// Whether the connection must close after the answer (the body was not read to its end).
     pub fn closes_connection(&self) -> bool {
-        matches!(self, ApiError::BodyTooLarge { .. })
+        matches!(
+            self,
+            ApiError::BodyTooLarge { .. } | ApiError::RequestTimeout
+        )
     }
 
     /// The JSON body.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod drain;
+pub mod edge;
 pub mod error;
 pub mod metrics;
 pub mod ops;

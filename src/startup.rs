@@ -4,6 +4,7 @@ use crate::api::AuthApi;
 use crate::auth::access::AccessTokens;
 use crate::auth::password::Passwords;
 use crate::config::Config;
+use crate::edge::{EdgeRules, TrustedProxies};
 use crate::ops::OpsApp;
 use crate::proxy::routes::{Route, RouteTable};
 use crate::proxy::upstreams::{Cluster, HealthCheckTask};
@@ -73,13 +74,16 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
                 r.upstream
             ))
         })?;
-        routes.push(Route::new(
-            &r.prefix,
-            r.host.as_deref(),
-            r.auth,
-            r.strip_prefix,
-            cluster.clone(),
-        ));
+        routes.push(
+            Route::new(
+                &r.prefix,
+                r.host.as_deref(),
+                r.auth,
+                r.strip_prefix,
+                cluster.clone(),
+            )
+            .with_forward_authorization(r.forward_authorization),
+        );
     }
     let identity_headers = cfg
         .identity_headers
@@ -92,12 +96,18 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     if !identity_headers.contains(&user_id) {
         identity_headers.push(user_id);
     }
+    let edge = EdgeRules {
+        identity_headers,
+        underscore_headers: cfg.underscore_headers,
+        trusted_proxies: TrustedProxies::new(cfg.trusted_proxies.clone()),
+    };
     let gateway = Gateway {
         api,
         routes: RouteTable::new(routes),
-        identity_headers,
+        edge,
         keepalive_seconds: cfg.keepalive_timeout_seconds,
         max_auth_body: cfg.limits.max_auth_body_bytes,
+        auth_body_timeout: Duration::from_millis(cfg.limits.auth_body_timeout_ms),
         access_log: cfg.access_log,
     };
     let ops = OpsApp::new(store, clusters.values().cloned().collect());

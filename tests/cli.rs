@@ -49,6 +49,10 @@ fn a_bad_config_names_the_key() {
         ("upstreams:\n  a: { peers: ['127.0.0.1:1'] }\nroutes:\n  - { prefix: /api, upstream: b }\n", "routes[0].upstream"),
         ("routes:\n  - { prefix: /api, upstream: a, auth: maybe }\n", "auth"),
         ("passwords:\n  memory_kib: 1\n", "passwords"),
+        ("upstreams:\n  a: { peers: ['127.0.0.1:1'] }\nroutes:\n  - { prefix: /x, upstream: a, host: 'a.example:80' }\n", "routes[0].host"),
+        ("upstreams:\n  a: { peers: ['127.0.0.1:1'] }\nroutes:\n  - { prefix: /x, upstream: a, host: 'bad host' }\n", "routes[0].host"),
+        ("trusted_proxies: ['10.0.0.0/33']\n", "trusted_proxies"),
+        ("underscore_headers: sometimes\n", "underscore_headers"),
     ];
     for (yaml, key) in cases {
         let p = conf(yaml);

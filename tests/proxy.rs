@@ -56,10 +56,9 @@ async fn valid_token_is_forwarded_intact_with_user_id_and_no_spoofing() {
         vec![id.as_str()],
         "only the gateway's X-User-Id"
     );
-    assert_eq!(
-        header_values(&echo, "authorization").len(),
-        1,
-        "Authorization is passed on"
+    assert!(
+        header_values(&echo, "authorization").is_empty(),
+        "the token stays at the gateway unless the route forwards it"
     );
     assert_eq!(header_values(&echo, "x-forwarded-for"), vec!["127.0.0.1"]);
     assert_eq!(

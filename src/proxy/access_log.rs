@@ -11,7 +11,8 @@ use std::time::Duration;
 struct Line<'a> {
     time: String,
     request_id: &'a str,
-    client: Option<std::net::SocketAddr>,
+    /// By the trusted-proxy rule: the peer, or the client a trusted proxy names.
+    client: Option<std::net::IpAddr>,
     method: &'a str,
     /// The path only: query strings can carry secrets (`?token=`), so they are left out.
     path: &'a str,
@@ -32,7 +33,7 @@ pub fn write(session: &Session, ctx: &RequestCtx, route: &str, status: u16, elap
     let line = Line {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         request_id: &ctx.request_id,
-        client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+        client: ctx.client_ip,
         method: req.method.as_str(),
         path: req.uri.path(),
         route,

@@ -8,18 +8,24 @@ use crate::metrics::METRICS;
 use pingora_proxy::Session;
 use std::time::Duration;
 
-/// A client gets this long to send an auth request body.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// How much of an auth request body the gateway takes, and for how long it waits.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body accepted.
+    pub max_bytes: usize,
+    /// Time for the whole body, however it trickles in.
+    pub deadline: Duration,
+}
 
 /// Answer one auth request completely, and count its outcome.
 pub async fn serve(
     api: &AuthApi,
-    max_body: usize,
+    limits: BodyLimits,
     endpoint: Endpoint,
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) {
-    let Some(result) = outcome(api, max_body, endpoint, session).await else {
+    let Some(result) = outcome(api, limits, endpoint, session).await else {
         // The client went away or stalled mid-body: nothing to answer.
         session.set_keepalive(None);
         return;
@@ -43,7 +49,7 @@ pub async fn serve(
 /// What the endpoint answers; `None` when the body could not be read at all.
 async fn outcome(
     api: &AuthApi,
-    max_body: usize,
+    limits: BodyLimits,
     endpoint: Endpoint,
     session: &mut Session,
 ) -> Option<Result<Reply, ApiError>> {
@@ -54,14 +60,17 @@ async fn outcome(
         }));
     }
     let body = if endpoint.reads_body(&method) {
-        session.set_read_timeout(Some(BODY_READ_TIMEOUT));
-        match read_capped(session, max_body).await {
-            Ok(b) => b,
-            Err(e) => return e.into_api().map(Err),
+        // One deadline for the whole body: a per-read timeout lets a client
+        // that sends a byte at a time hold the request open indefinitely.
+        match tokio::time::timeout(limits.deadline, read_capped(session, limits.max_bytes)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => return e.into_api().map(Err),
+            Err(_) => return Some(Err(ApiError::RequestTimeout)),
         }
     } else {
         Default::default()
     };
+    // The edge has already refused more than one.
     let authorization = session
         .req_header()
         .headers

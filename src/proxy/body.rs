@@ -48,7 +48,13 @@ pub async fn read_capped(session: &mut Session, limit: usize) -> Result<BytesMut
     if expects_continue && session.write_continue_response().await.is_err() {
         return Err(BodyError::Broken);
     }
-    let mut buf = BytesMut::with_capacity(declared.map_or(1024, |n| n as usize));
+    // Sized from Content-Length only up to the cap (checked above), and no
+    // more than a typical body up front: the rest grows as bytes really arrive.
+    let initial = declared
+        .map_or(1024, |n| n as usize)
+        .min(limit)
+        .min(16 * 1024);
+    let mut buf = BytesMut::with_capacity(initial);
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {

@@ -22,6 +22,8 @@ pub struct RequestCtx {
     pub rejection: Option<TokenRejection>,
     /// The client's X-Request-Id when sane, else a new one.
     pub request_id: String,
+    /// The client's address by the trusted-proxy rule (the peer unless it is a trusted proxy).
+    pub client_ip: Option<std::net::IpAddr>,
     /// The peer chosen for this try.
     pub peer: Option<std::net::SocketAddr>,
     /// A peer that failed to connect, avoided on the retry.
@@ -40,6 +42,7 @@ impl RequestCtx {
             user: None,
             rejection: None,
             request_id: String::new(),
+            client_ip: None,
             peer: None,
             failed_peer: None,
             retries: 0,

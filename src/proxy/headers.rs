@@ -1,23 +1,17 @@
-//! Request headers on the way upstream: identity headers stripped and re-set, X-Forwarded-*, request id, prefix stripping.
+//! Request headers: the edge's decision applied, then the upstream request built (identity, X-Forwarded-*, request id, prefix).
 
 use super::RequestCtx;
+use crate::edge::{EdgeRules, Inspection, TrustedProxies};
+use crate::error::ApiError;
 use pingora_error::Result;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
+use std::net::IpAddr;
 
-/// The Host the client asked for, without port, lowercased.
-pub fn request_host(req: &RequestHeader) -> Option<String> {
-    let raw = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri.host())?;
-    let host = match raw.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => raw.split(':').next().unwrap_or(raw),
-    };
-    Some(host.to_ascii_lowercase())
-}
+/// Headers that tell an upstream who the client is or which URL it asked
+/// for; only a trusted proxy may send the first kind, and nobody the second.
+const CLIENT_CLAIMS: [&str; 2] = ["forwarded", "x-real-ip"];
+const URL_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
 
 /// The client's X-Request-Id if it is short and plain, otherwise a new UUID.
 pub fn request_id(req: &RequestHeader) -> String {
@@ -37,46 +31,67 @@ pub fn request_id(req: &RequestHeader) -> String {
     }
 }
 
+fn peer_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_canonical())
+}
+
+/// The client address for logs and limits: the peer, or behind a trusted proxy
+/// the rightmost untrusted X-Forwarded-For entry.
+pub fn client_ip(session: &Session, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let peer = peer_ip(session)?;
+    let xff = session
+        .req_header()
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes());
+    Some(trusted.client_ip(peer, xff))
+}
+
+/// Apply what the edge decided to the request itself, so routing, the auth
+/// endpoints and the upstream all see the same request; returns the routing host.
+pub fn apply(session: &mut Session, inspection: Inspection) -> Result<Option<String>, ApiError> {
+    let req = session.req_header_mut();
+    for name in &inspection.remove {
+        req.remove_header(name);
+    }
+    if let Some(target) = inspection.new_target {
+        // Only reachable with a path the edge built from a valid one, so a
+        // failure here is ours, not the client's.
+        let uri = target.parse::<http::Uri>().map_err(|e| {
+            log::error!("canonical request target does not parse: {e}");
+            ApiError::Internal
+        })?;
+        req.set_uri(uri);
+    }
+    Ok(inspection.host)
+}
+
 /// Make the upstream request: only the gateway may speak for the user.
 pub fn prepare_upstream_request(
     session: &Session,
     req: &mut RequestHeader,
     ctx: &RequestCtx,
-    identity_headers: &[http::HeaderName],
+    edge: &EdgeRules,
 ) -> Result<()> {
-    // HeaderMap lookups ignore case, and remove() drops every occurrence.
-    for name in identity_headers {
+    // Every spelling was removed at the edge; the canonical one is removed here
+    // too so nothing a filter in between might add can survive.
+    for name in &edge.identity_headers {
         req.remove_header(name);
     }
     if let Some(user) = ctx.user {
         req.insert_header("X-User-Id", user.0.to_string())?;
     }
-
-    let client_ip = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string());
-    if let Some(ip) = client_ip {
-        let xff = match req
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-            _ => ip,
-        };
-        req.insert_header("X-Forwarded-For", xff)?;
+    if !ctx.route.as_ref().is_some_and(|r| r.forward_authorization) {
+        req.remove_header(&http::header::AUTHORIZATION);
     }
-    let proto = if session
-        .digest()
-        .and_then(|d| d.ssl_digest.as_ref())
-        .is_some()
-    {
-        "https"
-    } else {
-        "http"
-    };
-    req.insert_header("X-Forwarded-Proto", proto)?;
+    for name in URL_OVERRIDES {
+        req.remove_header(name);
+    }
+    forwarding_headers(session, req, edge)?;
     req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
 
     if let Some(route) = &ctx.route {
@@ -98,6 +113,66 @@ pub fn prepare_upstream_request(
     Ok(())
 }
 
+/// X-Forwarded-For/-Proto/-Host: appended to behind a trusted proxy,
+/// replaced by the gateway's own view otherwise.
+fn forwarding_headers(session: &Session, req: &mut RequestHeader, edge: &EdgeRules) -> Result<()> {
+    let peer = peer_ip(session);
+    let trusted = peer.is_some_and(|ip| edge.trusted_proxies.contains(ip));
+    let own_proto = if session
+        .digest()
+        .and_then(|d| d.ssl_digest.as_ref())
+        .is_some()
+    {
+        "https"
+    } else {
+        "http"
+    };
+    if !trusted {
+        for name in CLIENT_CLAIMS {
+            req.remove_header(name);
+        }
+    }
+    let prior = |req: &RequestHeader, name: &str| -> Option<String> {
+        let values: Vec<&str> = req
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        (!values.is_empty()).then(|| values.join(", "))
+    };
+    if let Some(ip) = peer {
+        let xff = match trusted.then(|| prior(req, "x-forwarded-for")).flatten() {
+            Some(prev) => format!("{prev}, {ip}"),
+            None => ip.to_string(),
+        };
+        req.insert_header("X-Forwarded-For", xff)?;
+    } else {
+        req.remove_header("x-forwarded-for");
+    }
+    let proto = trusted
+        .then(|| prior(req, "x-forwarded-proto"))
+        .flatten()
+        .filter(|p| p == "http" || p == "https");
+    match proto {
+        Some(p) => req.insert_header("X-Forwarded-Proto", p)?,
+        None => req.insert_header("X-Forwarded-Proto", own_proto)?,
+    }
+    let forwarded_host = trusted.then(|| prior(req, "x-forwarded-host")).flatten();
+    match forwarded_host {
+        Some(h) => req.insert_header("X-Forwarded-Host", h)?,
+        None => match req.headers.get(http::header::HOST).cloned() {
+            Some(h) => req.insert_header("X-Forwarded-Host", h)?,
+            None => {
+                req.remove_header("x-forwarded-host");
+            }
+        },
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,22 +181,6 @@ mod tests {
         let mut r = RequestHeader::build("GET", b"/", None).unwrap();
         r.insert_header(name.to_owned(), value).unwrap();
         r
-    }
-
-    #[test]
-    fn host_without_port() {
-        assert_eq!(
-            request_host(&req_with("Host", "API.example.com:8080")).as_deref(),
-            Some("api.example.com")
-        );
-        assert_eq!(
-            request_host(&req_with("Host", "example.com")).as_deref(),
-            Some("example.com")
-        );
-        assert_eq!(
-            request_host(&req_with("Host", "[::1]:80")).as_deref(),
-            Some("::1")
-        );
     }
 
     #[test]

@@ -17,10 +17,11 @@ pub use idle::IdleParking;
 use crate::api::{AuthApi, Endpoint};
 use crate::auth::access::{bearer_token, AccessTokens};
 use crate::config::AuthPolicy;
+use crate::edge::EdgeRules;
 use crate::error::ApiError;
 use crate::metrics::METRICS;
 use async_trait::async_trait;
-use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
 use pingora_error::{Error, Result};
 use pingora_http::RequestHeader;
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
@@ -33,12 +34,14 @@ pub struct Gateway {
     pub api: Arc<AuthApi>,
     /// Where non-auth requests go.
     pub routes: RouteTable,
-    /// Headers removed from every forwarded request (X-User-Id among them).
-    pub identity_headers: Vec<http::HeaderName>,
+    /// The rules every request passes before routing.
+    pub edge: EdgeRules,
     /// Idle timeout of client connections.
     pub keepalive_seconds: u64,
     /// Cap on auth request bodies.
     pub max_auth_body: usize,
+    /// Total time to receive an auth request body.
+    pub auth_body_timeout: std::time::Duration,
     /// Write the JSON access log.
     pub access_log: bool,
 }
@@ -69,15 +72,34 @@ impl ProxyHttp for Gateway {
             session.set_keepalive(Some(self.keepalive_seconds));
         }
         ctx.request_id = headers::request_id(session.req_header());
+        ctx.client_ip = headers::client_ip(session, &self.edge.trusted_proxies);
+
+        // Every later decision, and the upstream, sees the request as the edge leaves it.
+        let host = match self.edge.inspect(session.req_header()) {
+            Ok(inspection) => match headers::apply(session, inspection) {
+                Ok(host) => host,
+                Err(e) => {
+                    respond::error(session, ctx, &e).await;
+                    return Ok(true);
+                }
+            },
+            Err(why) => {
+                respond::error(session, ctx, &ApiError::Refused(why)).await;
+                return Ok(true);
+            }
+        };
 
         let path = session.req_header().uri.path();
         if let Some(endpoint) = Endpoint::for_path(path) {
             ctx.endpoint = Some(endpoint);
-            api_route::serve(&self.api, self.max_auth_body, endpoint, session, ctx).await;
+            let limits = api_route::BodyLimits {
+                max_bytes: self.max_auth_body,
+                deadline: self.auth_body_timeout,
+            };
+            api_route::serve(&self.api, limits, endpoint, session, ctx).await;
             return Ok(true);
         }
 
-        let host = headers::request_host(session.req_header());
         let Some(route) = self.routes.find(host.as_deref(), path) else {
             respond::error(session, ctx, &ApiError::NoRoute).await;
             return Ok(true);
@@ -119,7 +141,7 @@ impl ProxyHttp for Gateway {
         })?;
         let peer = route.cluster.select_peer(ctx.failed_peer)?;
         // Kept as an address and formatted only if logged: this runs on every request.
-        ctx.peer = peer._address.as_inet().copied();
+        ctx.peer = peer.address().as_inet().copied();
         Ok(peer)
     }
 
@@ -145,7 +167,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        headers::prepare_upstream_request(session, upstream_request, ctx, &self.identity_headers)
+        headers::prepare_upstream_request(session, upstream_request, ctx, &self.edge)
     }
 
     async fn response_filter(
@@ -165,6 +187,18 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         failure::answer(session, e, ctx).await
+    }
+
+    // Pingora's own error lines end with this summary; its default carries the
+    // query string and the Host header, either of which may hold a secret.
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!(
+            "{} {} (request {})",
+            req.method,
+            req.uri.path(),
+            ctx.request_id
+        )
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {

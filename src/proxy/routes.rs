@@ -18,6 +18,8 @@ pub struct Route {
     pub cluster: Arc<Cluster>,
     /// Label for logs and metrics: the configured prefix.
     pub label: String,
+    /// Pass the client's Authorization header upstream.
+    pub forward_authorization: bool,
 }
 
 impl Route {
@@ -31,12 +33,22 @@ impl Route {
     ) -> Self {
         Route {
             prefix: prefix.trim_end_matches('/').to_owned(),
-            host: host.map(|h| h.to_ascii_lowercase()),
+            // Validated at config load; canonical like a request's host.
+            host: host.map(|h| {
+                crate::edge::host::route_host(h).unwrap_or_else(|_| h.to_ascii_lowercase())
+            }),
             auth,
             strip_prefix,
             cluster,
             label: prefix.to_owned(),
+            forward_authorization: false,
         }
+    }
+
+    /// Whether the upstream sees the client's Authorization header.
+    pub fn with_forward_authorization(mut self, forward: bool) -> Self {
+        self.forward_authorization = forward;
+        self
     }
 
     fn matches_path(&self, path: &str) -> bool {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod echo;
+pub mod raw;
 pub mod tls_redis;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,119 @@
+//! Identity headers no client may send, in any spelling, and what to do with underscores in header names.
+//!
+//! CGI-style upstreams (WSGI, Rack, PHP) expose `X-User-Id`, `X_User_Id` and
+//! `x_user_id` alike as `HTTP_X_USER_ID` (Puma's CVE-2024-45614), so a header
+//! is an identity header when its name, case-folded and with `_` read as `-`,
+//! equals one.
+
+use http::{HeaderMap, HeaderName};
+use serde::Deserialize;
+
+/// What to do with a request header whose name contains `_`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnderscoreHeaders {
+    /// Remove it before forwarding (nginx's `underscores_in_headers off`).
+    #[default]
+    Drop,
+    /// Answer 400.
+    Reject,
+    /// Forward it, unless it spells an identity header.
+    Allow,
+}
+
+/// A request that must be refused because of its header names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnderscoreRejected;
+
+/// Whether `name` (lowercase, as `http` stores it) spells `identity` (lowercase).
+fn spells(name: &str, identity: &str) -> bool {
+    name.len() == identity.len()
+        && name
+            .bytes()
+            .zip(identity.bytes())
+            .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
+}
+
+/// The header names to remove from `headers` before anything is forwarded:
+/// every spelling of an identity header, and per `policy` every name with `_`.
+/// Empty (and allocation-free) for an ordinary request.
+pub fn to_remove(
+    headers: &HeaderMap,
+    identity: &[HeaderName],
+    policy: UnderscoreHeaders,
+) -> Result<Vec<HeaderName>, UnderscoreRejected> {
+    let mut out = Vec::new();
+    for name in headers.keys() {
+        let n = name.as_str();
+        let underscore = n.contains('_');
+        if underscore && policy == UnderscoreHeaders::Reject {
+            return Err(UnderscoreRejected);
+        }
+        let remove = (underscore && policy == UnderscoreHeaders::Drop)
+            || identity.iter().any(|id| spells(n, id.as_str()));
+        if remove && !out.contains(name) {
+            out.push(name.clone());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(names: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for n in names {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                "1".parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn ids() -> Vec<HeaderName> {
+        vec![HeaderName::from_static("x-user-id")]
+    }
+
+    #[test]
+    fn every_spelling_of_an_identity_header_goes() {
+        for policy in [UnderscoreHeaders::Drop, UnderscoreHeaders::Allow] {
+            for n in [
+                "X-User-Id",
+                "x-user-id",
+                "X_User_Id",
+                "x_user_id",
+                "X-User_Id",
+            ] {
+                let got = to_remove(&map(&[n, "accept"]), &ids(), policy).unwrap();
+                assert_eq!(got.len(), 1, "{n} {policy:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn underscore_policy() {
+        let h = map(&["x_trace", "accept"]);
+        assert_eq!(
+            to_remove(&h, &ids(), UnderscoreHeaders::Drop).unwrap(),
+            vec![HeaderName::from_static("x_trace")]
+        );
+        assert!(to_remove(&h, &ids(), UnderscoreHeaders::Allow)
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            to_remove(&h, &ids(), UnderscoreHeaders::Reject),
+            Err(UnderscoreRejected)
+        );
+    }
+
+    #[test]
+    fn ordinary_headers_stay() {
+        let h = map(&["accept", "x-user", "x-user-idx", "authorization"]);
+        assert!(to_remove(&h, &ids(), UnderscoreHeaders::Drop)
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -1,0 +1,184 @@
+//! The edge: every rule a request passes before it is routed, each a pure function, composed in `inspect`.
+//!
+//! What the gateway checks is what the upstream gets: the canonical path is
+//! routed on and forwarded, identity-header spellings are removed before any
+//! decision, and an ambiguous request is refused with 400 rather than guessed at.
+
+pub mod authorization;
+pub mod forwarded;
+pub mod host;
+pub mod identity;
+pub mod path;
+
+use http::HeaderName;
+use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
+use pingora_http::RequestHeader;
+use std::borrow::Cow;
+
+pub use forwarded::TrustedProxies;
+pub use identity::UnderscoreHeaders;
+
+/// The edge rules as configured.
+#[derive(Debug, Clone)]
+pub struct EdgeRules {
+    /// Identity headers (lowercase), `X-User-Id` always among them.
+    pub identity_headers: Vec<HeaderName>,
+    /// What to do with `_` in header names.
+    pub underscore_headers: UnderscoreHeaders,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Why the edge refuses a request (each answered 400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeRejection {
+    /// The path has no single meaning.
+    Path(path::PathError),
+    /// The host is malformed or contradicts the target.
+    Host(host::HostError),
+    /// A header name with `_` under `underscore_headers: reject`.
+    UnderscoreHeader,
+    /// Several `Authorization` headers or credentials.
+    AmbiguousAuthorization,
+}
+
+/// What the edge decided about an acceptable request.
+#[derive(Debug, Default)]
+pub struct Inspection {
+    /// The request target to forward when it differs from the one received
+    /// (a path made canonical, or an absolute-form target made origin-form).
+    pub new_target: Option<String>,
+    /// The routing host, canonical.
+    pub host: Option<String>,
+    /// Header names to delete before anything else sees the request.
+    pub remove: Vec<HeaderName>,
+}
+
+impl EdgeRules {
+    /// Check a request header; nothing is changed here, the caller applies the result.
+    pub fn inspect(&self, req: &RequestHeader) -> Result<Inspection, EdgeRejection> {
+        let target_authority = match raw_target_authority(req.raw_path()) {
+            RawTargetAuthority::Absolute { authority, .. } => Some(authority),
+            RawTargetAuthority::None => None,
+            RawTargetAuthority::AmbiguousAuthority => {
+                return Err(EdgeRejection::Host(host::HostError::Malformed))
+            }
+        };
+        let mut hosts = req.headers.get_all(http::header::HOST).iter();
+        let host_header = hosts.next();
+        if hosts.next().is_some() {
+            return Err(EdgeRejection::Host(host::HostError::Mismatch));
+        }
+        let host = host::routing_host(host_header.map(|h| h.as_bytes()), target_authority)
+            .map_err(EdgeRejection::Host)?;
+
+        if !req.raw_path_is_utf8() {
+            return Err(EdgeRejection::Path(path::PathError::NotUtf8));
+        }
+        // Pingora maps a target that is neither origin- nor absolute-form
+        // (`pub/x`, `*`) to `/`; routing that would answer for a path never asked.
+        if target_authority.is_none() && req.raw_path().first() != Some(&b'/') {
+            return Err(EdgeRejection::Path(path::PathError::NotAbsolute));
+        }
+        let canonical = path::canonical(req.uri.path()).map_err(EdgeRejection::Path)?;
+        let new_target = match (&canonical, target_authority) {
+            (Cow::Borrowed(_), None) => None,
+            (p, _) => Some(match req.uri.query() {
+                Some(q) => format!("{p}?{q}"),
+                None => p.to_string(),
+            }),
+        };
+
+        authorization::single(&req.headers).map_err(|_| EdgeRejection::AmbiguousAuthorization)?;
+        let remove = identity::to_remove(
+            &req.headers,
+            &self.identity_headers,
+            self.underscore_headers,
+        )
+        .map_err(|_| EdgeRejection::UnderscoreHeader)?;
+        Ok(Inspection {
+            new_target,
+            host,
+            remove,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> EdgeRules {
+        EdgeRules {
+            identity_headers: vec![HeaderName::from_static("x-user-id")],
+            underscore_headers: UnderscoreHeaders::Drop,
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+
+    fn req(target: &[u8], headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", target, None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn clean_request_changes_nothing() {
+        let i = rules()
+            .inspect(&req(b"/api/x?a=1", &[("Host", "A.example:80")]))
+            .unwrap();
+        assert!(i.new_target.is_none() && i.remove.is_empty());
+        assert_eq!(i.host.as_deref(), Some("a.example"));
+    }
+
+    #[test]
+    fn canonical_target_keeps_the_query() {
+        let i = rules()
+            .inspect(&req(b"/pub/../api/%61dmin?q=%2F", &[("Host", "a")]))
+            .unwrap();
+        assert_eq!(i.new_target.as_deref(), Some("/api/admin?q=%2F"));
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form() {
+        let i = rules()
+            .inspect(&req(b"http://a.example/x", &[("Host", "a.example")]))
+            .unwrap();
+        assert_eq!(i.new_target.as_deref(), Some("/x"));
+        assert_eq!(
+            rules()
+                .inspect(&req(b"http://b.example/x", &[("Host", "a.example")]))
+                .unwrap_err(),
+            EdgeRejection::Host(host::HostError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn each_rule_refuses() {
+        let r = rules();
+        for target in [&b"/a%2fb"[..], b"pub/x", b"*"] {
+            assert!(matches!(
+                r.inspect(&req(target, &[])),
+                Err(EdgeRejection::Path(_))
+            ));
+        }
+        assert_eq!(
+            r.inspect(&req(
+                b"/",
+                &[("Authorization", "Bearer a"), ("Authorization", "Bearer b")]
+            ))
+            .unwrap_err(),
+            EdgeRejection::AmbiguousAuthorization
+        );
+        let strict = EdgeRules {
+            underscore_headers: UnderscoreHeaders::Reject,
+            ..rules()
+        };
+        assert_eq!(
+            strict.inspect(&req(b"/", &[("x_a", "1")])).unwrap_err(),
+            EdgeRejection::UnderscoreHeader
+        );
+    }
+}

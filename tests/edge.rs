@@ -1,0 +1,350 @@
+//! The edge, attacked over raw sockets: what the upstream actually receives for each trick a client can try.
+
+mod support;
+
+use std::time::Duration;
+use support::raw::{send_raw, RawUpstream};
+use support::*;
+use tokio::io::AsyncWriteExt;
+
+/// Routes: /pub public, /api required, /shop optional with /shop/admin required,
+/// /host public for internal.example only, /fwd required and forwarding Authorization.
+fn gateway(up: &RawUpstream, extra: &str) -> Gateway {
+    GatewayOpts::new()
+        .yaml(&format!(
+            "upstreams:\n  up: {{ peers: ['{}'] }}\n\
+             routes:\n\
+             \x20 - {{ prefix: /pub, upstream: up, auth: public }}\n\
+             \x20 - {{ prefix: /api, upstream: up }}\n\
+             \x20 - {{ prefix: /shop, upstream: up, auth: optional }}\n\
+             \x20 - {{ prefix: /shop/admin, upstream: up }}\n\
+             \x20 - {{ prefix: /host, upstream: up, host: internal.example, auth: public }}\n\
+             \x20 - {{ prefix: /fwd, upstream: up, forward_authorization: true }}\n{extra}",
+            up.addr
+        ))
+        .start()
+}
+
+/// `GET target` with `headers` (already `Name: value\r\n` lines), Host a.example, closing.
+fn get(target: &str, headers: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: a.example\r\n{headers}Connection: close\r\n\r\n")
+        .into_bytes()
+}
+
+fn bearer(user: u64) -> String {
+    format!("Authorization: Bearer {}\r\n", token(user))
+}
+
+#[tokio::test]
+async fn no_spelling_of_an_identity_header_reaches_the_upstream() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    for spelling in [
+        "X_User_Id",
+        "x_user_id",
+        "X-User_Id",
+        "X-USER-ID",
+        "x-user-id",
+    ] {
+        let spoof = format!("{spelling}: 1\r\nX_Trace: t\r\n");
+        // public and optional routes without a token: no identity at all
+        for path in ["/pub/x", "/shop/x"] {
+            let r = send_raw(gw.addr, &get(path, &spoof)).await;
+            assert_eq!(r.status, 200, "{spelling} {path}: {r:?}");
+            let seen = up.last().expect("forwarded");
+            assert!(
+                seen.spellings_of("x-user-id").is_empty(),
+                "{spelling} on {path} reached the upstream: {seen:?}"
+            );
+            assert!(seen.header("x_trace").is_empty(), "underscore header kept");
+        }
+        // with a token: exactly the gateway's own header
+        let r = send_raw(gw.addr, &get("/shop/x", &format!("{spoof}{}", bearer(7)))).await;
+        assert_eq!(r.status, 200);
+        let seen = up.last().expect("forwarded");
+        assert_eq!(
+            seen.spellings_of("x-user-id"),
+            vec!["X-User-Id"],
+            "{seen:?}"
+        );
+        assert_eq!(seen.header("x-user-id"), vec!["7"]);
+    }
+}
+
+#[tokio::test]
+async fn underscore_headers_can_be_refused_or_allowed() {
+    let up = RawUpstream::start().await;
+    let strict = gateway(&up, "underscore_headers: reject\n");
+    let r = send_raw(strict.addr, &get("/pub/x", "X_Trace: 1\r\n")).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_error(&r.json(), "invalid_header");
+    assert_eq!(up.count(), 0);
+
+    let lax = gateway(&up, "underscore_headers: allow\n");
+    let r = send_raw(lax.addr, &get("/pub/x", "X_Trace: 1\r\nX_User_Id: 1\r\n")).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last().expect("forwarded");
+    assert_eq!(seen.header("x_trace"), vec!["1"]);
+    assert!(seen.spellings_of("x-user-id").is_empty(), "{seen:?}");
+}
+
+#[tokio::test]
+async fn connection_naming_the_identity_header_keeps_the_injected_one() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    for nominated in ["x-user-id", "X-User-Id, x_user_id"] {
+        let req = format!(
+            "GET /api/x HTTP/1.1\r\nHost: a\r\n{}Connection: {nominated}\r\nX-User-Id: 9\r\n\r\n",
+            bearer(7)
+        );
+        let r = send_raw(gw.addr, req.as_bytes()).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        let seen = up.last().expect("forwarded");
+        assert_eq!(seen.header("x-user-id"), vec!["7"], "{seen:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_policy_is_chosen_on_the_canonical_path_and_that_path_is_forwarded() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    for (raw, canonical) in [
+        ("/pub/../api/admin", "/api/admin"),
+        ("/pub/%2e%2e/api/admin", "/api/admin"),
+        ("/pub/%2E%2e/api/admin", "/api/admin"),
+        ("/pub//../api/admin", "/api/admin"),
+        ("/pub/./../api/admin", "/api/admin"),
+        ("//pub/..//api/admin", "/api/admin"),
+        ("/shop/%61dmin", "/shop/admin"),
+        ("/shop/x/../admin/", "/shop/admin/"),
+    ] {
+        let before = up.count();
+        let r = send_raw(gw.addr, &get(raw, "")).await;
+        assert_eq!(r.status, 401, "{raw} without a token: {r:?}");
+        assert_eq!(up.count(), before, "{raw} reached the upstream");
+
+        let r = send_raw(gw.addr, &get(raw, &bearer(3))).await;
+        assert_eq!(r.status, 200, "{raw} with a token: {r:?}");
+        let seen = up.last().expect("forwarded");
+        assert_eq!(seen.target(), canonical, "{raw}");
+        assert_eq!(seen.header("x-user-id"), vec!["3"]);
+    }
+    // dot segments never climb above the root; the query is forwarded untouched
+    let r = send_raw(gw.addr, &get("/../../pub/./x?a=%2F..&b=1", "")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.last().expect("forwarded").target(), "/pub/x?a=%2F..&b=1");
+    // an absolute-form target is forwarded in origin form
+    let r = send_raw(
+        gw.addr,
+        b"GET http://a.example/pub/y HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(up.last().expect("forwarded").target(), "/pub/y");
+}
+
+#[tokio::test]
+async fn paths_with_more_than_one_meaning_are_refused() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    for raw in [
+        "/api;x/admin",
+        "/pub;jsessionid=1",
+        "/pub/a%2fb",
+        "/pub/a%2F..%2Fapi",
+        "/pub/a%5Cb",
+        "/pub/a%5c..%5capi",
+        "/pub/%00",
+        "/pub/a%0d%0aX-User-Id:%201",
+        "/pub/%252e%252e/api/admin",
+        "/pub/a%zz",
+        "/pub/a\\..\\api",
+        "pub/x",
+    ] {
+        let r = send_raw(gw.addr, &get(raw, &bearer(1))).await;
+        assert_eq!(r.status, 400, "{raw}: {r:?}");
+        assert_error(&r.json(), "invalid_path");
+        assert!(!r.body.contains(raw), "path echoed: {}", r.body);
+    }
+    assert_eq!(up.count(), 0, "{:?}", up.requests());
+}
+
+#[tokio::test]
+async fn auth_endpoints_are_found_on_the_canonical_path() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "underscore_headers: drop\n");
+    let body = r#"{"email":"nobody@example.com","password":"wrong password"}"#;
+    for path in ["/pub/../login", "//login", "/%6cogin"] {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let r = send_raw(gw.addr, req.as_bytes()).await;
+        assert_eq!(r.status, 401, "{path}: {r:?}");
+        assert_error(&r.json(), "invalid_credentials");
+    }
+    assert_eq!(up.count(), 0);
+}
+
+#[tokio::test]
+async fn hosts_are_canonical_and_must_agree() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    for host in [
+        "internal.example",
+        "Internal.Example.",
+        "INTERNAL.example.:8080",
+    ] {
+        let req = format!("GET /host/x HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        let r = send_raw(gw.addr, req.as_bytes()).await;
+        assert_eq!(r.status, 200, "{host}: {r:?}");
+    }
+    let r = send_raw(gw.addr, &get("/host/x", "")).await;
+    assert_eq!(r.status, 404, "other hosts do not match the host route");
+
+    let before = up.count();
+    let r = send_raw(
+        gw.addr,
+        b"GET http://internal.example/host/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 400, "target and Host disagree: {r:?}");
+    let r = send_raw(
+        gw.addr,
+        b"GET /pub/x HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_error(&r.json(), "invalid_host");
+    assert_eq!(up.count(), before);
+}
+
+const FORWARDING_CLAIMS: &str = "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX-Original-URL: /api/admin\r\nX-Rewrite-URL: /api/admin\r\n";
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_peer_are_replaced() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    let r = send_raw(gw.addr, &get("/pub/x", FORWARDING_CLAIMS)).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last().expect("forwarded");
+    assert_eq!(seen.header("x-forwarded-for"), vec!["127.0.0.1"]);
+    assert_eq!(seen.header("x-forwarded-proto"), vec!["http"]);
+    assert_eq!(seen.header("x-forwarded-host"), vec!["a.example"]);
+    for gone in ["forwarded", "x-real-ip", "x-original-url", "x-rewrite-url"] {
+        assert!(seen.header(gone).is_empty(), "{gone} kept: {seen:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        gw.output().contains("\"client\":\"127.0.0.1\""),
+        "{}",
+        gw.output()
+    );
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_a_trusted_proxy_are_appended_to() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "trusted_proxies: ['127.0.0.0/8']\n");
+    let r = send_raw(gw.addr, &get("/pub/x", FORWARDING_CLAIMS)).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last().expect("forwarded");
+    assert_eq!(seen.header("x-forwarded-for"), vec!["1.2.3.4, 127.0.0.1"]);
+    assert_eq!(seen.header("x-forwarded-proto"), vec!["https"]);
+    assert_eq!(seen.header("x-forwarded-host"), vec!["evil.example"]);
+    assert_eq!(seen.header("forwarded"), vec!["for=1.2.3.4"]);
+    for gone in ["x-original-url", "x-rewrite-url"] {
+        assert!(seen.header(gone).is_empty(), "{gone} kept: {seen:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        gw.output().contains("\"client\":\"1.2.3.4\""),
+        "the log names the client behind the proxy: {}",
+        gw.output()
+    );
+}
+
+#[tokio::test]
+async fn authorization_must_be_unambiguous_and_is_not_forwarded_by_default() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    let t = token(4);
+    for headers in [
+        format!("Authorization: Bearer {t}\r\nAuthorization: Bearer {t}\r\n"),
+        format!("Authorization: Bearer {t}, Basic eDp5\r\n"),
+        format!("Authorization: Basic eDp5, Bearer {t}\r\n"),
+        format!("Authorization: Bearer {t} {t}\r\n"),
+    ] {
+        for path in ["/api/x", "/pub/x"] {
+            let r = send_raw(gw.addr, &get(path, &headers)).await;
+            assert_eq!(r.status, 400, "{path} {headers}: {r:?}");
+            assert_error(&r.json(), "invalid_authorization");
+            assert!(!r.body.contains(&t), "token echoed");
+        }
+    }
+    assert_eq!(up.count(), 0);
+
+    let r = send_raw(gw.addr, &get("/api/x", &bearer(4))).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last().expect("forwarded");
+    assert!(seen.header("authorization").is_empty(), "{seen:?}");
+    assert_eq!(seen.header("x-user-id"), vec!["4"]);
+
+    let r = send_raw(gw.addr, &get("/fwd/x", &bearer(4))).await;
+    assert_eq!(r.status, 200);
+    let seen = up.last().expect("forwarded");
+    assert_eq!(seen.header("authorization"), vec![format!("Bearer {t}")]);
+}
+
+#[tokio::test]
+async fn an_auth_body_that_trickles_in_meets_one_deadline() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "limits:\n  auth_body_timeout_ms: 1000\n");
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"POST /login HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .await
+        .unwrap();
+    // One byte every 200 ms would take 20 s; each read on its own is quick.
+    let drip = async {
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if s.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(4), drip).await;
+    let r = support::raw::read_response(&mut s).await;
+    assert_eq!(r.status, 408, "{r:?}");
+    assert_error(&r.json(), "request_timeout");
+}
+
+#[tokio::test]
+async fn no_log_line_carries_a_query_header_value_or_token() {
+    let dead = DeadPort::new();
+    let gw = GatewayOpts::new()
+        .yaml(&format!(
+            "upstreams:\n  up: {{ peers: ['{}'] }}\nroutes:\n  - {{ prefix: /, upstream: up }}\n",
+            dead.addr
+        ))
+        .start();
+    let t = token(5);
+    let req = format!(
+        "GET /api/x?token=QUERYSECRET HTTP/1.1\r\nHost: hostsecret.example\r\nAuthorization: Bearer {t}\r\nX-Api-Key: HEADERSECRET\r\nCookie: s=COOKIESECRET\r\nConnection: close\r\n\r\n"
+    );
+    let r = send_raw(gw.addr, req.as_bytes()).await;
+    assert_eq!(r.status, 502, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = gw.output();
+    assert!(out.contains("/api/x"), "the failure was logged: {out}");
+    for secret in [
+        "QUERYSECRET",
+        "hostsecret",
+        "HEADERSECRET",
+        "COOKIESECRET",
+        &t,
+        SECRET,
+    ] {
+        assert!(!out.contains(secret), "{secret} in the log: {out}");
+    }
+}
