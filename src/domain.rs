@@ -1,6 +1,6 @@
 //! Validated values a request carries: email, password, username, user id.
 
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 
 /// A user's numeric id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,9 +50,9 @@ impl Email {
     /// Trim ASCII whitespace, refuse control, format and bidi characters anywhere,
     /// normalise as above, and validate: RFC 5321 syntax via `email_address`, no
     /// quoted local part, no IP literal, a dotted domain, at most 254 octets.
-    pub fn parse(raw: &str) -> Result<Email, ApiError> {
+    pub fn parse(raw: &str) -> Result<Email, ErrorReply> {
         use unicode_normalization::UnicodeNormalization;
-        let bad = |reason: &str| ApiError::invalid_field("email", reason);
+        let bad = |reason: &str| ErrorReply::invalid_field("email", reason);
         let invalid = || bad("is not a valid email address");
         let s = clean(raw).map_err(bad)?;
         if s.is_empty() {
@@ -110,16 +110,16 @@ pub struct Password(String);
 
 impl Password {
     /// Check the length (in characters) and keep the text as it is.
-    pub fn parse(raw: String) -> Result<Password, ApiError> {
+    pub fn parse(raw: String) -> Result<Password, ErrorReply> {
         let n = raw.chars().count();
         if n < 8 {
-            return Err(ApiError::invalid_field(
+            return Err(ErrorReply::invalid_field(
                 "password",
                 "must be at least 8 characters",
             ));
         }
         if n > 128 {
-            return Err(ApiError::invalid_field(
+            return Err(ErrorReply::invalid_field(
                 "password",
                 "must be at most 128 characters",
             ));
@@ -147,8 +147,8 @@ pub struct Username(String);
 
 impl Username {
     /// Trim, refuse control, format and bidi characters, NFC-normalise, then count.
-    pub fn parse(raw: &str) -> Result<Username, ApiError> {
-        let bad = |reason: &str| ApiError::invalid_field("username", reason);
+    pub fn parse(raw: &str) -> Result<Username, ErrorReply> {
+        let bad = |reason: &str| ErrorReply::invalid_field("username", reason);
         let s = clean(raw).map_err(bad)?;
         if s.is_empty() {
             return Err(bad("must not be empty"));
@@ -179,8 +179,8 @@ mod tests {
         '\u{2028}', '\u{2029}', // Zl, Zp
     ];
 
-    fn refused_for(r: Result<impl std::fmt::Debug, ApiError>, field: &str) -> bool {
-        matches!(r, Err(ApiError::InvalidField { field: f, .. }) if f == field)
+    fn refused_for(r: Result<impl std::fmt::Debug, ErrorReply>, field: &str) -> bool {
+        matches!(r, Err(ErrorReply::InvalidField { field: f, .. }) if f == field)
     }
 
     #[test]

@@ -1,39 +1,19 @@
 //! Every failure the gateway answers itself, and the one place that maps each to a status, a code and a sentence.
 
+use crate::auth::access::TokenRejection;
 use crate::edge::EdgeRejection;
+use crate::store::StoreError;
 use http::StatusCode;
 
-/// Why an access token was refused; also a metrics label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenRejection {
-    /// No `Authorization: Bearer` header.
-    Missing,
-    /// Not a JWT, or claims of the wrong shape.
-    Malformed,
-    /// Signed with another key.
-    BadSignature,
-    /// Signed with another algorithm (or `none`).
-    WrongAlgorithm,
-    /// Past `exp`.
-    Expired,
-}
-
-impl TokenRejection {
-    /// Stable label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenRejection::Missing => "missing",
-            TokenRejection::Malformed => "malformed",
-            TokenRejection::BadSignature => "bad_signature",
-            TokenRejection::WrongAlgorithm => "wrong_algorithm",
-            TokenRejection::Expired => "expired",
-        }
-    }
-}
+/// The cause of an internal error: kept for the log, never shown to a client.
+pub type InternalCause = Box<dyn std::error::Error + Send + Sync>;
 
 /// A failure answered by the gateway with a JSON `{"error","detail"}` body.
+///
+/// The `Display` text is the `detail` a client reads; causes kept in a
+/// variant are for the log line written where the answer is sent.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub enum ErrorReply {
     /// The body is not JSON, or not an object.
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
@@ -89,7 +69,7 @@ pub enum ApiError {
     },
     /// Redis cannot be reached or did not answer in time.
     #[error("the session store is unavailable, try again shortly")]
-    StoreUnavailable,
+    StoreUnavailable(#[source] StoreError),
     /// Every hashing slot stayed busy past the queue timeout.
     #[error("the server is busy, try again shortly")]
     Busy,
@@ -102,9 +82,9 @@ pub enum ApiError {
     /// The upstream did not answer in time.
     #[error("the upstream service did not answer in time")]
     UpstreamTimeout,
-    /// A bug on our side; details go to the log, never to the client.
+    /// A bug or broken data on our side; the cause goes to the log, never to the client.
     #[error("internal error")]
-    Internal,
+    Internal(#[source] InternalCause),
 }
 
 fn edge_detail(r: EdgeRejection) -> &'static str {
@@ -130,82 +110,85 @@ fn token_detail(r: TokenRejection) -> &'static str {
     }
 }
 
-impl ApiError {
+impl From<StoreError> for ErrorReply {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => ErrorReply::StoreUnavailable(e),
+            StoreError::Corrupt(_) => ErrorReply::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl ErrorReply {
     /// An invalid field with the reason.
-    pub fn invalid_field(field: &'static str, reason: impl Into<String>) -> ApiError {
-        ApiError::InvalidField {
+    pub fn invalid_field(field: &'static str, reason: impl Into<String>) -> ErrorReply {
+        ErrorReply::InvalidField {
             field,
             reason: reason.into(),
         }
     }
 
+    /// An internal error caused by `cause` (logged when answered).
+    pub fn internal(cause: impl Into<InternalCause>) -> ErrorReply {
+        ErrorReply::Internal(cause.into())
+    }
+
+    /// HTTP status and the stable snake_case code clients branch on: one match for both.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use ErrorReply::*;
+        use StatusCode as S;
+        match self {
+            MalformedRequest => (S::BAD_REQUEST, "bad_request"),
+            MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
+            MissingField(_) => (S::BAD_REQUEST, "missing_field"),
+            InvalidField { .. } => (S::BAD_REQUEST, "invalid_field"),
+            Refused(EdgeRejection::Path(_)) => (S::BAD_REQUEST, "invalid_path"),
+            Refused(EdgeRejection::Host(_)) => (S::BAD_REQUEST, "invalid_host"),
+            Refused(EdgeRejection::UnderscoreHeader) => (S::BAD_REQUEST, "invalid_header"),
+            Refused(EdgeRejection::AmbiguousAuthorization) => {
+                (S::BAD_REQUEST, "invalid_authorization")
+            }
+            InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
+            InvalidToken(TokenRejection::Missing) => (S::UNAUTHORIZED, "missing_token"),
+            InvalidToken(TokenRejection::Expired) => (S::UNAUTHORIZED, "token_expired"),
+            InvalidToken(_) => (S::UNAUTHORIZED, "invalid_token"),
+            InvalidRefreshToken => (S::UNAUTHORIZED, "invalid_refresh_token"),
+            UnknownUser => (S::UNAUTHORIZED, "unknown_user"),
+            NoRoute => (S::NOT_FOUND, "not_found"),
+            MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout"),
+            EmailTaken => (S::CONFLICT, "email_taken"),
+            BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
+            Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
+            BadGateway => (S::BAD_GATEWAY, "bad_gateway"),
+            StoreUnavailable(_) => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Busy => (S::SERVICE_UNAVAILABLE, "busy"),
+            NoHealthyUpstream => (S::SERVICE_UNAVAILABLE, "no_healthy_upstream"),
+            UpstreamTimeout => (S::GATEWAY_TIMEOUT, "upstream_timeout"),
+        }
+    }
+
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
-        use ApiError::*;
-        match self {
-            MalformedRequest
-            | Refused(_)
-            | MalformedJson(_)
-            | MissingField(_)
-            | InvalidField { .. } => StatusCode::BAD_REQUEST,
-            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            InvalidCredentials | InvalidToken(_) | InvalidRefreshToken | UnknownUser => {
-                StatusCode::UNAUTHORIZED
-            }
-            EmailTaken => StatusCode::CONFLICT,
-            NoRoute => StatusCode::NOT_FOUND,
-            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            StoreUnavailable | Busy | NoHealthyUpstream => StatusCode::SERVICE_UNAVAILABLE,
-            BadGateway => StatusCode::BAD_GATEWAY,
-            UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.status_and_code().0
     }
 
     /// Stable snake_case code for clients to branch on.
     pub fn code(&self) -> &'static str {
-        use ApiError::*;
-        match self {
-            MalformedRequest => "bad_request",
-            Refused(EdgeRejection::Path(_)) => "invalid_path",
-            Refused(EdgeRejection::Host(_)) => "invalid_host",
-            Refused(EdgeRejection::UnderscoreHeader) => "invalid_header",
-            Refused(EdgeRejection::AmbiguousAuthorization) => "invalid_authorization",
-            RequestTimeout => "request_timeout",
-            MalformedJson(_) => "malformed_json",
-            MissingField(_) => "missing_field",
-            InvalidField { .. } => "invalid_field",
-            InvalidCredentials => "invalid_credentials",
-            InvalidToken(TokenRejection::Missing) => "missing_token",
-            InvalidToken(TokenRejection::Expired) => "token_expired",
-            InvalidToken(_) => "invalid_token",
-            InvalidRefreshToken => "invalid_refresh_token",
-            UnknownUser => "unknown_user",
-            EmailTaken => "email_taken",
-            NoRoute => "not_found",
-            MethodNotAllowed { .. } => "method_not_allowed",
-            BodyTooLarge { .. } => "body_too_large",
-            StoreUnavailable => "store_unavailable",
-            Busy => "busy",
-            BadGateway => "bad_gateway",
-            NoHealthyUpstream => "no_healthy_upstream",
-            UpstreamTimeout => "upstream_timeout",
-            Internal => "internal_error",
-        }
+        self.status_and_code().1
     }
 
     /// Extra headers the answer must carry.
     pub fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
-            ApiError::InvalidToken(TokenRejection::Missing) | ApiError::UnknownUser => {
+            ErrorReply::InvalidToken(TokenRejection::Missing) | ErrorReply::UnknownUser => {
                 vec![("WWW-Authenticate", "Bearer".into())]
             }
-            ApiError::InvalidToken(_) => vec![(
+            ErrorReply::InvalidToken(_) => vec![(
                 "WWW-Authenticate",
                 format!("Bearer error=\"invalid_token\", error_description=\"{self}\""),
             )],
-            ApiError::MethodNotAllowed { allow } => vec![("Allow", (*allow).into())],
+            ErrorReply::MethodNotAllowed { allow } => vec![("Allow", (*allow).into())],
             _ => vec![],
         }
     }
@@ -214,12 +197,27 @@ impl ApiError {
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            ApiError::BodyTooLarge { .. } | ApiError::RequestTimeout
+            ErrorReply::BodyTooLarge { .. } | ErrorReply::RequestTimeout
         )
     }
 
     /// The JSON body.
     pub fn body(&self) -> serde_json::Value {
         serde_json::json!({ "error": self.code(), "detail": self.to_string() })
+    }
+
+    /// Log the cause of an answer that has one, and count Redis failures:
+    /// called once, where the answer is written, never where it is made.
+    pub fn record(&self, request_id: &str) {
+        match self {
+            ErrorReply::Internal(cause) => {
+                log::error!("request {request_id}: internal error: {cause}");
+            }
+            ErrorReply::StoreUnavailable(cause) => {
+                crate::metrics::METRICS.redis_errors.inc();
+                log::warn!("request {request_id}: {cause}");
+            }
+            _ => {}
+        }
     }
 }

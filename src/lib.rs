@@ -7,7 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod domain;
-pub mod drain;
+pub mod shutdown;
 pub mod edge;
 pub mod error;
 pub mod metrics;

@@ -1,4 +1,4 @@
-//! Knowing when this process is on its way out, so responses start saying `Connection: close`.
+//! Knowing when this process is on its way out (upgrade hand-over or shutdown), so responses start saying `Connection: close`.
 //!
 //! Pingora drops idle keep-alive connections only when shutdown begins, which
 //! during a graceful upgrade is 5 s after the listeners were handed over. A
@@ -9,17 +9,17 @@
 use pingora_core::server::ExecutionPhase;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-static DRAINING: AtomicBool = AtomicBool::new(false);
+static LEAVING: AtomicBool = AtomicBool::new(false);
 
-/// Whether the process is handing over or shutting down.
-pub fn draining() -> bool {
-    DRAINING.load(Ordering::Relaxed)
+/// Whether the process is handing over its listeners or shutting down.
+pub fn leaving() -> bool {
+    LEAVING.load(Ordering::Relaxed)
 }
 
 /// Follow the server's phases on a small thread of its own.
 pub fn watch(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>) {
     let spawned = std::thread::Builder::new()
-        .name("authgate-drain".into())
+        .name("authgate-shutdown".into())
         .spawn(move || loop {
             match phases.blocking_recv() {
                 Ok(
@@ -28,14 +28,14 @@ pub fn watch(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>) {
                     | ExecutionPhase::GracefulTerminate
                     | ExecutionPhase::ShutdownStarted,
                 ) => {
-                    log::info!("draining: closing client connections after their current response");
-                    DRAINING.store(true, Ordering::Relaxed);
+                    log::info!("leaving: closing client connections after their current response");
+                    LEAVING.store(true, Ordering::Relaxed);
                 }
                 Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         });
     if let Err(e) = spawned {
-        log::warn!("cannot watch for shutdown; connections will not be drained early: {e}");
+        log::warn!("cannot watch for shutdown; connections will not be closed early: {e}");
     }
 }

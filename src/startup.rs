@@ -139,7 +139,7 @@ pub fn server_conf(cfg: &Config) -> ServerConf {
 pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let parts = build_parts(cfg)?;
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(cfg));
-    crate::drain::watch(server.watch_execution_phase());
+    crate::shutdown::watch(server.watch_execution_phase());
     server.bootstrap();
     let proxy = pingora_proxy::http_proxy(&server.configuration, parts.gateway);
     let idle_timeout = Duration::from_secs(cfg.keepalive_timeout_seconds);

@@ -1,29 +1,29 @@
 //! Reading request bodies as JSON objects and picking string fields, with errors that name the field.
 
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use serde_json::{Map, Value};
 
 /// The body as a JSON object.
-pub fn object(body: &[u8]) -> Result<Map<String, Value>, ApiError> {
+pub fn object(body: &[u8]) -> Result<Map<String, Value>, ErrorReply> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::MalformedJson(
+        return Err(ErrorReply::MalformedJson(
             "the body is empty; expected a JSON object".into(),
         ));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::MalformedJson("expected a JSON object".into())),
+        Ok(_) => Err(ErrorReply::MalformedJson("expected a JSON object".into())),
         // serde_json's message gives line and column, never the input itself.
-        Err(e) => Err(ApiError::MalformedJson(e.to_string())),
+        Err(e) => Err(ErrorReply::MalformedJson(e.to_string())),
     }
 }
 
 /// A required string field.
-pub fn string(obj: &Map<String, Value>, field: &'static str) -> Result<String, ApiError> {
+pub fn string(obj: &Map<String, Value>, field: &'static str) -> Result<String, ErrorReply> {
     match obj.get(field) {
-        None | Some(Value::Null) => Err(ApiError::MissingField(field)),
+        None | Some(Value::Null) => Err(ErrorReply::MissingField(field)),
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(ApiError::invalid_field(field, "must be a string")),
+        Some(_) => Err(ErrorReply::invalid_field(field, "must be a string")),
     }
 }
 
@@ -36,14 +36,14 @@ mod tests {
         let o = object(br#"{"a": 1}"#).unwrap();
         assert!(matches!(
             string(&o, "email"),
-            Err(ApiError::MissingField("email"))
+            Err(ErrorReply::MissingField("email"))
         ));
         assert!(matches!(
             string(&o, "a"),
-            Err(ApiError::InvalidField { field: "a", .. })
+            Err(ErrorReply::InvalidField { field: "a", .. })
         ));
-        assert!(matches!(object(b"[1]"), Err(ApiError::MalformedJson(_))));
-        assert!(matches!(object(b"{"), Err(ApiError::MalformedJson(_))));
-        assert!(matches!(object(b""), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(object(b"[1]"), Err(ErrorReply::MalformedJson(_))));
+        assert!(matches!(object(b"{"), Err(ErrorReply::MalformedJson(_))));
+        assert!(matches!(object(b""), Err(ErrorReply::MalformedJson(_))));
     }
 }

@@ -2,9 +2,9 @@
 
 use super::{json, AuthApi, Reply, Request};
 use crate::domain::Email;
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 
-pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ApiError> {
+pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let obj = json::object(req.body)?;
     let raw_email = json::string(&obj, "email")?;
     let password = json::string(&obj, "password")?;
@@ -20,6 +20,6 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Api
     let matched = api.passwords.verify(&password, stored).await?;
     match user {
         Some(user) if matched => Ok(Reply::ok(api.issue_pair(user).await?)),
-        _ => Err(ApiError::InvalidCredentials),
+        _ => Err(ErrorReply::InvalidCredentials),
     }
 }

@@ -3,29 +3,29 @@
 use super::{json, AuthApi, Reply, Request};
 use crate::auth::access::bearer_token;
 use crate::domain::{UserId, Username};
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use crate::store::Profile;
 
-fn caller(api: &AuthApi, req: &Request<'_>) -> Result<UserId, ApiError> {
-    let token = bearer_token(req.authorization).map_err(ApiError::InvalidToken)?;
-    api.access.verify(token).map_err(ApiError::InvalidToken)
+fn caller(api: &AuthApi, req: &Request<'_>) -> Result<UserId, ErrorReply> {
+    let token = bearer_token(req.authorization).map_err(ErrorReply::InvalidToken)?;
+    api.access.verify(token).map_err(ErrorReply::InvalidToken)
 }
 
 fn render(p: Profile) -> Reply {
     Reply::ok(serde_json::json!({ "id": p.id.0, "username": p.username, "email": p.email }))
 }
 
-pub(super) async fn get(api: &AuthApi, req: Request<'_>) -> Result<Reply, ApiError> {
+pub(super) async fn get(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let user = caller(api, &req)?;
     let profile = api
         .store
         .profile(user)
         .await?
-        .ok_or(ApiError::UnknownUser)?;
+        .ok_or(ErrorReply::UnknownUser)?;
     Ok(render(profile))
 }
 
-pub(super) async fn put(api: &AuthApi, req: Request<'_>) -> Result<Reply, ApiError> {
+pub(super) async fn put(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let user = caller(api, &req)?;
     let obj = json::object(req.body)?;
     let username = Username::parse(&json::string(&obj, "username")?)?;
@@ -33,6 +33,6 @@ pub(super) async fn put(api: &AuthApi, req: Request<'_>) -> Result<Reply, ApiErr
         .store
         .set_username(user, &username)
         .await?
-        .ok_or(ApiError::UnknownUser)?;
+        .ok_or(ErrorReply::UnknownUser)?;
     Ok(render(profile))
 }

@@ -9,7 +9,7 @@ mod register;
 
 use crate::auth::access::AccessTokens;
 use crate::auth::password::Passwords;
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use crate::store::Store;
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -129,7 +129,7 @@ pub struct AuthApi {
 
 impl AuthApi {
     /// Serve one request to `endpoint`. The method was checked by the caller.
-    pub async fn handle(&self, endpoint: Endpoint, req: Request<'_>) -> Result<Reply, ApiError> {
+    pub async fn handle(&self, endpoint: Endpoint, req: Request<'_>) -> Result<Reply, ErrorReply> {
         match endpoint {
             Endpoint::Register => register::handle(self, req).await,
             Endpoint::Login => login::handle(self, req).await,
@@ -141,13 +141,12 @@ impl AuthApi {
     }
 
     /// A new access/refresh pair for `user`, the refresh token saved.
-    async fn issue_pair(&self, user: crate::domain::UserId) -> Result<Value, ApiError> {
-        let access = self.access.issue(user).map_err(|e| {
-            log::error!("cannot sign access token: {e}");
-            ApiError::Internal
-        })?;
-        let refresh = crate::auth::refresh::generate();
-        let fp = crate::auth::refresh::fingerprint(&refresh).ok_or(ApiError::Internal)?;
+    async fn issue_pair(&self, user: crate::domain::UserId) -> Result<Value, ErrorReply> {
+        let access = self
+            .access
+            .issue(user)
+            .map_err(|e| ErrorReply::internal(format!("cannot sign access token: {e}")))?;
+        let (refresh, fp) = crate::auth::refresh::generate();
         self.store
             .save_refresh(&fp, user, self.refresh_ttl_seconds)
             .await?;

@@ -3,18 +3,18 @@
 use super::{json, AuthApi, Reply, Request};
 use crate::auth::access::now_unix;
 use crate::domain::{Email, Password};
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use crate::store::users::Registration;
 use http::StatusCode;
 
-pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ApiError> {
+pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let obj = json::object(req.body)?;
     let email = Email::parse(&json::string(&obj, "email")?)?;
     let password = Password::parse(json::string(&obj, "password")?)?;
     // Answer a taken email before spending a hash on it; the claim below is
     // still what decides races.
     if api.store.email_taken(&email).await? {
-        return Err(ApiError::EmailTaken);
+        return Err(ErrorReply::EmailTaken);
     }
     let hash = api.passwords.hash(password.expose()).await?;
     match api.store.create_user(&email, &hash, now_unix()).await? {
@@ -22,6 +22,6 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Api
             status: StatusCode::CREATED,
             body: serde_json::json!({ "id": id.0, "email": email.as_str() }),
         }),
-        Registration::EmailTaken => Err(ApiError::EmailTaken),
+        Registration::EmailTaken => Err(ErrorReply::EmailTaken),
     }
 }

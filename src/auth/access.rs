@@ -3,11 +3,38 @@
 use super::verified_cache::VerifiedCache;
 use crate::config::Secret;
 use crate::domain::UserId;
-use crate::error::TokenRejection;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Why an access token was refused; also a metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    /// No `Authorization: Bearer` header.
+    Missing,
+    /// Not a JWT, or claims of the wrong shape.
+    Malformed,
+    /// Signed with another key.
+    BadSignature,
+    /// Signed with another algorithm (or `none`).
+    WrongAlgorithm,
+    /// Past `exp`.
+    Expired,
+}
+
+impl TokenRejection {
+    /// Stable label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRejection::Missing => "missing",
+            TokenRejection::Malformed => "malformed",
+            TokenRejection::BadSignature => "bad_signature",
+            TokenRejection::WrongAlgorithm => "wrong_algorithm",
+            TokenRejection::Expired => "expired",
+        }
+    }
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {

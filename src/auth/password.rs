@@ -2,7 +2,7 @@
 
 use super::hash_pool::HashPool;
 use crate::config::PasswordConfig;
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
 };
@@ -43,7 +43,7 @@ impl Passwords {
     }
 
     /// A PHC string (`$argon2id$v=19$m=...`) for a new password.
-    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: &str) -> Result<String, ErrorReply> {
         let argon = self.argon.clone();
         let password = password.to_owned();
         self.run(move || {
@@ -51,16 +51,13 @@ impl Passwords {
             argon
                 .hash_password(password.as_bytes(), &salt)
                 .map(|h| h.to_string())
-                .map_err(|e| {
-                    log::error!("argon2 hashing failed: {e}");
-                    ApiError::Internal
-                })
+                .map_err(|e| ErrorReply::internal(format!("argon2 hashing failed: {e}")))
         })
         .await
     }
 
     /// Whether `password` matches `stored`; with no stored hash, verify the dummy and say no.
-    pub async fn verify(&self, password: &str, stored: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(&self, password: &str, stored: Option<String>) -> Result<bool, ErrorReply> {
         let argon = self.argon.clone();
         let password = password.to_owned();
         let known = stored.is_some();
@@ -70,8 +67,7 @@ impl Passwords {
                 // Parameters come from the stored hash, so changing the config
                 // does not lock out users hashed with the old parameters.
                 let parsed = PasswordHash::new(&phc).map_err(|e| {
-                    log::error!("stored password hash is unreadable: {e}");
-                    ApiError::Internal
+                    ErrorReply::internal(format!("stored password hash is unreadable: {e}"))
                 })?;
                 Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
             })
@@ -81,22 +77,19 @@ impl Passwords {
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-    ) -> Result<T, ApiError> {
+        work: impl FnOnce() -> Result<T, ErrorReply> + Send + 'static,
+    ) -> Result<T, ErrorReply> {
         let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
             .await
-            .map_err(|_| ApiError::Busy)?
-            .map_err(|_| ApiError::Internal)?;
+            .map_err(|_| ErrorReply::Busy)?
+            .map_err(|e| ErrorReply::internal(format!("hashing slots closed: {e}")))?;
         self.pool
             .run(move || {
                 let _permit = permit;
                 work()
             })
             .await
-            .ok_or_else(|| {
-                log::error!("password hashing pool did not answer");
-                ApiError::Internal
-            })?
+            .ok_or_else(|| ErrorReply::internal("password hashing pool did not answer"))?
     }
 }
 

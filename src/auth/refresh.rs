@@ -1,20 +1,39 @@
-//! Refresh tokens: random UUIDs handed to clients and stored only as their SHA-256.
+//! Refresh tokens: random UUIDs handed to clients and stored only as their SHA-256 [`Fingerprint`].
 
 use sha2::{Digest, Sha256};
 
-/// A new random refresh token.
-pub fn generate() -> String {
-    uuid::Uuid::new_v4().to_string()
+/// A new random refresh token, with its fingerprint.
+pub fn generate() -> (String, Fingerprint) {
+    let id = uuid::Uuid::new_v4();
+    (id.to_string(), Fingerprint::of(&id))
 }
 
-/// The storage fingerprint of a token, if it has the shape of one we issue.
+/// What Redis holds for a refresh token: the hex SHA-256 of its canonical form.
 ///
-/// Anything that is not a UUID is refused before it costs a Redis round trip.
-pub fn fingerprint(token: &str) -> Option<String> {
-    let id = uuid::Uuid::try_parse(token.trim()).ok()?;
+/// A type of its own so a raw token can never be passed where its hash is
+/// meant (and stored in clear).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The fingerprint of a presented token, if it has the shape of one we issue.
+    /// Anything that is not a UUID is refused before it costs a Redis round trip.
+    pub fn of_token(token: &str) -> Option<Fingerprint> {
+        uuid::Uuid::try_parse(token.trim())
+            .ok()
+            .map(|id| Fingerprint::of(&id))
+    }
+
     // Hash the canonical form so case variants of one token are one token.
-    let canonical = id.hyphenated().to_string();
-    Some(hex::encode(Sha256::digest(canonical.as_bytes())))
+    fn of(id: &uuid::Uuid) -> Fingerprint {
+        let canonical = id.hyphenated().to_string();
+        Fingerprint(hex::encode(Sha256::digest(canonical.as_bytes())))
+    }
+
+    /// The hex digest, for key names.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[cfg(test)]
@@ -23,11 +42,11 @@ mod tests {
 
     #[test]
     fn fingerprint_is_stable_and_hides_the_token() {
-        let t = generate();
-        let f = fingerprint(&t).unwrap();
-        assert_eq!(f, fingerprint(&t.to_uppercase()).unwrap());
-        assert!(!f.contains(&t));
-        assert_eq!(f.len(), 64);
-        assert!(fingerprint("not-a-token").is_none());
+        let (t, f) = generate();
+        assert_eq!(Some(&f), Fingerprint::of_token(&t).as_ref());
+        assert_eq!(Some(&f), Fingerprint::of_token(&t.to_uppercase()).as_ref());
+        assert!(!f.as_str().contains(&t));
+        assert_eq!(f.as_str().len(), 64);
+        assert!(Fingerprint::of_token("not-a-token").is_none());
     }
 }

@@ -3,7 +3,7 @@
 //! included), so only byte-identical tokens hit; expiry is still checked on every hit.
 
 use crate::domain::UserId;
-use crate::error::TokenRejection;
+use crate::auth::access::TokenRejection;
 use quick_cache::sync::Cache;
 
 /// Verified tokens: token → (user, exp).

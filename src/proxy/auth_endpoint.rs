@@ -3,7 +3,7 @@
 use super::body::read_capped;
 use super::{respond, RequestCtx};
 use crate::api::{AuthApi, Endpoint, Reply, Request};
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use crate::metrics::METRICS;
 use pingora_proxy::Session;
 use std::time::Duration;
@@ -38,7 +38,7 @@ pub async fn serve(
     match result {
         Ok(reply) => respond::json(session, ctx, reply.status, &reply.body, &[]).await,
         Err(err) => {
-            if let ApiError::InvalidToken(why) = &err {
+            if let ErrorReply::InvalidToken(why) = &err {
                 ctx.rejection = Some(*why);
             }
             respond::error(session, ctx, &err).await
@@ -52,10 +52,10 @@ async fn outcome(
     limits: BodyLimits,
     endpoint: Endpoint,
     session: &mut Session,
-) -> Option<Result<Reply, ApiError>> {
+) -> Option<Result<Reply, ErrorReply>> {
     let method = session.req_header().method.clone();
     if !endpoint.accepts(&method) {
-        return Some(Err(ApiError::MethodNotAllowed {
+        return Some(Err(ErrorReply::MethodNotAllowed {
             allow: endpoint.allow(),
         }));
     }
@@ -65,7 +65,7 @@ async fn outcome(
         match tokio::time::timeout(limits.deadline, read_capped(session, limits.max_bytes)).await {
             Ok(Ok(b)) => b,
             Ok(Err(e)) => return e.into_api().map(Err),
-            Err(_) => return Some(Err(ApiError::RequestTimeout)),
+            Err(_) => return Some(Err(ErrorReply::RequestTimeout)),
         }
     } else {
         Default::default()

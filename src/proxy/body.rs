@@ -1,6 +1,6 @@
 //! Reading an auth request body whole, refusing it early once it passes the cap.
 
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use bytes::BytesMut;
 use pingora_proxy::Session;
 
@@ -14,9 +14,9 @@ pub enum BodyError {
 
 impl BodyError {
     /// The answer for this failure, if one can still be sent.
-    pub fn into_api(self) -> Option<ApiError> {
+    pub fn into_api(self) -> Option<ErrorReply> {
         match self {
-            BodyError::TooLarge(limit) => Some(ApiError::BodyTooLarge { limit }),
+            BodyError::TooLarge(limit) => Some(ErrorReply::BodyTooLarge { limit }),
             BodyError::Broken => None,
         }
     }

@@ -2,7 +2,7 @@
 
 use crate::api::Endpoint;
 use crate::domain::UserId;
-use crate::error::TokenRejection;
+use crate::auth::access::TokenRejection;
 use std::sync::Arc;
 use std::time::Instant;
 

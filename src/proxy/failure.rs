@@ -1,7 +1,7 @@
 //! Proxy failures turned into JSON answers: 503 no healthy peer, 504 upstream timeout, 502 anything else upstream.
 
 use super::{respond, RequestCtx};
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
 
@@ -9,29 +9,29 @@ use pingora_proxy::{FailToProxy, Session};
 pub const NO_HEALTHY_PEER: &str = "NoHealthyPeer";
 
 /// The answer for a failed proxy attempt; `None` when the client is gone and nothing can be sent.
-pub fn classify(e: &Error) -> Option<ApiError> {
+pub fn classify(e: &Error) -> Option<ErrorReply> {
     match (e.esource(), e.etype()) {
-        (_, ErrorType::Custom(NO_HEALTHY_PEER)) => Some(ApiError::NoHealthyUpstream),
+        (_, ErrorType::Custom(NO_HEALTHY_PEER)) => Some(ErrorReply::NoHealthyUpstream),
         (
             ErrorSource::Upstream,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
-        ) => Some(ApiError::UpstreamTimeout),
-        (_, ErrorType::ConnectTimedout) => Some(ApiError::UpstreamTimeout),
-        (ErrorSource::Upstream, _) => Some(ApiError::BadGateway),
+        ) => Some(ErrorReply::UpstreamTimeout),
+        (_, ErrorType::ConnectTimedout) => Some(ErrorReply::UpstreamTimeout),
+        (ErrorSource::Upstream, _) => Some(ErrorReply::BadGateway),
         (
             _,
             ErrorType::ConnectRefused
             | ErrorType::ConnectNoRoute
             | ErrorType::ConnectError
             | ErrorType::TLSHandshakeFailure,
-        ) => Some(ApiError::BadGateway),
+        ) => Some(ErrorReply::BadGateway),
         (
             ErrorSource::Downstream,
             ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
         ) => None,
         (ErrorSource::Downstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => None,
-        (ErrorSource::Downstream, _) => Some(ApiError::MalformedRequest),
-        _ => Some(ApiError::Internal),
+        (ErrorSource::Downstream, _) => Some(ErrorReply::MalformedRequest),
+        _ => Some(ErrorReply::internal(format!("proxying failed: {e}"))),
     }
 }
 
@@ -43,9 +43,8 @@ pub async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> F
             can_reuse_downstream: false,
         };
     };
-    if matches!(err, ApiError::Internal) {
-        log::error!("proxy failure for request {}: {e}", ctx.request_id);
-    } else {
+    // Internal errors are logged by `respond::error`, with their cause.
+    if !matches!(err, ErrorReply::Internal(_)) {
         log::warn!(
             "proxy failure for request {} to {:?}: {e}",
             ctx.request_id,

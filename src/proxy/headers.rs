@@ -2,7 +2,7 @@
 
 use super::RequestCtx;
 use crate::edge::{EdgeRules, Inspection, TrustedProxies};
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use pingora_error::Result;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
@@ -53,7 +53,7 @@ pub fn client_ip(session: &Session, trusted: &TrustedProxies) -> Option<IpAddr> 
 
 /// Apply what the edge decided to the request itself, so routing, the auth
 /// endpoints and the upstream all see the same request; returns the routing host.
-pub fn apply(session: &mut Session, inspection: Inspection) -> Result<Option<String>, ApiError> {
+pub fn apply(session: &mut Session, inspection: Inspection) -> Result<Option<String>, ErrorReply> {
     let req = session.req_header_mut();
     for name in &inspection.remove {
         req.remove_header(name);
@@ -62,8 +62,7 @@ pub fn apply(session: &mut Session, inspection: Inspection) -> Result<Option<Str
         // Only reachable with a path the edge built from a valid one, so a
         // failure here is ours, not the client's.
         let uri = target.parse::<http::Uri>().map_err(|e| {
-            log::error!("canonical request target does not parse: {e}");
-            ApiError::Internal
+            ErrorReply::internal(format!("canonical request target does not parse: {e}"))
         })?;
         req.set_uri(uri);
     }

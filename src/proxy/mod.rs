@@ -1,7 +1,8 @@
 //! The Pingora `ProxyHttp` implementation: each phase delegates to a module of its own.
 
 mod access_log;
-mod api_route;
+mod admission;
+mod auth_endpoint;
 mod body;
 mod ctx;
 mod failure;
@@ -15,10 +16,9 @@ pub use ctx::RequestCtx;
 pub use idle::IdleParking;
 
 use crate::api::{AuthApi, Endpoint};
-use crate::auth::access::{bearer_token, AccessTokens};
-use crate::config::AuthPolicy;
+use crate::auth::access::AccessTokens;
 use crate::edge::EdgeRules;
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use crate::metrics::METRICS;
 use async_trait::async_trait;
 use pingora_core::upstreams::peer::{HttpPeer, Peer};
@@ -64,16 +64,31 @@ impl ProxyHttp for Gateway {
     // nothing but still runs its filters on every request.
     fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    /// Per-connection housekeeping, before anything is decided about the request.
+    ///
+    /// The one answer to "when does a client connection stay open?": after each
+    /// answer, for up to `keepalive_timeout_seconds` of idleness (also before
+    /// its first request: `idle.rs`), unless
+    /// - the process is leaving (upgrade hand-over or shutdown): every answer
+    ///   from then on says `Connection: close` (here);
+    /// - an error answer leaves a request body unread that is too large or
+    ///   slow to drain (`respond::error`), including 413 and 408;
+    /// - the auth request body broke off mid-way (`auth_endpoint::serve`);
+    /// - proxying failed (`failure::answer`: Pingora closes it);
+    /// - the client said `Connection: close`, or HTTP/1.0 without keep-alive (Pingora).
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
         // Without this, an idle client connection is kept forever.
-        if crate::drain::draining() {
+        if crate::shutdown::leaving() {
             session.set_keepalive(None);
         } else {
             session.set_keepalive(Some(self.keepalive_seconds));
         }
         ctx.request_id = headers::request_id(session.req_header());
         ctx.client_ip = headers::client_ip(session, &self.edge.trusted_proxies);
+        Ok(())
+    }
 
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         // Every later decision, and the upstream, sees the request as the edge leaves it.
         let host = match self.edge.inspect(session.req_header()) {
             Ok(inspection) => match headers::apply(session, inspection) {
@@ -84,7 +99,7 @@ impl ProxyHttp for Gateway {
                 }
             },
             Err(why) => {
-                respond::error(session, ctx, &ApiError::Refused(why)).await;
+                respond::error(session, ctx, &ErrorReply::Refused(why)).await;
                 return Ok(true);
             }
         };
@@ -92,40 +107,33 @@ impl ProxyHttp for Gateway {
         let path = session.req_header().uri.path();
         if let Some(endpoint) = Endpoint::for_path(path) {
             ctx.endpoint = Some(endpoint);
-            let limits = api_route::BodyLimits {
+            let limits = auth_endpoint::BodyLimits {
                 max_bytes: self.max_auth_body,
                 deadline: self.auth_body_timeout,
             };
-            api_route::serve(&self.api, limits, endpoint, session, ctx).await;
+            auth_endpoint::serve(&self.api, limits, endpoint, session, ctx).await;
             return Ok(true);
         }
 
         let Some(route) = self.routes.find(host.as_deref(), path) else {
-            respond::error(session, ctx, &ApiError::NoRoute).await;
+            respond::error(session, ctx, &ErrorReply::NoRoute).await;
             return Ok(true);
         };
         ctx.route = Some(route.clone());
 
-        if route.auth == AuthPolicy::Public {
-            return Ok(false);
-        }
-        let header = session
+        let authorization = session
             .req_header()
             .headers
-            .get(http::header::AUTHORIZATION);
-        let verdict =
-            bearer_token(header.map(|h| h.as_bytes())).and_then(|t| self.access().verify(t));
-        match verdict {
+            .get(http::header::AUTHORIZATION)
+            .map(|h| h.as_bytes());
+        match admission::admit(route.auth, authorization, |t| self.access().verify(t)) {
             Ok(user) => {
-                ctx.user = Some(user);
-                Ok(false)
-            }
-            Err(crate::error::TokenRejection::Missing) if route.auth == AuthPolicy::Optional => {
+                ctx.user = user;
                 Ok(false)
             }
             Err(why) => {
                 ctx.rejection = Some(why);
-                respond::error(session, ctx, &ApiError::InvalidToken(why)).await;
+                respond::error(session, ctx, &ErrorReply::InvalidToken(why)).await;
                 Ok(true)
             }
         }

@@ -1,7 +1,7 @@
 //! Writing the gateway's own JSON answers: always Content-Length, never cached, request id echoed.
 
 use super::RequestCtx;
-use crate::error::ApiError;
+use crate::error::ErrorReply;
 use bytes::Bytes;
 use http::StatusCode;
 use pingora_http::ResponseHeader;
@@ -57,8 +57,9 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 /// How long a client gets to send that body.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Answer with the JSON form of `err`.
-pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &ApiError) {
+/// Answer with the JSON form of `err`; its cause, if any, is logged here and only here.
+pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &ErrorReply) {
+    err.record(&ctx.request_id);
     let reuse = !err.closes_connection() && drain_small_body(session).await;
     if !reuse {
         // Draining an unread body of unknown or large size to reuse the

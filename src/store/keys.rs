@@ -1,5 +1,7 @@
 //! Key naming, in one place. User hashes carry a `{hash tag}` so per-user keys can share a Cluster slot.
 
+use crate::auth::refresh::Fingerprint;
+
 /// Builds every key the gateway uses.
 #[derive(Debug, Clone)]
 pub struct Keys {
@@ -30,7 +32,7 @@ impl Keys {
     }
 
     /// One refresh token, by the SHA-256 of the token; holds the user id.
-    pub fn refresh(&self, fingerprint: &str) -> String {
-        format!("{}rt:{fingerprint}", self.prefix)
+    pub fn refresh(&self, fingerprint: &Fingerprint) -> String {
+        format!("{}rt:{}", self.prefix, fingerprint.as_str())
     }
 }

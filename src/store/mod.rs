@@ -2,14 +2,13 @@
 
 mod keys;
 mod redis_conn;
-mod sessions;
+mod refresh_tokens;
 pub mod users;
 
 pub use keys::Keys;
 pub use redis_conn::Redis;
 pub use users::Profile;
 
-use crate::error::ApiError;
 
 /// What can go wrong talking to Redis.
 #[derive(Debug, thiserror::Error)]
@@ -28,22 +27,6 @@ impl From<redis::RedisError> for StoreError {
             StoreError::Corrupt(e.to_string())
         } else {
             StoreError::Unavailable(e.to_string())
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(why) => {
-                crate::metrics::METRICS.redis_errors.inc();
-                log::warn!("redis unavailable: {why}");
-                ApiError::StoreUnavailable
-            }
-            StoreError::Corrupt(why) => {
-                log::error!("unexpected data in redis: {why}");
-                ApiError::Internal
-            }
         }
     }
 }

@@ -1,13 +1,14 @@
 //! Refresh tokens: stored by fingerprint with a TTL, consumed atomically with GETDEL so a token works once.
 
 use super::{Store, StoreError};
+use crate::auth::refresh::Fingerprint;
 use crate::domain::UserId;
 
 impl Store {
     /// Remember a refresh token for `user` for `ttl_seconds`.
     pub async fn save_refresh(
         &self,
-        fingerprint: &str,
+        fingerprint: &Fingerprint,
         user: UserId,
         ttl_seconds: u64,
     ) -> Result<(), StoreError> {
@@ -26,7 +27,7 @@ impl Store {
 
     /// Consume a refresh token: of any number of concurrent calls for one token,
     /// exactly one gets its user, because GETDEL is a single atomic step.
-    pub async fn take_refresh(&self, fingerprint: &str) -> Result<Option<UserId>, StoreError> {
+    pub async fn take_refresh(&self, fingerprint: &Fingerprint) -> Result<Option<UserId>, StoreError> {
         let v: Option<String> = self
             .redis
             .query(redis::cmd("GETDEL").arg(self.keys.refresh(fingerprint)))
@@ -40,7 +41,7 @@ impl Store {
     }
 
     /// Revoke a refresh token; whether it existed.
-    pub async fn revoke_refresh(&self, fingerprint: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_refresh(&self, fingerprint: &Fingerprint) -> Result<bool, StoreError> {
         let n: u64 = self
             .redis
             .query(redis::cmd("DEL").arg(self.keys.refresh(fingerprint)))
