@@ -19,8 +19,8 @@ EMAIL="storm-$RANDOM@example.com"
 ACCESS=$(register_login "$EMAIL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 
 # Time of one hash at the default parameters, median of 20, on one core.
-cargo build --release --quiet --example hash_time
-one=$(taskset -c 0 target/release/examples/hash_time)
+cargo build --release --quiet -p authgate-bench --bin hash_time
+one=$(taskset -c 0 target/release/hash_time)
 echo "one argon2id hash at the default parameters (median of 20): ${one} ms   hash_threads=$HASH_THREADS"
 
 echo "function delay() return $PACE_MS end" > "$T/pace.lua"
