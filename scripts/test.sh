@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_rust
-need_pkgs cmake:cmake redis-server:redis-server redis-cli:redis-tools curl:curl openssl:openssl
+need_pkgs cmake:cmake redis-server:redis-server redis-cli:redis-tools
 
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

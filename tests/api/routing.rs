@@ -1,40 +1,58 @@
 //! Routes, auth policies, load balancing, health checks, retries, timeouts and the upstream error bodies.
 
-mod support;
-
-use serde_json::{json, Value};
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::Value;
+use std::net::SocketAddr;
 use std::time::Duration;
-use support::*;
 
 /// A gateway whose every path goes to one cluster, `pool`, defined by `pool` (YAML flow mapping).
-fn gateway_with_pool(pool: &str) -> Gateway {
-    GatewayOpts::new()
+fn gateway_with_pool(pool: &str) -> TestGateway {
+    TestGateway::builder()
         .yaml(&format!(
-            "upstreams:\n  pool: {pool}\nroutes:\n  - {{ prefix: /, upstream: pool }}\n"
+            r#"
+upstreams:
+  pool: {pool}
+routes:
+  - {{ prefix: /, upstream: pool }}
+"#
         ))
         .start()
+}
+
+/// Whether the gateway's metrics show `peer` as `up` (1) or down (0).
+async fn peer_shows(gw: &TestGateway, peer: SocketAddr, up: u8) -> bool {
+    gw.metrics().await.lines().any(|l| {
+        l.starts_with("authgate_upstream_peer_up")
+            && l.contains(&peer.to_string())
+            && l.ends_with(&format!(" {up}"))
+    })
 }
 
 #[tokio::test]
 async fn routes_pick_clusters_and_apply_their_policies() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
-    let gw = GatewayOpts::new()
+    let gw = TestGateway::builder()
         .yaml(&format!(
-            "upstreams:\n  a: {{ peers: ['{}'] }}\n  b: {{ peers: ['{}'] }}\n\
-             routes:\n\
-             \x20 - {{ prefix: /public, upstream: a, auth: public }}\n\
-             \x20 - {{ prefix: /opt, upstream: a, auth: optional }}\n\
-             \x20 - {{ prefix: /api, upstream: b, strip_prefix: true }}\n\
-             \x20 - {{ prefix: /api/a, upstream: a }}\n\
-             \x20 - {{ prefix: /host, upstream: b, host: internal.example, auth: public }}\n\
-             \x20 - {{ prefix: /login, upstream: a, auth: public }}\n",
-            a.addr, b.addr
+            r#"
+upstreams:
+  a: {{ peers: ['{a}'] }}
+  b: {{ peers: ['{b}'] }}
+routes:
+  - {{ prefix: /public, upstream: a, auth: public }}
+  - {{ prefix: /opt, upstream: a, auth: optional }}
+  - {{ prefix: /api, upstream: b, strip_prefix: true }}
+  - {{ prefix: /api/a, upstream: a }}
+  - {{ prefix: /host, upstream: b, host: internal.example, auth: public }}
+  - {{ prefix: /login, upstream: a, auth: public }}
+"#,
+            a = a.addr,
+            b = b.addr
         ))
         .start();
-    let c = client();
     let get = |path: &str, tok: Option<&str>| {
-        let mut r = c.get(gw.url(path)).header("X-User-Id", "666");
+        let mut r = gw.request(Method::GET, path).header("X-User-Id", "666");
         if let Some(t) = tok {
             r = r.bearer_auth(t);
         }
@@ -99,8 +117,8 @@ async fn routes_pick_clusters_and_apply_their_policies() {
     assert_error(&r.json().await.unwrap(), "not_found");
 
     // host-specific route
-    let r = c
-        .get(gw.url("/host/1"))
+    let r = gw
+        .request(Method::GET, "/host/1")
         .header("Host", "Internal.Example:8080")
         .send()
         .await
@@ -109,12 +127,7 @@ async fn routes_pick_clusters_and_apply_their_policies() {
     assert_eq!(get("/host/1", None).await.unwrap().status(), 404);
 
     // the auth endpoints are never shadowed by a route
-    let (s, b) = post(
-        &c,
-        &gw.url("/login"),
-        json!({"email": "x@example.com", "password": "whatever1"}),
-    )
-    .await;
+    let (s, b) = gw.login("x@example.com", "whatever1").await;
     assert_eq!(s, 401);
     assert_error(&b, "invalid_credentials");
 }
@@ -124,9 +137,8 @@ async fn load_is_spread_across_peers() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
     let gw = gateway_with_pool(&format!("{{ peers: ['{}', '{}'] }}", a.addr, b.addr));
-    let c = client();
     for _ in 0..40 {
-        assert_eq!(get_status(&c, &gw.url("/x"), Some(&token(1))).await, 200);
+        assert_eq!(gw.get_status("/x", Some(&token(1))).await, 200);
     }
     assert_eq!(a.hits() + b.hits(), 40);
     assert!(
@@ -140,23 +152,16 @@ async fn load_is_spread_across_peers() {
 #[tokio::test]
 async fn idempotent_requests_retry_on_another_peer_when_connecting_fails() {
     let a = Upstream::start("a").await;
-    let dead_port = DeadPort::new();
-    let dead = dead_port.addr;
-    let gw = gateway_with_pool(&format!("{{ peers: ['{}', '{}'] }}", a.addr, dead));
-    let c = client();
+    let dead = DeadPort::new();
+    let gw = gateway_with_pool(&format!("{{ peers: ['{}', '{}'] }}", a.addr, dead.addr));
     for i in 0..10 {
-        let r = c
-            .get(gw.url("/x"))
-            .bearer_auth(token(1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "GET {i} was not retried");
+        let status = gw.get_status("/x", Some(&token(1))).await;
+        assert_eq!(status, 200, "GET {i} was not retried");
     }
     let mut failed_posts = 0;
     for _ in 0..10 {
-        let r = c
-            .post(gw.url("/x"))
+        let r = gw
+            .request(Method::POST, "/x")
             .bearer_auth(token(1))
             .body("b")
             .send()
@@ -182,39 +187,29 @@ async fn health_checks_take_a_dead_peer_out_and_put_it_back() {
         "{{ peers: ['{}', '{}'], health_check: {{ kind: http, path: /health, interval_seconds: 1 }} }}",
         a.addr, b.addr
     ));
-    let c = client();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let wait = Duration::from_secs(10);
+    eventually(wait, "a health check reaches b", || async { b.hits() > 0 }).await;
     b.stop();
     // Until the next check notices, GETs that hit b are retried on a.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    eventually(wait, "the metrics show b down", || {
+        peer_shows(&gw, b.addr, 0)
+    })
+    .await;
     let before_b = b.hits();
     for _ in 0..20 {
-        let r = c
-            .get(gw.url("/x"))
-            .bearer_auth(token(1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(gw.get_status("/x", Some(&token(1))).await, 200);
     }
     assert_eq!(b.hits(), before_b, "a stopped peer got traffic");
-    let m = reqwest::get(gw.ops_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
     assert!(
-        m.lines().any(|l| l.starts_with("authgate_upstream_peer_up")
-            && l.contains(&b.addr.to_string())
-            && l.ends_with(" 0")),
-        "metrics do not show the peer down:\n{m}"
+        peer_shows(&gw, b.addr, 0).await,
+        "metrics do not show the peer down:\n{}",
+        gw.metrics().await
     );
 
     b.restart().await;
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    eventually(wait, "the metrics show b up", || peer_shows(&gw, b.addr, 1)).await;
     for _ in 0..20 {
-        assert_eq!(get_status(&c, &gw.url("/x"), Some(&token(1))).await, 200);
+        assert_eq!(gw.get_status("/x", Some(&token(1))).await, 200);
     }
     assert!(b.hits() > before_b, "the peer did not come back");
 }
@@ -226,27 +221,20 @@ async fn every_peer_down_is_503_and_readyz_says_why() {
         "{{ peers: ['{}'], health_check: {{ kind: tcp, interval_seconds: 1 }} }}",
         a.addr
     ));
-    let c = client();
-    let r = c.get(gw.ops_url("/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(gw.ops_get("/readyz").await.status(), 200);
     a.stop();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let r = c
-        .get(gw.url("/x"))
-        .bearer_auth(token(1))
-        .send()
-        .await
-        .unwrap();
+    eventually(Duration::from_secs(10), "readyz turns 503", || async {
+        gw.ops_get("/readyz").await.status() == 503
+    })
+    .await;
+    let r = gw.get("/x", Some(&token(1))).await;
     assert_eq!(r.status(), 503);
     assert_error(&r.json().await.unwrap(), "no_healthy_upstream");
-    let r = c.get(gw.ops_url("/readyz")).send().await.unwrap();
+    let r = gw.ops_get("/readyz").await;
     assert_eq!(r.status(), 503);
     let b: Value = r.json().await.unwrap();
     assert!(b["detail"].as_str().unwrap().contains("pool"), "{b}");
-    assert_eq!(
-        c.get(gw.ops_url("/healthz")).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(gw.ops_get("/healthz").await.status(), 200);
 }
 
 #[tokio::test]
@@ -257,12 +245,7 @@ async fn a_slow_upstream_is_a_504() {
         a.addr
     ));
     let t = std::time::Instant::now();
-    let r = client()
-        .get(gw.url("/slow"))
-        .bearer_auth(token(1))
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get("/slow", Some(&token(1))).await;
     assert_eq!(r.status(), 504);
     assert_error(&r.json().await.unwrap(), "upstream_timeout");
     assert!(
@@ -295,8 +278,8 @@ async fn a_peer_that_never_accepts_is_a_connect_timeout_504() {
     let gw = gateway_with_pool(&format!(
         "{{ peers: ['{addr}'], connect_timeout_ms: 300, read_timeout_ms: 500 }}"
     ));
-    let r = client()
-        .post(gw.url("/x"))
+    let r = gw
+        .request(Method::POST, "/x")
         .bearer_auth(token(1))
         .body("x")
         .send()
@@ -310,10 +293,9 @@ async fn a_peer_that_never_accepts_is_a_connect_timeout_504() {
 #[tokio::test]
 async fn request_ids_are_kept_when_sane_and_echoed() {
     let a = Upstream::start("a").await;
-    let gw = GatewayOpts::new().upstream(a.addr).start();
-    let c = client();
-    let r = c
-        .get(gw.url("/x"))
+    let gw = TestGateway::builder().upstream(a.addr).start();
+    let r = gw
+        .request(Method::GET, "/x")
         .bearer_auth(token(1))
         .header("X-Request-Id", "abc-123")
         .send()
@@ -326,8 +308,8 @@ async fn request_ids_are_kept_when_sane_and_echoed() {
         .unwrap()
         .iter()
         .any(|p| p[0] == "x-request-id" && p[1] == "abc-123"));
-    let r = c
-        .get(gw.url("/x"))
+    let r = gw
+        .request(Method::GET, "/x")
         .header("X-Request-Id", "bad id\"<>")
         .send()
         .await
@@ -335,7 +317,7 @@ async fn request_ids_are_kept_when_sane_and_echoed() {
     assert_eq!(r.status(), 401);
     let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
-    let e = get_json(&c, &gw.url("/x"), &token(1)).await;
+    let e = gw.get_json("/x", &token(1)).await;
     assert!(e["headers"]
         .as_array()
         .unwrap()

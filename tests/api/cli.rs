@@ -1,9 +1,7 @@
 //! The command line: `-t` checks a config, and the gateway refuses to start without a proper secret.
 
-mod support;
-
+use crate::helpers::*;
 use std::process::Command;
-use support::*;
 
 fn authgate(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
@@ -41,16 +39,71 @@ fn the_shipped_config_checks_ok() {
 #[test]
 fn a_bad_config_names_the_key() {
     let cases = [
-        ("listen: ['127.0.0.1:1']\nthreds: 4\n", "threds"),
-        ("redis:\n  url: redis://x\n  timeout: 5\n", "timeout"),
+        (
+            r#"
+listen: ['127.0.0.1:1']
+threds: 4
+"#,
+            "threds",
+        ),
+        (
+            r#"
+redis:
+  url: redis://x
+  timeout: 5
+"#,
+            "timeout",
+        ),
         ("threads: many\n", "threads"),
         ("listen: ['localhost']\n", "listen[0]"),
-        ("upstreams:\n  a: { peers: ['nohost'] }\n", "upstreams.a.peers[0]"),
-        ("upstreams:\n  a: { peers: ['127.0.0.1:1'] }\nroutes:\n  - { prefix: /api, upstream: b }\n", "routes[0].upstream"),
-        ("routes:\n  - { prefix: /api, upstream: a, auth: maybe }\n", "auth"),
-        ("passwords:\n  memory_kib: 1\n", "passwords"),
-        ("upstreams:\n  a: { peers: ['127.0.0.1:1'] }\nroutes:\n  - { prefix: /x, upstream: a, host: 'a.example:80' }\n", "routes[0].host"),
-        ("upstreams:\n  a: { peers: ['127.0.0.1:1'] }\nroutes:\n  - { prefix: /x, upstream: a, host: 'bad host' }\n", "routes[0].host"),
+        (
+            r#"
+upstreams:
+  a: { peers: ['nohost'] }
+"#,
+            "upstreams.a.peers[0]",
+        ),
+        (
+            r#"
+upstreams:
+  a: { peers: ['127.0.0.1:1'] }
+routes:
+  - { prefix: /api, upstream: b }
+"#,
+            "routes[0].upstream",
+        ),
+        (
+            r#"
+routes:
+  - { prefix: /api, upstream: a, auth: maybe }
+"#,
+            "auth",
+        ),
+        (
+            r#"
+passwords:
+  memory_kib: 1
+"#,
+            "passwords",
+        ),
+        (
+            r#"
+upstreams:
+  a: { peers: ['127.0.0.1:1'] }
+routes:
+  - { prefix: /x, upstream: a, host: 'a.example:80' }
+"#,
+            "routes[0].host",
+        ),
+        (
+            r#"
+upstreams:
+  a: { peers: ['127.0.0.1:1'] }
+routes:
+  - { prefix: /x, upstream: a, host: 'bad host' }
+"#,
+            "routes[0].host",
+        ),
         ("trusted_proxies: ['10.0.0.0/33']\n", "trusted_proxies"),
         ("underscore_headers: sometimes\n", "underscore_headers"),
     ];
@@ -120,9 +173,13 @@ fn an_upgrade_socket_in_a_shared_directory_is_refused() {
     std::fs::create_dir_all(&shared).unwrap();
     std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
     let p = conf(&format!(
-        "listen: ['127.0.0.1:{}']\nops_listen: ''\nupgrade_sock: {}/up.sock\n",
-        free_port(),
-        shared.display()
+        r#"
+listen: ['127.0.0.1:{port}']
+ops_listen: ''
+upgrade_sock: {shared}/up.sock
+"#,
+        port = free_port(),
+        shared = shared.display()
     ));
     let (code, out) = authgate(
         &["-c", p.to_str().unwrap()],
@@ -140,8 +197,11 @@ fn the_default_run_directory_is_private() {
     let runtime = std::env::temp_dir().join(unique("authgate-xdg"));
     std::fs::create_dir_all(&runtime).unwrap();
     let p = conf(&format!(
-        "listen: ['127.0.0.1:{}']\nops_listen: ''\n",
-        free_port()
+        r#"
+listen: ['127.0.0.1:{port}']
+ops_listen: ''
+"#,
+        port = free_port()
     ));
     let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["-c", p.to_str().unwrap()])

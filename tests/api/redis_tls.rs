@@ -1,43 +1,38 @@
 //! Redis over TLS (`rediss://`): a real TLS-only redis-server with certificates made at
 //! test time, the real gateway in front of it.
 
-mod support;
-
+use crate::helpers::pki::{unrelated_ca, Pki};
+use crate::helpers::tls_redis::TlsRedis;
+use crate::helpers::*;
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use support::tls_redis::{unrelated_ca, TlsRedis};
-use support::*;
 
 fn p(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
 
 /// A gateway on `redis` that trusts `ca` (none: no TLS files at all).
-fn gateway(redis: &TlsRedis, ca: Option<&Path>, client_cert: bool) -> Gateway {
-    let mut opts = GatewayOpts {
-        redis_url: redis.url(),
-        ..GatewayOpts::new()
-    };
+fn gateway(redis: &TlsRedis, ca: Option<&Path>, client_cert: bool) -> TestGateway {
+    let mut builder = TestGateway::builder().redis_url(redis.url());
     if let Some(ca) = ca {
-        opts = opts.redis_key("tls_ca_file", p(ca));
+        builder = builder.redis_key("tls_ca_file", p(ca));
     }
     if client_cert {
-        opts = opts
+        builder = builder
             .redis_key("tls_cert_file", p(&redis.pki.client_cert))
             .redis_key("tls_key_file", p(&redis.pki.client_key));
     }
-    opts.start()
+    builder.start()
 }
 
 /// Every Redis-backed call answers 503 `store_unavailable`, promptly.
-async fn assert_store_unavailable(gw: &Gateway) {
-    let c = client();
-    let creds = json!({"email": "tls-user@example.com", "password": "correct horse battery"});
+async fn assert_store_unavailable(gw: &TestGateway) {
+    let creds = json!({"email": "tls-user@example.com", "password": PASSWORD});
     for path in ["/register", "/login"] {
         let t = Instant::now();
-        let (s, b) = post(&c, &gw.url(path), creds.clone()).await;
+        let (s, b) = gw.post_json(path, creds.clone()).await;
         assert_eq!(s, 503, "{path}: {b}\n{}", gw.output());
         assert_error(&b, "store_unavailable");
         assert!(
@@ -52,10 +47,9 @@ async fn assert_store_unavailable(gw: &Gateway) {
 async fn register_login_and_me_work_over_mutual_tls() {
     let redis = TlsRedis::start(true);
     let gw = gateway(&redis, Some(&redis.pki.ca), true);
-    let c = client();
-    let (email, access, _) = new_user(&c, &gw).await;
-    let me = get_json(&c, &gw.url("/me"), &access).await;
-    assert_eq!(me["email"], email.as_str(), "{me}");
+    let user = gw.new_user().await;
+    let me = gw.get_json("/me", &user.access).await;
+    assert_eq!(me["email"], user.email.as_str(), "{me}");
     // The user really is in the TLS server (not some other Redis).
     let keys = redis.cli(&["--scan", "--pattern", &format!("{}*", gw.prefix)]);
     assert!(
@@ -68,16 +62,13 @@ async fn register_login_and_me_work_over_mutual_tls() {
 #[tokio::test]
 async fn the_ca_can_come_from_the_environment() {
     let redis = TlsRedis::start(false);
-    let gw = GatewayOpts {
-        redis_url: redis.url(),
-        ..GatewayOpts::new()
-    }
-    .env("AUTHGATE_REDIS_TLS_CA_FILE", p(&redis.pki.ca))
-    .start();
-    let c = client();
-    let (email, access, _) = new_user(&c, &gw).await;
-    let me = get_json(&c, &gw.url("/me"), &access).await;
-    assert_eq!(me["email"], email.as_str(), "{me}");
+    let gw = TestGateway::builder()
+        .redis_url(redis.url())
+        .env("AUTHGATE_REDIS_TLS_CA_FILE", p(&redis.pki.ca))
+        .start();
+    let user = gw.new_user().await;
+    let me = gw.get_json("/me", &user.access).await;
+    assert_eq!(me["email"], user.email.as_str(), "{me}");
 }
 
 #[tokio::test]
@@ -85,8 +76,7 @@ async fn without_a_client_certificate_the_store_is_unavailable() {
     let redis = TlsRedis::start(true);
     let gw = gateway(&redis, Some(&redis.pki.ca), false);
     assert_store_unavailable(&gw).await;
-    let c = client();
-    let s = get_status(&c, &gw.url("/me"), Some(&token(1))).await;
+    let s = gw.get_status("/me", Some(&token(1))).await;
     assert_eq!(s, 503, "{}", gw.output());
     let out = gw.output();
     assert!(out.contains("CertificateRequired"), "{out}");
@@ -102,10 +92,11 @@ async fn a_ca_that_did_not_sign_the_server_is_refused() {
     assert!(out.contains("UnknownIssuer"), "{out}");
 }
 
-/// `authgate -t` on a config with these `redis:` lines: (exit code, output).
-fn check(redis_lines: &str) -> (i32, String) {
+/// `authgate -t` on a config whose `redis:` section holds these keys: (exit code, output).
+fn check(redis: &[(&str, &str)]) -> (i32, String) {
     let conf = std::env::temp_dir().join(format!("{}.yaml", unique("authgate-redis-tls")));
-    std::fs::write(&conf, format!("redis:\n{redis_lines}")).expect("write config");
+    let keys: String = redis.iter().map(|(k, v)| format!("\n  {k}: {v}")).collect();
+    std::fs::write(&conf, format!("redis:{keys}\n")).expect("write config");
     let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
         .args(["-t", "-c", p(&conf)])
         .env("AUTHGATE_JWT_SECRET", SECRET)
@@ -127,7 +118,7 @@ fn check(redis_lines: &str) -> (i32, String) {
 
 #[test]
 fn tls_settings_are_checked_and_errors_name_the_key() {
-    let pki = support::tls_redis::Pki::generate();
+    let pki = Pki::generate();
     let (ca, cert, key) = (p(&pki.ca), p(&pki.client_cert), p(&pki.client_key));
     let secret_junk = pki.dir.join("junk.key");
     std::fs::write(&secret_junk, "TOP-SECRET-KEY-BYTES\n").unwrap();
@@ -137,48 +128,45 @@ fn tls_settings_are_checked_and_errors_name_the_key() {
         "-----BEGIN PRIVATE KEY-----\nTOP-SECRET-KEY-BYTES!!\n-----END PRIVATE KEY-----\n",
     )
     .unwrap();
-    let tls = "  url: rediss://127.0.0.1:6390/0\n";
-    let (code, out) = check(&format!(
-        "{tls}  tls_ca_file: {ca}\n  tls_cert_file: {cert}\n  tls_key_file: {key}\n"
-    ));
+    let missing = format!("{}/nope.pem", p(&pki.dir));
+    let tls = ("url", "rediss://127.0.0.1:6390/0");
+    let (code, out) = check(&[
+        tls,
+        ("tls_ca_file", ca),
+        ("tls_cert_file", cert),
+        ("tls_key_file", key),
+    ]);
     assert_eq!(code, 0, "{out}");
-    let cases = [
+    let cases: [(&[(&str, &str)], &str); 7] = [
         (
-            format!("  url: redis://127.0.0.1:6390/0\n  tls_ca_file: {ca}\n"),
+            &[("url", "redis://127.0.0.1:6390/0"), ("tls_ca_file", ca)],
             "redis.tls_ca_file",
         ),
+        (&[tls, ("tls_cert_file", cert)], "redis.tls_key_file"),
+        (&[tls, ("tls_key_file", key)], "redis.tls_cert_file"),
+        (&[tls, ("tls_ca_file", &missing)], "redis.tls_ca_file"),
+        (&[tls, ("tls_ca_file", key)], "redis.tls_ca_file"),
         (
-            format!("{tls}  tls_cert_file: {cert}\n"),
+            &[
+                tls,
+                ("tls_cert_file", cert),
+                ("tls_key_file", p(&secret_junk)),
+            ],
             "redis.tls_key_file",
         ),
         (
-            format!("{tls}  tls_key_file: {key}\n"),
-            "redis.tls_cert_file",
-        ),
-        (
-            format!("{tls}  tls_ca_file: {}/nope.pem\n", p(&pki.dir)),
-            "redis.tls_ca_file",
-        ),
-        (format!("{tls}  tls_ca_file: {key}\n"), "redis.tls_ca_file"),
-        (
-            format!(
-                "{tls}  tls_cert_file: {cert}\n  tls_key_file: {}\n",
-                p(&secret_junk)
-            ),
-            "redis.tls_key_file",
-        ),
-        (
-            format!(
-                "{tls}  tls_cert_file: {cert}\n  tls_key_file: {}\n",
-                p(&broken_key)
-            ),
+            &[
+                tls,
+                ("tls_cert_file", cert),
+                ("tls_key_file", p(&broken_key)),
+            ],
             "redis.tls_key_file",
         ),
     ];
-    for (lines, name) in cases {
-        let (code, out) = check(&lines);
-        assert_ne!(code, 0, "accepted:\n{lines}");
-        assert!(out.contains(name), "{lines}\n{out}");
+    for (redis, name) in cases {
+        let (code, out) = check(redis);
+        assert_ne!(code, 0, "accepted: {redis:?}");
+        assert!(out.contains(name), "{redis:?}\n{out}");
         assert!(!out.contains("TOP-SECRET"), "key contents printed: {out}");
         assert!(!out.contains("panicked"), "{out}");
     }

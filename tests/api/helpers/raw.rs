@@ -173,7 +173,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 pub struct RawResponse {
     /// The status code.
     pub status: u16,
-    /// The head, as text.
+    /// The head, as text (read through `Debug` in assertion messages).
+    #[allow(dead_code)]
     pub head: String,
     /// The body, as text.
     pub body: String,

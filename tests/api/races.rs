@@ -1,19 +1,16 @@
 //! Concurrency guarantees: one refresh token works once, one email registers once, however many clients race.
 
-mod support;
-
+use crate::helpers::*;
 use serde_json::json;
-use support::*;
 
 const RACERS: usize = 20;
 const ROUNDS: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_20_concurrent_refreshes_of_one_token_exactly_one_wins() {
-    let gw = GatewayOpts::new().start();
-    let c = client();
+    let gw = TestGateway::start();
     for round in 0..ROUNDS {
-        let (_, _, refresh) = new_user(&c, &gw).await;
+        let refresh = gw.new_user().await.refresh;
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
         let tasks: Vec<_> = (0..RACERS)
             .map(|_| {
@@ -47,23 +44,24 @@ async fn of_20_concurrent_refreshes_of_one_token_exactly_one_wins() {
         );
         // The winner's new token works exactly once too.
         let next = winners[0]["refresh_token"].as_str().unwrap();
-        assert_eq!(
-            post(&c, &gw.url("/refresh"), json!({"refresh_token": next}))
-                .await
-                .0,
-            200
-        );
+        assert_eq!(gw.refresh(next).await.0, 200);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_20_concurrent_registrations_of_one_email_exactly_one_wins() {
-    let gw = GatewayOpts::new().start();
+    // 100 registrations from one address: far past the default per-IP throttle,
+    let gw = TestGateway::builder()
+        .yaml("throttle:\n  register_per_ip: {limit: 1000, window_seconds: 3600}\n")
+        // and 20 at once: more than the default queue of the 2 hashing threads.
+        .env("AUTHGATE_HASH_MAX_QUEUE", "32")
+        .start();
     for round in 0..ROUNDS {
         let email = format!("{}@example.com", unique("race"));
         let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(RACERS));
         let tasks: Vec<_> = (0..RACERS)
             .map(|i| {
+                // One client each: separate connections really run in parallel.
                 let (c, url, barrier) = (client(), gw.url("/register"), barrier.clone());
                 let body = json!({"email": email, "password": format!("password number {i}")});
                 tokio::spawn(async move {
@@ -87,7 +85,7 @@ async fn of_20_concurrent_registrations_of_one_email_exactly_one_wins() {
         );
         // Exactly one user record holds the email: losers left nothing behind.
         let redis = shared_redis();
-        let users = redis.cli(&["--scan", "--pattern", &format!("{}user:{{*}}", gw.prefix)]);
+        let users = redis.keys(&format!("{}user:{{*}}", gw.prefix));
         let holders = users
             .lines()
             .filter(|k| redis.cli(&["HGET", k, "email"]) == email)

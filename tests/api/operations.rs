@@ -1,21 +1,19 @@
 //! The operations surface: metrics, access log hygiene, graceful upgrade, draining on SIGTERM, HTTPS.
 
-mod support;
-
-use serde_json::{json, Value};
+use crate::helpers::pki::Pki;
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::Value;
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
-use support::*;
 
 /// Every sample of the exposition, keyed by `name{labels}`.
-async fn scrape(gw: &Gateway) -> HashMap<String, f64> {
-    let text = reqwest::get(gw.ops_url("/metrics"))
+async fn scrape(gw: &TestGateway) -> HashMap<String, f64> {
+    gw.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| {
             l.rsplit_once(' ')
@@ -31,41 +29,19 @@ fn delta(before: &HashMap<String, f64>, after: &HashMap<String, f64>, key: &str)
 #[tokio::test]
 async fn metrics_move_with_traffic() {
     let up = Upstream::start("a").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
-    let c = client();
+    let gw = TestGateway::builder().upstream(up.addr).start();
     let before = scrape(&gw).await;
-    let (email, _, refresh) = new_user(&c, &gw).await;
+    let user = gw.new_user().await;
     for _ in 0..3 {
-        assert_eq!(
-            c.get(gw.url("/x"))
-                .bearer_auth(token(1))
-                .send()
-                .await
-                .unwrap()
-                .status(),
-            200
-        );
+        assert_eq!(gw.get_status("/x", Some(&token(1))).await, 200);
     }
     for _ in 0..2 {
-        assert_eq!(c.get(gw.url("/x")).send().await.unwrap().status(), 401);
+        assert_eq!(gw.get_status("/x", None).await, 401);
     }
-    assert_eq!(
-        c.get(gw.url("/x"))
-            .bearer_auth("a.b.c")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    post(
-        &c,
-        &gw.url("/login"),
-        json!({"email": email, "password": "wrong password"}),
-    )
-    .await;
-    post(&c, &gw.url("/refresh"), json!({"refresh_token": refresh})).await;
-    post(&c, &gw.url("/refresh"), json!({"refresh_token": refresh})).await;
+    assert_eq!(gw.get_status("/x", Some("a.b.c")).await, 401);
+    gw.login(&user.email, "wrong password").await;
+    gw.refresh(&user.refresh).await;
+    gw.refresh(&user.refresh).await;
     let after = scrape(&gw).await;
     let expected = [
         (r#"authgate_requests_total{route="/",status="200"}"#, 3.0),
@@ -101,15 +77,13 @@ async fn metrics_move_with_traffic() {
 #[tokio::test]
 async fn access_log_has_one_json_line_per_request_and_no_secrets() {
     let up = Upstream::start("a").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
-    let c = client();
-    let password = "correct horse battery";
-    let (_, access, refresh) = new_user(&c, &gw).await;
-    let (_, b) = post(&c, &gw.url("/refresh"), json!({"refresh_token": refresh})).await;
+    let gw = TestGateway::builder().upstream(up.addr).start();
+    let user = gw.new_user().await;
+    let (_, b) = gw.refresh(&user.refresh).await;
     let refresh2 = b["refresh_token"].as_str().unwrap().to_owned();
-    let r = c
-        .get(gw.url("/orders?api_key=query-secret-value"))
-        .bearer_auth(&access)
+    let r = gw
+        .request(Method::GET, "/orders?api_key=query-secret-value")
+        .bearer_auth(&user.access)
         .header("Cookie", "session=cookie-secret-value")
         .header("X-Request-Id", "trace-42")
         .send()
@@ -117,15 +91,11 @@ async fn access_log_has_one_json_line_per_request_and_no_secrets() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // Access log lines are flushed in batches, at least every 100 ms.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while !gw.output().contains("trace-42") && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let out = gw.output();
+    let out = gw.output_containing("trace-42").await;
     for secret in [
-        password,
-        &access,
-        &refresh,
+        PASSWORD,
+        &user.access,
+        &user.refresh,
         &refresh2,
         "query-secret-value",
         "cookie-secret-value",
@@ -165,7 +135,7 @@ async fn access_log_has_one_json_line_per_request_and_no_secrets() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_upgrade_loses_no_request() {
     let up = Upstream::start("a").await;
-    let mut old = GatewayOpts::new().upstream(up.addr).start();
+    let mut old = TestGateway::builder().upstream(up.addr).start();
     let url = old.url("/x");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -184,9 +154,17 @@ async fn graceful_upgrade_loses_no_request() {
             (ok, failed)
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let wait = Duration::from_secs(10);
+    eventually(wait, "load reaches the upstream", || async {
+        up.hits() >= 25
+    })
+    .await;
     let mut new = old.start_upgrade();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let sock = old.upgrade_sock();
+    eventually(wait, "the new process waits for the listeners", || async {
+        sock.exists()
+    })
+    .await;
     old.signal("QUIT");
     let exited = tokio::task::spawn_blocking(move || {
         let s = old.wait_exit(Duration::from_secs(15));
@@ -199,7 +177,11 @@ async fn graceful_upgrade_loses_no_request() {
         "old process did not exit: {}",
         exited.1.output()
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let served = up.hits();
+    eventually(wait, "the new process serves the load", || async {
+        up.hits() >= served + 25
+    })
+    .await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (ok, failed) = load.await.unwrap();
     assert!(
@@ -212,23 +194,14 @@ async fn graceful_upgrade_loses_no_request() {
     );
     assert!(ok > 50, "only {ok} requests ran");
     // The new process serves alone now.
-    assert_eq!(
-        client()
-            .get(new.url("/x"))
-            .bearer_auth(token(1))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(new.get_status("/x", Some(&token(1))).await, 200);
     assert!(new.wait_exit(Duration::from_millis(10)).is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
     let up = Upstream::start("a").await;
-    let mut gw = GatewayOpts::new().upstream(up.addr).start();
+    let mut gw = TestGateway::builder().upstream(up.addr).start();
     let url = gw.url("/slow");
     let req = tokio::spawn(async move {
         client()
@@ -238,7 +211,13 @@ async fn sigterm_lets_in_flight_requests_finish() {
             .await
             .map(|r| r.status().as_u16())
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The echo upstream holds /slow for 3 s once it has it.
+    eventually(
+        Duration::from_secs(5),
+        "the request is in flight",
+        || async { up.hits() == 1 },
+    )
+    .await;
     gw.signal("TERM");
     assert_eq!(
         req.await.unwrap().unwrap(),
@@ -251,102 +230,20 @@ async fn sigterm_lets_in_flight_requests_finish() {
     assert!(status.is_some(), "gateway did not exit after SIGTERM");
 }
 
-/// A test CA and a server certificate it signed for localhost and 127.0.0.1: (ca, cert, key).
-fn certificates() -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(unique("tls"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = |f: &str| dir.join(f).display().to_string();
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let steps: [Vec<String>; 3] = [
-        vec![
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=authgate test CA",
-            "-keyout",
-            &p("ca.key"),
-            "-out",
-            &p("ca.pem"),
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect(),
-        vec![
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            &p("key.pem"),
-            "-out",
-            &p("leaf.csr"),
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            &p("leaf.csr"),
-            "-CA",
-            &p("ca.pem"),
-            "-CAkey",
-            &p("ca.key"),
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &p("leaf.ext"),
-            "-out",
-            &p("cert.pem"),
-        ]
-        .into_iter()
-        .map(String::from)
-        .collect(),
-    ];
-    for args in steps {
-        let out = std::process::Command::new("openssl")
-            .args(&args)
-            .output()
-            .expect("openssl is needed for this test (scripts/test.sh installs it)");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (
-        dir.join("ca.pem"),
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-    )
-}
-
-/// A gateway in front of `upstream` that also serves HTTPS with `cert` and `key`; its HTTPS port.
-fn https_gateway(
-    upstream: std::net::SocketAddr,
-    cert: &std::path::Path,
-    key: &std::path::Path,
-) -> (Gateway, u16) {
+/// A gateway in front of `upstream` that also serves HTTPS with the server certificate of `pki`; its HTTPS port.
+fn https_gateway(upstream: SocketAddr, pki: &Pki) -> (TestGateway, u16) {
     let tls_port = free_port();
-    let gw = GatewayOpts::new()
+    let gw = TestGateway::builder()
         .upstream(upstream)
         .yaml(&format!(
-            "tls:\n  listen: ['127.0.0.1:{tls_port}']\n  cert_file: {}\n  key_file: {}\n",
-            cert.display(),
-            key.display()
+            r#"
+tls:
+  listen: ['127.0.0.1:{tls_port}']
+  cert_file: {cert}
+  key_file: {key}
+"#,
+            cert = pki.server_cert.display(),
+            key = pki.server_key.display()
         ))
         .start();
     (gw, tls_port)
@@ -354,58 +251,60 @@ fn https_gateway(
 
 #[tokio::test]
 async fn tls_upstreams_are_verified_with_the_configured_ca_and_sni() {
-    let (ca, cert, key) = certificates();
+    let pki = Pki::generate();
     let echo = Upstream::start("echo").await;
     // An inner gateway serving HTTPS in front of the echo upstream...
-    let (_inner, tls_port) = https_gateway(echo.addr, &cert, &key);
+    let (_inner, tls_port) = https_gateway(echo.addr, &pki);
     // ...and an outer one that reaches it over TLS, trusting only that certificate
     // (and passing the token on: the inner gateway checks it again).
-    let outer = |ca: Option<&std::path::Path>| {
+    let outer = |ca: Option<&Path>| {
         let ca_line = ca
-            .map(|p| format!("upstream_ca_file: {}\n", p.display()))
+            .map(|p| format!("upstream_ca_file: {}", p.display()))
             .unwrap_or_default();
-        GatewayOpts::new()
+        TestGateway::builder()
             .yaml(&format!(
-                "{ca_line}upstreams:\n  secure: {{ peers: ['127.0.0.1:{tls_port}'], tls: true, sni: localhost }}\nroutes:\n  - {{ prefix: /, upstream: secure, forward_authorization: true }}\n"
+                r#"
+{ca_line}
+upstreams:
+  secure: {{ peers: ['127.0.0.1:{tls_port}'], tls: true, sni: localhost }}
+routes:
+  - {{ prefix: /, upstream: secure, forward_authorization: true }}
+"#
             ))
             .start()
     };
-    let trusted = outer(Some(&ca));
-    let r = client()
-        .get(trusted.url("/through-tls"))
-        .bearer_auth(token(8))
-        .send()
-        .await
-        .unwrap();
+    let trusted = outer(Some(&pki.ca));
+    let r = trusted.get("/through-tls", Some(&token(8))).await;
     assert_eq!(r.status(), 200, "{}", trusted.output());
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["path"], "/through-tls");
     // Without the CA the peer's certificate must be refused.
     let untrusted = outer(None);
-    let status = get_status(&client(), &untrusted.url("/through-tls"), Some(&token(8))).await;
+    let status = untrusted.get_status("/through-tls", Some(&token(8))).await;
     assert_eq!(status, 502, "an unverified TLS peer was accepted");
 }
 
 #[tokio::test]
 async fn https_listener_serves_with_the_configured_certificate() {
-    let (ca, cert, key) = certificates();
+    let pki = Pki::generate();
     let up = Upstream::start("a").await;
-    let (gw, tls_port) = https_gateway(up.addr, &cert, &key);
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("curl")
-            .args(["-s", "--cacert"])
-            .arg(&ca)
-            .args(["-H", &format!("Authorization: Bearer {}", token(4))])
-            .arg(format!("https://localhost:{tls_port}/secure"))
-            .arg("--resolve")
-            .arg(format!("localhost:{tls_port}:127.0.0.1"))
-            .output()
-            .expect("curl is needed for this test (scripts/test.sh installs it)")
-    })
-    .await
-    .unwrap();
-    let body: Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}\n{}", gw.output()));
+    let (gw, tls_port) = https_gateway(up.addr, &pki);
+    // A client that trusts only the test CA, with localhost resolving to the gateway.
+    let https = reqwest::Client::builder()
+        .add_root_certificate(pki.ca_certificate())
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], tls_port)))
+        .build()
+        .expect("build HTTPS client");
+    let r = https
+        .get(format!("https://localhost:{tls_port}/secure"))
+        .bearer_auth(token(4))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", gw.output()));
+    let body: Value = r
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", gw.output()));
     assert_eq!(body["path"], "/secure");
     assert!(
         body["headers"]

@@ -1,10 +1,9 @@
 //! The protected proxy path: token checks in front of a real echo upstream.
 
-mod support;
-
+use crate::helpers::*;
 use jsonwebtoken::Algorithm;
+use reqwest::Method;
 use serde_json::{json, Value};
-use support::*;
 
 fn unsigned_token(user: u64) -> String {
     use base64::Engine;
@@ -23,15 +22,13 @@ fn unsigned_token(user: u64) -> String {
 #[tokio::test]
 async fn valid_token_is_forwarded_intact_with_user_id_and_no_spoofing() {
     let up = Upstream::start("echo").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
-    let c = client();
-    let (_, access, _) = new_user(&c, &gw).await;
-    let me = get_json(&c, &gw.url("/me"), &access).await;
-    let id = me["id"].as_u64().unwrap().to_string();
+    let gw = TestGateway::builder().upstream(up.addr).start();
+    let user = gw.new_user().await;
+    let id = user.id.to_string();
 
-    let r = c
-        .patch(gw.url("/api/items/7?x=1&y=%20z"))
-        .bearer_auth(&access)
+    let r = gw
+        .request(Method::PATCH, "/api/items/7?x=1&y=%20z")
+        .bearer_auth(&user.access)
         .header("X-User-Id", "999")
         .header("x-user-id", "998")
         .header("X-USER-ID", "997")
@@ -71,10 +68,10 @@ async fn valid_token_is_forwarded_intact_with_user_id_and_no_spoofing() {
 #[tokio::test]
 async fn large_proxied_bodies_are_streamed_without_the_auth_cap() {
     let up = Upstream::start("echo").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let gw = TestGateway::builder().upstream(up.addr).start();
     let body = vec![b'a'; 3 * 1024 * 1024];
-    let r = client()
-        .post(gw.url("/upload"))
+    let r = gw
+        .request(Method::POST, "/upload")
         .bearer_auth(jwt(SECRET, Algorithm::HS256, 5, 60))
         .body(body)
         .send()
@@ -88,9 +85,8 @@ async fn large_proxied_bodies_are_streamed_without_the_auth_cap() {
 #[tokio::test]
 async fn bad_tokens_are_401_and_never_reach_the_upstream() {
     let up = Upstream::start("echo").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
-    let c = client();
-    let (_, _, refresh) = new_user(&c, &gw).await;
+    let gw = TestGateway::builder().upstream(up.addr).start();
+    let refresh = gw.new_user().await.refresh;
     let cases: Vec<(&str, Option<String>, &str)> = vec![
         ("missing", None, "missing_token"),
         (
@@ -139,7 +135,7 @@ async fn bad_tokens_are_401_and_never_reach_the_upstream() {
         ),
     ];
     for (what, auth, code) in cases {
-        let mut req = c.get(gw.url("/api/private"));
+        let mut req = gw.request(Method::GET, "/api/private");
         if let Some(a) = auth {
             req = req.header("Authorization", a);
         }
@@ -161,64 +157,42 @@ async fn bad_tokens_are_401_and_never_reach_the_upstream() {
 #[tokio::test]
 async fn access_tokens_expire_after_their_ttl() {
     let up = Upstream::start("echo").await;
-    let gw = GatewayOpts::new()
+    let gw = TestGateway::builder()
         .upstream(up.addr)
         .env("AUTHGATE_ACCESS_TTL", "1")
         .start();
-    let c = client();
-    let (_, access, refresh) = new_user(&c, &gw).await;
-    let r = c
-        .get(gw.url("/api"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let user = gw.new_user().await;
+    let r = gw.get_as(&user, "/api").await;
     assert_eq!(r.status(), 200, "fresh token works");
+    // Time passing is the behaviour under test: the 1 s token must be past its expiry.
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    let r = c
-        .get(gw.url("/api"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get_as(&user, "/api").await;
     assert_eq!(r.status(), 401, "expired token refused");
     assert_error(&r.json().await.unwrap(), "token_expired");
-    let r = c
-        .get(gw.url("/me"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
+    let r = gw.get_as(&user, "/me").await;
     assert_eq!(r.status(), 401, "expired token refused by /me");
-    let (s, b) = post(&c, &gw.url("/refresh"), json!({"refresh_token": refresh})).await;
+    let (s, b) = gw.refresh(&user.refresh).await;
     assert_eq!(s, 200);
-    let r = c
-        .get(gw.url("/api"))
-        .bearer_auth(b["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = gw
+        .get("/api", Some(b["access_token"].as_str().unwrap()))
+        .await;
     assert_eq!(r.status(), 200, "refreshed token works");
 }
 
 #[tokio::test]
 async fn unreachable_upstream_is_a_json_502() {
-    let dead_port = DeadPort::new();
-    let dead = dead_port.addr;
-    let gw = GatewayOpts::new().upstream(dead).start();
-    let r = client()
-        .get(gw.url("/api"))
-        .bearer_auth(jwt(SECRET, Algorithm::HS256, 1, 60))
-        .send()
-        .await
-        .unwrap();
+    let dead = DeadPort::new();
+    let gw = TestGateway::builder().upstream(dead.addr).start();
+    let r = gw
+        .get("/api", Some(&jwt(SECRET, Algorithm::HS256, 1, 60)))
+        .await;
     assert_eq!(r.status(), 502);
     assert_error(&r.json().await.unwrap(), "bad_gateway");
 }
 
 /// One HTTP/1.1 connection, reused for every request: a closed connection fails the next send.
 async fn one_connection(
-    gw: &Gateway,
+    gw: &TestGateway,
 ) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>> {
     let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let (sender, conn) =
@@ -255,7 +229,7 @@ fn request(
 async fn connections_stay_open_across_401s_auth_answers_and_proxied_requests() {
     use http_body_util::BodyExt;
     let up = Upstream::start("echo").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let gw = TestGateway::builder().upstream(up.addr).start();
     let good = jwt(SECRET, Algorithm::HS256, 3, 60);
     let mut conn = one_connection(&gw).await;
     let steps = [
@@ -288,8 +262,8 @@ async fn connections_stay_open_across_401s_auth_answers_and_proxied_requests() {
 }
 
 /// A gateway that closes client connections idle for 1 s.
-fn one_second_keepalive() -> Gateway {
-    GatewayOpts::new()
+fn one_second_keepalive() -> TestGateway {
+    TestGateway::builder()
         .yaml("keepalive_timeout_seconds: 1\n")
         .start()
 }
@@ -331,10 +305,11 @@ async fn a_request_sent_in_pieces_after_an_idle_pause_is_served_whole() {
     // The gateway waits for the first byte outside the proxy, then hands the
     // connection over: the byte it peeked at must still be part of the request.
     let up = Upstream::start("echo").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let gw = TestGateway::builder().upstream(up.addr).start();
     let token = token(7);
     let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     for round in 0..2 {
+        // The pauses are the behaviour under test: an idle connection, then a request in pieces.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let req =
             format!("GET /api/piece HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\r\n");
@@ -354,12 +329,11 @@ async fn a_request_sent_in_pieces_after_an_idle_pause_is_served_whole() {
 async fn request_headers_larger_than_the_read_buffer_arrive_whole() {
     // The default read buffer is 1 KiB; a big cookie must still reach the upstream intact.
     let up = Upstream::start("echo").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let gw = TestGateway::builder().upstream(up.addr).start();
     let cookie: String = (0..6000).map(|i| (b'a' + (i % 26) as u8) as char).collect();
-    let c = client();
     for _ in 0..3 {
-        let echo: serde_json::Value = c
-            .get(gw.url("/api/big"))
+        let echo: Value = gw
+            .request(Method::GET, "/api/big")
             .bearer_auth(token(7))
             .header("cookie", &cookie)
             .send()
@@ -376,11 +350,12 @@ async fn request_headers_larger_than_the_read_buffer_arrive_whole() {
 #[tokio::test]
 async fn a_refused_large_upload_still_gets_its_401() {
     let up = Upstream::start("echo").await;
-    let gw = GatewayOpts::new().upstream(up.addr).start();
+    let gw = TestGateway::builder().upstream(up.addr).start();
     // Too large to drain for keep-alive, so the gateway closes. 2 MiB is more than
     // the loopback socket buffers absorb (without lingering this fails every time
     // here) and less than what they absorb plus the 1 MiB the gateway lingers on.
     for _ in 0..5 {
+        // A new client (and connection) each time, as the gateway closes the last one.
         let r = client()
             .post(gw.url("/upload"))
             .body(vec![b'a'; 2 * 1024 * 1024])
@@ -390,4 +365,29 @@ async fn a_refused_large_upload_still_gets_its_401() {
         assert_eq!(r.status(), 401);
     }
     assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn with_idle_parking_off_pingoras_own_loop_serves_and_keeps_connections_alive() {
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml("idle_parking: false\nkeepalive_timeout_seconds: 1\n")
+        .start();
+    let user = gw.new_user().await;
+    // Several requests on one connection (reqwest keeps it alive), then the idle close.
+    for _ in 0..3 {
+        assert_eq!(gw.get_as(&user, "/api/x").await.status(), 200);
+    }
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"GET /me HTTP/1.1\r\nHost: gw\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
+    }
+    assert_closed_soon(&mut s, "idle connection (Pingora's loop)").await;
 }

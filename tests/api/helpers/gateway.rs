@@ -1,0 +1,369 @@
+//! A running `authgate` process and the HTTP calls a test makes to it.
+
+use super::process::{free_port, scratch_dir, spawn_tied, unique, wait_for_port};
+use super::{client, post, shared_redis, SECRET};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// The password [`TestGateway::new_user`] registers with.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    /// The id `/register` gave it.
+    pub id: u64,
+    /// Its email, as stored.
+    pub email: String,
+    /// An access token.
+    pub access: String,
+    /// A refresh token.
+    pub refresh: String,
+}
+
+impl TestUser {
+    /// `{"email", "password"}`, as `/login` takes them.
+    pub fn credentials(&self) -> Value {
+        json!({"email": self.email, "password": PASSWORD})
+    }
+}
+
+/// How to start a gateway: the shared Redis, cheap argon2, no upstream, unless told otherwise.
+pub struct GatewayBuilder {
+    redis_url: String,
+    prefix: Option<String>,
+    redis_keys: Vec<String>,
+    yaml: String,
+    env: Vec<(String, String)>,
+}
+
+impl GatewayBuilder {
+    /// Every non-auth request to `upstream`.
+    pub fn upstream(self, upstream: SocketAddr) -> Self {
+        self.env("AUTHGATE_UPSTREAM", &format!("http://{upstream}"))
+    }
+
+    /// Use the Redis at `url` instead of the shared one.
+    pub fn redis_url(mut self, url: String) -> Self {
+        self.redis_url = url;
+        self
+    }
+
+    /// Share `other`'s Redis and key prefix: a second instance of the same deployment.
+    pub fn same_store_as(mut self, other: &TestGateway) -> Self {
+        self.redis_url = other.redis_url.clone();
+        self.prefix = Some(other.prefix.clone());
+        self
+    }
+
+    /// Add `key: value` under `redis:`.
+    pub fn redis_key(mut self, key: &str, value: &str) -> Self {
+        self.redis_keys.push(format!("  {key}: {value}"));
+        self
+    }
+
+    /// Set an environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Append YAML to the generated config.
+    pub fn yaml(mut self, y: &str) -> Self {
+        self.yaml.push_str(y);
+        self
+    }
+
+    /// Start it and wait until it listens.
+    pub fn start(self) -> TestGateway {
+        let dir = scratch_dir();
+        let port = free_port();
+        let ops_port = free_port();
+        let prefix = self.prefix.unwrap_or_else(|| format!("{}:", unique("t")));
+        let conf = dir.join("gateway.yaml");
+        let yaml = format!(
+            r#"listen: ["127.0.0.1:{port}"]
+ops_listen: "127.0.0.1:{ops_port}"
+threads: 2
+upgrade_sock: {dir}/upgrade.sock
+pid_file: {dir}/authgate.pid
+passwords:
+  memory_kib: 1024
+  iterations: 1
+  parallelism: 1
+  hash_threads: 2
+redis:
+  url: {url}
+  key_prefix: "{prefix}"
+  timeout_ms: 500
+{redis_keys}
+{extra}"#,
+            dir = dir.display(),
+            url = self.redis_url,
+            redis_keys = self.redis_keys.join("\n"),
+            extra = self.yaml,
+        );
+        std::fs::write(&conf, yaml).expect("write config");
+        let log = dir.join("gateway.log");
+        let mut env = vec![
+            ("AUTHGATE_JWT_SECRET".to_owned(), SECRET.to_owned()),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
+        ];
+        env.extend(self.env);
+        let args = vec!["-c".to_owned(), conf.display().to_string()];
+        let mut child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &env, &log);
+        wait_for_port(port, &mut child, "authgate", &log);
+        wait_for_port(ops_port, &mut child, "authgate ops", &log);
+        TestGateway {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            ops: SocketAddr::from(([127, 0, 0, 1], ops_port)),
+            prefix,
+            redis_url: self.redis_url,
+            conf,
+            log,
+            env,
+            child,
+            http: client(),
+        }
+    }
+}
+
+/// A running `authgate` process, with an HTTP client of its own.
+pub struct TestGateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its ops listener.
+    pub ops: SocketAddr,
+    /// Its key prefix in Redis.
+    pub prefix: String,
+    redis_url: String,
+    conf: PathBuf,
+    log: PathBuf,
+    env: Vec<(String, String)>,
+    child: Child,
+    http: reqwest::Client,
+}
+
+impl TestGateway {
+    /// A gateway on the shared Redis with no upstream, started.
+    pub fn start() -> TestGateway {
+        Self::builder().start()
+    }
+
+    /// A gateway to configure, then start.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder {
+            redis_url: shared_redis().url(),
+            prefix: None,
+            redis_keys: vec![],
+            yaml: String::new(),
+            env: vec![],
+        }
+    }
+
+    /// `http://127.0.0.1:port{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://127.0.0.1:ops_port{path}`.
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.ops)
+    }
+
+    /// A request to `path` on its client, to add headers or a body to.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, self.url(path))
+    }
+
+    /// GET `path`, with a Bearer token if given.
+    pub async fn get(&self, path: &str, bearer: Option<&str>) -> Response {
+        let mut req = self.request(Method::GET, path);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    /// GET `path` as `user` (with its access token).
+    pub async fn get_as(&self, user: &TestUser, path: &str) -> Response {
+        self.get(path, Some(&user.access)).await
+    }
+
+    /// GET `path` (with a Bearer token if given) and return the status.
+    pub async fn get_status(&self, path: &str, bearer: Option<&str>) -> u16 {
+        self.get(path, bearer).await.status().as_u16()
+    }
+
+    /// GET `path` (with a Bearer token if given) and return the body as text.
+    pub async fn get_text(&self, path: &str, bearer: Option<&str>) -> String {
+        self.get(path, bearer)
+            .await
+            .text()
+            .await
+            .expect("text body")
+    }
+
+    /// GET `path` with a Bearer token and return the JSON body.
+    pub async fn get_json(&self, path: &str, bearer: &str) -> Value {
+        self.get(path, Some(bearer))
+            .await
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
+    /// PUT JSON to `path` with a Bearer token.
+    pub async fn put_json(&self, path: &str, bearer: &str, body: &Value) -> Response {
+        self.request(Method::PUT, path)
+            .bearer_auth(bearer)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST JSON to `path` and return (status, body as JSON or Null).
+    pub async fn post_json(&self, path: &str, body: Value) -> (u16, Value) {
+        post(&self.http, &self.url(path), body).await
+    }
+
+    /// `POST /register`.
+    pub async fn register(&self, email: &str, password: &str) -> (u16, Value) {
+        self.post_json("/register", json!({"email": email, "password": password}))
+            .await
+    }
+
+    /// `POST /login`.
+    pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
+        self.post_json("/login", json!({"email": email, "password": password}))
+            .await
+    }
+
+    /// `POST /refresh`.
+    pub async fn refresh(&self, refresh_token: &str) -> (u16, Value) {
+        self.post_json("/refresh", json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    /// `POST /logout`.
+    pub async fn logout(&self, refresh_token: &str) -> (u16, Value) {
+        self.post_json("/logout", json!({"refresh_token": refresh_token}))
+            .await
+    }
+
+    /// Register and log in a fresh user with [`PASSWORD`].
+    pub async fn new_user(&self) -> TestUser {
+        let email = format!("{}@example.com", unique("user"));
+        let (s, b) = self.register(&email, PASSWORD).await;
+        assert_eq!(s, 201, "register: {b}");
+        let id = b["id"].as_u64().expect("integer id");
+        let (s, b) = self.login(&email, PASSWORD).await;
+        assert_eq!(s, 200, "login: {b}");
+        let token = |name: &str| b[name].as_str().expect(name).to_owned();
+        TestUser {
+            id,
+            email,
+            access: token("access_token"),
+            refresh: token("refresh_token"),
+        }
+    }
+
+    /// GET `path` on the ops listener.
+    pub async fn ops_get(&self, path: &str) -> Response {
+        self.http
+            .get(self.ops_url(path))
+            .send()
+            .await
+            .expect("ops request")
+    }
+
+    /// The Prometheus exposition from `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.ops_get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Everything it printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Wait (5 s at most) until its output contains `text`; the output then.
+    pub async fn output_containing(&self, text: &str) -> String {
+        super::eventually(Duration::from_secs(5), text, || async {
+            self.output().contains(text)
+        })
+        .await;
+        self.output()
+    }
+
+    /// The socket a `-u` process receives the listeners on.
+    pub fn upgrade_sock(&self) -> PathBuf {
+        self.conf.with_file_name("upgrade.sock")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Start a second process with `-u` on the same config: it waits to take over the listeners.
+    pub fn start_upgrade(&self) -> TestGateway {
+        let log = self.log.with_file_name("gateway-upgrade.log");
+        let args = vec![
+            "-u".to_owned(),
+            "-c".to_owned(),
+            self.conf.display().to_string(),
+        ];
+        let child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &self.env, &log);
+        TestGateway {
+            addr: self.addr,
+            ops: self.ops,
+            prefix: self.prefix.clone(),
+            redis_url: self.redis_url.clone(),
+            conf: self.conf.clone(),
+            log,
+            env: self.env.clone(),
+            child,
+            http: client(),
+        }
+    }
+
+    /// Send a signal by name (`QUIT`, `TERM`, ...).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Wait up to `limit` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
