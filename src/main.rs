@@ -66,7 +66,8 @@ fn main() -> ExitCode {
     };
     match authgate::startup::build_server(&cfg, opt) {
         Ok(server) => {
-            log::info!("authgate listening on {}", cfg.listen.join(", "));
+            let listen: Vec<String> = cfg.listen.iter().map(|a| a.to_string()).collect();
+            log::info!("authgate listening on {}", listen.join(", "));
             server.run_forever()
         }
         Err(e) => {

@@ -30,30 +30,57 @@ pub struct Cluster {
     idle_timeout: Duration,
 }
 
+/// Why a cluster cannot be built; `Display` says what, `key` which key below `upstreams.<name>`.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A peer's host does not resolve.
+    #[error("cannot resolve {peer:?}: {source}")]
+    Resolve {
+        /// The peer as configured.
+        peer: String,
+        /// The resolver's answer.
+        source: std::io::Error,
+    },
+    /// pingora-load-balancing refused the resolved addresses.
+    #[error("{0}")]
+    Backends(#[source] std::io::Error),
+}
+
+impl ClusterError {
+    /// The key at fault, relative to `upstreams.<name>` (empty: the cluster itself).
+    pub fn key(&self) -> &'static str {
+        match self {
+            ClusterError::Resolve { .. } => ".peers",
+            ClusterError::Backends(_) => "",
+        }
+    }
+}
+
 impl Cluster {
-    /// Build a cluster; with a health check, also the task that must run it.
+    /// Build a cluster (resolving its peers); with a health check, also the task that must run it.
     pub fn from_config(
         name: &str,
         cfg: &UpstreamConfig,
-    ) -> std::result::Result<(Cluster, Option<HealthCheckTask>), String> {
+    ) -> std::result::Result<(Cluster, Option<HealthCheckTask>), ClusterError> {
         let mut sni = HashMap::new();
         let mut addrs = Vec::new();
         for peer in &cfg.peers {
-            let resolved = std::net::ToSocketAddrs::to_socket_addrs(peer.as_str())
-                .map_err(|e| format!("upstreams.{name}.peers: cannot resolve {peer:?}: {e}"))?;
-            let host = peer.rsplit_once(':').map_or(peer.as_str(), |(h, _)| h);
+            let written = peer.to_string();
+            let resolved =
+                std::net::ToSocketAddrs::to_socket_addrs(written.as_str()).map_err(|source| {
+                    ClusterError::Resolve {
+                        peer: written.clone(),
+                        source,
+                    }
+                })?;
+            let host = peer.host().trim_matches(['[', ']']);
             for addr in resolved {
-                sni.insert(
-                    addr,
-                    cfg.sni
-                        .clone()
-                        .unwrap_or_else(|| host.trim_matches(['[', ']']).to_owned()),
-                );
+                sni.insert(addr, cfg.sni.clone().unwrap_or_else(|| host.to_owned()));
                 addrs.push(addr);
             }
         }
         let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(addrs.iter().copied())
-            .map_err(|e| format!("upstreams.{name}: {e}"))?;
+            .map_err(ClusterError::Backends)?;
         let (lb, task) = match &cfg.health_check {
             None => (Arc::new(lb), None),
             Some(hc) => {
@@ -66,11 +93,7 @@ impl Cluster {
                     HealthCheckKind::Tcp => lb.set_health_check(TcpHealthCheck::new()),
                     HealthCheckKind::Http => {
                         let mut check = HttpHealthCheck::new(&host, cfg.tls);
-                        let uri = hc
-                            .path
-                            .parse::<http::Uri>()
-                            .map_err(|e| format!("upstreams.{name}.health_check.path: {e}"))?;
-                        check.req.set_uri(uri);
+                        check.req.set_uri(http::Uri::from(hc.path.clone()));
                         lb.set_health_check(Box::new(check));
                     }
                 }
@@ -140,13 +163,11 @@ impl Cluster {
     #[cfg(test)]
     pub fn for_tests() -> Cluster {
         let cfg = UpstreamConfig {
-            peers: vec!["127.0.0.1:1".into()],
-            tls: false,
-            sni: None,
+            peers: vec![crate::config::HostPort::new("127.0.0.1", 1)],
             connect_timeout_ms: 100,
             read_timeout_ms: 100,
             idle_timeout_ms: 100,
-            health_check: None,
+            ..UpstreamConfig::default()
         };
         Cluster::from_config("test", &cfg)
             .map(|(c, _)| c)

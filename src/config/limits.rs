@@ -1,0 +1,30 @@
+//! The `limits` section: how large and how slow an auth request body may be.
+
+use super::{above_zero, ConfigError};
+use serde::Deserialize;
+
+/// Size caps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest body accepted by the auth endpoints.
+    pub max_auth_body_bytes: usize,
+    /// Total time a client gets to send an auth request body (not per read).
+    pub auth_body_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_auth_body_bytes: 64 * 1024,
+            auth_body_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        above_zero("limits.max_auth_body_bytes", self.max_auth_body_bytes)?;
+        above_zero("limits.auth_body_timeout_ms", self.auth_body_timeout_ms)
+    }
+}

@@ -1,0 +1,69 @@
+//! The `passwords` section: Argon2id parameters and the thread pool that computes them.
+
+use super::{invalid, ConfigError};
+use serde::Deserialize;
+
+/// Argon2id parameters and the pool that runs it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Memory cost in KiB.
+    pub memory_kib: u32,
+    /// Time cost (passes).
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+    /// Hashes computed at once; the rest wait their turn.
+    pub hash_threads: usize,
+    /// Scheduling niceness of the hashing threads (0 to 19): higher yields more CPU to proxying.
+    pub nice: i32,
+    /// How long a request waits for a hashing slot before getting 503.
+    pub queue_timeout_ms: u64,
+    /// Requests allowed to wait for a hashing slot; any more get 503 at once.
+    /// Unset: 8 per hashing thread (see [`PasswordConfig::max_queue`]).
+    pub max_queue: Option<usize>,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        // Leave a core to the proxy on small machines so a login storm cannot starve it.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        PasswordConfig {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+            hash_threads: cores.saturating_sub(1).max(1),
+            nice: 10,
+            queue_timeout_ms: 10_000,
+            max_queue: None,
+        }
+    }
+}
+
+impl PasswordConfig {
+    /// Requests that may wait for a hashing slot: `max_queue`, or 8 per thread
+    /// (with a hash taking tens of milliseconds, a wait of a few hundred at most).
+    pub fn max_queue(&self) -> usize {
+        self.max_queue
+            .unwrap_or_else(|| self.hash_threads.saturating_mul(8))
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None).is_err() {
+            return Err(invalid(
+                "passwords",
+                format!(
+                    "argon2 rejects memory_kib={} iterations={} parallelism={} (memory must be >= 8 x parallelism, iterations >= 1)",
+                    self.memory_kib, self.iterations, self.parallelism
+                ),
+            ));
+        }
+        if !(0..=19).contains(&self.nice) {
+            return Err(invalid("passwords.nice", "must be between 0 and 19"));
+        }
+        if self.hash_threads == 0 {
+            return Err(invalid("passwords.hash_threads", "must be at least 1"));
+        }
+        Ok(())
+    }
+}

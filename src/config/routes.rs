@@ -1,0 +1,100 @@
+//! The `routes` section: path prefixes (optionally per host) mapped to upstream clusters, each with an auth policy.
+
+use super::{invalid, ConfigError, UpstreamConfig};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Who may pass a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthPolicy {
+    /// A valid access token is required.
+    #[default]
+    Required,
+    /// Forwarded without a token; identity headers still stripped.
+    Public,
+    /// Forwarded either way; identity added when a valid token is present.
+    Optional,
+}
+
+/// One route. `prefix` and `upstream` are required; every other key
+/// defaults to its type's default (no host, `auth: required`, `false`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix, matched on whole segments.
+    pub prefix: String,
+    /// Only requests for this Host (port ignored).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Name of the upstream cluster.
+    pub upstream: String,
+    /// Token policy.
+    #[serde(default)]
+    pub auth: AuthPolicy,
+    /// Remove the prefix before forwarding.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Pass the client's `Authorization` header to the upstream (default: removed).
+    #[serde(default)]
+    pub forward_authorization: bool,
+}
+
+impl RouteConfig {
+    /// A route for every path to `upstream`, with the defaults.
+    pub fn catch_all(upstream: &str) -> Self {
+        RouteConfig {
+            prefix: "/".into(),
+            host: None,
+            upstream: upstream.into(),
+            auth: AuthPolicy::default(),
+            strip_prefix: false,
+            forward_authorization: false,
+        }
+    }
+
+    /// Check route number `i` against the configured clusters.
+    pub(super) fn validate(
+        &self,
+        i: usize,
+        upstreams: &BTreeMap<String, UpstreamConfig>,
+    ) -> Result<(), ConfigError> {
+        if !self.prefix.starts_with('/') {
+            return Err(invalid(
+                format!("routes[{i}].prefix"),
+                format!("must start with /, got {:?}", self.prefix),
+            ));
+        }
+        if let Some(h) = &self.host {
+            crate::edge::host::route_host(h).map_err(|_| {
+                invalid(
+                    format!("routes[{i}].host"),
+                    format!("expected a host name without port, got {h:?}"),
+                )
+            })?;
+        }
+        if !upstreams.contains_key(&self.upstream) {
+            return Err(invalid(
+                format!("routes[{i}].upstream"),
+                format!("no upstream named {:?} under `upstreams`", self.upstream),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn route_to_missing_upstream_is_named() {
+        let mut c = Config::default();
+        c.routes.push(super::RouteConfig {
+            prefix: "/api".into(),
+            ..super::RouteConfig::catch_all("nope")
+        });
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("routes[0].upstream"), "{err}");
+    }
+}

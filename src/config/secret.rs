@@ -1,0 +1,92 @@
+//! The JWT signing secret: read from the environment or a file, never from the YAML itself, and never printed.
+
+use super::{invalid, Config, ConfigError};
+use std::fmt;
+use std::path::PathBuf;
+
+/// Shortest JWT secret accepted: HS256 wants at least as many key bytes as its output.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The secret itself, in the environment.
+pub(super) const SECRET_VAR: &str = "AUTHGATE_JWT_SECRET";
+/// A file holding the secret, named in the environment.
+pub(super) const SECRET_FILE_VAR: &str = "AUTHGATE_JWT_SECRET_FILE";
+
+/// A secret that never prints itself.
+#[derive(Clone, Default)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Wrap raw key bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(bytes)
+    }
+    /// The raw bytes, for building keys.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret([redacted; {} bytes])", self.0.len())
+    }
+}
+
+impl Config {
+    /// The JWT secret: `AUTHGATE_JWT_SECRET`, else `AUTHGATE_JWT_SECRET_FILE`, else `tokens.jwt_secret_file`.
+    pub fn load_secret(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        // An empty variable (as `${VAR:-}` in compose files yields) counts as unset.
+        let get = |k: &str| get(k).filter(|v| !v.is_empty());
+        let (key, bytes) = if let Some(v) = get(SECRET_VAR) {
+            (SECRET_VAR, v.into_bytes())
+        } else {
+            let (key, file) = match get(SECRET_FILE_VAR) {
+                Some(f) => (SECRET_FILE_VAR, PathBuf::from(f)),
+                None => match &self.tokens.jwt_secret_file {
+                    Some(f) => ("tokens.jwt_secret_file", f.clone()),
+                    None => {
+                        return Err(invalid(
+                            SECRET_VAR,
+                            "no JWT secret: set AUTHGATE_JWT_SECRET, AUTHGATE_JWT_SECRET_FILE or tokens.jwt_secret_file",
+                        ))
+                    }
+                },
+            };
+            let mut bytes = std::fs::read(&file)
+                .map_err(|e| invalid(key, format!("cannot read {}: {e}", file.display())))?;
+            // A trailing newline from `echo > file` is not part of the key.
+            while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                bytes.pop();
+            }
+            (key, bytes)
+        };
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(invalid(
+                key,
+                format!(
+                    "the JWT secret must be at least {MIN_SECRET_BYTES} bytes, it has {}",
+                    bytes.len()
+                ),
+            ));
+        }
+        self.jwt_secret = Secret::new(bytes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::from_pairs;
+
+    #[test]
+    fn short_secret_is_refused() {
+        let mut c = Config::default();
+        let err = c
+            .load_secret(from_pairs(&[("AUTHGATE_JWT_SECRET", "short")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("at least 32 bytes"), "{err}");
+        assert!(!err.to_string().contains("short"), "secret leaked: {err}");
+    }
+}
