@@ -36,6 +36,30 @@ fn clean(raw: &str) -> Result<String, &'static str> {
     Ok(s.trim().nfc().collect())
 }
 
+/// A session (refresh-token family): 128 random bits, shown as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SessionId(pub u128);
+
+impl SessionId {
+    /// A new random id.
+    pub fn generate() -> SessionId {
+        SessionId(uuid::Uuid::new_v4().as_u128())
+    }
+
+    /// Parse the 32-hex-digit form; anything else is no session id.
+    pub fn parse(s: &str) -> Option<SessionId> {
+        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u128::from_str_radix(s, 16).ok().map(SessionId))
+            .flatten()
+    }
+}
+
+impl std::fmt::Display for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 /// A syntactically valid email address in one canonical spelling, so that
 /// composed and decomposed (NFC/NFD) or differently cased spellings are one account.
 ///

@@ -55,6 +55,9 @@ pub enum ErrorReply {
     /// The route table has no match.
     #[error("no route for this path")]
     NoRoute,
+    /// `DELETE /sessions/<id>` names no live session of the caller.
+    #[error("no such session")]
+    NoSession,
     /// Wrong method on an auth endpoint.
     #[error("method not allowed; use {allow}")]
     MethodNotAllowed {
@@ -70,9 +73,15 @@ pub enum ErrorReply {
     /// Redis cannot be reached or did not answer in time.
     #[error("the session store is unavailable, try again shortly")]
     StoreUnavailable(#[source] StoreError),
-    /// Every hashing slot stayed busy past the queue timeout.
+    /// Too many requests wait for a hashing slot, or one waited past the queue timeout.
     #[error("the server is busy, try again shortly")]
     Busy,
+    /// A throttle refused the request before any password hashing.
+    #[error("too many attempts; try again in {retry_after} seconds")]
+    TooManyAttempts {
+        /// Seconds until the throttle lets one more through (`Retry-After`).
+        retry_after: u64,
+    },
     /// The chosen upstream could not be reached or failed mid-request.
     #[error("the upstream service could not be reached")]
     BadGateway,
@@ -154,10 +163,11 @@ impl ErrorReply {
             InvalidToken(_) => (S::UNAUTHORIZED, "invalid_token"),
             InvalidRefreshToken => (S::UNAUTHORIZED, "invalid_refresh_token"),
             UnknownUser => (S::UNAUTHORIZED, "unknown_user"),
-            NoRoute => (S::NOT_FOUND, "not_found"),
+            NoRoute | NoSession => (S::NOT_FOUND, "not_found"),
             MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout"),
             EmailTaken => (S::CONFLICT, "email_taken"),
+            TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
             BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
             Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
             BadGateway => (S::BAD_GATEWAY, "bad_gateway"),
@@ -189,6 +199,10 @@ impl ErrorReply {
                 format!("Bearer error=\"invalid_token\", error_description=\"{self}\""),
             )],
             ErrorReply::MethodNotAllowed { allow } => vec![("Allow", (*allow).into())],
+            ErrorReply::TooManyAttempts { retry_after } => {
+                vec![("Retry-After", retry_after.to_string())]
+            }
+            ErrorReply::Busy => vec![("Retry-After", "1".into())],
             _ => vec![],
         }
     }

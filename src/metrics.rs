@@ -1,8 +1,8 @@
 //! Prometheus metrics for the process: one registry, counters and histograms bumped on the request path.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::LazyLock;
 
@@ -23,6 +23,14 @@ pub struct Metrics {
     pub redis_errors: IntCounter,
     /// 1 when a peer is healthy, by cluster and peer (set at scrape time).
     pub peer_up: IntGaugeVec,
+    /// Refresh tokens presented again after the grace window (sessions revoked as stolen).
+    pub refresh_reuse: IntCounter,
+    /// Requests refused by a throttle, by endpoint.
+    pub throttled: IntCounterVec,
+    /// 1 while the revocation feed follows Redis, 0 while it reconnects.
+    pub revocation_feed_up: IntGauge,
+    /// Revocations held in memory.
+    pub revocations_held: IntGauge,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -69,6 +77,26 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(token_rejections.clone()))?;
     registry.register(Box::new(redis_errors.clone()))?;
     registry.register(Box::new(peer_up.clone()))?;
+    let refresh_reuse = IntCounter::new(
+        "refresh_reuse_total",
+        "Refresh tokens replayed after the grace window; each revoked its session",
+    )?;
+    let throttled = IntCounterVec::new(
+        Opts::new("throttled_total", "Requests refused with 429, by endpoint"),
+        &["endpoint"],
+    )?;
+    let revocation_feed_up = IntGauge::new(
+        "revocation_feed_up",
+        "1 while the revocation feed follows Redis",
+    )?;
+    let revocations_held = IntGauge::new(
+        "revocations_held",
+        "Revoked sessions and users held in memory",
+    )?;
+    registry.register(Box::new(refresh_reuse.clone()))?;
+    registry.register(Box::new(throttled.clone()))?;
+    registry.register(Box::new(revocation_feed_up.clone()))?;
+    registry.register(Box::new(revocations_held.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -78,6 +106,10 @@ fn build() -> Result<Metrics, prometheus::Error> {
         token_rejections,
         redis_errors,
         peer_up,
+        refresh_reuse,
+        throttled,
+        revocation_feed_up,
+        revocations_held,
     })
 }
 

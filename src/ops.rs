@@ -1,5 +1,6 @@
-//! The operations listener: `/healthz` (alive), `/readyz` (Redis and every cluster usable), `/metrics` (Prometheus).
+//! The operations listener: `/healthz` (alive), `/readyz` (Redis, the revocation feed and every cluster usable), `/metrics` (Prometheus).
 
+use crate::auth::revocations::Revocations;
 use crate::metrics::METRICS;
 use crate::proxy::upstreams::Cluster;
 use crate::store::Store;
@@ -13,18 +14,34 @@ use std::sync::Arc;
 pub struct OpsApp {
     store: Arc<Store>,
     clusters: Vec<Arc<Cluster>>,
+    revocations: Arc<Revocations>,
 }
 
 impl OpsApp {
     /// Over the shared store and every cluster.
-    pub fn new(store: Arc<Store>, clusters: Vec<Arc<Cluster>>) -> Self {
-        OpsApp { store, clusters }
+    pub fn new(
+        store: Arc<Store>,
+        clusters: Vec<Arc<Cluster>>,
+        revocations: Arc<Revocations>,
+    ) -> Self {
+        OpsApp {
+            store,
+            clusters,
+            revocations,
+        }
     }
 
     /// Why the gateway is not ready, if it is not.
     async fn not_ready(&self) -> Option<String> {
         if let Err(e) = self.store.ping().await {
             return Some(format!("redis: {e}"));
+        }
+        let now = crate::auth::access::now_unix();
+        if self.revocations.stale(now) {
+            let down = self.revocations.feed_down_for(now).unwrap_or_default();
+            return Some(format!(
+                "revocation feed down for {down} s, longer than an access token lives: revoked tokens may pass"
+            ));
         }
         self.clusters
             .iter()

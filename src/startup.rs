@@ -1,15 +1,18 @@
 //! Assembling a runnable Pingora server from a validated `Config`.
 
 use crate::api::AuthApi;
-use crate::auth::access::AccessTokens;
+use crate::auth::access::{now_unix, AccessTokens};
 use crate::auth::password::Passwords;
+use crate::auth::revocations::Revocations;
 use crate::config::Config;
 use crate::edge::{EdgeRules, TrustedProxies};
 use crate::ops::OpsApp;
 use crate::proxy::routes::{Route, RouteTable};
-use crate::proxy::upstreams::{Cluster, HealthCheckTask};
+use crate::proxy::upstreams::{Cluster, ClusterError, HealthCheckTask};
 use crate::proxy::{Gateway, IdleParking};
-use crate::store::{Redis, Store};
+use crate::store::revocation_feed::RevocationFeed;
+use crate::store::sessions::SessionPolicy;
+use crate::store::{Redis, RedisSetupError, Store};
 use pingora_core::listeners::ListenerConfig;
 use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::{Opt, ServerConf};
@@ -18,12 +21,36 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Why the gateway cannot be built from a config.
+/// Why the gateway cannot be built from a validated config: what only
+/// building finds out (a name that does not resolve, a file that is not PEM).
+/// Each message starts with the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// A part rejected its settings.
-    #[error("{0}")]
-    Invalid(String),
+    /// `redis.*` cannot make a client.
+    #[error(transparent)]
+    Redis(#[from] RedisSetupError),
+    /// argon2 refused `passwords.*`.
+    #[error("passwords: {0}")]
+    Passwords(String),
+    /// An upstream cluster cannot be built.
+    #[error("upstreams.{cluster}{}: {source}", .source.key())]
+    Upstream {
+        /// The cluster's name.
+        cluster: String,
+        /// Why.
+        source: ClusterError,
+    },
+    /// A route names no configured cluster (`Config::validate` refuses this first).
+    #[error("routes[{route}].upstream: no upstream named {upstream:?}")]
+    UnknownUpstream {
+        /// The route's index.
+        route: usize,
+        /// The name it gave.
+        upstream: String,
+    },
+    /// Pingora cannot set up a TLS listener (certificate or key unusable).
+    #[error("tls: {0}")]
+    Tls(#[source] Box<pingora_error::Error>),
 }
 
 /// Everything the proxy service needs, built and checked, not yet bound to sockets.
@@ -34,6 +61,8 @@ pub struct Parts {
     pub health_checks: Vec<HealthCheckTask>,
     /// The ops endpoints.
     pub ops: OpsApp,
+    /// Keeps the revocation set current from Redis.
+    pub revocation_feed: RevocationFeed,
 }
 
 /// Build the gateway's parts (resolving peers, compiling routes) without starting anything.
@@ -44,36 +73,54 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     // install it here too: a build that also gains aws-lc-rs would otherwise panic on
     // the first Redis connection. Installing again (or after Pingora) is a no-op.
     pingora_core::tls::install_default_crypto_provider();
-    let redis = Redis::new(&cfg.redis).map_err(BuildError::Invalid)?;
-    let passwords = Passwords::new(&cfg.passwords)
-        .map_err(|e| BuildError::Invalid(format!("passwords: {e}")))?;
+    let redis = Redis::new(&cfg.redis)?;
+    let passwords = Passwords::new(&cfg.passwords).map_err(BuildError::Passwords)?;
     let store = Arc::new(Store::new(redis, &cfg.redis.key_prefix));
+    let t = &cfg.tokens;
+    let revocations = Arc::new(Revocations::new(t.access_ttl_seconds, now_unix()));
+    // The feed gets connections of its own: they live on its runtime, not the proxy's.
+    let revocation_feed = RevocationFeed::new(
+        Store::new(Redis::new(&cfg.redis)?, &cfg.redis.key_prefix),
+        revocations.clone(),
+        t.access_ttl_seconds,
+    );
     let api = Arc::new(AuthApi {
         store: store.clone(),
         passwords,
         access: AccessTokens::new(
             &cfg.jwt_secret,
-            cfg.tokens.access_ttl_seconds,
-            cfg.tokens.verify_cache_entries,
+            t.access_ttl_seconds,
+            t.verify_cache_entries,
+            revocations.clone(),
         ),
-        refresh_ttl_seconds: cfg.tokens.refresh_ttl_seconds,
+        sessions: SessionPolicy {
+            idle_ttl_ms: t.refresh_ttl_seconds * 1000,
+            max_lifetime_ms: (t.session_max_seconds > 0).then(|| t.session_max_seconds * 1000),
+            reuse_grace_ms: t.reuse_grace_seconds * 1000,
+            max_per_user: t.max_sessions_per_user,
+        },
+        throttle: cfg.throttle.clone(),
     });
 
     let mut clusters = BTreeMap::new();
     let mut health_checks = Vec::new();
     for (name, ucfg) in &cfg.upstreams {
-        let (cluster, task) = Cluster::from_config(name, ucfg).map_err(BuildError::Invalid)?;
+        let (cluster, task) =
+            Cluster::from_config(name, ucfg).map_err(|source| BuildError::Upstream {
+                cluster: name.clone(),
+                source,
+            })?;
         clusters.insert(name.clone(), Arc::new(cluster));
         health_checks.extend(task);
     }
     let mut routes = Vec::new();
     for (i, r) in cfg.routes.iter().enumerate() {
-        let cluster = clusters.get(&r.upstream).ok_or_else(|| {
-            BuildError::Invalid(format!(
-                "routes[{i}].upstream: no upstream named {:?}",
-                r.upstream
-            ))
-        })?;
+        let cluster = clusters
+            .get(&r.upstream)
+            .ok_or_else(|| BuildError::UnknownUpstream {
+                route: i,
+                upstream: r.upstream.clone(),
+            })?;
         routes.push(
             Route::new(
                 &r.prefix,
@@ -85,13 +132,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
             .with_forward_authorization(r.forward_authorization),
         );
     }
-    let identity_headers = cfg
-        .identity_headers
-        .iter()
-        .map(|h| http::HeaderName::from_bytes(h.as_bytes()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| BuildError::Invalid(format!("identity_headers: {e}")))?;
-    let mut identity_headers = identity_headers;
+    let mut identity_headers = cfg.identity_headers.clone();
     let user_id = http::HeaderName::from_static("x-user-id");
     if !identity_headers.contains(&user_id) {
         identity_headers.push(user_id);
@@ -110,11 +151,12 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         auth_body_timeout: Duration::from_millis(cfg.limits.auth_body_timeout_ms),
         access_log: cfg.access_log,
     };
-    let ops = OpsApp::new(store, clusters.values().cloned().collect());
+    let ops = OpsApp::new(store, clusters.values().cloned().collect(), revocations);
     Ok(Parts {
         gateway,
         health_checks,
         ops,
+        revocation_feed,
     })
 }
 
@@ -145,32 +187,36 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let idle_timeout = Duration::from_secs(cfg.keepalive_timeout_seconds);
     let mut proxy = pingora_core::services::listening::Service::new(
         "authgate".into(),
-        IdleParking::new(proxy, idle_timeout),
+        IdleParking::new(proxy, idle_timeout, cfg.idle_parking),
     );
     let buffers = L4BufferSettings::default().read(cfg.client_read_buffer_bytes);
     for addr in &cfg.listen {
-        proxy.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(buffers));
+        proxy.add_listener(ListenerConfig::tcp(addr.to_string()).l4_buffer(buffers));
     }
     if let Some(tls) = &cfg.tls {
         for addr in &tls.listen {
             proxy
                 .add_tls(
-                    addr,
+                    &addr.to_string(),
                     &tls.cert_file.to_string_lossy(),
                     &tls.key_file.to_string_lossy(),
                 )
-                .map_err(|e| BuildError::Invalid(format!("tls: {e}")))?;
+                .map_err(BuildError::Tls)?;
         }
     }
     server.add_service(proxy);
-    if !cfg.ops_listen.is_empty() {
+    if let Some(addr) = cfg.ops_listen {
         let mut ops =
             pingora_core::services::listening::Service::new("authgate ops".into(), parts.ops);
-        ops.add_tcp(&cfg.ops_listen);
+        ops.add_tcp(&addr.to_string());
         server.add_service(ops);
     }
     for hc in parts.health_checks {
         server.add_service(hc);
     }
+    server.add_service(pingora_core::services::background::background_service(
+        "revocation feed",
+        parts.revocation_feed,
+    ));
     Ok(server)
 }

@@ -1,17 +1,64 @@
-//! POST /logout: `{"refresh_token"}` → 200 `{"success": "User logged out."}`; the token is revoked.
+//! POST /logout: `{"refresh_token"}` → 200 `{"success": "User logged out."}`, ending the token's whole session;
+//! POST /logout/all (Bearer) → 200 `{"success": "All sessions logged out."}`, ending every session of the user.
 
 use super::{json, AuthApi, Reply, Request};
+use crate::auth::access::now_unix;
 use crate::auth::refresh::Fingerprint;
+use crate::auth::revocations::Revocation;
 use crate::error::ErrorReply;
+use crate::events::{self, Event};
+use crate::store::sessions::Owner;
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let obj = json::object(req.body)?;
     let token = json::string(&obj, "refresh_token")?;
     let fp = Fingerprint::of_token(&token).ok_or(ErrorReply::InvalidRefreshToken)?;
-    if !api.store.revoke_refresh(&fp).await? {
+    let (user, sid) = match api.store.refresh_owner(&fp).await? {
+        Some(Owner::Session(user, sid)) => (user, sid),
+        Some(Owner::Legacy(_)) if api.store.revoke_refresh(&fp).await? => {
+            return Ok(logged_out());
+        }
+        _ => return Err(ErrorReply::InvalidRefreshToken),
+    };
+    if !api.store.revoke_session(user, sid).await? {
         return Err(ErrorReply::InvalidRefreshToken);
     }
+    events::emit(Event::SessionRevoked, Some(user), Some(sid), req.client_ip);
+    let at = now_unix();
+    api.revoke(&[Revocation::Session { user, sid, at }]).await?;
+    Ok(logged_out())
+}
+
+fn logged_out() -> Reply {
+    Reply::ok(serde_json::json!({ "success": "User logged out." }))
+}
+
+pub(super) async fn all(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
+    let caller = api.caller(&req)?;
+    end_every_session(api, caller.user).await?;
+    events::emit(
+        Event::LogoutAll,
+        Some(caller.user),
+        caller.sid,
+        req.client_ip,
+    );
     Ok(Reply::ok(
-        serde_json::json!({ "success": "User logged out." }),
+        serde_json::json!({ "success": "All sessions logged out." }),
     ))
+}
+
+/// End every session of `user` and every access token issued to them before now.
+pub(super) async fn end_every_session(
+    api: &AuthApi,
+    user: crate::domain::UserId,
+) -> Result<(), ErrorReply> {
+    let sids = api.store.revoke_all(user).await?;
+    let at = now_unix();
+    let mut gone: Vec<Revocation> = sids
+        .into_iter()
+        .map(|sid| Revocation::Session { user, sid, at })
+        .collect();
+    // Tokens that carry no session (issued before sessions existed) end too.
+    gone.push(Revocation::User { user, nbf: at });
+    api.revoke(&gone).await
 }

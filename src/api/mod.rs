@@ -4,12 +4,19 @@ mod json;
 mod login;
 mod logout;
 mod me;
+mod password;
 mod refresh;
 mod register;
+mod sessions;
+mod throttle;
 
-use crate::auth::access::AccessTokens;
+use crate::auth::access::{bearer_token, now_unix, AccessTokens};
 use crate::auth::password::Passwords;
+use crate::auth::revocations::{Identity, Revocation};
+use crate::domain::{SessionId, UserId};
 use crate::error::ErrorReply;
+use crate::events::{self, Event};
+use crate::store::sessions::{NewSession, SessionPolicy};
 use crate::store::Store;
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -25,12 +32,20 @@ pub enum Endpoint {
     Refresh,
     /// POST /logout
     Logout,
+    /// POST /logout/all
+    LogoutAll,
     /// GET|PUT /me
     Me,
+    /// POST /password
+    Password,
+    /// GET /sessions
+    Sessions,
+    /// DELETE /sessions/<id>
+    Session,
 }
 
 impl Endpoint {
-    /// The endpoint at `path` (with or without one trailing slash).
+    /// The endpoint at `path` (canonical, with or without one trailing slash).
     pub fn for_path(path: &str) -> Option<Endpoint> {
         let p = path.strip_suffix('/').unwrap_or(path);
         Some(match p {
@@ -38,8 +53,14 @@ impl Endpoint {
             "/login" => Endpoint::Login,
             "/refresh" => Endpoint::Refresh,
             "/logout" => Endpoint::Logout,
+            "/logout/all" => Endpoint::LogoutAll,
             "/me" => Endpoint::Me,
-            _ => return None,
+            "/password" => Endpoint::Password,
+            "/sessions" => Endpoint::Sessions,
+            _ => match p.strip_prefix("/sessions/") {
+                Some(id) if !id.is_empty() && !id.contains('/') => Endpoint::Session,
+                _ => return None,
+            },
         })
     }
 
@@ -47,6 +68,8 @@ impl Endpoint {
     pub fn allow(self) -> &'static str {
         match self {
             Endpoint::Me => "GET, PUT",
+            Endpoint::Sessions => "GET",
+            Endpoint::Session => "DELETE",
             _ => "POST",
         }
     }
@@ -55,13 +78,15 @@ impl Endpoint {
     pub fn accepts(self, method: &Method) -> bool {
         match self {
             Endpoint::Me => method == Method::GET || method == Method::PUT,
+            Endpoint::Sessions => method == Method::GET,
+            Endpoint::Session => method == Method::DELETE,
             _ => method == Method::POST,
         }
     }
 
     /// Whether the handler reads a body.
     pub fn reads_body(self, method: &Method) -> bool {
-        !(self == Endpoint::Me && method == Method::GET)
+        method != Method::GET && method != Method::DELETE
     }
 
     /// Route label for logs and metrics.
@@ -71,7 +96,11 @@ impl Endpoint {
             Endpoint::Login => "auth:login",
             Endpoint::Refresh => "auth:refresh",
             Endpoint::Logout => "auth:logout",
+            Endpoint::LogoutAll => "auth:logout_all",
             Endpoint::Me => "auth:me",
+            Endpoint::Password => "auth:password",
+            Endpoint::Sessions => "auth:sessions",
+            Endpoint::Session => "auth:session",
         }
     }
 
@@ -82,7 +111,11 @@ impl Endpoint {
             Endpoint::Login => "login",
             Endpoint::Refresh => "refresh",
             Endpoint::Logout => "logout",
+            Endpoint::LogoutAll => "logout_all",
             Endpoint::Me => "me",
+            Endpoint::Password => "password",
+            Endpoint::Sessions => "sessions",
+            Endpoint::Session => "session",
         }
     }
 }
@@ -92,7 +125,7 @@ impl Endpoint {
 pub struct Reply {
     /// Status.
     pub status: StatusCode,
-    /// JSON body.
+    /// JSON body; `Null` for a body-less answer (204).
     pub body: Value,
 }
 
@@ -109,10 +142,16 @@ impl Reply {
 pub struct Request<'a> {
     /// Method.
     pub method: &'a Method,
+    /// The canonical path (`/sessions/<id>` carries an argument).
+    pub path: &'a str,
     /// Raw `Authorization` header value.
     pub authorization: Option<&'a [u8]>,
     /// The whole body (already capped).
     pub body: &'a [u8],
+    /// The client's address by the trusted-proxy rule.
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The User-Agent header, if it is text.
+    pub user_agent: Option<&'a str>,
 }
 
 /// Everything the endpoints need.
@@ -121,11 +160,16 @@ pub struct AuthApi {
     pub store: std::sync::Arc<Store>,
     /// Password hashing pool.
     pub passwords: Passwords,
-    /// Access token issuer/verifier.
+    /// Access token issuer/verifier (and the revocation set it consults).
     pub access: AccessTokens,
-    /// Refresh token lifetime.
-    pub refresh_ttl_seconds: u64,
+    /// How sessions live.
+    pub sessions: SessionPolicy,
+    /// Failed-login, registration and password-change throttles.
+    pub throttle: crate::config::ThrottleConfig,
 }
+
+/// Longest User-Agent kept with a session.
+const MAX_USER_AGENT: usize = 256;
 
 impl AuthApi {
     /// Serve one request to `endpoint`. The method was checked by the caller.
@@ -135,23 +179,96 @@ impl AuthApi {
             Endpoint::Login => login::handle(self, req).await,
             Endpoint::Refresh => refresh::handle(self, req).await,
             Endpoint::Logout => logout::handle(self, req).await,
+            Endpoint::LogoutAll => logout::all(self, req).await,
             Endpoint::Me if *req.method == Method::GET => me::get(self, req).await,
             Endpoint::Me => me::put(self, req).await,
+            Endpoint::Password => password::handle(self, req).await,
+            Endpoint::Sessions => sessions::list(self, req).await,
+            Endpoint::Session => sessions::delete(self, req).await,
         }
     }
 
-    /// A new access/refresh pair for `user`, the refresh token saved.
-    async fn issue_pair(&self, user: crate::domain::UserId) -> Result<Value, ErrorReply> {
+    /// The verified caller of a Bearer-authenticated endpoint.
+    fn caller(&self, req: &Request<'_>) -> Result<Identity, ErrorReply> {
+        let token = bearer_token(req.authorization).map_err(ErrorReply::InvalidToken)?;
+        self.access.verify(token).map_err(ErrorReply::InvalidToken)
+    }
+
+    /// Open a new session for `user` and answer with its first token pair.
+    async fn open_session(&self, user: UserId, req: &Request<'_>) -> Result<Value, ErrorReply> {
+        let sid = SessionId::generate();
+        let (refresh, fp) = crate::auth::refresh::generate();
+        let ua = req.user_agent.unwrap_or("");
+        let ua = match ua.char_indices().nth(MAX_USER_AGENT) {
+            Some((cut, _)) => &ua[..cut],
+            None => ua,
+        };
+        let new = NewSession {
+            user,
+            sid,
+            fingerprint: &fp,
+            ip: req.client_ip,
+            user_agent: ua,
+        };
+        let evicted = self
+            .store
+            .create_session(&new, &self.sessions, now_ms())
+            .await?;
+        if !evicted.is_empty() {
+            let now = now_unix();
+            let gone: Vec<Revocation> = evicted
+                .into_iter()
+                .map(|sid| Revocation::Session { user, sid, at: now })
+                .collect();
+            for r in &gone {
+                if let Revocation::Session { sid, .. } = r {
+                    events::emit(Event::SessionRevoked, Some(user), Some(*sid), req.client_ip);
+                }
+            }
+            self.revoke(&gone).await?;
+        }
+        self.pair(user, sid, refresh)
+    }
+
+    /// `{"access_token","refresh_token"}` for a session whose refresh token is `refresh`.
+    fn pair(&self, user: UserId, sid: SessionId, refresh: String) -> Result<Value, ErrorReply> {
         let access = self
             .access
-            .issue(user)
+            .issue(user, sid)
             .map_err(|e| ErrorReply::internal(format!("cannot sign access token: {e}")))?;
-        let (refresh, fp) = crate::auth::refresh::generate();
-        self.store
-            .save_refresh(&fp, user, self.refresh_ttl_seconds)
-            .await?;
         Ok(serde_json::json!({ "access_token": access, "refresh_token": refresh }))
     }
+
+    /// Make revocations take effect here at once, and on every instance through Redis.
+    async fn revoke(&self, revocations: &[Revocation]) -> Result<(), ErrorReply> {
+        for r in revocations {
+            self.access.revocations().apply(*r);
+        }
+        self.store
+            .publish_revocations(revocations, self.access.ttl_seconds(), now_unix())
+            .await?;
+        Ok(())
+    }
+
+    /// Delete lookup keys off the answer's path.
+    fn forget_later(&self, keys: Vec<String>) {
+        if keys.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.forget_lookups(&keys).await {
+                log::debug!("could not delete stale refresh lookups: {e}");
+            }
+        });
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -165,5 +282,24 @@ mod tests {
         assert_eq!(Endpoint::for_path("/login//"), None);
         assert_eq!(Endpoint::for_path("/loginx"), None);
         assert_eq!(Endpoint::for_path("/api/login"), None);
+    }
+
+    #[test]
+    fn session_endpoints() {
+        assert_eq!(
+            Endpoint::for_path("/logout/all/"),
+            Some(Endpoint::LogoutAll)
+        );
+        assert_eq!(Endpoint::for_path("/sessions"), Some(Endpoint::Sessions));
+        assert_eq!(
+            Endpoint::for_path("/sessions/ab12"),
+            Some(Endpoint::Session)
+        );
+        assert_eq!(
+            Endpoint::for_path("/sessions/ab12/"),
+            Some(Endpoint::Session)
+        );
+        assert_eq!(Endpoint::for_path("/sessions/ab/cd"), None);
+        assert_eq!(Endpoint::for_path("/password"), Some(Endpoint::Password));
     }
 }

@@ -1,17 +1,54 @@
-//! POST /refresh: `{"refresh_token"}` → 200 a new pair; the presented token is consumed.
+//! POST /refresh: `{"refresh_token"}` → 200 a new pair in the same session; the presented token is spent.
+//!
+//! A token presented again after the grace window means two parties hold the
+//! session's tokens: the whole session is revoked (RFC 9700 §4.14.2).
 
-use super::{json, AuthApi, Reply, Request};
+use super::{json, now_ms, AuthApi, Reply, Request};
+use crate::auth::access::now_unix;
 use crate::auth::refresh::Fingerprint;
+use crate::auth::revocations::Revocation;
 use crate::error::ErrorReply;
+use crate::events::{self, Event};
+use crate::metrics::METRICS;
+use crate::store::sessions::{Owner, Rotation};
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let obj = json::object(req.body)?;
     let token = json::string(&obj, "refresh_token")?;
     let fp = Fingerprint::of_token(&token).ok_or(ErrorReply::InvalidRefreshToken)?;
-    let user = api
+    let (user, sid) = match api.store.refresh_owner(&fp).await? {
+        Some(Owner::Session(user, sid)) => (user, sid),
+        Some(Owner::Legacy(_)) => {
+            // Taken with GETDEL: of concurrent presentations exactly one trades it.
+            let user = api
+                .store
+                .take_refresh(&fp)
+                .await?
+                .ok_or(ErrorReply::InvalidRefreshToken)?;
+            return Ok(Reply::ok(api.open_session(user, &req).await?));
+        }
+        None => return Err(ErrorReply::InvalidRefreshToken),
+    };
+    let (refresh, new_fp) = crate::auth::refresh::generate();
+    let (outcome, stale) = api
         .store
-        .take_refresh(&fp)
-        .await?
-        .ok_or(ErrorReply::InvalidRefreshToken)?;
-    Ok(Reply::ok(api.issue_pair(user).await?))
+        .rotate(user, sid, &fp, &new_fp, &api.sessions, now_ms())
+        .await?;
+    api.forget_later(stale);
+    match outcome {
+        Rotation::Rotated => Ok(Reply::ok(api.pair(user, sid, refresh)?)),
+        Rotation::Duplicate | Rotation::Gone => Err(ErrorReply::InvalidRefreshToken),
+        Rotation::Reused => {
+            METRICS.refresh_reuse.inc();
+            events::emit(
+                Event::RefreshReuseDetected,
+                Some(user),
+                Some(sid),
+                req.client_ip,
+            );
+            let at = now_unix();
+            api.revoke(&[Revocation::Session { user, sid, at }]).await?;
+            Err(ErrorReply::InvalidRefreshToken)
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! POST /register: `{"email","password"}` → 201 `{"id","email"}`.
 
-use super::{json, AuthApi, Reply, Request};
+use super::{json, AuthApi, Endpoint, Reply, Request};
 use crate::auth::access::now_unix;
 use crate::domain::{Email, Password};
 use crate::error::ErrorReply;
@@ -11,6 +11,9 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
     let obj = json::object(req.body)?;
     let email = Email::parse(&json::string(&obj, "email")?)?;
     let password = Password::parse(json::string(&obj, "password")?)?;
+    // Every well-formed attempt counts, a taken email's too (or the 409 would
+    // probe for accounts unthrottled).
+    api.attempt_per_ip(Endpoint::Register, &req).await?;
     // Answer a taken email before spending a hash on it; the claim below is
     // still what decides races.
     if api.store.email_taken(&email).await? {

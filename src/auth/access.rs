@@ -1,11 +1,13 @@
 //! Access tokens: HS256 JWTs carrying `user_id`, `sub`, `iat`, `exp`, issued and verified from the signature alone.
 
+use super::revocations::{Identity, Revocations};
 use super::verified_cache::VerifiedCache;
 use crate::config::Secret;
-use crate::domain::UserId;
+use crate::domain::{SessionId, UserId};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why an access token was refused; also a metrics label.
@@ -21,6 +23,8 @@ pub enum TokenRejection {
     WrongAlgorithm,
     /// Past `exp`.
     Expired,
+    /// Its session was revoked (logout, reuse detected, password changed...).
+    Revoked,
 }
 
 impl TokenRejection {
@@ -32,6 +36,7 @@ impl TokenRejection {
             TokenRejection::BadSignature => "bad_signature",
             TokenRejection::WrongAlgorithm => "wrong_algorithm",
             TokenRejection::Expired => "expired",
+            TokenRejection::Revoked => "revoked",
         }
     }
 }
@@ -43,11 +48,15 @@ struct Claims {
     sub: Option<String>,
     iat: u64,
     exp: u64,
+    /// The session (refresh-token family) this token was issued in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<String>,
 }
 
 /// Issues and verifies access tokens with one HS256 key.
 pub struct AccessTokens {
     cache: VerifiedCache,
+    revocations: Arc<Revocations>,
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -63,13 +72,20 @@ pub fn now_unix() -> u64 {
 
 impl AccessTokens {
     /// Keys from the secret; tokens live `ttl_seconds`; up to `cache_entries` verified tokens are remembered.
-    pub fn new(secret: &Secret, ttl_seconds: u64, cache_entries: usize) -> Self {
+    /// A token whose session or user is in `revocations` is refused.
+    pub fn new(
+        secret: &Secret,
+        ttl_seconds: u64,
+        cache_entries: usize,
+        revocations: Arc<Revocations>,
+    ) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // Lifetimes are 30 s; the library's 60 s default leeway would double them.
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp"]);
         AccessTokens {
             cache: VerifiedCache::new(cache_entries),
+            revocations,
             encoding: EncodingKey::from_secret(secret.expose()),
             decoding: DecodingKey::from_secret(secret.expose()),
             validation,
@@ -77,29 +93,46 @@ impl AccessTokens {
         }
     }
 
-    /// A fresh token for `user`.
-    pub fn issue(&self, user: UserId) -> Result<String, jsonwebtoken::errors::Error> {
+    /// A fresh token for `user` in session `sid`.
+    pub fn issue(
+        &self,
+        user: UserId,
+        sid: SessionId,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let iat = now_unix();
         let claims = Claims {
             user_id: user.0,
             sub: Some(user.0.to_string()),
             iat,
             exp: iat + self.ttl_seconds,
+            sid: Some(sid.to_string()),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
-    /// The user a token names, if its signature, algorithm and expiry check out.
-    pub fn verify(&self, token: &str) -> Result<UserId, TokenRejection> {
-        if let Some(verdict) = self.cache.get(token, now_unix()) {
-            return verdict;
+    /// Who a token speaks for, if its signature, algorithm and expiry check out
+    /// and its session has not been revoked (checked in memory, every time).
+    pub fn verify(&self, token: &str) -> Result<Identity, TokenRejection> {
+        let id = match self.cache.get(token, now_unix()) {
+            Some(verdict) => verdict?,
+            None => {
+                let (id, exp) = self.verify_signed(token)?;
+                self.cache.insert(token, id, exp);
+                id
+            }
+        };
+        if self.revocations.is_revoked(&id) {
+            return Err(TokenRejection::Revoked);
         }
-        let (user, exp) = self.verify_signed(token)?;
-        self.cache.insert(token, user, exp);
-        Ok(user)
+        Ok(id)
     }
 
-    fn verify_signed(&self, token: &str) -> Result<(UserId, u64), TokenRejection> {
+    /// The revocation set this verifier consults.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<(Identity, u64), TokenRejection> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenRejection::Expired,
@@ -116,7 +149,16 @@ impl AccessTokens {
                 return Err(TokenRejection::Malformed);
             }
         }
-        Ok((UserId(data.claims.user_id), data.claims.exp))
+        let sid = match &data.claims.sid {
+            Some(s) => Some(SessionId::parse(s).ok_or(TokenRejection::Malformed)?),
+            None => None,
+        };
+        let id = Identity {
+            user: UserId(data.claims.user_id),
+            sid,
+            iat: data.claims.iat,
+        };
+        Ok((id, data.claims.exp))
     }
 
     /// Lifetime of new tokens.
@@ -146,22 +188,50 @@ pub fn bearer_token(header: Option<&[u8]>) -> Result<&str, TokenRejection> {
 mod tests {
     use super::*;
 
+    fn with_key(key: u8) -> AccessTokens {
+        AccessTokens::new(
+            &Secret::new(vec![key; 32]),
+            30,
+            100,
+            Arc::new(Revocations::new(30, now_unix())),
+        )
+    }
+
     fn tokens() -> AccessTokens {
-        AccessTokens::new(&Secret::new(vec![7u8; 32]), 30, 100)
+        with_key(7)
+    }
+
+    fn user_of(t: &AccessTokens, jwt: &str) -> Result<UserId, TokenRejection> {
+        t.verify(jwt).map(|id| id.user)
     }
 
     #[test]
     fn round_trip() {
         let t = tokens();
-        let jwt = t.issue(UserId(42)).unwrap();
-        assert_eq!(t.verify(&jwt), Ok(UserId(42)));
+        let sid = SessionId(0x1234);
+        let jwt = t.issue(UserId(42), sid).unwrap();
+        let id = t.verify(&jwt).unwrap();
+        assert_eq!((id.user, id.sid), (UserId(42), Some(sid)));
+    }
+
+    #[test]
+    fn a_revoked_session_is_refused_even_from_the_cache() {
+        let t = tokens();
+        let sid = SessionId(9);
+        let jwt = t.issue(UserId(5), sid).unwrap();
+        assert!(t.verify(&jwt).is_ok());
+        t.revocations()
+            .apply(crate::auth::revocations::Revocation::Session {
+                user: UserId(5),
+                sid,
+                at: now_unix(),
+            });
+        assert_eq!(t.verify(&jwt), Err(TokenRejection::Revoked));
     }
 
     #[test]
     fn other_key_is_bad_signature() {
-        let jwt = AccessTokens::new(&Secret::new(vec![8u8; 32]), 30, 100)
-            .issue(UserId(1))
-            .unwrap();
+        let jwt = with_key(8).issue(UserId(1), SessionId(1)).unwrap();
         assert_eq!(tokens().verify(&jwt), Err(TokenRejection::BadSignature));
     }
 
@@ -186,6 +256,7 @@ mod tests {
             sub: Some("1".into()),
             iat: 0,
             exp: now_unix() - 1,
+            sid: None,
         };
         let jwt =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding).unwrap();
@@ -200,11 +271,12 @@ mod tests {
             sub: Some("3".into()),
             iat: 0,
             exp: now_unix() + 1,
+            sid: None,
         };
         let jwt =
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &t.encoding).unwrap();
-        assert_eq!(t.verify(&jwt), Ok(UserId(3)));
-        assert_eq!(t.verify(&jwt), Ok(UserId(3)), "served from the cache");
+        assert_eq!(user_of(&t, &jwt), Ok(UserId(3)));
+        assert_eq!(user_of(&t, &jwt), Ok(UserId(3)), "served from the cache");
         let mut tampered = jwt.clone();
         tampered.push('x');
         assert!(t.verify(&tampered).is_err());

@@ -44,14 +44,30 @@ impl HashPool {
     pub async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Option<T> {
+    ) -> Result<T, PoolError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(work());
         });
-        self.queue()?.try_send(job).ok()?;
-        rx.await.ok()
+        let queue = self.queue().ok_or(PoolError::NotStarted)?;
+        queue.try_send(job).map_err(|_| PoolError::Full)?;
+        // The job drops its sender unanswered only when `work` panicked.
+        rx.await.map_err(|_| PoolError::Panicked)
     }
+}
+
+/// Why a job gave no result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// The threads could not be started (logged when that happened).
+    #[error("password hashing threads are not running")]
+    NotStarted,
+    /// More jobs than the caller's admission allows: a bug in the caller.
+    #[error("password hashing queue is full")]
+    Full,
+    /// The job panicked; its thread carries on with the next job.
+    #[error("password hashing job panicked")]
+    Panicked,
 }
 
 /// Start the threads; the queue they read.
@@ -78,7 +94,12 @@ fn worker(rx: Arc<Mutex<Receiver<Job>>>, nice: i32) {
             Err(_) => return,
         };
         match job {
-            Ok(job) => job(),
+            // A panicking job must not take its thread (and a slot of the pool)
+            // with it. The panic hook has printed it; the job's caller sees its
+            // answer channel closed and answers with an internal error.
+            Ok(job) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
             Err(_) => return,
         }
     }
@@ -96,5 +117,22 @@ fn lower_priority(nice: i32) {
             "cannot set hashing thread priority to nice {nice}: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_job_leaves_the_pool_working() {
+        let pool = HashPool::new(1, 0);
+        assert_eq!(pool.run(|| 1).await, Ok(1));
+        let panicked = pool.run(|| -> u32 { panic!("a job that panics") }).await;
+        assert_eq!(panicked, Err(PoolError::Panicked));
+        // Its only thread survived: the next jobs run.
+        for i in 0..3 {
+            assert_eq!(pool.run(move || i * 2).await, Ok(i * 2));
+        }
     }
 }

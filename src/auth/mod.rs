@@ -4,4 +4,5 @@ pub mod access;
 pub mod hash_pool;
 pub mod password;
 pub mod refresh;
+pub mod revocations;
 pub mod verified_cache;

@@ -11,10 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
-/// Hashes and verifies passwords; at most `hash_threads` run at once.
+/// Hashes and verifies passwords; at most `hash_threads` run at once and at
+/// most `max_queue` requests wait for them: any more are refused at once.
 pub struct Passwords {
     argon: Argon2<'static>,
     pool: HashPool,
+    /// One per request running or waiting: `hash_threads + max_queue`.
+    admitted: Arc<Semaphore>,
+    /// One per request running: `hash_threads`.
     slots: Arc<Semaphore>,
     queue_timeout: Duration,
     /// Verified against when the email is unknown, so that case costs what a wrong password costs.
@@ -36,6 +40,7 @@ impl Passwords {
         Ok(Passwords {
             argon,
             pool,
+            admitted: Arc::new(Semaphore::new(cfg.hash_threads + cfg.max_queue())),
             slots: Arc::new(Semaphore::new(cfg.hash_threads)),
             queue_timeout: Duration::from_millis(cfg.queue_timeout_ms),
             dummy_hash,
@@ -79,6 +84,12 @@ impl Passwords {
         &self,
         work: impl FnOnce() -> Result<T, ErrorReply> + Send + 'static,
     ) -> Result<T, ErrorReply> {
+        // Past the queue's length, waiting would only add latency to a 503: refuse now.
+        let _admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ErrorReply::Busy)?;
         let permit = tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| ErrorReply::Busy)?
@@ -89,7 +100,7 @@ impl Passwords {
                 work()
             })
             .await
-            .ok_or_else(|| ErrorReply::internal("password hashing pool did not answer"))?
+            .map_err(ErrorReply::internal)?
     }
 }
 
@@ -105,6 +116,7 @@ mod tests {
             hash_threads: 1,
             nice: 0,
             queue_timeout_ms: 1000,
+            max_queue: Some(1),
         })
         .unwrap()
     }
@@ -117,5 +129,47 @@ mod tests {
         assert!(p.verify("correct horse", Some(h.clone())).await.unwrap());
         assert!(!p.verify("correct horsE", Some(h)).await.unwrap());
         assert!(!p.verify("authgate dummy password", None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn past_max_queue_a_request_is_busy_at_once() {
+        let p = std::sync::Arc::new(cheap());
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));
+        // One job holds the only thread, one waits (max_queue 1).
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let (p, gate) = (p.clone(), gate.clone());
+            held.push(tokio::spawn(async move {
+                p.run(move || Ok(gate.lock().unwrap().recv().is_ok())).await
+            }));
+        }
+        while p.admitted.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let started = std::time::Instant::now();
+        let third = p.hash("correct horse").await;
+        assert!(matches!(third, Err(ErrorReply::Busy)), "{third:?}");
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(
+            ErrorReply::Busy.headers(),
+            [("Retry-After", "1".to_owned())]
+        );
+        for _ in 0..2 {
+            release.send(()).unwrap();
+        }
+        for h in held {
+            assert!(h.await.unwrap().unwrap());
+        }
+        // Admission is given back: the pool serves again.
+        assert!(p.hash("correct horse").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_an_internal_error_and_the_pool_goes_on() {
+        let p = cheap();
+        let r = p.run(|| -> Result<(), ErrorReply> { panic!("boom") }).await;
+        assert!(matches!(r, Err(ErrorReply::Internal(_))), "{r:?}");
+        assert!(p.hash("correct horse").await.is_ok());
     }
 }

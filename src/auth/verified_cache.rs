@@ -1,14 +1,15 @@
 //! A bounded cache of access tokens whose signature already checked out, so a client's
 //! repeated requests skip the HMAC and JSON work. Keyed by the whole token (signature
-//! included), so only byte-identical tokens hit; expiry is still checked on every hit.
+//! included), so only byte-identical tokens hit; expiry is still checked on every hit,
+//! and revocation by the caller after it.
 
-use crate::domain::UserId;
 use crate::auth::access::TokenRejection;
+use crate::auth::revocations::Identity;
 use quick_cache::sync::Cache;
 
-/// Verified tokens: token → (user, exp).
+/// Verified tokens: token → (identity, exp).
 pub struct VerifiedCache {
-    inner: Option<Cache<Box<str>, (u64, u64)>>,
+    inner: Option<Cache<Box<str>, (Identity, u64)>>,
 }
 
 impl VerifiedCache {
@@ -20,20 +21,20 @@ impl VerifiedCache {
     }
 
     /// The cached verdict for `token` at time `now`: `None` when not cached.
-    pub fn get(&self, token: &str, now: u64) -> Option<Result<UserId, TokenRejection>> {
-        let (user, exp) = self.inner.as_ref()?.get(token)?;
+    pub fn get(&self, token: &str, now: u64) -> Option<Result<Identity, TokenRejection>> {
+        let (id, exp) = self.inner.as_ref()?.get(token)?;
         // Same rule as the verifier (leeway 0): valid through the second of `exp`.
         Some(if exp < now {
             Err(TokenRejection::Expired)
         } else {
-            Ok(UserId(user))
+            Ok(id)
         })
     }
 
     /// Remember a token that verified.
-    pub fn insert(&self, token: &str, user: UserId, exp: u64) {
+    pub fn insert(&self, token: &str, id: Identity, exp: u64) {
         if let Some(c) = &self.inner {
-            c.insert(token.into(), (user.0, exp));
+            c.insert(token.into(), (id, exp));
         }
     }
 }
@@ -41,12 +42,18 @@ impl VerifiedCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::UserId;
 
     #[test]
     fn hits_honour_expiry_and_misses_are_none() {
         let c = VerifiedCache::new(10);
-        c.insert("a.b.c", UserId(7), 100);
-        assert_eq!(c.get("a.b.c", 100), Some(Ok(UserId(7))));
+        let id = Identity {
+            user: UserId(7),
+            sid: None,
+            iat: 1,
+        };
+        c.insert("a.b.c", id, 100);
+        assert_eq!(c.get("a.b.c", 100), Some(Ok(id)));
         assert_eq!(c.get("a.b.c", 101), Some(Err(TokenRejection::Expired)));
         assert_eq!(c.get("a.b.d", 50), None);
         assert_eq!(VerifiedCache::new(0).get("a.b.c", 0), None);

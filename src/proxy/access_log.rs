@@ -53,8 +53,9 @@ static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 const FLUSH_AT: usize = 64 * 1024;
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
-/// Encode `line` straight into the pending buffer: no allocation per request.
-fn append(line: &Line) {
+/// Encode `line` as one JSON line straight into the pending buffer (no
+/// allocation per request); security events use the same stream.
+pub(crate) fn append<T: Serialize>(line: &T) {
     start_flusher();
     let Ok(mut pending) = PENDING.lock() else {
         return;

@@ -52,16 +52,25 @@ mod tests {
     fn required() {
         assert_eq!(decide(Required, None), Err(TokenRejection::Missing));
         assert_eq!(decide(Required, Some(VALID)), Ok(Some(UserId(7))));
-        assert_eq!(decide(Required, Some(INVALID)), Err(TokenRejection::BadSignature));
+        assert_eq!(
+            decide(Required, Some(INVALID)),
+            Err(TokenRejection::BadSignature)
+        );
         // Another scheme is no bearer token at all.
-        assert_eq!(decide(Required, Some(b"Basic eDp5")), Err(TokenRejection::Missing));
+        assert_eq!(
+            decide(Required, Some(b"Basic eDp5")),
+            Err(TokenRejection::Missing)
+        );
     }
 
     #[test]
     fn optional() {
         assert_eq!(decide(Optional, None), Ok(None));
         assert_eq!(decide(Optional, Some(VALID)), Ok(Some(UserId(7))));
-        assert_eq!(decide(Optional, Some(INVALID)), Err(TokenRejection::BadSignature));
+        assert_eq!(
+            decide(Optional, Some(INVALID)),
+            Err(TokenRejection::BadSignature)
+        );
     }
 
     #[test]

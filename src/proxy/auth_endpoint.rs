@@ -25,7 +25,7 @@ pub async fn serve(
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) {
-    let Some(result) = outcome(api, limits, endpoint, session).await else {
+    let Some(result) = outcome(api, limits, endpoint, session, ctx.client_ip).await else {
         // The client went away or stalled mid-body: nothing to answer.
         session.set_keepalive(None);
         return;
@@ -36,6 +36,7 @@ pub async fn serve(
         .with_label_values(&[endpoint.name(), code])
         .inc();
     match result {
+        Ok(reply) if reply.body.is_null() => respond::empty(session, ctx, reply.status).await,
         Ok(reply) => respond::json(session, ctx, reply.status, &reply.body, &[]).await,
         Err(err) => {
             if let ErrorReply::InvalidToken(why) = &err {
@@ -52,6 +53,7 @@ async fn outcome(
     limits: BodyLimits,
     endpoint: Endpoint,
     session: &mut Session,
+    client_ip: Option<std::net::IpAddr>,
 ) -> Option<Result<Reply, ErrorReply>> {
     let method = session.req_header().method.clone();
     if !endpoint.accepts(&method) {
@@ -70,16 +72,25 @@ async fn outcome(
     } else {
         Default::default()
     };
+    let head = session.req_header();
     // The edge has already refused more than one.
-    let authorization = session
-        .req_header()
+    let authorization = head
         .headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes().to_vec());
+    let user_agent = head
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let path = head.uri.path().to_owned();
     let req = Request {
         method: &method,
+        path: &path,
         authorization: authorization.as_deref(),
         body: &body,
+        client_ip,
+        user_agent: user_agent.as_deref(),
     };
     Some(api.handle(endpoint, req).await)
 }

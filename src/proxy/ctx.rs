@@ -1,8 +1,8 @@
 //! Per-request state carried across the proxy phases.
 
 use crate::api::Endpoint;
-use crate::domain::UserId;
 use crate::auth::access::TokenRejection;
+use crate::domain::UserId;
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -8,6 +8,11 @@
 //! request's first byte in a small future, so an idle keep-alive connection
 //! costs 3-4 kB with the default 1 KiB read buffer (bench/RESULTS.md).
 //! HTTP/2 (ALPN or h2c) is handed to Pingora's own loop unchanged.
+//!
+//! This re-implements the keep-alive part of `pingora_core::apps::ServerApp for
+//! HttpServerApp` (`process_new`), as of pingora-core 0.9.1; check it against
+//! that function when upgrading Pingora. `idle_parking: false` in the config
+//! falls back to Pingora's own loop.
 
 use async_trait::async_trait;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
@@ -21,15 +26,18 @@ use std::time::Duration;
 pub struct IdleParking<A> {
     app: Arc<A>,
     idle_timeout: Duration,
+    enabled: bool,
 }
 
 impl<A> IdleParking<A> {
     /// Wrap `app`; a connection idle for `idle_timeout` (before its first request
-    /// or between requests) is closed.
-    pub fn new(app: A, idle_timeout: Duration) -> Self {
+    /// or between requests) is closed. With `enabled` false every connection
+    /// goes to Pingora's own loop, as without this wrapper.
+    pub fn new(app: A, idle_timeout: Duration, enabled: bool) -> Self {
         IdleParking {
             app: Arc::new(app),
             idle_timeout,
+            enabled,
         }
     }
 }
@@ -45,7 +53,7 @@ where
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
         let h2c = self.app.server_options().is_some_and(|o| o.h2c);
-        if h2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        if !self.enabled || h2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             return self.app.process_new(stream, shutdown).await;
         }
         // Pingora's accept task is ~9 kB (its future has room for a TLS handshake)

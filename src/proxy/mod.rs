@@ -1,6 +1,6 @@
 //! The Pingora `ProxyHttp` implementation: each phase delegates to a module of its own.
 
-mod access_log;
+pub(crate) mod access_log;
 mod admission;
 mod auth_endpoint;
 mod body;
@@ -76,7 +76,11 @@ impl ProxyHttp for Gateway {
     /// - the auth request body broke off mid-way (`auth_endpoint::serve`);
     /// - proxying failed (`failure::answer`: Pingora closes it);
     /// - the client said `Connection: close`, or HTTP/1.0 without keep-alive (Pingora).
-    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
         // Without this, an idle client connection is kept forever.
         if crate::shutdown::leaving() {
             session.set_keepalive(None);
@@ -126,7 +130,8 @@ impl ProxyHttp for Gateway {
             .headers
             .get(http::header::AUTHORIZATION)
             .map(|h| h.as_bytes());
-        match admission::admit(route.auth, authorization, |t| self.access().verify(t)) {
+        let verify = |t: &str| self.access().verify(t).map(|id| id.user);
+        match admission::admit(route.auth, authorization, verify) {
             Ok(user) => {
                 ctx.user = user;
                 Ok(false)

@@ -32,6 +32,25 @@ pub async fn json(
     }
 }
 
+/// A complete answer with no body (204).
+pub async fn empty(session: &mut Session, ctx: &RequestCtx, status: StatusCode) {
+    let header = match build_header(status, 0, ctx, &[]) {
+        Ok(mut h) => {
+            // 204 carries neither a body nor its type or length.
+            h.remove_header("Content-Type");
+            h.remove_header("Content-Length");
+            h
+        }
+        Err(e) => {
+            log::error!("cannot build response header: {e}");
+            return;
+        }
+    };
+    if let Err(e) = session.write_response_header(Box::new(header), true).await {
+        log::debug!("client gone before the response header: {e}");
+    }
+}
+
 fn build_header(
     status: StatusCode,
     len: usize,

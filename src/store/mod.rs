@@ -3,12 +3,14 @@
 mod keys;
 mod redis_conn;
 mod refresh_tokens;
+pub mod revocation_feed;
+pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 pub use keys::Keys;
-pub use redis_conn::Redis;
+pub use redis_conn::{Redis, RedisSetupError};
 pub use users::Profile;
-
 
 /// What can go wrong talking to Redis.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@ use super::StoreError;
 use crate::config::RedisConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ClientTlsConfig, IntoConnectionInfo, TlsCertificates};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -18,7 +18,7 @@ pub struct Redis {
 impl Redis {
     /// Parse the URL and read the TLS files (if any); nothing connects until the
     /// first call. The error names the config key at fault.
-    pub fn new(cfg: &RedisConfig) -> Result<Self, String> {
+    pub fn new(cfg: &RedisConfig) -> Result<Self, RedisSetupError> {
         Ok(Redis {
             client: client(cfg)?,
             conn: OnceCell::new(),
@@ -55,6 +55,28 @@ impl Redis {
             .map_err(|_| StoreError::Unavailable("timed out".into()))?
     }
 
+    /// Run a pipeline (one round trip), giving up after the timeout.
+    pub async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        let work = async {
+            let mut conn = self.connection().await?;
+            Ok::<T, StoreError>(pipe.query_async(&mut conn).await?)
+        };
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out".into()))?
+    }
+
+    /// A dedicated pub/sub connection (subscriptions cannot share the multiplexed one).
+    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, StoreError> {
+        tokio::time::timeout(self.timeout, self.client.get_async_pubsub())
+            .await
+            .map_err(|_| StoreError::Unavailable("timed out".into()))?
+            .map_err(StoreError::from)
+    }
+
     /// Run a Lua script, giving up after the timeout.
     pub async fn script<T: redis::FromRedisValue>(
         &self,
@@ -79,9 +101,51 @@ impl Redis {
     }
 }
 
+/// Why `redis.*` cannot make a client; each message starts with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    /// `redis.url` does not parse.
+    #[error("redis.url: {0}")]
+    Url(#[source] redis::RedisError),
+    /// A TLS file cannot be read.
+    #[error("{key}: cannot read {}: {source}", path.display())]
+    Read {
+        /// The key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A TLS file holds no PEM block of the kind its key calls for.
+    #[error("{key}: {} holds no PEM {what}", path.display())]
+    NotPem {
+        /// The key naming the file.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// `certificate` or `private key`.
+        what: &'static str,
+    },
+    /// The redis crate refused a certificate.
+    #[error("{key}: {}: {source}", path.display())]
+    Certificate {
+        /// `redis.tls_ca_file` or `redis.tls_cert_file`.
+        key: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The redis crate's reason.
+        source: redis::RedisError,
+    },
+    /// The redis crate refused the private key. Its message may quote the key
+    /// file, so none is kept.
+    #[error("redis.tls_key_file: {}: not a usable PEM private key", .0.display())]
+    PrivateKey(PathBuf),
+}
+
 /// A plain client, or with `tls_*` files a TLS one trusting `tls_ca_file` (else the
 /// system roots) and presenting `tls_cert_file` + `tls_key_file` (if given).
-fn client(cfg: &RedisConfig) -> Result<redis::Client, String> {
+fn client(cfg: &RedisConfig) -> Result<redis::Client, RedisSetupError> {
     const CERT: &str = "-----BEGIN CERTIFICATE-----";
     // `BEGIN PRIVATE KEY`, `BEGIN EC PRIVATE KEY`, `BEGIN RSA PRIVATE KEY`.
     const KEY: &str = "PRIVATE KEY-----";
@@ -89,10 +153,10 @@ fn client(cfg: &RedisConfig) -> Result<redis::Client, String> {
         .url
         .as_str()
         .into_connection_info()
-        .map_err(|e| format!("redis.url: {e}"))?;
+        .map_err(RedisSetupError::Url)?;
     let client_pair = cfg.tls_cert_file.as_ref().zip(cfg.tls_key_file.as_ref());
     if cfg.tls_ca_file.is_none() && client_pair.is_none() {
-        return redis::Client::open(info).map_err(|e| format!("redis.url: {e}"));
+        return redis::Client::open(info).map_err(RedisSetupError::Url);
     }
     let root_cert = match &cfg.tls_ca_file {
         Some(f) => Some(read_pem("redis.tls_ca_file", f, CERT, "certificate")?),
@@ -112,34 +176,48 @@ fn client(cfg: &RedisConfig) -> Result<redis::Client, String> {
             root_cert,
         },
     )
-    .map_err(|e| {
+    .map_err(|source| {
         // The redis crate parses the PEM here; its message for a bad key may quote
         // the key file, so that case (and anything unforeseen) prints no detail.
-        let msg = e.to_string();
-        let path = |p: &Option<std::path::PathBuf>| {
-            p.as_deref()
-                .map_or(String::new(), |p| p.display().to_string())
-        };
+        let msg = source.to_string();
+        let path = |p: &Option<PathBuf>| p.clone().unwrap_or_default();
         if msg.contains("root certificate") || msg.contains("trust anchors") {
-            format!("redis.tls_ca_file: {}: {msg}", path(&cfg.tls_ca_file))
+            RedisSetupError::Certificate {
+                key: "redis.tls_ca_file",
+                path: path(&cfg.tls_ca_file),
+                source,
+            }
         } else if msg.contains("client certificate") {
-            format!("redis.tls_cert_file: {}: {msg}", path(&cfg.tls_cert_file))
+            RedisSetupError::Certificate {
+                key: "redis.tls_cert_file",
+                path: path(&cfg.tls_cert_file),
+                source,
+            }
         } else {
-            format!(
-                "redis.tls_key_file: {}: not a usable PEM private key",
-                path(&cfg.tls_key_file)
-            )
+            RedisSetupError::PrivateKey(path(&cfg.tls_key_file))
         }
     })
 }
 
 /// The bytes of a PEM file that must contain `marker` (a `what`); errors name `key`
 /// and the file, never its contents.
-fn read_pem(key: &str, path: &Path, marker: &str, what: &str) -> Result<Vec<u8>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+fn read_pem(
+    key: &'static str,
+    path: &Path,
+    marker: &str,
+    what: &'static str,
+) -> Result<Vec<u8>, RedisSetupError> {
+    let bytes = std::fs::read(path).map_err(|source| RedisSetupError::Read {
+        key,
+        path: path.to_owned(),
+        source,
+    })?;
     if !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-        return Err(format!("{key}: {} holds no PEM {what}", path.display()));
+        return Err(RedisSetupError::NotPem {
+            key,
+            path: path.to_owned(),
+            what,
+        });
     }
     Ok(bytes)
 }

@@ -1,33 +1,16 @@
-//! Refresh tokens: stored by fingerprint with a TTL, consumed atomically with GETDEL so a token works once.
+//! Refresh tokens issued before sessions existed (a lookup holding a bare user id): taken once with GETDEL, or deleted at logout.
 
 use super::{Store, StoreError};
 use crate::auth::refresh::Fingerprint;
 use crate::domain::UserId;
 
 impl Store {
-    /// Remember a refresh token for `user` for `ttl_seconds`.
-    pub async fn save_refresh(
-        &self,
-        fingerprint: &Fingerprint,
-        user: UserId,
-        ttl_seconds: u64,
-    ) -> Result<(), StoreError> {
-        let _: () = self
-            .redis
-            .query(
-                redis::cmd("SET")
-                    .arg(self.keys.refresh(fingerprint))
-                    .arg(user.0)
-                    .arg("EX")
-                    .arg(ttl_seconds),
-            )
-            .await?;
-        Ok(())
-    }
-
     /// Consume a refresh token: of any number of concurrent calls for one token,
     /// exactly one gets its user, because GETDEL is a single atomic step.
-    pub async fn take_refresh(&self, fingerprint: &Fingerprint) -> Result<Option<UserId>, StoreError> {
+    pub async fn take_refresh(
+        &self,
+        fingerprint: &Fingerprint,
+    ) -> Result<Option<UserId>, StoreError> {
         let v: Option<String> = self
             .redis
             .query(redis::cmd("GETDEL").arg(self.keys.refresh(fingerprint)))

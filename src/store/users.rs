@@ -111,6 +111,27 @@ impl Store {
         Ok(hash.map(|h| (UserId(id), h)))
     }
 
+    /// The stored password hash of `id`, if the user exists.
+    pub async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
+        self.redis
+            .query(
+                redis::cmd("HGET")
+                    .arg(self.keys.user(id.0))
+                    .arg("password_hash"),
+            )
+            .await
+    }
+
+    /// Replace the password hash of `id`; false if the user does not exist.
+    pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
+        let key = self.keys.user(id.0);
+        let fields: Option<(Option<String>, Option<String>)> = self
+            .redis
+            .script(&UPDATE_IF_EXISTS, &[&key], &["password_hash", hash])
+            .await?;
+        Ok(fields.is_some())
+    }
+
     /// The profile of `id`, if the user exists.
     pub async fn profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
         let (email, username): (Option<String>, Option<String>) = self

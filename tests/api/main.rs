@@ -12,3 +12,5 @@ mod races;
 mod redis_outage;
 mod redis_tls;
 mod routing;
+mod sessions;
+mod throttle;

@@ -1,0 +1,66 @@
+//! GET /sessions: the caller's live sessions, newest first; DELETE /sessions/<id>: end one of them (204).
+
+use super::{AuthApi, Reply, Request};
+use crate::auth::access::now_unix;
+use crate::auth::revocations::Revocation;
+use crate::domain::SessionId;
+use crate::error::ErrorReply;
+use crate::events::{self, Event};
+use http::StatusCode;
+
+fn iso(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+pub(super) async fn list(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
+    let caller = api.caller(&req)?;
+    let sessions = api.store.list_sessions(caller.user).await?;
+    let rows: Vec<serde_json::Value> = sessions
+        .into_iter()
+        .map(|s| {
+            serde_json::json!({
+                "id": s.sid.to_string(),
+                "created_at": iso(s.created_at_ms),
+                "last_used_at": iso(s.last_used_at_ms),
+                "ip": s.ip,
+                "user_agent": s.user_agent,
+                "current": caller.sid == Some(s.sid),
+            })
+        })
+        .collect();
+    Ok(Reply::ok(serde_json::json!({ "sessions": rows })))
+}
+
+pub(super) async fn delete(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
+    let caller = api.caller(&req)?;
+    let id = req
+        .path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    // An id of the wrong shape names no session, like one of another user.
+    let sid = SessionId::parse(id).ok_or(ErrorReply::NoSession)?;
+    if !api.store.revoke_session(caller.user, sid).await? {
+        return Err(ErrorReply::NoSession);
+    }
+    events::emit(
+        Event::SessionRevoked,
+        Some(caller.user),
+        Some(sid),
+        req.client_ip,
+    );
+    let at = now_unix();
+    api.revoke(&[Revocation::Session {
+        user: caller.user,
+        sid,
+        at,
+    }])
+    .await?;
+    Ok(Reply {
+        status: StatusCode::NO_CONTENT,
+        body: serde_json::Value::Null,
+    })
+}

@@ -1,0 +1,270 @@
+//! Revoked sessions and per-user "not before" times, in memory, so the proxy path checks revocation without a Redis call.
+//!
+//! Every instance holds the same set, fed by Redis pub/sub and re-read from
+//! Redis after each (re)subscription (`store::revocation_feed`). An entry is
+//! kept only as long as a token it covers can still be valid: one access-token
+//! lifetime after the revocation.
+
+use crate::domain::{SessionId, UserId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::RwLock;
+
+/// One revocation, as published and stored: `s <user> <sid> <at>` or `u <user> <nbf>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// Every token of one session, issued up to `at` (seconds), is revoked.
+    Session {
+        /// Whose.
+        user: UserId,
+        /// Which.
+        sid: SessionId,
+        /// When.
+        at: u64,
+    },
+    /// Every token of the user issued before `nbf` (seconds) is revoked.
+    User {
+        /// Whose.
+        user: UserId,
+        /// Not before.
+        nbf: u64,
+    },
+}
+
+impl Revocation {
+    /// The wire form.
+    pub fn encode(&self) -> String {
+        match self {
+            Revocation::Session { user, sid, at } => format!("s {} {sid} {at}", user.0),
+            Revocation::User { user, nbf } => format!("u {} {nbf}", user.0),
+        }
+    }
+
+    /// Parse the wire form; anything else is ignored by the caller.
+    pub fn decode(s: &str) -> Option<Revocation> {
+        let mut parts = s.split(' ');
+        let kind = parts.next()?;
+        let user = UserId(parts.next()?.parse().ok()?);
+        let r = match kind {
+            "s" => Revocation::Session {
+                user,
+                sid: SessionId::parse(parts.next()?)?,
+                at: parts.next()?.parse().ok()?,
+            },
+            "u" => Revocation::User {
+                user,
+                nbf: parts.next()?.parse().ok()?,
+            },
+            _ => return None,
+        };
+        parts.next().is_none().then_some(r)
+    }
+
+    /// When the revocation was made (seconds).
+    pub fn at(&self) -> u64 {
+        match self {
+            Revocation::Session { at, .. } => *at,
+            Revocation::User { nbf, .. } => *nbf,
+        }
+    }
+}
+
+/// What a verified access token says about its holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    /// The user.
+    pub user: UserId,
+    /// The session the token belongs to (absent in tokens issued before sessions existed).
+    pub sid: Option<SessionId>,
+    /// Issued at (seconds).
+    pub iat: u64,
+}
+
+#[derive(Default)]
+struct Sets {
+    /// (user, session) -> drop the entry after this time.
+    sessions: HashMap<(u64, u128), u64>,
+    /// user -> (not before, drop after).
+    users: HashMap<u64, (u64, u64)>,
+}
+
+/// The in-memory revocation set of this instance.
+pub struct Revocations {
+    sets: RwLock<Sets>,
+    /// False while both sets are empty: the common case costs one atomic load.
+    any: AtomicBool,
+    access_ttl: u64,
+    /// Since when (seconds) the feed has been down; 0 while it is up.
+    down_since: AtomicU64,
+}
+
+impl Revocations {
+    /// An empty set for tokens that live `access_ttl` seconds; the feed counts
+    /// as down until it first synchronises.
+    pub fn new(access_ttl: u64, now: u64) -> Self {
+        Revocations {
+            sets: RwLock::new(Sets::default()),
+            any: AtomicBool::new(false),
+            access_ttl,
+            down_since: AtomicU64::new(now.max(1)),
+        }
+    }
+
+    /// Record a revocation (from this instance or from the feed).
+    pub fn apply(&self, r: Revocation) {
+        // A token issued at `at` is valid through `at + ttl`.
+        let drop_after = r.at() + self.access_ttl + 1;
+        let Ok(mut sets) = self.sets.write() else {
+            return;
+        };
+        match r {
+            Revocation::Session { user, sid, .. } => {
+                let e = sets.sessions.entry((user.0, sid.0)).or_insert(0);
+                *e = (*e).max(drop_after);
+            }
+            Revocation::User { user, nbf } => {
+                let e = sets.users.entry(user.0).or_insert((0, 0));
+                *e = (e.0.max(nbf), e.1.max(drop_after));
+            }
+        }
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// Whether a token with this identity has been revoked.
+    pub fn is_revoked(&self, id: &Identity) -> bool {
+        if !self.any.load(Ordering::Acquire) {
+            return false;
+        }
+        let Ok(sets) = self.sets.read() else {
+            // A poisoned lock means a panic mid-update: refuse rather than guess.
+            return true;
+        };
+        if let Some(sid) = id.sid {
+            if sets.sessions.contains_key(&(id.user.0, sid.0)) {
+                return true;
+            }
+        }
+        sets.users
+            .get(&id.user.0)
+            .is_some_and(|(nbf, _)| id.iat < *nbf)
+    }
+
+    /// Drop entries no valid token can be covered by any more.
+    pub fn prune(&self, now: u64) {
+        let Ok(mut sets) = self.sets.write() else {
+            return;
+        };
+        sets.sessions.retain(|_, drop_after| *drop_after > now);
+        sets.users.retain(|_, (_, drop_after)| *drop_after > now);
+        let any = !sets.sessions.is_empty() || !sets.users.is_empty();
+        self.any.store(any, Ordering::Release);
+    }
+
+    /// Entries held now (for metrics and tests).
+    pub fn len(&self) -> usize {
+        self.sets
+            .read()
+            .map_or(0, |s| s.sessions.len() + s.users.len())
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The feed is following the channel again (after a full re-read).
+    pub fn feed_up(&self) {
+        self.down_since.store(0, Ordering::Release);
+    }
+
+    /// The feed lost its subscription at `now`.
+    pub fn feed_down(&self, now: u64) {
+        let _ =
+            self.down_since
+                .compare_exchange(0, now.max(1), Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// How long the feed has been down, if it is.
+    pub fn feed_down_for(&self, now: u64) -> Option<u64> {
+        match self.down_since.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(now.saturating_sub(since)),
+        }
+    }
+
+    /// Whether revocations may have been missed: the feed has been down longer
+    /// than a token lives, so a revoked token may pass here.
+    pub fn stale(&self, now: u64) -> bool {
+        self.feed_down_for(now).is_some_and(|d| d > self.access_ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(user: u64, sid: Option<u128>, iat: u64) -> Identity {
+        Identity {
+            user: UserId(user),
+            sid: sid.map(SessionId),
+            iat,
+        }
+    }
+
+    #[test]
+    fn wire_form_round_trips() {
+        for r in [
+            Revocation::Session {
+                user: UserId(7),
+                sid: SessionId(0xabc),
+                at: 100,
+            },
+            Revocation::User {
+                user: UserId(7),
+                nbf: 100,
+            },
+        ] {
+            assert_eq!(Revocation::decode(&r.encode()), Some(r));
+        }
+        for bad in ["", "s 7", "x 7 1", "u x 1", "s 7 zz 1", "u 7 1 extra"] {
+            assert_eq!(Revocation::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sessions_and_users_are_revoked_until_their_tokens_expire() {
+        let r = Revocations::new(30, 1000);
+        assert!(!r.is_revoked(&id(7, Some(1), 999)));
+        r.apply(Revocation::Session {
+            user: UserId(7),
+            sid: SessionId(1),
+            at: 1000,
+        });
+        assert!(r.is_revoked(&id(7, Some(1), 999)));
+        assert!(!r.is_revoked(&id(7, Some(2), 999)), "other session");
+        assert!(!r.is_revoked(&id(8, Some(1), 999)), "other user, same sid");
+        r.apply(Revocation::User {
+            user: UserId(9),
+            nbf: 1000,
+        });
+        assert!(r.is_revoked(&id(9, None, 999)));
+        assert!(!r.is_revoked(&id(9, None, 1000)), "issued at or after nbf");
+        r.prune(1030);
+        assert_eq!(r.len(), 2, "still within one token lifetime");
+        r.prune(1031);
+        assert!(r.is_empty());
+        assert!(!r.is_revoked(&id(7, Some(1), 999)));
+    }
+
+    #[test]
+    fn feed_staleness() {
+        let r = Revocations::new(30, 1000);
+        assert!(!r.stale(1030));
+        assert!(r.stale(1031));
+        r.feed_up();
+        assert!(!r.stale(5000));
+        r.feed_down(5000);
+        r.feed_down(5010);
+        assert_eq!(r.feed_down_for(5020), Some(20));
+    }
+}

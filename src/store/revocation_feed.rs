@@ -1,0 +1,95 @@
+//! Following revocations from every instance: Redis pub/sub, re-read in full after each (re)subscription.
+
+use super::{Store, StoreError};
+use crate::auth::access::now_unix;
+use crate::auth::revocations::{Revocation, Revocations};
+use crate::metrics::METRICS;
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A background service that keeps this instance's revocation set current.
+pub struct RevocationFeed {
+    /// A store of its own: its connections live on the feed's runtime, not the proxy's.
+    store: Store,
+    revocations: Arc<Revocations>,
+    access_ttl: u64,
+}
+
+impl RevocationFeed {
+    /// Feed `revocations` from `store`.
+    pub fn new(store: Store, revocations: Arc<Revocations>, access_ttl: u64) -> Self {
+        RevocationFeed {
+            store,
+            revocations,
+            access_ttl,
+        }
+    }
+
+    /// Subscribe, then re-read what was published in the last token lifetime
+    /// (in this order, so nothing published in between is missed), then follow.
+    async fn follow(&self) -> Result<(), StoreError> {
+        let mut pubsub = self.store.redis.pubsub().await?;
+        pubsub.subscribe(self.store.keys.revocations()).await?;
+        for r in self
+            .store
+            .recent_revocations(self.access_ttl, now_unix())
+            .await?
+        {
+            self.revocations.apply(r);
+        }
+        self.revocations.feed_up();
+        METRICS.revocation_feed_up.set(1);
+        log::info!("revocation feed: following");
+        let mut messages = pubsub.on_message();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                msg = messages.next() => {
+                    let Some(msg) = msg else {
+                        return Err(StoreError::Unavailable("subscription closed".into()));
+                    };
+                    match msg.get_payload::<String>().ok().as_deref().and_then(Revocation::decode) {
+                        Some(r) => self.revocations.apply(r),
+                        None => log::warn!("revocation feed: ignoring a message of unknown form"),
+                    }
+                }
+                _ = tick.tick() => {
+                    self.revocations.prune(now_unix());
+                    METRICS.revocations_held.set(self.revocations.len() as i64);
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for RevocationFeed {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = std::time::Instant::now();
+            tokio::select! {
+                r = self.follow() => {
+                    if let Err(e) = r {
+                        log::warn!("revocation feed: {e}; reconnecting");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+            self.revocations.feed_down(now_unix());
+            METRICS.revocation_feed_up.set(0);
+            if started.elapsed() > Duration::from_secs(5) {
+                backoff = Duration::from_millis(100);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
+    }
+}

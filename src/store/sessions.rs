@@ -1,0 +1,419 @@
+//! Sessions (refresh-token families): create, rotate with reuse detection, list, revoke, cap per user.
+//!
+//! Each session is a hash in its user's slot (`user:{id}:session:<sid>`)
+//! holding the fingerprints of its current and previous refresh token, and the
+//! user's sessions are a sorted set in the same slot: every atomic step is one
+//! Lua script whose keys all come through KEYS and share one hash tag, so it
+//! runs unchanged on Redis Cluster. The global lookup `rt:<fingerprint>` lives
+//! in any slot and is written in the same pipeline as the script; a lookup the
+//! session does not name fails closed, so a crash between the two can lose a
+//! session, never resurrect one.
+
+use super::{Store, StoreError};
+use crate::auth::refresh::Fingerprint;
+use crate::auth::revocations::Revocation;
+use crate::domain::{SessionId, UserId};
+use std::net::IpAddr;
+
+/// How sessions live.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    /// Idle lifetime: a session not refreshed for this long ends (the refresh TTL).
+    pub idle_ttl_ms: u64,
+    /// Absolute lifetime from login; `None`: renewable without end (the original service).
+    pub max_lifetime_ms: Option<u64>,
+    /// A replay of the previous token within this window is a duplicate, not theft.
+    pub reuse_grace_ms: u64,
+    /// Live sessions per user; the least recently used goes first.
+    pub max_per_user: u64,
+}
+
+/// A session being opened by a login.
+pub struct NewSession<'a> {
+    /// Whose.
+    pub user: UserId,
+    /// Its id.
+    pub sid: SessionId,
+    /// Its first refresh token.
+    pub fingerprint: &'a Fingerprint,
+    /// Client address at login.
+    pub ip: Option<IpAddr>,
+    /// User-Agent at login (truncated by the caller).
+    pub user_agent: &'a str,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was current: the new one replaces it.
+    Rotated,
+    /// The token was the previous one, within the grace window: refused, nothing revoked.
+    Duplicate,
+    /// The token was used before, after the grace window: the whole session is revoked.
+    Reused,
+    /// The session no longer exists (revoked, expired, or never named this token).
+    Gone,
+}
+
+/// Who a refresh token belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// A token of a session.
+    Session(UserId, SessionId),
+    /// A token issued before sessions existed (its lookup holds a bare user id):
+    /// it is taken once and traded for a new session, so an upgrade logs nobody out.
+    Legacy(UserId),
+}
+
+/// A session as `GET /sessions` shows it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Its id.
+    pub sid: SessionId,
+    /// Login time (ms).
+    pub created_at_ms: u64,
+    /// Last refresh (ms).
+    pub last_used_at_ms: u64,
+    /// Client address at login.
+    pub ip: String,
+    /// User-Agent at login.
+    pub user_agent: String,
+}
+
+const CREATE: &str = r"
+local now, idle = tonumber(ARGV[3]), tonumber(ARGV[5])
+local abs_end = tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'created_at', now, 'last_used_at', now,
+  'abs_end', abs_end, 'ip', ARGV[6], 'ua', ARGV[7])
+redis.call('PEXPIRE', KEYS[1], math.min(idle, abs_end - now))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - idle)
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[2], idle)
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
+if over > 0 then return redis.call('ZPOPMIN', KEYS[2], over) end
+return {}
+";
+
+const ROTATE: &str = r"
+local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'abs_end')
+if not s[1] then return {'gone'} end
+local now, grace, idle = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local abs_end = tonumber(s[4])
+if now >= abs_end then
+  redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
+  return {'gone'}
+end
+if s[1] == ARGV[2] then
+  redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'prev', ARGV[2], 'prev_at', now, 'last_used_at', now)
+  local ttl = math.min(idle, abs_end - now)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('ZADD', KEYS[2], now, ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], idle)
+  return {'rotated', tostring(ttl), s[2] or ''}
+end
+if s[2] == ARGV[2] and now - tonumber(s[3]) <= grace then return {'duplicate'} end
+redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
+return {'reused', s[1], s[2] or ''}
+";
+
+const REVOKE: &str = r"
+local gone = redis.call('HMGET', KEYS[1], 'cur', 'prev')
+redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
+return {gone[1] or '', gone[2] or ''}
+";
+
+fn eval<'a>(pipe: &'a mut redis::Pipeline, script: &str, keys: &[&str]) -> &'a mut redis::Pipeline {
+    // EVAL with the source: Redis compiles a script once and caches it by
+    // hash, and a pipeline cannot recover from EVALSHA's NOSCRIPT.
+    pipe.cmd("EVAL").arg(script).arg(keys.len()).arg(keys)
+}
+
+/// The value of a refresh lookup key: `<user>:<sid>`.
+fn owner_value(user: UserId, sid: SessionId) -> String {
+    format!("{}:{sid}", user.0)
+}
+
+impl Store {
+    /// Open a session with its first refresh token. Sessions over the cap are
+    /// ended here and returned, so the caller can publish their revocation.
+    pub async fn create_session(
+        &self,
+        s: &NewSession<'_>,
+        policy: &SessionPolicy,
+        now_ms: u64,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let abs_end = policy
+            .max_lifetime_ms
+            .map_or(i64::MAX as u64 / 2, |m| now_ms + m);
+        let session = self.keys.session(s.user, s.sid);
+        let sessions = self.keys.sessions(s.user);
+        let ip = s.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(self.keys.refresh(s.fingerprint))
+            .arg(owner_value(s.user, s.sid))
+            .arg("PX")
+            .arg(policy.idle_ttl_ms.min(abs_end - now_ms))
+            .ignore();
+        eval(&mut pipe, CREATE, &[&session, &sessions])
+            .arg(s.sid.to_string())
+            .arg(s.fingerprint.as_str())
+            .arg(now_ms)
+            .arg(abs_end)
+            .arg(policy.idle_ttl_ms)
+            .arg(ip)
+            .arg(s.user_agent)
+            .arg(policy.max_per_user);
+        let (evicted,): (Vec<(String, f64)>,) = self.redis.pipeline(&pipe).await?;
+        let evicted: Vec<SessionId> = evicted
+            .iter()
+            .filter_map(|(sid, _)| SessionId::parse(sid))
+            .collect();
+        if !evicted.is_empty() {
+            let keys: Vec<String> = evicted
+                .iter()
+                .map(|sid| self.keys.session(s.user, *sid))
+                .collect();
+            let _: () = self.redis.query(redis::cmd("DEL").arg(&keys)).await?;
+        }
+        Ok(evicted)
+    }
+
+    /// Whose session a refresh token belongs to, if the lookup still exists.
+    pub async fn refresh_owner(&self, fp: &Fingerprint) -> Result<Option<Owner>, StoreError> {
+        let v: Option<String> = self
+            .redis
+            .query(redis::cmd("GET").arg(self.keys.refresh(fp)))
+            .await?;
+        let Some(v) = v else { return Ok(None) };
+        let parsed = v
+            .split_once(':')
+            .and_then(|(u, s)| Some((UserId(u.parse().ok()?), SessionId::parse(s)?)));
+        match (parsed, v.parse::<u64>()) {
+            (Some((user, sid)), _) => Ok(Some(Owner::Session(user, sid))),
+            (None, Ok(user)) => Ok(Some(Owner::Legacy(UserId(user)))),
+            (None, Err(_)) => Err(StoreError::Corrupt(format!(
+                "refresh lookup holds {v:?}, not <user>:<session>"
+            ))),
+        }
+    }
+
+    /// Present `fp` of session `sid` and, if it is current, replace it with
+    /// `new_fp`: one pipeline (the new lookup, then the compare-and-rotate
+    /// script), so the refresh costs two round trips with `refresh_owner`.
+    pub async fn rotate(
+        &self,
+        user: UserId,
+        sid: SessionId,
+        fp: &Fingerprint,
+        new_fp: &Fingerprint,
+        policy: &SessionPolicy,
+        now_ms: u64,
+    ) -> Result<(Rotation, Vec<String>), StoreError> {
+        let session = self.keys.session(user, sid);
+        let sessions = self.keys.sessions(user);
+        let new_lookup = self.keys.refresh(new_fp);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET")
+            .arg(&new_lookup)
+            .arg(owner_value(user, sid))
+            .arg("PX")
+            .arg(policy.idle_ttl_ms)
+            .ignore();
+        eval(&mut pipe, ROTATE, &[&session, &sessions])
+            .arg(sid.to_string())
+            .arg(fp.as_str())
+            .arg(new_fp.as_str())
+            .arg(now_ms)
+            .arg(policy.reuse_grace_ms)
+            .arg(policy.idle_ttl_ms);
+        let (reply,): (Vec<String>,) = self.redis.pipeline(&pipe).await?;
+        let mut stale = Vec::new();
+        let outcome = match reply.first().map(String::as_str) {
+            Some("rotated") => {
+                // The token two generations back loses its lookup; the new one
+                // lives no longer than the session.
+                if let Some(old) = reply.get(2).filter(|f| !f.is_empty()) {
+                    stale.push(self.keys.refresh_hex(old));
+                }
+                if let Some(ttl) = reply.get(1).and_then(|t| t.parse::<u64>().ok()) {
+                    if ttl < policy.idle_ttl_ms {
+                        let _: () = self
+                            .redis
+                            .query(redis::cmd("PEXPIRE").arg(&new_lookup).arg(ttl))
+                            .await?;
+                    }
+                }
+                Rotation::Rotated
+            }
+            Some("duplicate") => Rotation::Duplicate,
+            Some("reused") => {
+                stale.extend(
+                    reply[1..]
+                        .iter()
+                        .filter(|f| !f.is_empty())
+                        .map(|f| self.keys.refresh_hex(f)),
+                );
+                Rotation::Reused
+            }
+            Some("gone") => Rotation::Gone,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "rotate script answered {other:?}"
+                )))
+            }
+        };
+        if outcome != Rotation::Rotated {
+            // This lookup names a token no session will ever hold.
+            stale.push(new_lookup);
+        }
+        Ok((outcome, stale))
+    }
+
+    /// Delete lookup keys that no longer matter; best effort, off the answer's path.
+    pub async fn forget_lookups(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for k in keys {
+            pipe.cmd("DEL").arg(k).ignore();
+        }
+        self.redis.pipeline(&pipe).await
+    }
+
+    /// End one session; whether it existed.
+    pub async fn revoke_session(&self, user: UserId, sid: SessionId) -> Result<bool, StoreError> {
+        let session = self.keys.session(user, sid);
+        let sessions = self.keys.sessions(user);
+        let mut pipe = redis::pipe();
+        eval(&mut pipe, REVOKE, &[&session, &sessions]).arg(sid.to_string());
+        let (gone,): (Vec<String>,) = self.redis.pipeline(&pipe).await?;
+        let lookups: Vec<String> = gone
+            .iter()
+            .filter(|f| !f.is_empty())
+            .map(|f| self.keys.refresh_hex(f))
+            .collect();
+        let existed = !lookups.is_empty();
+        self.forget_lookups(&lookups).await?;
+        Ok(existed)
+    }
+
+    /// End every session of `user`; the ids that were live.
+    pub async fn revoke_all(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
+        let sids: Vec<String> = self
+            .redis
+            .query(
+                redis::cmd("ZRANGE")
+                    .arg(self.keys.sessions(user))
+                    .arg(0)
+                    .arg(-1),
+            )
+            .await?;
+        let sids: Vec<SessionId> = sids.iter().filter_map(|s| SessionId::parse(s)).collect();
+        for sid in &sids {
+            self.revoke_session(user, *sid).await?;
+        }
+        Ok(sids)
+    }
+
+    /// The user's live sessions, most recently created first.
+    pub async fn list_sessions(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
+        let sessions_key = self.keys.sessions(user);
+        let sids: Vec<String> = self
+            .redis
+            .query(redis::cmd("ZRANGE").arg(&sessions_key).arg(0).arg(-1))
+            .await?;
+        let sids: Vec<SessionId> = sids.iter().filter_map(|s| SessionId::parse(s)).collect();
+        if sids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for sid in &sids {
+            pipe.cmd("HMGET").arg(self.keys.session(user, *sid)).arg(&[
+                "created_at",
+                "last_used_at",
+                "ip",
+                "ua",
+            ]);
+        }
+        type Row = (Option<u64>, Option<u64>, Option<String>, Option<String>);
+        let rows: Vec<Row> = self.redis.pipeline(&pipe).await?;
+        let mut out = Vec::new();
+        let mut expired = Vec::new();
+        for (sid, (created, used, ip, ua)) in sids.into_iter().zip(rows) {
+            match (created, used) {
+                (Some(created_at_ms), Some(last_used_at_ms)) => out.push(SessionInfo {
+                    sid,
+                    created_at_ms,
+                    last_used_at_ms,
+                    ip: ip.unwrap_or_default(),
+                    user_agent: ua.unwrap_or_default(),
+                }),
+                // Its hash expired while idle: drop it from the index too.
+                _ => expired.push(sid.to_string()),
+            }
+        }
+        if !expired.is_empty() {
+            let _: () = self
+                .redis
+                .query(redis::cmd("ZREM").arg(&sessions_key).arg(&expired))
+                .await?;
+        }
+        out.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
+        Ok(out)
+    }
+
+    /// Tell every instance (and this one's future re-reads) about revocations:
+    /// kept in a sorted set for one access-token lifetime, and published.
+    pub async fn publish_revocations(
+        &self,
+        revocations: &[Revocation],
+        access_ttl_s: u64,
+        now_s: u64,
+    ) -> Result<(), StoreError> {
+        if revocations.is_empty() {
+            return Ok(());
+        }
+        let key = self.keys.revocations();
+        let mut pipe = redis::pipe();
+        for r in revocations {
+            pipe.cmd("ZADD")
+                .arg(&key)
+                .arg(r.at())
+                .arg(r.encode())
+                .ignore();
+        }
+        pipe.cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(format!("({}", now_s.saturating_sub(access_ttl_s + 1)))
+            .ignore();
+        pipe.cmd("EXPIRE").arg(&key).arg(access_ttl_s + 2).ignore();
+        for r in revocations {
+            pipe.cmd("PUBLISH").arg(&key).arg(r.encode()).ignore();
+        }
+        self.redis.pipeline(&pipe).await
+    }
+
+    /// Revocations of the last access-token lifetime, for a re-synchronising feed.
+    pub async fn recent_revocations(
+        &self,
+        access_ttl_s: u64,
+        now_s: u64,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        let entries: Vec<String> = self
+            .redis
+            .query(
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(self.keys.revocations())
+                    .arg(now_s.saturating_sub(access_ttl_s + 1))
+                    .arg("+inf"),
+            )
+            .await?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| Revocation::decode(e))
+            .collect())
+    }
+}

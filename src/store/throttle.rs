@@ -1,0 +1,226 @@
+//! Throttle counters, shared by every instance: a sliding window approximated by
+//! two fixed buckets, the previous one weighted by how much of it still lies
+//! inside the window (as Cloudflare's and nginx-plus's sliding-window limiters do).
+//!
+//! One bucket is one key, `thr:<scope>:<sha256 of subject>:<bucket number>`,
+//! counted with INCR and expiring two windows after it was last counted, so
+//! nothing is ever locked for good. Reading every counter of a request is one
+//! pipeline of GETs (one round trip), counting is one pipeline of INCR + EXPIRE.
+//! Each command touches one key, so the calls work on Redis Cluster.
+
+use super::{Store, StoreError};
+use crate::config::Rate;
+use sha2::{Digest, Sha256};
+
+/// Events of one kind (`scope`) by one subject (an account, an IP...), limited by `rate`.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    scope: &'static str,
+    /// Hex SHA-256 of the subject: key names carry no email or address.
+    subject: String,
+    rate: Rate,
+}
+
+impl Counter {
+    /// The counter of `scope` for `subject`.
+    pub fn new(scope: &'static str, subject: &str, rate: Rate) -> Counter {
+        Counter {
+            scope,
+            subject: hex::encode(Sha256::digest(subject.as_bytes())),
+            rate,
+        }
+    }
+
+    fn window_ms(&self) -> u64 {
+        self.rate.window_seconds * 1000
+    }
+
+    /// The current bucket's number and how far into it `now_ms` is.
+    fn position(&self, now_ms: u64) -> (u64, u64) {
+        let w = self.window_ms();
+        (now_ms / w, now_ms % w)
+    }
+
+    /// The key of bucket `n`.
+    fn key(&self, store: &Store, n: u64) -> String {
+        store.keys.throttle(self.scope, &self.subject, n)
+    }
+}
+
+/// Seconds until `rate` lets one more event through, given `prev` events in the
+/// previous bucket and `curr` in the current one, `into_ms` into it; `None` when
+/// it lets one through now. The estimate of the events in the window ending
+/// now is `prev * (1 - into/window) + curr`.
+pub fn wait_seconds(rate: Rate, prev: u64, curr: u64, into_ms: u64) -> Option<u64> {
+    let (w, limit) = ((rate.window_seconds * 1000) as f64, rate.limit as f64);
+    let (prev, curr, t) = (prev as f64, curr as f64, into_ms as f64);
+    if prev * (1.0 - t / w) + curr < limit {
+        return None;
+    }
+    let wait_ms = if curr < limit {
+        // Later in this bucket, once the previous one weighs little enough
+        // (prev > 0 here, or the estimate would be below the limit).
+        w * (1.0 - (limit - curr) / prev) - t
+    } else {
+        // In the next bucket, once this one (then the previous) weighs little enough.
+        (w - t) + w * (1.0 - limit / curr)
+    };
+    // Strictly past the moment the estimate reaches the limit, in whole seconds.
+    Some((wait_ms.max(0.0) / 1000.0).floor() as u64 + 1)
+}
+
+impl Store {
+    /// The longest wait (seconds) that any of `counters` imposes now, or `None`
+    /// when all let one more event through. One round trip; none for no counters.
+    pub async fn throttle_wait(
+        &self,
+        counters: &[Counter],
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        if counters.is_empty() {
+            return Ok(None);
+        }
+        let mut pipe = redis::pipe();
+        for c in counters {
+            let (n, _) = c.position(now_ms);
+            pipe.cmd("GET").arg(c.key(self, n.saturating_sub(1)));
+            pipe.cmd("GET").arg(c.key(self, n));
+        }
+        let counts: Vec<Option<u64>> = self.redis.pipeline(&pipe).await?;
+        if counts.len() != counters.len() * 2 {
+            return Err(StoreError::Corrupt(format!(
+                "{} answers to {} throttle reads",
+                counts.len(),
+                counters.len() * 2
+            )));
+        }
+        Ok(counters
+            .iter()
+            .zip(counts.chunks(2))
+            .filter_map(|(c, pair)| {
+                let (prev, curr) = (pair[0].unwrap_or(0), pair[1].unwrap_or(0));
+                wait_seconds(c.rate, prev, curr, c.position(now_ms).1)
+            })
+            .max())
+    }
+
+    /// Count one event against each of `counters`. One round trip; none for no counters.
+    pub async fn throttle_count(
+        &self,
+        counters: &[Counter],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.each_counter(counters, |pipe, c| {
+            let key = c.key(self, c.position(now_ms).0);
+            // Read as the previous bucket for one more window, then gone.
+            pipe.cmd("INCR").arg(&key).ignore();
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(2 * c.rate.window_seconds)
+                .ignore();
+        })
+        .await
+    }
+
+    /// Forget `counters` (both buckets of the window ending now). One round trip; none for no counters.
+    pub async fn throttle_clear(
+        &self,
+        counters: &[Counter],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.each_counter(counters, |pipe, c| {
+            let (n, _) = c.position(now_ms);
+            pipe.cmd("DEL")
+                .arg(c.key(self, n.saturating_sub(1)))
+                .arg(c.key(self, n))
+                .ignore();
+        })
+        .await
+    }
+
+    /// One pipeline of what `add` writes for each counter, its answers ignored.
+    async fn each_counter(
+        &self,
+        counters: &[Counter],
+        add: impl Fn(&mut redis::Pipeline, &Counter),
+    ) -> Result<(), StoreError> {
+        if counters.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for c in counters {
+            add(&mut pipe, c);
+        }
+        self.redis.pipeline(&pipe).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIVE_PER_100S: Rate = Rate {
+        limit: 5,
+        window_seconds: 100,
+    };
+
+    #[test]
+    fn under_the_limit_passes() {
+        assert_eq!(wait_seconds(FIVE_PER_100S, 0, 4, 0), None);
+        // Half of the previous bucket still counts: 6 * 0.5 + 1 = 4.
+        assert_eq!(wait_seconds(FIVE_PER_100S, 6, 1, 50_000), None);
+    }
+
+    #[test]
+    fn at_the_limit_in_this_bucket_waits_into_the_next() {
+        // 5 now, 10 s into the bucket: 90 s to its end; then 5 * (1 - t/100) < 5 at once.
+        assert_eq!(wait_seconds(FIVE_PER_100S, 0, 5, 10_000), Some(91));
+        // 10 now: the next bucket must be half over too.
+        assert_eq!(wait_seconds(FIVE_PER_100S, 0, 10, 10_000), Some(141));
+    }
+
+    #[test]
+    fn over_through_the_previous_bucket_waits_for_its_weight_to_fall() {
+        // 8 * (1 - t/100) + 2 < 5  <=>  t > 62.5 s; 20 s in: 42.5 s more, 43 whole.
+        assert_eq!(wait_seconds(FIVE_PER_100S, 8, 2, 20_000), Some(43));
+    }
+
+    #[test]
+    fn the_wait_lets_exactly_one_more_through() {
+        for (prev, curr, into) in [(8, 2, 20_000), (0, 5, 10_000), (7, 4, 50_000), (20, 0, 1)] {
+            let wait = wait_seconds(FIVE_PER_100S, prev, curr, into).unwrap();
+            let later = into + wait * 1000;
+            let (p, c, t) = if later >= 100_000 {
+                (curr, 0, later - 100_000)
+            } else {
+                (prev, curr, later)
+            };
+            assert_eq!(
+                wait_seconds(FIVE_PER_100S, p, c, t),
+                None,
+                "{prev} {curr} {into}"
+            );
+            // ... and not a second earlier.
+            let sooner = later - 1000;
+            let (p, c, t) = if sooner >= 100_000 {
+                (curr, 0, sooner - 100_000)
+            } else {
+                (prev, curr, sooner)
+            };
+            assert!(
+                wait_seconds(FIVE_PER_100S, p, c, t).is_some(),
+                "{prev} {curr} {into}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_names_hide_the_subject() {
+        let c = Counter::new("login_per_account", "ann@example.com", FIVE_PER_100S);
+        let store_keys = crate::store::Keys::new("authgate:");
+        let key = store_keys.throttle(c.scope, &c.subject, 7);
+        assert!(key.starts_with("authgate:thr:login_per_account:"), "{key}");
+        assert!(key.ends_with(":7"), "{key}");
+        assert!(!key.contains("ann"), "{key}");
+    }
+}

@@ -1,0 +1,357 @@
+//! Sessions: refresh-token families with reuse detection, absolute lifetime, the per-user cap,
+//! the session endpoints, and revocation reaching every instance within a second.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Revocation must reach an instance within this long.
+const WITHIN: Duration = Duration::from_secs(1);
+
+async fn sessions_of(gw: &TestGateway, access: &str) -> Vec<Value> {
+    let body = gw.get_json("/sessions", access).await;
+    body["sessions"].as_array().expect("sessions array").clone()
+}
+
+/// Wait (at most [`WITHIN`]) until `access` is refused on `gw`'s `/me` and on a
+/// proxied route (`gw` must have an upstream).
+async fn refused_everywhere(gw: &TestGateway, access: &str) {
+    eventually(WITHIN, "the access token is refused on /me", || async {
+        gw.get_status("/me", Some(access)).await == 401
+    })
+    .await;
+    assert_eq!(gw.get_status("/api/x", Some(access)).await, 401);
+}
+
+fn token_of(body: &Value, name: &str) -> String {
+    body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} in {body}"))
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_refresh_token_replayed_after_the_grace_window_ends_the_whole_session() {
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml("tokens:\n  reuse_grace_seconds: 1\n")
+        .start();
+    let user = gw.new_user().await;
+    // The victim rotates; the thief kept the first token.
+    let (s, rotated) = gw.refresh(&user.refresh).await;
+    assert_eq!(s, 200, "{rotated}");
+    let victim_access = token_of(&rotated, "access_token");
+    let victim_refresh = token_of(&rotated, "refresh_token");
+    assert_eq!(gw.get_status("/api/x", Some(&victim_access)).await, 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    let (s, body) = gw.refresh(&user.refresh).await;
+    assert_eq!(s, 401);
+    assert_error(&body, "invalid_refresh_token");
+    // Both holders are out: the victim's newer refresh token and every access token.
+    let (s, _) = gw.refresh(&victim_refresh).await;
+    assert_eq!(s, 401, "the family is revoked");
+    refused_everywhere(&gw, &victim_access).await;
+    refused_everywhere(&gw, &user.access).await;
+    assert!(gw
+        .metrics()
+        .await
+        .contains("authgate_refresh_reuse_total 1"));
+    let log = gw.output_containing("refresh_reuse_detected").await;
+    assert!(log.contains(&format!("\"user_id\":{}", user.id)), "{log}");
+}
+
+#[tokio::test]
+async fn a_replay_inside_the_grace_window_revokes_nothing() {
+    let gw = TestGateway::start();
+    let user = gw.new_user().await;
+    let (s, rotated) = gw.refresh(&user.refresh).await;
+    assert_eq!(s, 200);
+    let (s, body) = gw.refresh(&user.refresh).await;
+    assert_eq!(s, 401, "a duplicate is refused");
+    assert_error(&body, "invalid_refresh_token");
+    let access = token_of(&rotated, "access_token");
+    assert_eq!(gw.get_status("/me", Some(&access)).await, 200);
+    let (s, _) = gw.refresh(&token_of(&rotated, "refresh_token")).await;
+    assert_eq!(s, 200, "the session goes on");
+}
+
+#[tokio::test]
+async fn rotation_never_extends_a_session_past_its_absolute_end() {
+    let gw = TestGateway::builder()
+        .yaml("tokens:\n  session_max_seconds: 2\n  refresh_ttl_seconds: 60\n")
+        .start();
+    let user = gw.new_user().await;
+    let mut refresh = user.refresh.clone();
+    let started = std::time::Instant::now();
+    let mut rotations = 0;
+    loop {
+        let (s, body) = gw.refresh(&refresh).await;
+        if s != 200 {
+            assert_error(&body, "invalid_refresh_token");
+            break;
+        }
+        rotations += 1;
+        refresh = token_of(&body, "refresh_token");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "still rotating after 4 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(rotations >= 3, "kept rotating until the end ({rotations})");
+    assert!(started.elapsed() >= Duration::from_millis(1700));
+    // A new login starts a new session.
+    let (s, _) = gw.post_json("/login", user.credentials()).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_of_the_token_and_its_access_tokens() {
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder().upstream(up.addr).start();
+    let user = gw.new_user().await;
+    let (s, body) = gw.logout(&user.refresh).await;
+    assert_eq!((s, body), (200, json!({"success": "User logged out."})));
+    refused_everywhere(&gw, &user.access).await;
+    let (s, _) = gw.logout(&user.refresh).await;
+    assert_eq!(s, 401);
+}
+
+#[tokio::test]
+async fn sessions_are_listed_newest_first_and_one_can_be_ended() {
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder().upstream(up.addr).start();
+    let user = gw.new_user().await;
+    let other = gw
+        .request(reqwest::Method::POST, "/login")
+        .header("User-Agent", "second-device/1.0")
+        .json(&user.credentials())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    let other: Value = other.json().await.unwrap();
+    let other_access = token_of(&other, "access_token");
+
+    let list = sessions_of(&gw, &user.access).await;
+    assert_eq!(list.len(), 2, "{list:?}");
+    for s in &list {
+        for field in [
+            "id",
+            "created_at",
+            "last_used_at",
+            "ip",
+            "user_agent",
+            "current",
+        ] {
+            assert!(s.get(field).is_some(), "{field} missing in {s}");
+        }
+        assert_eq!(s["ip"], "127.0.0.1");
+    }
+    assert_eq!(list[0]["user_agent"], "second-device/1.0", "newest first");
+    assert_eq!(list[0]["current"], false);
+    assert_eq!(list[1]["current"], true);
+
+    let sid = list[0]["id"].as_str().unwrap();
+    let r = gw
+        .request(reqwest::Method::DELETE, &format!("/sessions/{sid}"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.content_length(), Some(0));
+    refused_everywhere(&gw, &other_access).await;
+    assert_eq!(gw.refresh(&token_of(&other, "refresh_token")).await.0, 401);
+    assert_eq!(
+        gw.get_status("/me", Some(&user.access)).await,
+        200,
+        "the caller's session lives"
+    );
+
+    let again = gw
+        .request(reqwest::Method::DELETE, &format!("/sessions/{sid}"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404);
+    // Another user cannot end this user's session.
+    let stranger = gw.new_user().await;
+    let mine = sessions_of(&gw, &user.access).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = gw
+        .request(reqwest::Method::DELETE, &format!("/sessions/{mine}"))
+        .bearer_auth(&stranger.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(gw.get_status("/me", Some(&user.access)).await, 200);
+}
+
+#[tokio::test]
+async fn a_user_keeps_at_most_the_configured_number_of_sessions() {
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml("tokens:\n  max_sessions_per_user: 2\n")
+        .start();
+    let first = gw.new_user().await;
+    for _ in 0..2 {
+        let (s, _) = gw.post_json("/login", first.credentials()).await;
+        assert_eq!(s, 200);
+    }
+    assert_eq!(
+        gw.refresh(&first.refresh).await.0,
+        401,
+        "the oldest session ended"
+    );
+    refused_everywhere(&gw, &first.access).await;
+    let (_, newest) = gw.post_json("/login", first.credentials()).await;
+    assert_eq!(
+        sessions_of(&gw, &token_of(&newest, "access_token"))
+            .await
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn logout_all_and_a_password_change_reach_another_instance_within_a_second() {
+    let up = Upstream::start("echo").await;
+    let one = TestGateway::builder().upstream(up.addr).start();
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&one)
+        .start();
+    let user = one.new_user().await;
+    let (s, on_two) = two.post_json("/login", user.credentials()).await;
+    assert_eq!(s, 200);
+    let two_access = token_of(&on_two, "access_token");
+    assert_eq!(two.get_status("/api/x", Some(&two_access)).await, 200);
+    assert_eq!(sessions_of(&two, &two_access).await.len(), 2);
+
+    // A password change through one ends every session, on the other too.
+    let r = one
+        .request(reqwest::Method::POST, "/password")
+        .bearer_auth(&user.access)
+        .json(&json!({"current_password": "wrong password!", "new_password": "a new password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_error(&r.json().await.unwrap(), "invalid_credentials");
+    let r = one
+        .request(reqwest::Method::POST, "/password")
+        .bearer_auth(&user.access)
+        .json(&json!({"current_password": PASSWORD, "new_password": "a new password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fresh: Value = r.json().await.unwrap();
+    refused_everywhere(&two, &two_access).await;
+    refused_everywhere(&two, &user.access).await;
+    assert_eq!(
+        two.refresh(&token_of(&on_two, "refresh_token")).await.0,
+        401
+    );
+    let fresh_access = token_of(&fresh, "access_token");
+    assert_eq!(two.get_status("/api/x", Some(&fresh_access)).await, 200);
+    assert_eq!(
+        two.login(&user.email, PASSWORD).await.0,
+        401,
+        "old password"
+    );
+    let (s, again) = two.login(&user.email, "a new password").await;
+    assert_eq!(s, 200);
+
+    // Logging out everywhere through two ends the sessions one knows of.
+    let r = two
+        .request(reqwest::Method::POST, "/logout/all")
+        .bearer_auth(token_of(&again, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"success": "All sessions logged out."})
+    );
+    refused_everywhere(&one, &fresh_access).await;
+    assert_eq!(one.refresh(&token_of(&fresh, "refresh_token")).await.0, 401);
+    let log = one.output_containing("password_changed").await;
+    assert!(!log.contains("a new password"), "a password in the log");
+}
+
+#[tokio::test]
+async fn every_session_key_expires_on_its_own() {
+    let gw = TestGateway::start();
+    let user = gw.new_user().await;
+    let (_, rotated) = gw.refresh(&user.refresh).await;
+    let (_, second) = gw.post_json("/login", user.credentials()).await;
+    let _ = gw.refresh(&token_of(&second, "refresh_token")).await;
+    let _ = gw
+        .request(reqwest::Method::POST, "/logout/all")
+        .bearer_auth(token_of(&rotated, "access_token"))
+        .send()
+        .await
+        .unwrap();
+    let (_, third) = gw.post_json("/login", user.credentials()).await;
+    let _ = gw.refresh(&token_of(&third, "refresh_token")).await;
+
+    let redis = shared_redis();
+    let keys = redis.cli(&["--scan", "--pattern", &format!("{}*", gw.prefix)]);
+    let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+    assert!(keys.len() > 4, "{keys:?}");
+    // Users, their email claims and the id counter are the only keys kept for ever.
+    let permanent = |k: &str| {
+        let rest = &k[gw.prefix.len()..];
+        rest == "user:next_id"
+            || rest.starts_with("email:")
+            || (rest.starts_with("user:{") && rest.ends_with('}'))
+    };
+    for k in keys.iter().filter(|k| !permanent(k)) {
+        let ttl: i64 = redis.cli(&["PTTL", k]).parse().expect("PTTL");
+        assert!(ttl > 0, "{k} has no expiry (PTTL {ttl})");
+    }
+}
+
+#[tokio::test]
+async fn the_revocation_feed_reconnects_after_redis_comes_back() {
+    let mut redis = RedisServer::start();
+    let gw = TestGateway::builder().redis_url(redis.url()).start();
+    let up = || async { gw.metrics().await.contains("authgate_revocation_feed_up 1") };
+    eventually(Duration::from_secs(5), "the feed follows", up).await;
+    redis.stop();
+    eventually(Duration::from_secs(5), "the feed is down", || async {
+        gw.metrics().await.contains("authgate_revocation_feed_up 0")
+    })
+    .await;
+    let _redis = RedisServer::start_on(redis.port);
+    eventually(Duration::from_secs(10), "the feed follows again", up).await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_from_before_sessions_is_traded_for_a_session_once() {
+    use sha2::Digest;
+    let gw = TestGateway::start();
+    let user = gw.new_user().await;
+    // What the gateway stored before sessions existed: the token's SHA-256 -> user id.
+    let legacy = "3f1c2a4e-8b7d-4c6e-9a5f-0123456789ab";
+    let fp = hex::encode(sha2::Sha256::digest(legacy.as_bytes()));
+    let key = format!("{}rt:{fp}", gw.prefix);
+    shared_redis().cli(&["SET", &key, &user.id.to_string(), "EX", "600"]);
+
+    let (s, body) = gw.refresh(legacy).await;
+    assert_eq!(s, 200, "{body}");
+    let access = token_of(&body, "access_token");
+    assert_eq!(gw.get_json("/me", &access).await["id"], user.id);
+    assert_eq!(gw.refresh(legacy).await.0, 401, "a token works once");
+    assert_eq!(gw.refresh(&token_of(&body, "refresh_token")).await.0, 200);
+}

@@ -1,0 +1,233 @@
+//! Throttling (README "Throttling"): failed logins per (account, IP), account and IP;
+//! registrations and password changes per IP; 429 before any hashing, with Retry-After.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+/// A gateway that believes X-Forwarded-For from loopback (so a test can speak from
+/// several client IPs), with `rules` (`name: limit` per 10 minutes) over the defaults.
+fn gateway(rules: &[(&str, u64)]) -> TestGateway {
+    let mut yaml = String::from("trusted_proxies: [\"127.0.0.1/32\"]\nthrottle:\n");
+    for (rule, limit) in rules {
+        yaml.push_str(&format!(
+            "  {rule}: {{limit: {limit}, window_seconds: 600}}\n"
+        ));
+    }
+    TestGateway::builder().yaml(&yaml).start()
+}
+
+/// One answer: status, `Retry-After` (seconds) if any, JSON body.
+struct Answer {
+    status: u16,
+    retry_after: Option<u64>,
+    body: Value,
+}
+
+impl Answer {
+    /// Assert a 429 `too_many_attempts` whose Retry-After is within the 10-minute window.
+    fn assert_throttled(&self) {
+        assert_eq!(self.status, 429, "{}", self.body);
+        assert_error(&self.body, "too_many_attempts");
+        let wait = self.retry_after.expect("Retry-After on a 429");
+        assert!((1..=600).contains(&wait), "Retry-After: {wait}");
+    }
+}
+
+/// POST `body` to `path` as client `ip` (through the trusted loopback proxy), with a Bearer token if given.
+async fn post_from(
+    gw: &TestGateway,
+    ip: &str,
+    path: &str,
+    body: Value,
+    bearer: Option<&str>,
+) -> Answer {
+    let mut req = gw
+        .request(Method::POST, path)
+        .header("X-Forwarded-For", ip)
+        .json(&body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.expect("request");
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().expect("Retry-After in seconds"));
+    Answer {
+        status: r.status().as_u16(),
+        retry_after,
+        body: r.json().await.unwrap_or(Value::Null),
+    }
+}
+
+async fn login_from(gw: &TestGateway, ip: &str, email: &str, password: &str) -> Answer {
+    post_from(
+        gw,
+        ip,
+        "/login",
+        json!({"email": email, "password": password}),
+        None,
+    )
+    .await
+}
+
+/// The status of a login as client `ip`.
+async fn login_status(gw: &TestGateway, ip: &str, email: &str, password: &str) -> u16 {
+    login_from(gw, ip, email, password).await.status
+}
+
+/// `n` logins to `email` with a wrong password as client `ip`, each answered 401.
+async fn fail(gw: &TestGateway, ip: &str, email: &str, n: usize) {
+    for i in 0..n {
+        let status = login_status(gw, ip, email, "wrong password").await;
+        assert_eq!(status, 401, "failure {i} of {n} for {email:?} from {ip}");
+    }
+}
+
+const IP: &str = "198.51.100.7";
+
+#[tokio::test]
+async fn past_the_account_ip_limit_even_the_right_password_gets_429() {
+    let gw = gateway(&[("login_per_account_ip", 3)]);
+    let user = gw.new_user().await;
+    fail(&gw, IP, &user.email, 3).await;
+    // Refused before the password is looked at: a right guess is not even tried.
+    login_from(&gw, IP, &user.email, PASSWORD)
+        .await
+        .assert_throttled();
+    login_from(&gw, IP, &user.email, "wrong password")
+        .await
+        .assert_throttled();
+    // The same account from another address, and another account from this one, go on.
+    assert_eq!(
+        login_status(&gw, "198.51.100.8", &user.email, PASSWORD).await,
+        200
+    );
+    let other = gw.new_user().await;
+    assert_eq!(login_status(&gw, IP, &other.email, PASSWORD).await, 200);
+}
+
+#[tokio::test]
+async fn a_successful_login_clears_the_account_ip_failures() {
+    let gw = gateway(&[("login_per_account_ip", 3)]);
+    let user = gw.new_user().await;
+    fail(&gw, IP, &user.email, 2).await;
+    assert_eq!(login_status(&gw, IP, &user.email, PASSWORD).await, 200);
+    fail(&gw, IP, &user.email, 3).await;
+    login_from(&gw, IP, &user.email, "wrong password")
+        .await
+        .assert_throttled();
+}
+
+#[tokio::test]
+async fn unknown_and_unparsable_emails_are_throttled_like_known_ones() {
+    let gw = gateway(&[("login_per_account_ip", 3)]);
+    let unknown = format!("{}@example.com", unique("nobody"));
+    fail(&gw, IP, &unknown, 3).await;
+    login_from(&gw, IP, &unknown, "wrong password")
+        .await
+        .assert_throttled();
+    // Keyed on its normalised form: another spelling of the same address is the same account.
+    login_from(&gw, IP, &unknown.to_uppercase(), "x")
+        .await
+        .assert_throttled();
+
+    // Not an address at all: keyed on its trimmed, lowercased text.
+    let junk = unique("Not An Email");
+    for spelling in [junk.clone(), format!("  {junk} "), junk.to_uppercase()] {
+        fail(&gw, IP, &spelling, 1).await;
+    }
+    login_from(&gw, IP, &junk.to_lowercase(), "wrong password")
+        .await
+        .assert_throttled();
+}
+
+#[tokio::test]
+async fn the_account_limit_holds_across_addresses_and_the_ip_limit_across_accounts() {
+    let gw = gateway(&[
+        ("login_per_account_ip", 10),
+        ("login_per_account", 4),
+        ("login_per_ip", 6),
+    ]);
+    let user = gw.new_user().await;
+    for ip in ["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"] {
+        fail(&gw, ip, &user.email, 1).await;
+    }
+    login_from(&gw, "203.0.113.5", &user.email, PASSWORD)
+        .await
+        .assert_throttled();
+
+    // One address, many accounts: the sixth failure closes the address, for any account.
+    for i in 0..6 {
+        fail(&gw, IP, &format!("{}-{i}@example.com", unique("spray")), 1).await;
+    }
+    let fresh = gw.new_user().await;
+    login_from(&gw, IP, &fresh.email, PASSWORD)
+        .await
+        .assert_throttled();
+    assert_eq!(
+        login_status(&gw, "203.0.113.9", &fresh.email, PASSWORD).await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn registrations_are_limited_per_ip() {
+    let gw = gateway(&[("register_per_ip", 2)]);
+    let register = |ip: &'static str, email: String| {
+        let gw = &gw;
+        async move {
+            let body = json!({"email": email, "password": PASSWORD});
+            post_from(gw, ip, "/register", body, None).await
+        }
+    };
+    let taken = format!("{}@example.com", unique("reg"));
+    assert_eq!(register(IP, taken.clone()).await.status, 201);
+    // A taken email counts too: a 409 is an answer worth throttling.
+    assert_eq!(register(IP, taken).await.status, 409);
+    let third = register(IP, format!("{}@example.com", unique("reg"))).await;
+    third.assert_throttled();
+    let elsewhere = register("198.51.100.99", format!("{}@example.com", unique("reg"))).await;
+    assert_eq!(elsewhere.status, 201, "{}", elsewhere.body);
+}
+
+#[tokio::test]
+async fn password_changes_are_limited_per_ip() {
+    let gw = gateway(&[("password_per_ip", 2)]);
+    let user = gw.new_user().await;
+    let change = |current: &'static str| {
+        let body = json!({"current_password": current, "new_password": "a brand new password"});
+        post_from(&gw, IP, "/password", body, Some(&user.access))
+    };
+    for _ in 0..2 {
+        assert_eq!(change("wrong password").await.status, 401);
+    }
+    change(PASSWORD).await.assert_throttled();
+}
+
+#[tokio::test]
+async fn throttled_logins_are_counted_and_logged_without_the_password() {
+    let gw = gateway(&[("login_per_account_ip", 1)]);
+    let user = gw.new_user().await;
+    let secret = "a password that must never be logged";
+    assert_eq!(login_from(&gw, IP, &user.email, secret).await.status, 401);
+    for _ in 0..3 {
+        login_from(&gw, IP, &user.email, secret)
+            .await
+            .assert_throttled();
+    }
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("authgate_throttled_total{endpoint=\"login\"} 3"),
+        "{metrics}"
+    );
+    let out = gw.output_containing("\"event\":\"login_throttled\"").await;
+    let event = out
+        .lines()
+        .find(|l| l.contains("\"event\":\"login_throttled\""))
+        .unwrap();
+    assert!(event.contains(IP), "{event}");
+    assert!(!out.contains(secret), "the password reached the log");
+    assert!(!out.contains(&user.email), "the email reached the log");
+}
