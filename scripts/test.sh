@@ -8,8 +8,8 @@ source scripts/lib.sh
 need_rust
 need_pkgs cmake:cmake redis-server:redis-server redis-cli:redis-tools
 
-cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # Examples are built by clippy above; testing them would only add "0 passed" lines.
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 status=0
