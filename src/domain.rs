@@ -130,11 +130,11 @@ impl Email {
 }
 
 /// A password as the user typed it: 8 to 128 characters, never altered.
-pub struct Password(String);
+pub(crate) struct Password(String);
 
 impl Password {
     /// Check the length (in characters) and keep the text as it is.
-    pub fn parse(raw: String) -> Result<Password, ErrorReply> {
+    pub(crate) fn parse(raw: String) -> Result<Password, ErrorReply> {
         let n = raw.chars().count();
         if n < 8 {
             return Err(ErrorReply::invalid_field(
@@ -152,7 +152,7 @@ impl Password {
     }
 
     /// The text, for hashing.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -6,7 +6,7 @@ use crate::store::StoreError;
 use http::StatusCode;
 
 /// The cause of an internal error: kept for the log, never shown to a client.
-pub type InternalCause = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type InternalCause = Box<dyn std::error::Error + Send + Sync>;
 
 /// A failure answered by the gateway with a JSON `{"error","detail"}` body.
 ///

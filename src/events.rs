@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     /// A login with a wrong password or unknown email.
     LoginFailed,
     /// A login refused by a throttle before any hashing.
@@ -23,7 +23,7 @@ pub enum Event {
 
 impl Event {
     /// Stable name in the log.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Event::LoginFailed => "login_failed",
             Event::LoginThrottled => "login_throttled",
@@ -48,7 +48,12 @@ struct Line {
 }
 
 /// Write one event line.
-pub fn emit(event: Event, user: Option<UserId>, sid: Option<SessionId>, client: Option<IpAddr>) {
+pub(crate) fn emit(
+    event: Event,
+    user: Option<UserId>,
+    sid: Option<SessionId>,
+    client: Option<IpAddr>,
+) {
     let line = Line {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         event: event.name(),

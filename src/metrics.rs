@@ -7,7 +7,7 @@ use prometheus::{
 use std::sync::LazyLock;
 
 /// Every metric the gateway exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Requests by route label and status.
     pub requests: IntCounterVec,
@@ -114,7 +114,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
 }
 
 /// The process's metrics.
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| match build() {
+pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| match build() {
     Ok(m) => m,
     // Only reachable with duplicate or malformed metric names: a bug caught by any test run.
     Err(e) => panic!("metric definitions are invalid: {e}"),
@@ -122,7 +122,7 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| match build() {
 
 impl Metrics {
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8192);
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             log::error!("cannot encode metrics: {e}");

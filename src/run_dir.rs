@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Where the socket and pid file go when the config names none:
 /// `$RUNTIME_DIRECTORY` (systemd), `/run/authgate` for root,
 /// `$XDG_RUNTIME_DIR/authgate`, else `/tmp/authgate-<uid>`.
-pub fn default_dir() -> PathBuf {
+pub(crate) fn default_dir() -> PathBuf {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     if let Some(d) = env("RUNTIME_DIRECTORY") {
         // systemd joins several directories with ':'.
@@ -36,7 +36,7 @@ pub fn default_dir() -> PathBuf {
 }
 
 /// Create `dir` with mode 0700 if it is missing (its parent must exist).
-pub fn create_private(dir: &Path) -> Result<(), String> {
+pub(crate) fn create_private(dir: &Path) -> Result<(), String> {
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -46,7 +46,7 @@ pub fn create_private(dir: &Path) -> Result<(), String> {
 
 /// The directory holding `file` must belong to this user (or root) and be
 /// writable by no one else.
-pub fn check_private(key: &str, file: &Path) -> Result<(), String> {
+pub(crate) fn check_private(key: &str, file: &Path) -> Result<(), String> {
     let dir = match file.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

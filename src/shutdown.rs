@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 static LEAVING: AtomicBool = AtomicBool::new(false);
 
 /// Whether the process is handing over its listeners or shutting down.
-pub fn leaving() -> bool {
+pub(crate) fn leaving() -> bool {
     LEAVING.load(Ordering::Relaxed)
 }
 
 /// Follow the server's phases on a small thread of its own.
-pub fn watch(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>) {
+pub(crate) fn watch(mut phases: tokio::sync::broadcast::Receiver<ExecutionPhase>) {
     let spawned = std::thread::Builder::new()
         .name("authgate-shutdown".into())
         .spawn(move || loop {

@@ -1,19 +1,16 @@
 //! POST /logout: `{"refresh_token"}` → 200 `{"success": "User logged out."}`, ending the token's whole session;
 //! POST /logout/all (Bearer) → 200 `{"success": "All sessions logged out."}`, ending every session of the user.
 
-use super::{json, AuthApi, Reply, Request};
+use super::{AuthApi, Reply, Request};
 use crate::auth::access::now_unix;
-use crate::auth::refresh::Fingerprint;
 use crate::auth::revocations::Revocation;
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
 use crate::store::sessions::Owner;
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
-    let obj = json::object(req.body)?;
-    let token = json::string(&obj, "refresh_token")?;
-    let fp = Fingerprint::of_token(&token).ok_or(ErrorReply::InvalidRefreshToken)?;
-    let (user, sid) = match api.store.refresh_owner(&fp).await? {
+    let (fp, owner) = api.presented_refresh(&req).await?;
+    let (user, sid) = match owner {
         Some(Owner::Session(user, sid)) => (user, sid),
         Some(Owner::Legacy(_)) if api.store.revoke_refresh(&fp).await? => {
             return Ok(logged_out());

@@ -12,11 +12,12 @@ mod throttle;
 
 use crate::auth::access::{bearer_token, now_unix, AccessTokens};
 use crate::auth::password::Passwords;
+use crate::auth::refresh::Fingerprint;
 use crate::auth::revocations::{Identity, Revocation};
 use crate::domain::{SessionId, UserId};
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
-use crate::store::sessions::{NewSession, SessionPolicy};
+use crate::store::sessions::{NewSession, Owner, SessionPolicy};
 use crate::store::Store;
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -248,6 +249,19 @@ impl AuthApi {
             .publish_revocations(revocations, self.access.ttl_seconds(), now_unix())
             .await?;
         Ok(())
+    }
+
+    /// The refresh token in a `{"refresh_token"}` body: its fingerprint and
+    /// whose it is (`None`: not a token of ours, or no longer known).
+    async fn presented_refresh(
+        &self,
+        req: &Request<'_>,
+    ) -> Result<(Fingerprint, Option<Owner>), ErrorReply> {
+        let obj = json::object(req.body)?;
+        let token = json::string(&obj, "refresh_token")?;
+        let fp = Fingerprint::of_token(&token).ok_or(ErrorReply::InvalidRefreshToken)?;
+        let owner = self.store.refresh_owner(&fp).await?;
+        Ok((fp, owner))
     }
 
     /// Delete lookup keys off the answer's path.

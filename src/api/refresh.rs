@@ -3,9 +3,8 @@
 //! A token presented again after the grace window means two parties hold the
 //! session's tokens: the whole session is revoked (RFC 9700 §4.14.2).
 
-use super::{json, now_ms, AuthApi, Reply, Request};
+use super::{now_ms, AuthApi, Reply, Request};
 use crate::auth::access::now_unix;
-use crate::auth::refresh::Fingerprint;
 use crate::auth::revocations::Revocation;
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
@@ -13,10 +12,8 @@ use crate::metrics::METRICS;
 use crate::store::sessions::{Owner, Rotation};
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
-    let obj = json::object(req.body)?;
-    let token = json::string(&obj, "refresh_token")?;
-    let fp = Fingerprint::of_token(&token).ok_or(ErrorReply::InvalidRefreshToken)?;
-    let (user, sid) = match api.store.refresh_owner(&fp).await? {
+    let (fp, owner) = api.presented_refresh(&req).await?;
+    let (user, sid) = match owner {
         Some(Owner::Session(user, sid)) => (user, sid),
         Some(Owner::Legacy(_)) => {
             // Taken with GETDEL: of concurrent presentations exactly one trades it.

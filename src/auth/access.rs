@@ -64,7 +64,7 @@ pub struct AccessTokens {
 }
 
 /// Seconds since the Unix epoch.
-pub fn now_unix() -> u64 {
+pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -168,7 +168,7 @@ impl AccessTokens {
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
-pub fn bearer_token(header: Option<&[u8]>) -> Result<&str, TokenRejection> {
+pub(crate) fn bearer_token(header: Option<&[u8]>) -> Result<&str, TokenRejection> {
     let value = header.ok_or(TokenRejection::Missing)?;
     let value = std::str::from_utf8(value)
         .map_err(|_| TokenRejection::Malformed)?

@@ -12,7 +12,7 @@ type Job = Box<dyn FnOnce() + Send>;
 
 /// A fixed set of hashing threads fed through one queue, started on first use:
 /// threads started before Pingora daemonises (forks) would not survive the fork.
-pub struct HashPool {
+pub(crate) struct HashPool {
     threads: usize,
     nice: i32,
     queue: std::sync::OnceLock<Option<SyncSender<Job>>>,
@@ -20,7 +20,7 @@ pub struct HashPool {
 
 impl HashPool {
     /// A pool of `threads` threads at nice `nice` (0 leaves the priority alone).
-    pub fn new(threads: usize, nice: i32) -> HashPool {
+    pub(crate) fn new(threads: usize, nice: i32) -> HashPool {
         HashPool {
             threads,
             nice,
@@ -41,7 +41,7 @@ impl HashPool {
     }
 
     /// Run `work` on a pool thread and wait for its result.
-    pub async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PoolError> {
@@ -58,7 +58,7 @@ impl HashPool {
 
 /// Why a job gave no result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PoolError {
+pub(crate) enum PoolError {
     /// The threads could not be started (logged when that happened).
     #[error("password hashing threads are not running")]
     NotStarted,

@@ -1,8 +1,8 @@
 //! Credentials: access tokens (JWT), refresh tokens, password hashing.
 
-pub mod access;
-pub mod hash_pool;
-pub mod password;
-pub mod refresh;
-pub mod revocations;
-pub mod verified_cache;
+pub(crate) mod access;
+pub(crate) mod hash_pool;
+pub(crate) mod password;
+pub(crate) mod refresh;
+pub(crate) mod revocations;
+pub(crate) mod verified_cache;

@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 
 /// A new random refresh token, with its fingerprint.
-pub fn generate() -> (String, Fingerprint) {
+pub(crate) fn generate() -> (String, Fingerprint) {
     let id = uuid::Uuid::new_v4();
     (id.to_string(), Fingerprint::of(&id))
 }

@@ -8,20 +8,20 @@ use crate::auth::revocations::Identity;
 use quick_cache::sync::Cache;
 
 /// Verified tokens: token → (identity, exp).
-pub struct VerifiedCache {
+pub(crate) struct VerifiedCache {
     inner: Option<Cache<Box<str>, (Identity, u64)>>,
 }
 
 impl VerifiedCache {
     /// A cache of at most `entries` tokens; 0 disables it.
-    pub fn new(entries: usize) -> Self {
+    pub(crate) fn new(entries: usize) -> Self {
         VerifiedCache {
             inner: (entries > 0).then(|| Cache::new(entries)),
         }
     }
 
     /// The cached verdict for `token` at time `now`: `None` when not cached.
-    pub fn get(&self, token: &str, now: u64) -> Option<Result<Identity, TokenRejection>> {
+    pub(crate) fn get(&self, token: &str, now: u64) -> Option<Result<Identity, TokenRejection>> {
         let (id, exp) = self.inner.as_ref()?.get(token)?;
         // Same rule as the verifier (leeway 0): valid through the second of `exp`.
         Some(if exp < now {
@@ -32,7 +32,7 @@ impl VerifiedCache {
     }
 
     /// Remember a token that verified.
-    pub fn insert(&self, token: &str, id: Identity, exp: u64) {
+    pub(crate) fn insert(&self, token: &str, id: Identity, exp: u64) {
         if let Some(c) = &self.inner {
             c.insert(token.into(), (id, exp));
         }

@@ -8,11 +8,11 @@ use http::HeaderMap;
 
 /// Why the `Authorization` header is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AmbiguousAuthorization;
+pub(crate) struct AmbiguousAuthorization;
 
 /// The single `Authorization` value, if any; refused when there are several
 /// headers, or a Bearer credential shares the value with anything else.
-pub fn single(headers: &HeaderMap) -> Result<Option<&[u8]>, AmbiguousAuthorization> {
+pub(crate) fn single(headers: &HeaderMap) -> Result<Option<&[u8]>, AmbiguousAuthorization> {
     let mut all = headers.get_all(http::header::AUTHORIZATION).iter();
     let Some(first) = all.next() else {
         return Ok(None);

@@ -20,7 +20,7 @@ impl HostError {
 }
 
 /// The host name of `authority` (`name[:port]`), lowercased, one trailing dot removed.
-pub fn canonical_host(authority: &[u8]) -> Result<String, HostError> {
+pub(crate) fn canonical_host(authority: &[u8]) -> Result<String, HostError> {
     let (name, port) = split_port(authority)?;
     if let Some(port) = port {
         if !port.iter().all(u8::is_ascii_digit) || port.len() > 5 {
@@ -31,7 +31,7 @@ pub fn canonical_host(authority: &[u8]) -> Result<String, HostError> {
 }
 
 /// A route's `host:` value: a bare name (no port), canonicalised like a request's.
-pub fn route_host(value: &str) -> Result<String, HostError> {
+pub(crate) fn route_host(value: &str) -> Result<String, HostError> {
     let (_, port) = split_port(value.as_bytes())?;
     if port.is_some() {
         return Err(HostError::Malformed);
@@ -81,7 +81,7 @@ fn canonical_name(name: &[u8]) -> Result<String, HostError> {
 /// The host a request is routed by: `Host`, else the absolute-form target's
 /// authority; both present must name the same host. `None` when neither is
 /// there (HTTP/1.0) or `Host` is empty.
-pub fn routing_host(
+pub(crate) fn routing_host(
     host_header: Option<&[u8]>,
     target_authority: Option<&[u8]>,
 ) -> Result<Option<String>, HostError> {

@@ -23,7 +23,7 @@ pub enum UnderscoreHeaders {
 
 /// A request that must be refused because of its header names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnderscoreRejected;
+pub(crate) struct UnderscoreRejected;
 
 /// Whether `name` (lowercase, as `http` stores it) spells `identity` (lowercase).
 fn spells(name: &str, identity: &str) -> bool {
@@ -37,7 +37,7 @@ fn spells(name: &str, identity: &str) -> bool {
 /// The header names to remove from `headers` before anything is forwarded:
 /// every spelling of an identity header, and per `policy` every name with `_`.
 /// Empty (and allocation-free) for an ordinary request.
-pub fn to_remove(
+pub(crate) fn to_remove(
     headers: &HeaderMap,
     identity: &[HeaderName],
     policy: UnderscoreHeaders,

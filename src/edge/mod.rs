@@ -4,19 +4,19 @@
 //! routed on and forwarded, identity-header spellings are removed before any
 //! decision, and an ambiguous request is refused with 400 rather than guessed at.
 
-pub mod authorization;
-pub mod forwarded;
-pub mod host;
-pub mod identity;
-pub mod path;
+pub(crate) mod authorization;
+pub(crate) mod forwarded;
+pub(crate) mod host;
+pub(crate) mod identity;
+pub(crate) mod path;
 
 use http::HeaderName;
 use pingora_core::protocols::http::authority::{raw_target_authority, RawTargetAuthority};
 use pingora_http::RequestHeader;
 use std::borrow::Cow;
 
-pub use forwarded::TrustedProxies;
-pub use identity::UnderscoreHeaders;
+pub(crate) use forwarded::TrustedProxies;
+pub(crate) use identity::UnderscoreHeaders;
 
 /// The edge rules as configured.
 #[derive(Debug, Clone)]

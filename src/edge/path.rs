@@ -48,7 +48,7 @@ impl PathError {
 ///
 /// A path that is already canonical comes back borrowed after one scan of its
 /// bytes: that is the common case and costs no allocation.
-pub fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
+pub(crate) fn canonical(path: &str) -> Result<Cow<'_, str>, PathError> {
     let b = path.as_bytes();
     if b.first() != Some(&b'/') {
         return Err(PathError::NotAbsolute);

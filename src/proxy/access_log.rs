@@ -28,7 +28,13 @@ struct Line<'a> {
 }
 
 /// Write the line for a finished request.
-pub fn write(session: &Session, ctx: &RequestCtx, route: &str, status: u16, elapsed: Duration) {
+pub(crate) fn write(
+    session: &Session,
+    ctx: &RequestCtx,
+    route: &str,
+    status: u16,
+    elapsed: Duration,
+) {
     let req = session.req_header();
     let line = Line {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

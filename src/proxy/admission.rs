@@ -13,7 +13,7 @@ use crate::domain::UserId;
 /// | `required` | 401 (missing)  | the user       | 401           |
 /// | `optional` | no identity    | the user       | 401           |
 /// | `public`   | no identity    | no identity    | no identity   |
-pub fn admit(
+pub(super) fn admit(
     policy: AuthPolicy,
     authorization: Option<&[u8]>,
     verify: impl FnOnce(&str) -> Result<UserId, TokenRejection>,

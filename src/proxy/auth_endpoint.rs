@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// How much of an auth request body the gateway takes, and for how long it waits.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimits {
+pub(super) struct BodyLimits {
     /// Largest body accepted.
     pub max_bytes: usize,
     /// Time for the whole body, however it trickles in.
@@ -18,7 +18,7 @@ pub struct BodyLimits {
 }
 
 /// Answer one auth request completely, and count its outcome.
-pub async fn serve(
+pub(super) async fn serve(
     api: &AuthApi,
     limits: BodyLimits,
     endpoint: Endpoint,

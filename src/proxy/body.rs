@@ -5,7 +5,7 @@ use bytes::BytesMut;
 use pingora_proxy::Session;
 
 /// Why the body could not be had.
-pub enum BodyError {
+pub(super) enum BodyError {
     /// Over the cap: answer 413 and close.
     TooLarge(usize),
     /// The client went away or stalled; nothing can be answered.
@@ -14,7 +14,7 @@ pub enum BodyError {
 
 impl BodyError {
     /// The answer for this failure, if one can still be sent.
-    pub fn into_api(self) -> Option<ErrorReply> {
+    pub(super) fn into_api(self) -> Option<ErrorReply> {
         match self {
             BodyError::TooLarge(limit) => Some(ErrorReply::BodyTooLarge { limit }),
             BodyError::Broken => None,
@@ -23,7 +23,7 @@ impl BodyError {
 }
 
 /// The body length the client declared in Content-Length, if it is a number.
-pub fn declared_length(session: &Session) -> Option<u64> {
+pub(super) fn declared_length(session: &Session) -> Option<u64> {
     session
         .req_header()
         .headers
@@ -33,7 +33,10 @@ pub fn declared_length(session: &Session) -> Option<u64> {
 }
 
 /// The whole request body, at most `limit` bytes.
-pub async fn read_capped(session: &mut Session, limit: usize) -> Result<BytesMut, BodyError> {
+pub(super) async fn read_capped(
+    session: &mut Session,
+    limit: usize,
+) -> Result<BytesMut, BodyError> {
     let declared = declared_length(session);
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));

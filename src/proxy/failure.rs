@@ -6,10 +6,10 @@ use pingora_error::{Error, ErrorSource, ErrorType};
 use pingora_proxy::{FailToProxy, Session};
 
 /// `ErrorType::Custom` marker raised by cluster selection when no peer is healthy.
-pub const NO_HEALTHY_PEER: &str = "NoHealthyPeer";
+pub(super) const NO_HEALTHY_PEER: &str = "NoHealthyPeer";
 
 /// The answer for a failed proxy attempt; `None` when the client is gone and nothing can be sent.
-pub fn classify(e: &Error) -> Option<ErrorReply> {
+pub(super) fn classify(e: &Error) -> Option<ErrorReply> {
     match (e.esource(), e.etype()) {
         (_, ErrorType::Custom(NO_HEALTHY_PEER)) => Some(ErrorReply::NoHealthyUpstream),
         (
@@ -36,7 +36,7 @@ pub fn classify(e: &Error) -> Option<ErrorReply> {
 }
 
 /// Write the JSON answer for `e` if nothing was sent yet.
-pub async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+pub(super) async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
     let Some(err) = classify(e) else {
         return FailToProxy {
             error_code: 0,

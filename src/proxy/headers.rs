@@ -14,7 +14,7 @@ const CLIENT_CLAIMS: [&str; 2] = ["forwarded", "x-real-ip"];
 const URL_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
 
 /// The client's X-Request-Id if it is short and plain, otherwise a new UUID.
-pub fn request_id(req: &RequestHeader) -> String {
+pub(super) fn request_id(req: &RequestHeader) -> String {
     let sane = |v: &str| {
         !v.is_empty()
             && v.len() <= 128
@@ -40,7 +40,7 @@ fn peer_ip(session: &Session) -> Option<IpAddr> {
 
 /// The client address for logs and limits: the peer, or behind a trusted proxy
 /// the rightmost untrusted X-Forwarded-For entry.
-pub fn client_ip(session: &Session, trusted: &TrustedProxies) -> Option<IpAddr> {
+pub(super) fn client_ip(session: &Session, trusted: &TrustedProxies) -> Option<IpAddr> {
     let peer = peer_ip(session)?;
     let xff = session
         .req_header()
@@ -53,7 +53,10 @@ pub fn client_ip(session: &Session, trusted: &TrustedProxies) -> Option<IpAddr> 
 
 /// Apply what the edge decided to the request itself, so routing, the auth
 /// endpoints and the upstream all see the same request; returns the routing host.
-pub fn apply(session: &mut Session, inspection: Inspection) -> Result<Option<String>, ErrorReply> {
+pub(super) fn apply(
+    session: &mut Session,
+    inspection: Inspection,
+) -> Result<Option<String>, ErrorReply> {
     let req = session.req_header_mut();
     for name in &inspection.remove {
         req.remove_header(name);
@@ -70,7 +73,7 @@ pub fn apply(session: &mut Session, inspection: Inspection) -> Result<Option<Str
 }
 
 /// Make the upstream request: only the gateway may speak for the user.
-pub fn prepare_upstream_request(
+pub(super) fn prepare_upstream_request(
     session: &Session,
     req: &mut RequestHeader,
     ctx: &RequestCtx,

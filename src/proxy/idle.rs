@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// An HTTP application whose idle HTTP/1 connections wait outside it.
-pub struct IdleParking<A> {
+pub(crate) struct IdleParking<A> {
     app: Arc<A>,
     idle_timeout: Duration,
     enabled: bool,
@@ -33,7 +33,7 @@ impl<A> IdleParking<A> {
     /// Wrap `app`; a connection idle for `idle_timeout` (before its first request
     /// or between requests) is closed. With `enabled` false every connection
     /// goes to Pingora's own loop, as without this wrapper.
-    pub fn new(app: A, idle_timeout: Duration, enabled: bool) -> Self {
+    pub(crate) fn new(app: A, idle_timeout: Duration, enabled: bool) -> Self {
         IdleParking {
             app: Arc::new(app),
             idle_timeout,

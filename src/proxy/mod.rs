@@ -9,11 +9,11 @@ mod failure;
 mod headers;
 mod idle;
 mod respond;
-pub mod routes;
-pub mod upstreams;
+pub(crate) mod routes;
+pub(crate) mod upstreams;
 
-pub use ctx::RequestCtx;
-pub use idle::IdleParking;
+pub(crate) use ctx::RequestCtx;
+pub(crate) use idle::IdleParking;
 
 use crate::api::{AuthApi, Endpoint};
 use crate::auth::access::AccessTokens;

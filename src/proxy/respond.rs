@@ -8,7 +8,7 @@ use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
 
 /// Write `body` as a complete JSON response. Write failures mean the client is gone; they are logged at debug.
-pub async fn json(
+pub(super) async fn json(
     session: &mut Session,
     ctx: &RequestCtx,
     status: StatusCode,
@@ -33,7 +33,7 @@ pub async fn json(
 }
 
 /// A complete answer with no body (204).
-pub async fn empty(session: &mut Session, ctx: &RequestCtx, status: StatusCode) {
+pub(super) async fn empty(session: &mut Session, ctx: &RequestCtx, status: StatusCode) {
     let header = match build_header(status, 0, ctx, &[]) {
         Ok(mut h) => {
             // 204 carries neither a body nor its type or length.
@@ -77,7 +77,7 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Answer with the JSON form of `err`; its cause, if any, is logged here and only here.
-pub async fn error(session: &mut Session, ctx: &RequestCtx, err: &ErrorReply) {
+pub(super) async fn error(session: &mut Session, ctx: &RequestCtx, err: &ErrorReply) {
     err.record(&ctx.request_id);
     let reuse = !err.closes_connection() && drain_small_body(session).await;
     if !reuse {

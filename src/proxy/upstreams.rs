@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::failure::NO_HEALTHY_PEER;
 
 /// The background task that health-checks one cluster.
-pub type HealthCheckTask = GenBackgroundService<LoadBalancer<RoundRobin>>;
+pub(crate) type HealthCheckTask = GenBackgroundService<LoadBalancer<RoundRobin>>;
 
 /// A named set of peers.
 pub struct Cluster {

@@ -3,14 +3,14 @@
 mod keys;
 mod redis_conn;
 mod refresh_tokens;
-pub mod revocation_feed;
-pub mod sessions;
-pub mod throttle;
-pub mod users;
+pub(crate) mod revocation_feed;
+pub(crate) mod sessions;
+pub(crate) mod throttle;
+pub(crate) mod users;
 
-pub use keys::Keys;
-pub use redis_conn::{Redis, RedisSetupError};
-pub use users::Profile;
+pub(crate) use keys::Keys;
+pub(crate) use redis_conn::{Redis, RedisSetupError};
+pub(crate) use users::Profile;
 
 /// What can go wrong talking to Redis.
 #[derive(Debug, thiserror::Error)]

@@ -44,15 +44,24 @@ impl Redis {
         Ok(conn.clone())
     }
 
-    /// Run one command or pipeline, giving up after the timeout.
-    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let work = async {
-            let mut conn = self.connection().await?;
-            Ok::<T, StoreError>(cmd.query_async(&mut conn).await?)
-        };
-        tokio::time::timeout(self.timeout, work)
+    /// `work` on the connection, given up after the timeout (connecting included).
+    async fn bounded<T, F>(
+        &self,
+        work: impl FnOnce(ConnectionManager) -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: std::future::Future<Output = Result<T, redis::RedisError>>,
+    {
+        let run = async { Ok::<T, StoreError>(work(self.connection().await?).await?) };
+        tokio::time::timeout(self.timeout, run)
             .await
             .map_err(|_| StoreError::Unavailable("timed out".into()))?
+    }
+
+    /// Run one command, giving up after the timeout.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.bounded(|mut conn| async move { cmd.query_async(&mut conn).await })
+            .await
     }
 
     /// Run a pipeline (one round trip), giving up after the timeout.
@@ -60,13 +69,8 @@ impl Redis {
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
-        let work = async {
-            let mut conn = self.connection().await?;
-            Ok::<T, StoreError>(pipe.query_async(&mut conn).await?)
-        };
-        tokio::time::timeout(self.timeout, work)
+        self.bounded(|mut conn| async move { pipe.query_async(&mut conn).await })
             .await
-            .map_err(|_| StoreError::Unavailable("timed out".into()))?
     }
 
     /// A dedicated pub/sub connection (subscriptions cannot share the multiplexed one).
@@ -84,20 +88,15 @@ impl Redis {
         keys: &[&str],
         args: &[&str],
     ) -> Result<T, StoreError> {
-        let work = async {
-            let mut conn = self.connection().await?;
-            let mut inv = script.prepare_invoke();
-            for k in keys {
-                inv.key(*k);
-            }
-            for a in args {
-                inv.arg(*a);
-            }
-            Ok::<T, StoreError>(inv.invoke_async(&mut conn).await?)
-        };
-        tokio::time::timeout(self.timeout, work)
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(*a);
+        }
+        self.bounded(|mut conn| async move { inv.invoke_async(&mut conn).await })
             .await
-            .map_err(|_| StoreError::Unavailable("timed out".into()))?
     }
 }
 

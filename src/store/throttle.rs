@@ -51,7 +51,7 @@ impl Counter {
 /// previous bucket and `curr` in the current one, `into_ms` into it; `None` when
 /// it lets one through now. The estimate of the events in the window ending
 /// now is `prev * (1 - into/window) + curr`.
-pub fn wait_seconds(rate: Rate, prev: u64, curr: u64, into_ms: u64) -> Option<u64> {
+pub(crate) fn wait_seconds(rate: Rate, prev: u64, curr: u64, into_ms: u64) -> Option<u64> {
     let (w, limit) = ((rate.window_seconds * 1000) as f64, rate.limit as f64);
     let (prev, curr, t) = (prev as f64, curr as f64, into_ms as f64);
     if prev * (1.0 - t / w) + curr < limit {

@@ -1,6 +1,11 @@
 //! The black-box suite, one test binary: a real redis-server, real upstreams and the real
 //! `authgate` binary on loopback ports. `helpers` starts them; each module is one part of the README.
 
+// Setting up a test (a process, a port, a file) either works or the test must
+// fail loudly there: unwrap and expect are the point. Helpers are `pub` for the
+// modules of this binary, not for anyone else.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod helpers;
 
 mod auth_api;

@@ -50,13 +50,13 @@ async fn echo(name: String, req: Request<Incoming>) -> Result<Response<Full<Byte
 }
 
 /// Serve echo responses on `listener` forever; `name` is reported in each answer, `hits` counts requests.
-pub async fn serve(listener: tokio::net::TcpListener, name: String, hits: Arc<AtomicUsize>) {
+pub(crate) async fn serve(listener: tokio::net::TcpListener, name: String, hits: Arc<AtomicUsize>) {
     let (_keep, stop) = tokio::sync::watch::channel(false);
     serve_until(listener, name, hits, stop).await
 }
 
 /// Like `serve`, until `stop` turns true: then the listener and every open connection close.
-pub async fn serve_until(
+pub(crate) async fn serve_until(
     listener: tokio::net::TcpListener,
     name: String,
     hits: Arc<AtomicUsize>,
