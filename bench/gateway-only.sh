@@ -11,7 +11,7 @@ source bench/lib.sh
 need nginx wrk redis-server curl python3 taskset
 DUR=${DUR:-10}; CONN=${CONN:-64}
 start_upstream; start_redis; start_gateway "${GW_CPUS:-0}"
-TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
+TOKEN=$(python3 bench/mkjwt.py "$SECRET" 1 3600)
 [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x") == 200 ]] || { tail "$T/gw.log"; exit 1; }
 line=$(wrk_line authgate "$GW_PID" -t1 -c"$CONN" -d"${DUR}s" -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x")
 echo "$line  rss $(rss_kb "$GW_PID") kB"

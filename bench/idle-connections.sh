@@ -10,7 +10,7 @@ N=${N:-10000}
 FIRST_REQUEST=${FIRST_REQUEST:-1}
 want=$((N + 1024)); hard=$(ulimit -Hn); [[ $hard != unlimited && $hard -lt $want ]] && want=$hard; ulimit -n "$want"
 start_upstream; start_redis; start_gateway 0
-TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
+TOKEN=$(python3 bench/mkjwt.py "$SECRET" 1 3600)
 echo "RSS at start: $(rss_kb "$GW_PID") kB"
 python3 - "$GW" "$N" "$TOKEN" "$GW_PID" "$FIRST_REQUEST" <<'PY'
 import asyncio, resource, sys

@@ -27,7 +27,7 @@ start_gateway() {
   AUTHGATE_LISTEN=127.0.0.1:$GW AUTHGATE_OPS_LISTEN=127.0.0.1:$OPS AUTHGATE_UPSTREAM=http://127.0.0.1:$UP \
   AUTHGATE_REDIS_URL=redis://127.0.0.1:$RDS/0 AUTHGATE_JWT_SECRET=$SECRET AUTHGATE_ACCESS_TTL=${AUTHGATE_ACCESS_TTL:-3600} \
   AUTHGATE_THREADS=${AUTHGATE_THREADS:-1} AUTHGATE_UPGRADE_SOCK=$T/up.sock AUTHGATE_PID_FILE=$T/gw.pid \
-    taskset -c "${1:-0}" "$GATEWAY_BIN" -c conf/gateway.yaml >"$T/gw.log" 2>&1 & PIDS+=($!)
+    taskset -c "${1:-0}" "$GATEWAY_BIN" -c "${GATEWAY_CONF:-conf/gateway.yaml}" >"$T/gw.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$GW/" && break; sleep 0.05; done
   GW_PID=$(pid_of $GW)
 }

@@ -9,7 +9,7 @@ source bench/lib.sh
 need nginx wrk redis-server curl python3 taskset
 SOAK=${SOAK_SECONDS:-300}; CONN=${CONN:-64}
 start_upstream; start_redis; start_gateway 0
-TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
+TOKEN=$(python3 bench/mkjwt.py "$SECRET" 1 3600)
 peak=$(taskset -c 1 wrk -t1 -c"$CONN" -d10s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GW/api/x" | awk '/Requests\/sec/ {print $2}')
 # Each connection waits `delay` ms after every response. wrk truncates delay() to
 # whole milliseconds, so pace() returns floor or ceil at random to average `d`.

@@ -41,7 +41,7 @@ sleep 1
 BARE_PID=$(pid_of $BARE)
 [[ $(curl -s "http://127.0.0.1:$BARE/api/x") == "hello from upstream" ]] || { echo "port $BARE does not forward"; exit 1; }
 HAP_PID=$(pid_of $HAP)
-TOKEN=$(python3 ../shared/bench/mkjwt.py "$SECRET" 1 3600)
+TOKEN=$(python3 bench/mkjwt.py "$SECRET" 1 3600)
 split() { # label pid port
   local u0 s0 u1 s1 out n hz
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$2/stat")
