@@ -141,6 +141,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         identity_headers,
         underscore_headers: cfg.underscore_headers,
         trusted_proxies: TrustedProxies::new(cfg.trusted_proxies.clone()),
+        route_by_host: cfg.routes.iter().any(|r| r.host.is_some()),
     };
     let gateway = Gateway {
         api,

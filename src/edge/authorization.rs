@@ -21,14 +21,11 @@ pub(crate) fn single(headers: &HeaderMap) -> Result<Option<&[u8]>, AmbiguousAuth
         return Err(AmbiguousAuthorization);
     }
     let v = first.as_bytes();
-    let lower = v.to_ascii_lowercase();
-    let bearer_at = |from: usize| {
-        lower[from..]
-            .windows(7)
-            .position(|w| w == b"bearer ")
-            .map(|p| p + from)
-    };
-    match bearer_at(0) {
+    // Compared in place, case-insensitively: this runs on every request.
+    let bearer_at = v
+        .windows(7)
+        .position(|w| w.eq_ignore_ascii_case(b"bearer "));
+    match bearer_at {
         None => Ok(Some(v)),
         // `Bearer <token68>`: exactly one credential, nothing after it.
         Some(0) => {

@@ -1,5 +1,7 @@
 //! The routing host: from `Host` or an absolute-form target, lowercased, without port or trailing dot.
 
+use std::borrow::Cow;
+
 /// Why a request's host cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostError {
@@ -19,8 +21,9 @@ impl HostError {
     }
 }
 
-/// The host name of `authority` (`name[:port]`), lowercased, one trailing dot removed.
-pub(crate) fn canonical_host(authority: &[u8]) -> Result<String, HostError> {
+/// The host name of `authority` (`name[:port]`), lowercased, one trailing dot
+/// removed; borrowed when that changes nothing but dropping the port.
+pub(crate) fn canonical_host(authority: &[u8]) -> Result<Cow<'_, str>, HostError> {
     let (name, port) = split_port(authority)?;
     if let Some(port) = port {
         if !port.iter().all(u8::is_ascii_digit) || port.len() > 5 {
@@ -36,7 +39,7 @@ pub(crate) fn route_host(value: &str) -> Result<String, HostError> {
     if port.is_some() {
         return Err(HostError::Malformed);
     }
-    canonical_name(value.as_bytes())
+    canonical_name(value.as_bytes()).map(Cow::into_owned)
 }
 
 /// Split `name[:port]` where name may be a `[v6]` literal.
@@ -59,11 +62,11 @@ fn split_port(a: &[u8]) -> Result<(&[u8], Option<&[u8]>), HostError> {
     })
 }
 
-fn canonical_name(name: &[u8]) -> Result<String, HostError> {
+fn canonical_name(name: &[u8]) -> Result<Cow<'_, str>, HostError> {
     if let Some(inner) = name.strip_prefix(b"[").and_then(|n| n.strip_suffix(b"]")) {
         let text = std::str::from_utf8(inner).map_err(|_| HostError::Malformed)?;
         let ip: std::net::Ipv6Addr = text.parse().map_err(|_| HostError::Malformed)?;
-        return Ok(ip.to_string());
+        return Ok(Cow::Owned(ip.to_string()));
     }
     let name = name.strip_suffix(b".").unwrap_or(name);
     let valid_label = |l: &[u8]| {
@@ -75,16 +78,22 @@ fn canonical_name(name: &[u8]) -> Result<String, HostError> {
     if name.is_empty() || name.len() > 253 || !name.split(|&c| c == b'.').all(valid_label) {
         return Err(HostError::Malformed);
     }
-    Ok(String::from_utf8_lossy(name).to_ascii_lowercase())
+    // Only ASCII letters, digits, '-', '_' and '.' are left: valid UTF-8.
+    let text = std::str::from_utf8(name).map_err(|_| HostError::Malformed)?;
+    Ok(if text.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    })
 }
 
 /// The host a request is routed by: `Host`, else the absolute-form target's
 /// authority; both present must name the same host. `None` when neither is
 /// there (HTTP/1.0) or `Host` is empty.
-pub(crate) fn routing_host(
-    host_header: Option<&[u8]>,
-    target_authority: Option<&[u8]>,
-) -> Result<Option<String>, HostError> {
+pub(crate) fn routing_host<'a>(
+    host_header: Option<&'a [u8]>,
+    target_authority: Option<&'a [u8]>,
+) -> Result<Option<Cow<'a, str>>, HostError> {
     let from_header = match host_header {
         Some(h) if !h.is_empty() => Some(canonical_host(h)?),
         _ => None,

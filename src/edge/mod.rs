@@ -27,6 +27,8 @@ pub struct EdgeRules {
     pub underscore_headers: UnderscoreHeaders,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Some route is host-specific, so the routing host is kept for it.
+    pub route_by_host: bool,
 }
 
 /// Why the edge refuses a request (each answered 400).
@@ -69,8 +71,11 @@ impl EdgeRules {
         if hosts.next().is_some() {
             return Err(EdgeRejection::Host(host::HostError::Mismatch));
         }
+        // Always checked; kept (allocated) only when some route is host-specific.
         let host = host::routing_host(host_header.map(|h| h.as_bytes()), target_authority)
-            .map_err(EdgeRejection::Host)?;
+            .map_err(EdgeRejection::Host)?
+            .filter(|_| self.route_by_host)
+            .map(Cow::into_owned);
 
         if !req.raw_path_is_utf8() {
             return Err(EdgeRejection::Path(path::PathError::NotUtf8));
@@ -113,6 +118,7 @@ mod tests {
             identity_headers: vec![HeaderName::from_static("x-user-id")],
             underscore_headers: UnderscoreHeaders::Drop,
             trusted_proxies: TrustedProxies::default(),
+            route_by_host: true,
         }
     }
 
