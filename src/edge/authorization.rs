@@ -21,6 +21,11 @@ pub(crate) fn single(headers: &HeaderMap) -> Result<Option<&[u8]>, AmbiguousAuth
         return Err(AmbiguousAuthorization);
     }
     let v = first.as_bytes();
+    // The scheme and its credential are separated by spaces (RFC 9110 11.4);
+    // a tab would make the verifier see no token while an upstream sees one.
+    if v.contains(&b'\t') {
+        return Err(AmbiguousAuthorization);
+    }
     // Compared in place, case-insensitively: this runs on every request.
     let bearer_at = v
         .windows(7)
@@ -74,6 +79,7 @@ mod tests {
             "Bearer a,b",
             "Basic x, Bearer y",
             "Basic x Bearer y",
+            "Bearer\tabc",
         ] {
             assert_eq!(single(&headers(&[v])), Err(AmbiguousAuthorization), "{v}");
         }

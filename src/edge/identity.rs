@@ -34,6 +34,19 @@ fn spells(name: &str, identity: &str) -> bool {
             .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
 }
 
+/// Headers the gateway itself sets or vouches for: under `allow`, an
+/// underscore spelling of one is still removed, since CGI-style upstreams read
+/// `X_Forwarded_For` as `X-Forwarded-For`.
+const GATEWAY_HEADERS: [&str; 7] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-real-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-request-id",
+];
+
 /// The header names to remove from `headers` before anything is forwarded:
 /// every spelling of an identity header, and per `policy` every name with `_`.
 /// Empty (and allocation-free) for an ordinary request.
@@ -50,7 +63,8 @@ pub(crate) fn to_remove(
             return Err(UnderscoreRejected);
         }
         let remove = (underscore && policy == UnderscoreHeaders::Drop)
-            || identity.iter().any(|id| spells(n, id.as_str()));
+            || identity.iter().any(|id| spells(n, id.as_str()))
+            || (underscore && GATEWAY_HEADERS.iter().any(|g| spells(n, g)));
         if remove && !out.contains(name) {
             out.push(name.clone());
         }
@@ -95,6 +109,13 @@ mod tests {
 
     #[test]
     fn underscore_policy() {
+        let lax = to_remove(
+            &map(&["x_forwarded_for", "X_Real_IP", "x_trace"]),
+            &ids(),
+            UnderscoreHeaders::Allow,
+        )
+        .unwrap();
+        assert_eq!(lax.len(), 2, "gateway headers go even under allow: {lax:?}");
         let h = map(&["x_trace", "accept"]);
         assert_eq!(
             to_remove(&h, &ids(), UnderscoreHeaders::Drop).unwrap(),

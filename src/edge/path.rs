@@ -111,16 +111,7 @@ fn decode_unreserved(b: &[u8]) -> Result<String, PathError> {
         match v {
             b'/' | b'\\' => return Err(PathError::EncodedSeparator),
             0..=0x1f | 0x7f => return Err(PathError::ControlByte),
-            b'%' => {
-                // `%25` decoded once more by a second server must not become a
-                // dot, a separator or another escape of one.
-                if let Some(next) = pair(i + 2) {
-                    if matches!(next, b'.' | b'/' | b'\\' | b'%') || next < 0x20 {
-                        return Err(PathError::DoubleEncoded);
-                    }
-                }
-                out.push_str("%25");
-            }
+            b'%' => out.push_str("%25"),
             v if is_unreserved(v) => out.push(char::from(v)),
             v => {
                 const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -130,6 +121,18 @@ fn decode_unreserved(b: &[u8]) -> Result<String, PathError> {
             }
         }
         i += 3;
+    }
+    // An encoded `%` that forms an escape with what follows (`%252e`, and also
+    // `%25%32%65` once `%32%65` is decoded above) means one thing to a server
+    // that decodes once and another to one that decodes twice.
+    let o = out.as_bytes();
+    let double = (0..o.len()).any(|i| {
+        o[i..].starts_with(b"%25")
+            && o.get(i + 3).copied().and_then(hex).is_some()
+            && o.get(i + 4).copied().and_then(hex).is_some()
+    });
+    if double {
+        return Err(PathError::DoubleEncoded);
     }
     Ok(out)
 }
@@ -245,6 +248,8 @@ mod tests {
             ("/a%252fb", PathError::DoubleEncoded),
             ("/a%255Cb", PathError::DoubleEncoded),
             ("/a%2525", PathError::DoubleEncoded),
+            ("/pub/%25%32%65%25%32%65/api/admin", PathError::DoubleEncoded),
+            ("/api/%2561dmin", PathError::DoubleEncoded),
             ("/api;x/admin", PathError::Semicolon),
             ("/api/admin;jsessionid=1", PathError::Semicolon),
         ] {

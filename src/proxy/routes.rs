@@ -51,11 +51,19 @@ impl Route {
         self
     }
 
+    /// The rest of `path` after this route's prefix, if it matches on whole
+    /// segments. ASCII case is ignored: Express, ASP.NET and IIS serve `/ADMIN`
+    /// as `/admin`, so a case-sensitive match would let `/ADMIN` past the
+    /// policy of `/admin`.
+    fn rest<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let head = path.get(..self.prefix.len())?;
+        let rest = &path[self.prefix.len()..];
+        (head.eq_ignore_ascii_case(&self.prefix) && (rest.is_empty() || rest.starts_with('/')))
+            .then_some(rest)
+    }
+
     fn matches_path(&self, path: &str) -> bool {
-        match path.strip_prefix(self.prefix.as_str()) {
-            Some(rest) => rest.is_empty() || rest.starts_with('/'),
-            None => false,
-        }
+        self.rest(path).is_some()
     }
 
     /// The path to send upstream, when this route rewrites it.
@@ -63,7 +71,7 @@ impl Route {
         if !self.strip_prefix || self.prefix.is_empty() {
             return None;
         }
-        let rest = path.strip_prefix(self.prefix.as_str())?;
+        let rest = self.rest(path)?;
         Some(if rest.is_empty() {
             "/".to_owned()
         } else {
@@ -130,6 +138,7 @@ mod tests {
         assert_eq!(t.find(None, "/api").unwrap().label, "/api");
         assert_eq!(t.find(None, "/api/x").unwrap().label, "/api");
         assert_eq!(t.find(None, "/apix").unwrap().label, "/");
+        assert_eq!(t.find(None, "/API/Admin/x").unwrap().label, "/api/admin/");
         assert_eq!(t.find(None, "/api/admin").unwrap().label, "/api/admin/");
         assert_eq!(
             t.find(None, "/api/admin/users").unwrap().label,

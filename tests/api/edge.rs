@@ -82,11 +82,19 @@ async fn underscore_headers_can_be_refused_or_allowed() {
     assert_eq!(up.count(), 0);
 
     let lax = gateway(&up, "underscore_headers: allow\n");
-    let r = send_raw(lax.addr, &get("/pub/x", "X_Trace: 1\r\nX_User_Id: 1\r\n")).await;
+    let spoof = "X_Trace: 1\r\nX_User_Id: 1\r\nX_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\n";
+    let r = send_raw(lax.addr, &get("/pub/x", spoof)).await;
     assert_eq!(r.status, 200);
     let seen = up.last().expect("forwarded");
     assert_eq!(seen.header("x_trace"), vec!["1"]);
     assert!(seen.spellings_of("x-user-id").is_empty(), "{seen:?}");
+    // CGI-style upstreams read these as X-Forwarded-For and X-Real-IP.
+    assert_eq!(
+        seen.spellings_of("x-forwarded-for"),
+        vec!["X-Forwarded-For"],
+        "{seen:?}"
+    );
+    assert!(seen.spellings_of("x-real-ip").is_empty(), "{seen:?}");
 }
 
 #[tokio::test]
@@ -159,6 +167,8 @@ async fn paths_with_more_than_one_meaning_are_refused() {
         "/pub/a%0d%0aX-User-Id:%201",
         "/pub/%252e%252e/api/admin",
         "/pub/a%zz",
+        "/pub/%25%32%65%25%32%65/api/admin",
+        "/pub/%2561dmin",
         "/pub/a\\..\\api",
         "pub/x",
     ] {
@@ -266,6 +276,7 @@ async fn authorization_must_be_unambiguous_and_is_not_forwarded_by_default() {
         format!("Authorization: Bearer {t}, Basic eDp5\r\n"),
         format!("Authorization: Basic eDp5, Bearer {t}\r\n"),
         format!("Authorization: Bearer {t} {t}\r\n"),
+        format!("Authorization: Bearer\t{t}\r\n"),
     ] {
         for path in ["/api/x", "/pub/x"] {
             let r = send_raw(gw.addr, &get(path, &headers)).await;
@@ -282,7 +293,11 @@ async fn authorization_must_be_unambiguous_and_is_not_forwarded_by_default() {
     assert!(seen.header("authorization").is_empty(), "{seen:?}");
     assert_eq!(seen.header("x-user-id"), vec!["4"]);
 
-    let r = send_raw(gw.addr, &get("/fwd/x", &bearer(4))).await;
+    let r = send_raw(
+        gw.addr,
+        &get("/fwd/x", &format!("Authorization: Bearer {t}\r\n")),
+    )
+    .await;
     assert_eq!(r.status, 200);
     let seen = up.last().expect("forwarded");
     assert_eq!(seen.header("authorization"), vec![format!("Bearer {t}")]);
@@ -350,4 +365,29 @@ routes:
     ] {
         assert!(!out.contains(secret), "{secret} in the log: {out}");
     }
+}
+
+#[tokio::test]
+async fn letter_case_does_not_pick_a_weaker_policy() {
+    let up = RawUpstream::start().await;
+    let gw = TestGateway::builder()
+        .yaml(&format!(
+            r#"upstreams:
+  up: {{ peers: ['{}'] }}
+routes:
+  - {{ prefix: /, upstream: up, auth: public }}
+  - {{ prefix: /admin, upstream: up }}
+"#,
+            up.addr
+        ))
+        .start();
+    // Express, ASP.NET and IIS serve /ADMIN/x as /admin/x.
+    for path in ["/ADMIN/x", "/Admin", "/aDmIn/users"] {
+        let r = send_raw(gw.addr, &get(path, "")).await;
+        assert_eq!(r.status, 401, "{path}: {r:?}");
+    }
+    assert_eq!(up.count(), 0);
+    let r = send_raw(gw.addr, &get("/ADMIN/x", &bearer(2))).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(up.last().expect("forwarded").header("x-user-id"), vec!["2"]);
 }
