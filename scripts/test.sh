@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_rust
 need_pkgs cmake:cmake redis-server:redis-server redis-cli:redis-tools
+# The JWKS test verifies gateway tokens with another language's JWT library (it
+# skips only without python3).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
+  python3 -m pip install --quiet 'pyjwt[crypto]'
+fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

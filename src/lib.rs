@@ -4,6 +4,8 @@
 //! and the start-up that builds a server from it; everything else is internal.
 
 pub mod config;
+pub mod import;
+pub mod keygen;
 pub mod startup;
 
 mod api;

@@ -1,4 +1,4 @@
-//! The `authgate` command: parse flags, load and check the config, run the server.
+//! The `authgate` command: parse flags, load and check the config, run the server (or `keygen`, `import-users`).
 
 use authgate::config::Config;
 use clap::Parser;
@@ -17,7 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "authgate", version)]
 struct Cli {
     /// The gateway config file (YAML).
-    #[arg(short, long, default_value = "conf/gateway.yaml")]
+    #[arg(short, long, default_value = "conf/gateway.yaml", global = true)]
     conf: PathBuf,
     /// Check the config and exit.
     #[arg(short, long)]
@@ -28,10 +28,36 @@ struct Cli {
     /// Run in the background.
     #[arg(short, long)]
     daemon: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Subcommands; without one, authgate runs the gateway.
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Write a new signing key pair (PEM) for `tokens.keys` and print its entry.
+    Keygen(authgate::keygen::KeygenArgs),
+    /// Import users exported from Django (ids and passwords kept), into the Redis of `-c`.
+    ImportUsers(authgate::import::ImportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::ImportUsers(args)) = &cli.command {
+        return authgate::import::main(&cli.conf, args);
+    }
+    if let Some(Command::Keygen(args)) = &cli.command {
+        return match authgate::keygen::run(args) {
+            Ok(said) => {
+                print!("{said}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("authgate keygen: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let cfg = match Config::load(&cli.conf) {
         Ok(c) => c,
         Err(e) => {

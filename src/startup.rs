@@ -2,6 +2,8 @@
 
 use crate::api::AuthApi;
 use crate::auth::access::{now_unix, AccessTokens};
+use crate::auth::keys::reload::KeyReloader;
+use crate::auth::keys::{KeyError, KeyRing};
 use crate::auth::password::Passwords;
 use crate::auth::revocations::Revocations;
 use crate::config::Config;
@@ -48,6 +50,9 @@ pub enum BuildError {
         /// The name it gave.
         upstream: String,
     },
+    /// A signing key cannot be used (file missing, not PEM, open to others...).
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     /// Pingora cannot set up a TLS listener (certificate or key unusable).
     #[error("tls: {0}")]
     Tls(#[source] Box<pingora_error::Error>),
@@ -63,6 +68,8 @@ pub struct Parts {
     pub ops: OpsApp,
     /// Keeps the revocation set current from Redis.
     pub revocation_feed: RevocationFeed,
+    /// Installs a new key ring on SIGHUP.
+    pub key_reloader: KeyReloader,
 }
 
 /// Build the gateway's parts (resolving peers, compiling routes) without starting anything.
@@ -77,7 +84,11 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     let passwords = Passwords::new(&cfg.passwords).map_err(BuildError::Passwords)?;
     let store = Arc::new(Store::new(redis, &cfg.redis.key_prefix));
     let t = &cfg.tokens;
+    let ring = KeyRing::from_config(cfg)?;
+    log::info!("signing keys: {}", ring.describe());
     let revocations = Arc::new(Revocations::new(t.access_ttl_seconds, now_unix()));
+    let access = AccessTokens::new(ring, t.access_ttl_seconds, revocations.clone());
+    let key_reloader = KeyReloader::new(cfg.source.clone(), access.key_switch());
     // The feed gets connections of its own: they live on its runtime, not the proxy's.
     let revocation_feed = RevocationFeed::new(
         Store::new(Redis::new(&cfg.redis)?, &cfg.redis.key_prefix),
@@ -87,12 +98,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     let api = Arc::new(AuthApi {
         store: store.clone(),
         passwords,
-        access: AccessTokens::new(
-            &cfg.jwt_secret,
-            t.access_ttl_seconds,
-            t.verify_cache_entries,
-            revocations.clone(),
-        ),
+        access,
         sessions: SessionPolicy {
             idle_ttl_ms: t.refresh_ttl_seconds * 1000,
             max_lifetime_ms: (t.session_max_seconds > 0).then(|| t.session_max_seconds * 1000),
@@ -158,6 +164,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         health_checks,
         ops,
         revocation_feed,
+        key_reloader,
     })
 }
 
@@ -218,6 +225,10 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     server.add_service(pingora_core::services::background::background_service(
         "revocation feed",
         parts.revocation_feed,
+    ));
+    server.add_service(pingora_core::services::background::background_service(
+        "key reloader",
+        parts.key_reloader,
     ));
     Ok(server)
 }

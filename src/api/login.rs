@@ -4,6 +4,7 @@ use super::{json, now_ms, AuthApi, Endpoint, Reply, Request};
 use crate::domain::Email;
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
+use crate::store::sessions::Guard;
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let obj = json::object(req.body)?;
@@ -28,17 +29,26 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         Some(email) => api.store.find_credentials(email).await?,
         None => None,
     };
-    let (user, stored) = match found {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
-    };
-    let matched = api.passwords.verify(&password, stored).await?;
+    let user = found.as_ref().map(|c| c.user);
+    // A disabled account (an inactive Django user) is checked and answered like
+    // an unknown one: same cost, same 401.
+    let stored = found.filter(|c| !c.disabled).map(|c| c.password_hash);
+    let check = api.passwords.verify(&password, stored.clone()).await?;
     match user {
-        Some(user) if matched => {
+        Some(user) if check.matched => {
             api.store
                 .throttle_clear(counters.account_ip(), now_ms())
                 .await?;
-            Ok(Reply::ok(api.open_session(user, &req).await?))
+            if let (Some(old), Some(new)) = (&stored, &check.upgraded) {
+                // The Django hash goes; losing this race to a password change is fine.
+                api.store.upgrade_password_hash(user, old, new).await?;
+            }
+            // The hash now stored: what was verified, or its argon2id upgrade.
+            let Some(current) = check.upgraded.as_ref().or(stored.as_ref()) else {
+                return Err(ErrorReply::InvalidCredentials);
+            };
+            let guard = Guard::PasswordIs(current);
+            Ok(Reply::ok(api.open_session(user, guard, &req).await?))
         }
         _ => {
             events::emit(Event::LoginFailed, user, None, req.client_ip);

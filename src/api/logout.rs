@@ -49,8 +49,8 @@ pub(super) async fn end_every_session(
     api: &AuthApi,
     user: crate::domain::UserId,
 ) -> Result<(), ErrorReply> {
-    let sids = api.store.revoke_all(user).await?;
     let at = now_unix();
+    let sids = api.store.revoke_all(user, at).await?;
     let mut gone: Vec<Revocation> = sids
         .into_iter()
         .map(|sid| Revocation::Session { user, sid, at })

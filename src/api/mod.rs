@@ -1,6 +1,7 @@
 //! The auth API the gateway answers itself: which paths it owns, and the handler for each.
 
 mod json;
+mod jwks;
 mod login;
 mod logout;
 mod me;
@@ -17,7 +18,7 @@ use crate::auth::revocations::{Identity, Revocation};
 use crate::domain::{SessionId, UserId};
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
-use crate::store::sessions::{NewSession, Owner, SessionPolicy};
+use crate::store::sessions::{Guard, NewSession, Opened, Owner, SessionPolicy};
 use crate::store::Store;
 use http::{Method, StatusCode};
 use serde_json::Value;
@@ -43,6 +44,8 @@ pub enum Endpoint {
     Sessions,
     /// DELETE /sessions/<id>
     Session,
+    /// GET /.well-known/jwks.json
+    Jwks,
 }
 
 impl Endpoint {
@@ -58,6 +61,7 @@ impl Endpoint {
             "/me" => Endpoint::Me,
             "/password" => Endpoint::Password,
             "/sessions" => Endpoint::Sessions,
+            "/.well-known/jwks.json" => Endpoint::Jwks,
             _ => match p.strip_prefix("/sessions/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => Endpoint::Session,
                 _ => return None,
@@ -69,7 +73,7 @@ impl Endpoint {
     pub fn allow(self) -> &'static str {
         match self {
             Endpoint::Me => "GET, PUT",
-            Endpoint::Sessions => "GET",
+            Endpoint::Sessions | Endpoint::Jwks => "GET",
             Endpoint::Session => "DELETE",
             _ => "POST",
         }
@@ -79,7 +83,7 @@ impl Endpoint {
     pub fn accepts(self, method: &Method) -> bool {
         match self {
             Endpoint::Me => method == Method::GET || method == Method::PUT,
-            Endpoint::Sessions => method == Method::GET,
+            Endpoint::Sessions | Endpoint::Jwks => method == Method::GET,
             Endpoint::Session => method == Method::DELETE,
             _ => method == Method::POST,
         }
@@ -102,6 +106,7 @@ impl Endpoint {
             Endpoint::Password => "auth:password",
             Endpoint::Sessions => "auth:sessions",
             Endpoint::Session => "auth:session",
+            Endpoint::Jwks => "auth:jwks",
         }
     }
 
@@ -117,6 +122,7 @@ impl Endpoint {
             Endpoint::Password => "password",
             Endpoint::Sessions => "sessions",
             Endpoint::Session => "session",
+            Endpoint::Jwks => "jwks",
         }
     }
 }
@@ -186,6 +192,15 @@ impl AuthApi {
             Endpoint::Password => password::handle(self, req).await,
             Endpoint::Sessions => sessions::list(self, req).await,
             Endpoint::Session => sessions::delete(self, req).await,
+            Endpoint::Jwks => Ok(jwks::get(self)),
+        }
+    }
+
+    /// How long any cache may keep this endpoint's answers; `None`: never (`no-store`).
+    pub fn max_age(&self, endpoint: Endpoint) -> Option<u64> {
+        match endpoint {
+            Endpoint::Jwks => Some(self.access.jwks().1),
+            _ => None,
         }
     }
 
@@ -195,8 +210,14 @@ impl AuthApi {
         self.access.verify(token).map_err(ErrorReply::InvalidToken)
     }
 
-    /// Open a new session for `user` and answer with its first token pair.
-    async fn open_session(&self, user: UserId, req: &Request<'_>) -> Result<Value, ErrorReply> {
+    /// Open a new session for `user` and answer with its first token pair; a
+    /// guard that no longer holds (a password changed meanwhile) is 401.
+    async fn open_session(
+        &self,
+        user: UserId,
+        guard: Guard<'_>,
+        req: &Request<'_>,
+    ) -> Result<Value, ErrorReply> {
         let sid = SessionId::generate();
         let (refresh, fp) = crate::auth::refresh::generate();
         let ua = req.user_agent.unwrap_or("");
@@ -211,10 +232,19 @@ impl AuthApi {
             ip: req.client_ip,
             user_agent: ua,
         };
-        let evicted = self
+        let evicted = match self
             .store
-            .create_session(&new, &self.sessions, now_ms())
-            .await?;
+            .create_session(&new, guard, &self.sessions, now_ms())
+            .await?
+        {
+            Opened::Yes(evicted) => evicted,
+            Opened::Stale => {
+                return Err(match guard {
+                    Guard::PasswordIs(_) => ErrorReply::InvalidCredentials,
+                    Guard::NeverLoggedOutEverywhere => ErrorReply::InvalidRefreshToken,
+                })
+            }
+        };
         if !evicted.is_empty() {
             let now = now_unix();
             let gone: Vec<Revocation> = evicted
@@ -315,5 +345,9 @@ mod tests {
         );
         assert_eq!(Endpoint::for_path("/sessions/ab/cd"), None);
         assert_eq!(Endpoint::for_path("/password"), Some(Endpoint::Password));
+        assert_eq!(
+            Endpoint::for_path("/.well-known/jwks.json"),
+            Some(Endpoint::Jwks)
+        );
     }
 }

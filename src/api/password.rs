@@ -4,6 +4,7 @@ use super::{json, logout, AuthApi, Endpoint, Reply, Request};
 use crate::domain::Password;
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
+use crate::store::sessions::Guard;
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let caller = api.caller(&req)?;
@@ -15,7 +16,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
     if stored.is_none() {
         return Err(ErrorReply::UnknownUser);
     }
-    if !api.passwords.verify(&current, stored).await? {
+    if !api.passwords.verify(&current, stored).await?.matched {
         return Err(ErrorReply::InvalidCredentials);
     }
     let hash = api.passwords.hash(new.expose()).await?;
@@ -30,5 +31,6 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         caller.sid,
         req.client_ip,
     );
-    Ok(Reply::ok(api.open_session(caller.user, &req).await?))
+    let guard = Guard::PasswordIs(&hash);
+    Ok(Reply::ok(api.open_session(caller.user, guard, &req).await?))
 }

@@ -9,7 +9,7 @@ use crate::auth::revocations::Revocation;
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
 use crate::metrics::METRICS;
-use crate::store::sessions::{Owner, Rotation};
+use crate::store::sessions::{Guard, Owner, Rotation};
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let (fp, owner) = api.presented_refresh(&req).await?;
@@ -22,7 +22,8 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
                 .take_refresh(&fp)
                 .await?
                 .ok_or(ErrorReply::InvalidRefreshToken)?;
-            return Ok(Reply::ok(api.open_session(user, &req).await?));
+            let guard = Guard::NeverLoggedOutEverywhere;
+            return Ok(Reply::ok(api.open_session(user, guard, &req).await?));
         }
         None => return Err(ErrorReply::InvalidRefreshToken),
     };

@@ -1,5 +1,6 @@
 //! Argon2id password hashing on a bounded pool, off the proxy's event loop.
 
+use super::django::DjangoHash;
 use super::hash_pool::HashPool;
 use crate::config::PasswordConfig;
 use crate::error::ErrorReply;
@@ -51,33 +52,57 @@ impl Passwords {
     pub async fn hash(&self, password: &str) -> Result<String, ErrorReply> {
         let argon = self.argon.clone();
         let password = password.to_owned();
-        self.run(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| ErrorReply::internal(format!("argon2 hashing failed: {e}")))
-        })
-        .await
+        self.run(move || new_hash(&argon, &password)).await
     }
 
-    /// Whether `password` matches `stored`; with no stored hash, verify the dummy and say no.
-    pub async fn verify(&self, password: &str, stored: Option<String>) -> Result<bool, ErrorReply> {
+    /// Whether `password` matches `stored`, an argon2id PHC string or a hash
+    /// imported from Django ([`DjangoHash`]); with no stored hash (an unknown or
+    /// disabled account) or an unusable Django one, verify the dummy and say no.
+    /// A Django hash that matches comes back with its argon2id replacement,
+    /// computed in the same turn on the pool.
+    pub async fn verify(
+        &self,
+        password: &str,
+        stored: Option<String>,
+    ) -> Result<Check, ErrorReply> {
         let argon = self.argon.clone();
         let password = password.to_owned();
-        let known = stored.is_some();
-        let phc = stored.unwrap_or_else(|| self.dummy_hash.clone());
-        let matched = self
-            .run(move || {
-                // Parameters come from the stored hash, so changing the config
-                // does not lock out users hashed with the old parameters.
-                let parsed = PasswordHash::new(&phc).map_err(|e| {
-                    ErrorReply::internal(format!("stored password hash is unreadable: {e}"))
-                })?;
-                Ok(argon.verify_password(password.as_bytes(), &parsed).is_ok())
+        let dummy = self.dummy_hash.clone();
+        self.run(move || {
+            let phc = match &stored {
+                // The gateway's own hashes are PHC strings; Django's start with their algorithm.
+                Some(h) if !h.starts_with('$') => {
+                    let django = DjangoHash::parse(h).map_err(|e| {
+                        ErrorReply::internal(format!("stored password hash is unreadable: {e}"))
+                    })?;
+                    if !matches!(django, DjangoHash::Unusable) {
+                        if !django.verify(&password) {
+                            return Ok(Check::NO);
+                        }
+                        return Ok(Check {
+                            matched: true,
+                            upgraded: Some(new_hash(&argon, &password)?),
+                        });
+                    }
+                    // Unusable: costs what an unknown account costs.
+                    None
+                }
+                other => other.as_deref(),
+            };
+            let known = phc.is_some();
+            let phc = phc.unwrap_or(&dummy);
+            // Parameters come from the stored hash, so changing the config
+            // does not lock out users hashed with the old parameters.
+            let parsed = PasswordHash::new(phc).map_err(|e| {
+                ErrorReply::internal(format!("stored password hash is unreadable: {e}"))
+            })?;
+            let matched = argon.verify_password(password.as_bytes(), &parsed).is_ok();
+            Ok(Check {
+                matched: known && matched,
+                upgraded: None,
             })
-            .await?;
-        Ok(known && matched)
+        })
+        .await
     }
 
     async fn run<T: Send + 'static>(
@@ -104,6 +129,31 @@ impl Passwords {
     }
 }
 
+/// The outcome of [`Passwords::verify`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Check {
+    /// The password is the account's.
+    pub matched: bool,
+    /// It matched a Django hash: the argon2id hash to store in its place.
+    pub upgraded: Option<String>,
+}
+
+impl Check {
+    const NO: Check = Check {
+        matched: false,
+        upgraded: None,
+    };
+}
+
+/// An argon2id PHC string for `password` with a fresh salt.
+fn new_hash(argon: &Argon2<'_>, password: &str) -> Result<String, ErrorReply> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ErrorReply::internal(format!("argon2 hashing failed: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,9 +176,42 @@ mod tests {
         let p = cheap();
         let h = p.hash("correct horse").await.unwrap();
         assert!(h.starts_with("$argon2id$"));
-        assert!(p.verify("correct horse", Some(h.clone())).await.unwrap());
-        assert!(!p.verify("correct horsE", Some(h)).await.unwrap());
-        assert!(!p.verify("authgate dummy password", None).await.unwrap());
+        let yes = Check {
+            matched: true,
+            upgraded: None,
+        };
+        assert_eq!(
+            p.verify("correct horse", Some(h.clone())).await.unwrap(),
+            yes
+        );
+        assert_eq!(p.verify("correct horsE", Some(h)).await.unwrap(), Check::NO);
+        let dummy = p.verify("authgate dummy password", None).await.unwrap();
+        assert_eq!(dummy, Check::NO);
+    }
+
+    #[tokio::test]
+    async fn a_django_hash_that_matches_comes_back_upgraded() {
+        let p = cheap();
+        // Django 5.2: PBKDF2PasswordHasher().encode("correct horse", "NaCl", 1000).
+        let django = "pbkdf2_sha256$1000$NaCl$y6UK+57OG2yJnZIbS3E5E599IliwIIbBdkxEFXXGYlM=";
+        let c = p
+            .verify("correct horse", Some(django.into()))
+            .await
+            .unwrap();
+        assert!(c.matched);
+        let upgraded = c.upgraded.unwrap();
+        assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
+        let again = p.verify("correct horse", Some(upgraded)).await.unwrap();
+        assert!(again.matched && again.upgraded.is_none());
+        let wrong = p
+            .verify("correct horsE", Some(django.into()))
+            .await
+            .unwrap();
+        assert_eq!(wrong, Check::NO);
+        for unusable in ["!", "!x7Gd", ""] {
+            let c = p.verify("", Some(unusable.into())).await.unwrap();
+            assert_eq!(c, Check::NO);
+        }
     }
 
     #[tokio::test]

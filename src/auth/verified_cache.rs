@@ -1,7 +1,9 @@
 //! A bounded cache of access tokens whose signature already checked out, so a client's
-//! repeated requests skip the HMAC and JSON work. Keyed by the whole token (signature
-//! included), so only byte-identical tokens hit; expiry is still checked on every hit,
-//! and revocation by the caller after it.
+//! repeated requests skip the signature check (an HMAC, or an Ed25519/P-256
+//! verification at many times its cost: bench/RESULTS.md) and the JSON work. Keyed by
+//! the whole token (signature included), so only byte-identical tokens hit; expiry is
+//! still checked on every hit, and revocation by the caller after it. One cache per
+//! key ring (`access::Current`).
 
 use crate::auth::access::TokenRejection;
 use crate::auth::revocations::Identity;

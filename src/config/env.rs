@@ -53,6 +53,7 @@ pub const VARIABLES: &[EnvVar] = &[
     var!("AUTHGATE_REDIS_KEY_PREFIX",         redis.key_prefix,            text),
     var!("AUTHGATE_ACCESS_TTL",               tokens.access_ttl_seconds,   number),
     var!("AUTHGATE_REFRESH_TTL",              tokens.refresh_ttl_seconds,  number),
+    var!("AUTHGATE_TOKEN_ISSUER",             tokens.issuer,               some_text),
     var!("AUTHGATE_ARGON2_MEMORY_KIB",        passwords.memory_kib,        number),
     var!("AUTHGATE_ARGON2_ITERATIONS",        passwords.iterations,        number),
     var!("AUTHGATE_HASH_THREADS",             passwords.hash_threads,      number),
@@ -83,6 +84,11 @@ impl Config {
 
 fn text(v: &str) -> Result<String, String> {
     Ok(v.to_owned())
+}
+
+/// Text, or empty for the default.
+fn some_text(v: &str) -> Result<Option<String>, String> {
+    Ok((!v.is_empty()).then(|| v.to_owned()))
 }
 
 /// An on/off value: `1`, `true`, `on` or `yes` turn it on, anything else off.
@@ -242,8 +248,10 @@ mod tests {
             ("AUTHGATE_HASH_MAX_QUEUE", "3"),
             ("AUTHGATE_TRUSTED_PROXIES", "10.0.0.0/8,,"),
             ("AUTHGATE_ACCESS_LOG", "off"),
+            ("AUTHGATE_TOKEN_ISSUER", "https://auth.example"),
         ]))
         .unwrap();
+        assert_eq!(c.tokens.issuer.as_deref(), Some("https://auth.example"));
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.ops_listen, None);
         assert_eq!(c.passwords.nice, 19);

@@ -25,7 +25,7 @@ pub use routes::{AuthPolicy, RouteConfig};
 pub use secret::{Secret, MIN_SECRET_BYTES};
 pub use server::TlsConfig;
 pub use throttle::{Rate, ThrottleConfig};
-pub use tokens::TokenConfig;
+pub use tokens::{KeyAlgorithm, KeyConfig, TokenConfig};
 pub use upstreams::{HealthCheckConfig, HealthCheckKind, HostPort, UpstreamConfig};
 
 use serde::Deserialize;
@@ -126,7 +126,7 @@ pub struct Config {
     pub log_level: String,
     /// Redis connection.
     pub redis: RedisConfig,
-    /// Token lifetimes and signing key.
+    /// Token lifetimes, signing keys, claims.
     pub tokens: TokenConfig,
     /// Password hashing.
     pub passwords: PasswordConfig,
@@ -146,8 +146,12 @@ pub struct Config {
     /// CIDRs of proxies in front of the gateway whose X-Forwarded-* headers are believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The JWT secret; only ever from the environment or `tokens.jwt_secret_file`.
+    /// Absent when `tokens.keys` needs none.
     #[serde(skip)]
-    pub jwt_secret: Secret,
+    pub jwt_secret: Option<Secret>,
+    /// The file this configuration was read from, re-read on SIGHUP for the signing keys.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -179,7 +183,8 @@ impl Default for Config {
             identity_headers: vec![http::HeaderName::from_static("x-user-id")],
             underscore_headers: crate::edge::UnderscoreHeaders::Drop,
             trusted_proxies: Vec::new(),
-            jwt_secret: Secret::default(),
+            jwt_secret: None,
+            source: None,
         }
     }
 }
@@ -187,15 +192,23 @@ impl Default for Config {
 impl Config {
     /// Read a file, apply the environment, validate.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let mut cfg = Config::read(path)?;
+        cfg.load_secret(|k| std::env::var(k).ok())?;
+        cfg.validate()?;
+        cfg.fill_run_paths();
+        cfg.source = Some(path.to_owned());
+        Ok(cfg)
+    }
+
+    /// Read a file and apply the environment; no secret is read and nothing
+    /// validated (what `import-users`, which talks to Redis only, starts from).
+    pub fn read(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
         let mut cfg = Config::from_yaml(&text, path)?;
         cfg.apply_env(|k| std::env::var(k).ok())?;
-        cfg.load_secret(|k| std::env::var(k).ok())?;
-        cfg.validate()?;
-        cfg.fill_run_paths();
         Ok(cfg)
     }
 

@@ -1,6 +1,6 @@
 //! The JWT signing secret: read from the environment or a file, never from the YAML itself, and never printed.
 
-use super::{invalid, Config, ConfigError};
+use super::{invalid, Config, ConfigError, KeyAlgorithm};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -25,6 +25,25 @@ impl Secret {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
+
+    /// The secret in `bytes` if it is long enough; the reason (never the bytes) if not.
+    pub fn checked(bytes: Vec<u8>) -> Result<Secret, String> {
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the JWT secret must be at least {MIN_SECRET_BYTES} bytes, it has {}",
+                bytes.len()
+            ));
+        }
+        Ok(Secret(bytes))
+    }
+
+    /// The secret a file holds: a trailing newline from `echo > file` is not part of the key.
+    pub fn from_file_contents(mut bytes: Vec<u8>) -> Result<Secret, String> {
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        Secret::checked(bytes)
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -34,44 +53,43 @@ impl fmt::Debug for Secret {
 }
 
 impl Config {
-    /// The JWT secret: `AUTHGATE_JWT_SECRET`, else `AUTHGATE_JWT_SECRET_FILE`, else `tokens.jwt_secret_file`.
+    /// The JWT secret: `AUTHGATE_JWT_SECRET`, else `AUTHGATE_JWT_SECRET_FILE`, else
+    /// `tokens.jwt_secret_file`. Required unless `tokens.keys` names every secret itself.
     pub fn load_secret(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         // An empty variable (as `${VAR:-}` in compose files yields) counts as unset.
         let get = |k: &str| get(k).filter(|v| !v.is_empty());
-        let (key, bytes) = if let Some(v) = get(SECRET_VAR) {
-            (SECRET_VAR, v.into_bytes())
+        let (key, secret) = if let Some(v) = get(SECRET_VAR) {
+            (SECRET_VAR, Secret::checked(v.into_bytes()))
         } else {
             let (key, file) = match get(SECRET_FILE_VAR) {
                 Some(f) => (SECRET_FILE_VAR, PathBuf::from(f)),
                 None => match &self.tokens.jwt_secret_file {
                     Some(f) => ("tokens.jwt_secret_file", f.clone()),
+                    None if !self.needs_secret() => return Ok(()),
                     None => {
                         return Err(invalid(
                             SECRET_VAR,
-                            "no JWT secret: set AUTHGATE_JWT_SECRET, AUTHGATE_JWT_SECRET_FILE or tokens.jwt_secret_file",
+                            "no JWT secret: set AUTHGATE_JWT_SECRET, AUTHGATE_JWT_SECRET_FILE or tokens.jwt_secret_file (or signing keys in tokens.keys)",
                         ))
                     }
                 },
             };
-            let mut bytes = std::fs::read(&file)
+            let bytes = std::fs::read(&file)
                 .map_err(|e| invalid(key, format!("cannot read {}: {e}", file.display())))?;
-            // A trailing newline from `echo > file` is not part of the key.
-            while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                bytes.pop();
-            }
-            (key, bytes)
+            (key, Secret::from_file_contents(bytes))
         };
-        if bytes.len() < MIN_SECRET_BYTES {
-            return Err(invalid(
-                key,
-                format!(
-                    "the JWT secret must be at least {MIN_SECRET_BYTES} bytes, it has {}",
-                    bytes.len()
-                ),
-            ));
-        }
-        self.jwt_secret = Secret::new(bytes);
+        self.jwt_secret = Some(secret.map_err(|reason| invalid(key, reason))?);
         Ok(())
+    }
+
+    /// Whether some key is the JWT secret: no `tokens.keys` (the secret is the
+    /// only key), or an HS256 key there without a `secret_file` of its own.
+    fn needs_secret(&self) -> bool {
+        let keys = &self.tokens.keys;
+        keys.is_empty()
+            || keys
+                .iter()
+                .any(|k| k.alg == KeyAlgorithm::HS256 && k.secret_file.is_none())
     }
 }
 
@@ -88,5 +106,17 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("at least 32 bytes"), "{err}");
         assert!(!err.to_string().contains("short"), "secret leaked: {err}");
+    }
+
+    #[test]
+    fn the_secret_is_optional_when_the_ring_names_its_keys() {
+        let yaml = "tokens: {keys: [{kid: a, alg: EdDSA, private_key_file: a.pem, active: true}]}";
+        let mut c = Config::from_yaml(yaml, std::path::Path::new("x.yaml")).unwrap();
+        c.load_secret(from_pairs(&[])).unwrap();
+        assert!(c.jwt_secret.is_none());
+        let yaml = "tokens: {keys: [{kid: a, alg: HS256, active: true}]}";
+        let mut c = Config::from_yaml(yaml, std::path::Path::new("x.yaml")).unwrap();
+        let err = c.load_secret(from_pairs(&[])).unwrap_err();
+        assert!(err.to_string().contains("AUTHGATE_JWT_SECRET"), "{err}");
     }
 }

@@ -248,7 +248,10 @@ mod tests {
             ("/a%252fb", PathError::DoubleEncoded),
             ("/a%255Cb", PathError::DoubleEncoded),
             ("/a%2525", PathError::DoubleEncoded),
-            ("/pub/%25%32%65%25%32%65/api/admin", PathError::DoubleEncoded),
+            (
+                "/pub/%25%32%65%25%32%65/api/admin",
+                PathError::DoubleEncoded,
+            ),
             ("/api/%2561dmin", PathError::DoubleEncoded),
             ("/api;x/admin", PathError::Semicolon),
             ("/api/admin;jsessionid=1", PathError::Semicolon),

@@ -37,7 +37,12 @@ pub(super) async fn serve(
         .inc();
     match result {
         Ok(reply) if reply.body.is_null() => respond::empty(session, ctx, reply.status).await,
-        Ok(reply) => respond::json(session, ctx, reply.status, &reply.body, &[]).await,
+        Ok(reply) => {
+            let cache = api
+                .max_age(endpoint)
+                .map(|s| ("Cache-Control", format!("public, max-age={s}")));
+            respond::json(session, ctx, reply.status, &reply.body, cache.as_slice()).await
+        }
         Err(err) => {
             if let ErrorReply::InvalidToken(why) = &err {
                 ctx.rejection = Some(*why);

@@ -1,5 +1,6 @@
 //! Redis: the only durable state. Every atomic step touches one key, so the same calls work on Redis Cluster.
 
+pub(crate) mod import;
 mod keys;
 mod redis_conn;
 mod refresh_tokens;

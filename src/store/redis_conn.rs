@@ -95,7 +95,15 @@ impl Redis {
         for a in args {
             inv.arg(*a);
         }
-        self.bounded(|mut conn| async move { inv.invoke_async(&mut conn).await })
+        self.invoke(&inv).await
+    }
+
+    /// Run a prepared script call (loading the script if Redis lacks it), giving up after the timeout.
+    pub async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        call: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        self.bounded(|mut conn| async move { call.invoke_async(&mut conn).await })
             .await
     }
 }

@@ -11,6 +11,9 @@ use pingora_core::services::background::BackgroundService;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Seconds between full re-reads while following.
+const RESYNC_EVERY_TICKS: u64 = 5;
+
 /// A background service that keeps this instance's revocation set current.
 pub struct RevocationFeed {
     /// A store of its own: its connections live on the feed's runtime, not the proxy's.
@@ -46,6 +49,7 @@ impl RevocationFeed {
         log::info!("revocation feed: following");
         let mut messages = pubsub.on_message();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut ticks = 0u64;
         loop {
             tokio::select! {
                 msg = messages.next() => {
@@ -58,6 +62,16 @@ impl RevocationFeed {
                     }
                 }
                 _ = tick.tick() => {
+                    ticks += 1;
+                    // A subscription can go quiet without closing (a half-dead
+                    // connection): re-read the sorted set over the ordinary
+                    // connection every few seconds, and treat a failure as the
+                    // feed being down.
+                    if ticks.is_multiple_of(RESYNC_EVERY_TICKS) {
+                        for r in self.store.recent_revocations(self.access_ttl, now_unix()).await? {
+                            self.revocations.apply(r);
+                        }
+                    }
                     self.revocations.prune(now_unix());
                     METRICS.revocations_held.set(self.revocations.len() as i64);
                 }

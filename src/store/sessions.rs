@@ -28,6 +28,27 @@ pub struct SessionPolicy {
     pub max_per_user: u64,
 }
 
+/// What must still hold when a session is opened, checked in the same atomic
+/// step: a login or password change that raced with another password change
+/// (or a logout everywhere) must not leave a session behind.
+#[derive(Debug, Clone, Copy)]
+pub enum Guard<'a> {
+    /// The user's stored password hash is still this one (the one just verified or set).
+    PasswordIs(&'a str),
+    /// The user has never ended every session: a refresh token from before
+    /// sessions existed is older than any such ending, so it dies with it.
+    NeverLoggedOutEverywhere,
+}
+
+/// What opening a session did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Opened {
+    /// It exists; these older sessions were ended to stay within the cap.
+    Yes(Vec<SessionId>),
+    /// Its guard no longer held: nothing was written.
+    Stale,
+}
+
 /// A session being opened by a login.
 pub struct NewSession<'a> {
     /// Whose.
@@ -81,6 +102,11 @@ pub struct SessionInfo {
 }
 
 const CREATE: &str = r"
+if ARGV[9] == 'password' then
+  if redis.call('HGET', KEYS[3], 'password_hash') ~= ARGV[10] then return {'stale'} end
+elseif redis.call('HEXISTS', KEYS[3], 'sessions_nbf') == 1 then
+  return {'stale'}
+end
 local now, idle = tonumber(ARGV[3]), tonumber(ARGV[5])
 local abs_end = tonumber(ARGV[4])
 redis.call('HSET', KEYS[1], 'cur', ARGV[2], 'created_at', now, 'last_used_at', now,
@@ -89,9 +115,13 @@ redis.call('PEXPIRE', KEYS[1], math.min(idle, abs_end - now))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - idle)
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[2], idle)
+local out = {'opened'}
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
-if over > 0 then return redis.call('ZPOPMIN', KEYS[2], over) end
-return {}
+if over > 0 then
+  local popped = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #popped, 2 do out[#out + 1] = popped[i] end
+end
+return out
 ";
 
 const ROTATE: &str = r"
@@ -139,23 +169,30 @@ impl Store {
     pub async fn create_session(
         &self,
         s: &NewSession<'_>,
+        guard: Guard<'_>,
         policy: &SessionPolicy,
         now_ms: u64,
-    ) -> Result<Vec<SessionId>, StoreError> {
+    ) -> Result<Opened, StoreError> {
         let abs_end = policy
             .max_lifetime_ms
             .map_or(i64::MAX as u64 / 2, |m| now_ms + m);
         let session = self.keys.session(s.user, s.sid);
         let sessions = self.keys.sessions(s.user);
+        let user = self.keys.user(s.user.0);
         let ip = s.ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let (mode, expected) = match guard {
+            Guard::PasswordIs(hash) => ("password", hash),
+            Guard::NeverLoggedOutEverywhere => ("legacy", ""),
+        };
+        let lookup = self.keys.refresh(s.fingerprint);
         let mut pipe = redis::pipe();
         pipe.cmd("SET")
-            .arg(self.keys.refresh(s.fingerprint))
+            .arg(&lookup)
             .arg(owner_value(s.user, s.sid))
             .arg("PX")
             .arg(policy.idle_ttl_ms.min(abs_end - now_ms))
             .ignore();
-        eval(&mut pipe, CREATE, &[&session, &sessions])
+        eval(&mut pipe, CREATE, &[&session, &sessions, &user])
             .arg(s.sid.to_string())
             .arg(s.fingerprint.as_str())
             .arg(now_ms)
@@ -163,20 +200,32 @@ impl Store {
             .arg(policy.idle_ttl_ms)
             .arg(ip)
             .arg(s.user_agent)
-            .arg(policy.max_per_user);
-        let (evicted,): (Vec<(String, f64)>,) = self.redis.pipeline(&pipe).await?;
-        let evicted: Vec<SessionId> = evicted
-            .iter()
-            .filter_map(|(sid, _)| SessionId::parse(sid))
-            .collect();
-        if !evicted.is_empty() {
-            let keys: Vec<String> = evicted
-                .iter()
-                .map(|sid| self.keys.session(s.user, *sid))
-                .collect();
-            let _: () = self.redis.query(redis::cmd("DEL").arg(&keys)).await?;
+            .arg(policy.max_per_user)
+            .arg(mode)
+            .arg(expected);
+        let (reply,): (Vec<String>,) = self.redis.pipeline(&pipe).await?;
+        match reply.first().map(String::as_str) {
+            Some("opened") => {}
+            Some("stale") => {
+                // The lookup written beside the script names no session.
+                self.forget_lookups(&[lookup]).await?;
+                return Ok(Opened::Stale);
+            }
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "create script answered {other:?}"
+                )))
+            }
         }
-        Ok(evicted)
+        let evicted: Vec<SessionId> = reply[1..]
+            .iter()
+            .filter_map(|sid| SessionId::parse(sid))
+            .collect();
+        // Ended like any revoked session: hash, index entry and token lookups.
+        for sid in &evicted {
+            self.revoke_session(s.user, *sid).await?;
+        }
+        Ok(Opened::Yes(evicted))
     }
 
     /// Whose session a refresh token belongs to, if the lookup still exists.
@@ -299,8 +348,19 @@ impl Store {
         Ok(existed)
     }
 
-    /// End every session of `user`; the ids that were live.
-    pub async fn revoke_all(&self, user: UserId) -> Result<Vec<SessionId>, StoreError> {
+    /// End every session of `user`; the ids that were live. Also marks the user
+    /// (`sessions_nbf`) so that no refresh token from before sessions existed
+    /// can open one any more.
+    pub async fn revoke_all(&self, user: UserId, now_s: u64) -> Result<Vec<SessionId>, StoreError> {
+        let _: () = self
+            .redis
+            .query(
+                redis::cmd("HSET")
+                    .arg(self.keys.user(user.0))
+                    .arg("sessions_nbf")
+                    .arg(now_s),
+            )
+            .await?;
         let sids: Vec<String> = self
             .redis
             .query(

@@ -23,6 +23,53 @@ pub enum Registration {
     EmailTaken,
 }
 
+/// The most ids [`Store::create_user`] passes over before saying the counter is wrong.
+const MAX_TAKEN_IDS: usize = 16;
+
+/// What login needs of an account.
+#[derive(Debug)]
+pub struct Credentials {
+    /// The id.
+    pub user: UserId,
+    /// argon2id PHC string, or a Django hash not yet upgraded.
+    pub password_hash: String,
+    /// Imported from an inactive Django account: it cannot log in.
+    pub disabled: bool,
+}
+
+/// A user record to write: a registration (id from the counter) or an imported user.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewUser<'a> {
+    pub(crate) id: u64,
+    pub(crate) email: &'a str,
+    pub(crate) username: &'a str,
+    pub(crate) password_hash: &'a str,
+    pub(crate) created_at: u64,
+    pub(crate) disabled: bool,
+}
+
+/// Create a user hash unless the id is held: nil when created, else the holder's
+/// email (`''` if it has none). One key, so it runs on Redis Cluster too.
+pub(crate) static CREATE_USER: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('HGET', KEYS[1], 'email') or ''
+end
+redis.call('HSET', KEYS[1], 'email', ARGV[1], 'username', ARGV[2], 'password_hash', ARGV[3], 'created_at', ARGV[4])
+if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'disabled', '1') end
+return false",
+    )
+});
+
+/// Set `password_hash` to ARGV[2] only if it is ARGV[1]; 1 if it was replaced.
+static REPLACE_HASH_IF: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"if redis.call('HGET', KEYS[1], 'password_hash') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'password_hash', ARGV[2])
+return 1",
+    )
+});
+
 /// Set fields on a user hash only if the user exists, and return the profile, in one round trip.
 static UPDATE_IF_EXISTS: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -45,32 +92,41 @@ impl Store {
     /// Create a user. The record is written before the email is claimed with
     /// SET NX, so of concurrent registrations exactly one claim wins, and a crash
     /// in between leaves an unreachable record, never a claimed email without a user.
+    /// An id already held (imported users take ids of their own) is passed over.
     pub async fn create_user(
         &self,
         email: &Email,
         password_hash: &str,
         now: u64,
     ) -> Result<Registration, StoreError> {
-        let id: u64 = self
-            .redis
-            .query(redis::cmd("INCR").arg(self.keys.next_user_id()))
-            .await?;
-        let user_key = self.keys.user(id);
-        let _: () = self
-            .redis
-            .query(
-                redis::cmd("HSET")
-                    .arg(&user_key)
-                    .arg("email")
-                    .arg(email.as_str())
-                    .arg("username")
-                    .arg("")
-                    .arg("password_hash")
-                    .arg(password_hash)
-                    .arg("created_at")
-                    .arg(now),
-            )
-            .await?;
+        let record = NewUser {
+            id: 0,
+            email: email.as_str(),
+            username: "",
+            password_hash,
+            created_at: now,
+            disabled: false,
+        };
+        let mut id = 0;
+        for _ in 0..MAX_TAKEN_IDS {
+            let next: u64 = self
+                .redis
+                .query(redis::cmd("INCR").arg(self.keys.next_user_id()))
+                .await?;
+            let holder: Option<String> = self
+                .redis
+                .invoke(&self.create_user_call(&NewUser { id: next, ..record }))
+                .await?;
+            if holder.is_none() {
+                id = next;
+                break;
+            }
+        }
+        if id == 0 {
+            return Err(StoreError::Corrupt(format!(
+                "{MAX_TAKEN_IDS} ids in a row from user:next_id are taken: the counter is behind the user ids"
+            )));
+        }
         let claimed: Option<String> = self
             .redis
             .query(
@@ -83,15 +139,27 @@ impl Store {
         if claimed.is_some() {
             return Ok(Registration::Created(UserId(id)));
         }
-        let _: () = self.redis.query(redis::cmd("DEL").arg(&user_key)).await?;
+        let _: () = self
+            .redis
+            .query(redis::cmd("DEL").arg(self.keys.user(id)))
+            .await?;
         Ok(Registration::EmailTaken)
     }
 
-    /// The id and password hash of the account holding `email`.
-    pub async fn find_credentials(
-        &self,
-        email: &Email,
-    ) -> Result<Option<(UserId, String)>, StoreError> {
+    /// [`CREATE_USER`] for `user`.
+    pub(crate) fn create_user_call(&self, user: &NewUser<'_>) -> redis::ScriptInvocation<'static> {
+        let mut call = CREATE_USER.prepare_invoke();
+        call.key(self.keys.user(user.id))
+            .arg(user.email)
+            .arg(user.username)
+            .arg(user.password_hash)
+            .arg(user.created_at)
+            .arg(if user.disabled { "1" } else { "" });
+        call
+    }
+
+    /// The id, password hash and state of the account holding `email`.
+    pub async fn find_credentials(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
         let id: Option<String> = self
             .redis
             .query(redis::cmd("GET").arg(self.keys.email(email.as_str())))
@@ -100,15 +168,36 @@ impl Store {
         let id: u64 = id
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("email key holds {id:?}, not a user id")))?;
-        let hash: Option<String> = self
+        let (hash, disabled): (Option<String>, Option<String>) = self
             .redis
             .query(
-                redis::cmd("HGET")
+                redis::cmd("HMGET")
                     .arg(self.keys.user(id))
-                    .arg("password_hash"),
+                    .arg("password_hash")
+                    .arg("disabled"),
             )
             .await?;
-        Ok(hash.map(|h| (UserId(id), h)))
+        Ok(hash.map(|password_hash| Credentials {
+            user: UserId(id),
+            password_hash,
+            disabled: disabled.is_some_and(|d| d == "1"),
+        }))
+    }
+
+    /// Replace the password hash of `id` with `new` if it still is `old` (a login
+    /// upgrading a Django hash must not undo a password change made meanwhile).
+    pub async fn upgrade_password_hash(
+        &self,
+        id: UserId,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let key = self.keys.user(id.0);
+        let replaced: u8 = self
+            .redis
+            .script(&REPLACE_HASH_IF, &[&key], &[old, new])
+            .await?;
+        Ok(replaced == 1)
     }
 
     /// The stored password hash of `id`, if the user exists.

@@ -10,7 +10,9 @@ mod helpers;
 
 mod auth_api;
 mod cli;
+mod django_import;
 mod edge;
+mod keys;
 mod operations;
 mod proxy;
 mod races;

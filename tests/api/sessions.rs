@@ -23,6 +23,12 @@ async fn refused_everywhere(gw: &TestGateway, access: &str) {
     assert_eq!(gw.get_status("/api/x", Some(access)).await, 401);
 }
 
+/// What the gateway stores for a refresh token: the SHA-256 of its canonical form.
+fn fingerprint(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.to_lowercase().as_bytes()))
+}
+
 fn token_of(body: &Value, name: &str) -> String {
     body[name]
         .as_str()
@@ -211,6 +217,9 @@ async fn a_user_keeps_at_most_the_configured_number_of_sessions() {
         401,
         "the oldest session ended"
     );
+    // ...with its token lookups, not only its hash.
+    let stale = format!("{}rt:{}", gw.prefix, fingerprint(&first.refresh));
+    assert_eq!(shared_redis().cli(&["EXISTS", &stale]), "0");
     refused_everywhere(&gw, &first.access).await;
     let (_, newest) = gw.post_json("/login", first.credentials()).await;
     assert_eq!(
@@ -262,7 +271,8 @@ async fn logout_all_and_a_password_change_reach_another_instance_within_a_second
         401
     );
     let fresh_access = token_of(&fresh, "access_token");
-    assert_eq!(two.get_status("/api/x", Some(&fresh_access)).await, 200);
+    let r = two.get("/api/x", Some(&fresh_access)).await;
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
     assert_eq!(
         two.login(&user.email, PASSWORD).await.0,
         401,
@@ -339,13 +349,11 @@ async fn the_revocation_feed_reconnects_after_redis_comes_back() {
 
 #[tokio::test]
 async fn a_refresh_token_from_before_sessions_is_traded_for_a_session_once() {
-    use sha2::Digest;
     let gw = TestGateway::start();
     let user = gw.new_user().await;
     // What the gateway stored before sessions existed: the token's SHA-256 -> user id.
     let legacy = "3f1c2a4e-8b7d-4c6e-9a5f-0123456789ab";
-    let fp = hex::encode(sha2::Sha256::digest(legacy.as_bytes()));
-    let key = format!("{}rt:{fp}", gw.prefix);
+    let key = format!("{}rt:{}", gw.prefix, fingerprint(legacy));
     shared_redis().cli(&["SET", &key, &user.id.to_string(), "EX", "600"]);
 
     let (s, body) = gw.refresh(legacy).await;
@@ -354,4 +362,16 @@ async fn a_refresh_token_from_before_sessions_is_traded_for_a_session_once() {
     assert_eq!(gw.get_json("/me", &access).await["id"], user.id);
     assert_eq!(gw.refresh(legacy).await.0, 401, "a token works once");
     assert_eq!(gw.refresh(&token_of(&body, "refresh_token")).await.0, 200);
+    // Another token from before sessions, after the user logged out everywhere: dead.
+    let older = "4a2d3b5f-9c8e-4d7f-8b6a-123456789abc";
+    let key = format!("{}rt:{}", gw.prefix, fingerprint(older));
+    shared_redis().cli(&["SET", &key, &user.id.to_string(), "EX", "600"]);
+    let r = gw
+        .request(reqwest::Method::POST, "/logout/all")
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(gw.refresh(older).await.0, 401);
 }

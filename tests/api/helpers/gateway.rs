@@ -53,11 +53,11 @@ impl GatewayBuilder {
         self
     }
 
-    /// Share `other`'s Redis and key prefix: a second instance of the same deployment.
+    /// Share `other`'s Redis, key prefix and token issuer: a second instance of the same deployment.
     pub fn same_store_as(mut self, other: &TestGateway) -> Self {
         self.redis_url = other.redis_url.clone();
         self.prefix = Some(other.prefix.clone());
-        self
+        self.env("AUTHGATE_TOKEN_ISSUER", &other.issuer())
     }
 
     /// Add `key: value` under `redis:`.
@@ -303,6 +303,43 @@ impl TestGateway {
         })
         .await;
         self.output()
+    }
+
+    /// Its config file (for running the binary's subcommands against the same Redis).
+    pub fn conf(&self) -> &std::path::Path {
+        &self.conf
+    }
+
+    /// `iss` of the tokens it issues by default: `http://<its listen address>`.
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Replace `from` (which must be there) with `to` in its config file.
+    pub fn edit_conf(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.conf).expect("read config");
+        assert!(text.contains(from), "config has no {from:?}");
+        std::fs::write(&self.conf, text.replace(from, to)).expect("write config");
+    }
+
+    /// SIGHUP once its handler is in place; the log line that answers it.
+    pub async fn sighup(&self) -> String {
+        const ANSWER: &str = "SIGHUP: ";
+        self.output_containing("SIGHUP reloads the signing keys")
+            .await;
+        let before = self.output().matches(ANSWER).count();
+        self.signal("HUP");
+        super::eventually(Duration::from_secs(5), "an answer to SIGHUP", || async {
+            self.output().matches(ANSWER).count() > before
+        })
+        .await;
+        let out = self.output();
+        let line = out
+            .lines()
+            .filter(|l| l.contains(ANSWER))
+            .nth(before)
+            .expect("the answer line");
+        line.to_owned()
     }
 
     /// The socket a `-u` process receives the listeners on.

@@ -6,6 +6,7 @@
 #[path = "../../support/echo.rs"]
 pub mod echo;
 mod gateway;
+mod keys;
 pub mod pki;
 mod process;
 pub mod raw;
@@ -14,6 +15,7 @@ pub mod tls_redis;
 mod upstream;
 
 pub use gateway::{TestGateway, TestUser, PASSWORD};
+pub use keys::{claims, sign_with, token_part, tokens_yaml, KeyFiles};
 pub use process::{free_port, unique};
 pub use redis::{shared_redis, RedisServer};
 pub use upstream::{DeadPort, Upstream};
