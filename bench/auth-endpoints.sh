@@ -17,23 +17,8 @@ start_upstream; start_redis; start_gateway 0
 EMAIL="bench-$RANDOM@example.com"
 register_login "$EMAIL" > "$T/first.json"
 ACCESS=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' "$T/first.json")
-for i in $(seq "$TOKENS"); do register_login "bench-$RANDOM-$((i % 8))-$$@example.com"; echo; done \
-  | python3 -c 'import json,sys; [print(json.loads(l)["refresh_token"]) for l in sys.stdin if l.strip()]' > "$T/tokens.txt"
-cat > "$T/refresh.lua" <<'LUA'
-local pool = {}
-function init(args) for line in io.lines(args[1]) do pool[#pool + 1] = line end end
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-request = function()
-  local t = table.remove(pool)
-  if t == nil then t = "00000000-0000-4000-8000-000000000000" end
-  return wrk.format(nil, nil, nil, '{"refresh_token":"' .. t .. '"}')
-end
-response = function(status, headers, body)
-  local t = body:match('"refresh_token":"([%x%-]+)"')
-  if t then pool[#pool + 1] = t end
-end
-LUA
+refresh_pool "$TOKENS" "$T/tokens.txt"
+refresh_lua "$T/refresh.lua"
 redis-cli -p $RDS config resetstat >/dev/null
 before=$(curl -s "http://127.0.0.1:$OPS/metrics" | awk '/auth_requests_total\{endpoint="refresh",outcome="ok"\}/ {print $2}'); before=${before:-0}
 wrk_line "POST /refresh (c=$CONN)" "$GW_PID" -t1 -c"$CONN" -d"${DUR}s" -s "$T/refresh.lua" "http://127.0.0.1:$GW/refresh" -- "$T/tokens.txt"

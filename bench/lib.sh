@@ -58,3 +58,57 @@ register_login() {
   curl -s -o /dev/null -X POST -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$GW/register"
   curl -s -X POST -H 'Content-Type: application/json' -d "$body" "http://127.0.0.1:$GW/login"
 }
+
+# refresh_pool N FILE : N refresh tokens (users spread so none passes the session cap), one a line.
+refresh_pool() {
+  for i in $(seq "$1"); do register_login "bench-$RANDOM-$((i % 8))-$$@example.com"; echo; done \
+    | python3 -c 'import json,sys; [print(json.loads(l)["refresh_token"]) for l in sys.stdin if l.strip()]' > "$2"
+}
+
+# refresh_lua FILE : a wrk script that refreshes tokens from the pool file given
+# after `--`, putting each answer's successor back (a token works once).
+refresh_lua() {
+  cat > "$1" <<'LUA'
+local pool = {}
+function init(args) for line in io.lines(args[1]) do pool[#pool + 1] = line end end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local t = table.remove(pool)
+  if t == nil then t = "00000000-0000-4000-8000-000000000000" end
+  return wrk.format(nil, nil, nil, '{"refresh_token":"' .. t .. '"}')
+end
+response = function(status, headers, body)
+  local t = body:match('"refresh_token":"([%x%-]+)"')
+  if t then pool[#pool + 1] = t end
+end
+LUA
+}
+
+# start_cluster : a Redis Cluster of 3 masters + 3 replicas on CL_PORTS, pinned
+# like start_redis; sets CLUSTER_NODES (host:port,...) once every slot is served.
+CL_PORTS=(19210 19211 19212 19213 19214 19215)
+start_cluster() {
+  local p nodes=()
+  for p in "${CL_PORTS[@]}"; do
+    mkdir -p "$T/cl-$p"
+    (cd "$T/cl-$p" && exec taskset -c 1 redis-server --port "$p" --bind 127.0.0.1 --save "" \
+      --appendonly yes --appendfsync everysec --cluster-enabled yes --cluster-node-timeout 1000 \
+      >"$T/cl-$p/redis.log" 2>&1) & PIDS+=($!)
+    nodes+=("127.0.0.1:$p")
+  done
+  for p in "${CL_PORTS[@]}"; do
+    for _ in $(seq 50); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$T/cluster-create.log"
+  for _ in $(seq 100); do
+    redis-cli -p "${CL_PORTS[0]}" cluster info | grep -q 'cluster_state:ok' && break; sleep 0.1
+  done
+  CLUSTER_NODES=$(IFS=,; echo "${nodes[*]}")
+}
+
+# no_throttle_conf FILE : conf/gateway.yaml with the login/register throttles off
+# (a benchmark registers and logs in far more often than one client IP may).
+no_throttle_conf() {
+  awk '/^throttle:/ {t=1} t && /^  enabled:/ {sub(/true/, "false"); t=0} {print}' conf/gateway.yaml > "$1"
+}

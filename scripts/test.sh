@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run every check and test: formatting, clippy, unit and black-box tests.
-# Tests start their own redis-server on free ports; this script installs
+# Run every check and test: formatting, clippy, unit tests, and the black-box
+# suite twice: on one redis-server, then on a Redis Cluster.
+# Tests start their own redis-servers on free ports; this script installs
 # what they need (cmake for Pingora's build, redis-server) when it can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 status=0
 cargo test --lib --bins --tests --locked "$@" 2>&1 | tee "$log" || status=$?
+# The black-box suite again with a Redis Cluster as the shared store
+# (tests/api/helpers/redis.rs), plus the slow failover test the first pass ignores.
+# Our own arguments go after the caller's cargo arguments, before the caller's test ones.
+cargo_args=(); test_args=(); seen_dashes=0
+for a in "$@"; do
+  if [[ $seen_dashes -eq 0 && $a == -- ]]; then seen_dashes=1
+  elif [[ $seen_dashes -eq 0 ]]; then cargo_args+=("$a")
+  else test_args+=("$a"); fi
+done
+AUTHGATE_TEST_REDIS=cluster cargo test --test api --locked ${cargo_args[@]+"${cargo_args[@]}"} \
+  -- --include-ignored ${test_args[@]+"${test_args[@]}"} 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 exit "$status"

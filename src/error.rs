@@ -220,15 +220,15 @@ impl ErrorReply {
         serde_json::json!({ "error": self.code(), "detail": self.to_string() })
     }
 
-    /// Log the cause of an answer that has one, and count Redis failures:
-    /// called once, where the answer is written, never where it is made.
+    /// Log the cause of an answer that has one (Redis failures are counted
+    /// where they happen, by node): called once, where the answer is written,
+    /// never where it is made.
     pub fn record(&self, request_id: &str) {
         match self {
             ErrorReply::Internal(cause) => {
                 log::error!("request {request_id}: internal error: {cause}");
             }
             ErrorReply::StoreUnavailable(cause) => {
-                crate::metrics::METRICS.redis_errors.inc();
                 log::warn!("request {request_id}: {cause}");
             }
             _ => {}

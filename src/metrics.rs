@@ -19,8 +19,9 @@ pub(crate) struct Metrics {
     pub auth: IntCounterVec,
     /// Access tokens refused on protected routes, by reason.
     pub token_rejections: IntCounterVec,
-    /// Redis calls that failed or timed out.
-    pub redis_errors: IntCounter,
+    /// Redis calls that failed or timed out, by node (`host:port`; `unknown`
+    /// for a cluster call whose node was not known yet).
+    pub redis_errors: IntCounterVec,
     /// 1 when a peer is healthy, by cluster and peer (set at scrape time).
     pub peer_up: IntGaugeVec,
     /// Refresh tokens presented again after the grace window (sessions revoked as stolen).
@@ -64,8 +65,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("token_rejections_total", "Access tokens refused, by reason"),
         &["reason"],
     )?;
-    let redis_errors =
-        IntCounter::new("redis_errors_total", "Redis calls that failed or timed out")?;
+    let redis_errors = IntCounterVec::new(
+        Opts::new(
+            "redis_errors_total",
+            "Redis calls that failed or timed out, by node",
+        ),
+        &["node"],
+    )?;
     let peer_up = IntGaugeVec::new(
         Opts::new("upstream_peer_up", "1 if the peer passes its health check"),
         &["cluster", "peer"],

@@ -49,6 +49,7 @@ pub const VARIABLES: &[EnvVar] = &[
     var!("AUTHGATE_CLIENT_READ_BUFFER_BYTES", client_read_buffer_bytes,    number),
     var!("AUTHGATE_THREADS",                  threads,                     number),
     var!("AUTHGATE_REDIS_URL",                redis.url,                   text),
+    var!("AUTHGATE_REDIS_CLUSTER_NODES",      redis.cluster_nodes,         host_ports),
     row("AUTHGATE_REDIS_TLS_CA_FILE",         "redis.tls_ca_file",         Some(redis_ca_file)),
     var!("AUTHGATE_REDIS_KEY_PREFIX",         redis.key_prefix,            text),
     var!("AUTHGATE_ACCESS_TTL",               tokens.access_ttl_seconds,   number),
@@ -123,6 +124,15 @@ fn redis_ca_file(cfg: &mut Config, v: &str) -> Result<(), String> {
 fn addresses(v: &str) -> Result<Vec<SocketAddr>, String> {
     v.split(',')
         .map(|s| SocketAddr::parse_config(s.trim()))
+        .collect()
+}
+
+/// Comma-separated `host:port` seed nodes; empty for none (a single Redis).
+fn host_ports(v: &str) -> Result<Vec<HostPort>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
         .collect()
 }
 

@@ -3,10 +3,13 @@
 //! Each user is two single-key steps, as in registration: create `user:{pk}`
 //! unless the id is held ([`CREATE_USER`]), then claim `email:<email>` unless it
 //! is held ([`CLAIM_EMAIL`]); a claim lost to another account deletes the record
-//! just created. Each step is one pipeline for the whole batch.
+//! just created. Each step sends the whole batch at once: one call per user,
+//! pipelined on the wire by the multiplexed connection, each to its slot's node
+//! on a cluster.
 
 use super::users::{NewUser, CREATE_USER};
 use super::{Store, StoreError};
+use futures_util::future::try_join_all;
 use std::sync::LazyLock;
 
 /// What became of one user.
@@ -73,49 +76,58 @@ impl Store {
         &self,
         users: &[NewUser<'_>],
     ) -> Result<Vec<Outcome>, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.load_script(&CREATE_USER).ignore();
-        for u in users {
-            pipe.invoke_script(&self.create_user_call(u));
-        }
-        let id_holders: Vec<Option<String>> = self.redis.pipeline(&pipe).await?;
+        // One call per user, all sent at once over the multiplexed connection
+        // (a pipeline on the wire; on a cluster, each to its slot's node).
+        self.redis.load(&CREATE_USER).await?;
+        self.redis.load(&CLAIM_EMAIL).await?;
+        let calls: Vec<_> = users.iter().map(|u| self.create_user_call(u)).collect();
+        let keys: Vec<String> = users.iter().map(|u| self.keys.user(u.id)).collect();
+        let id_holders: Vec<Option<String>> = try_join_all(
+            keys.iter()
+                .zip(&calls)
+                .map(|(k, c)| self.redis.invoke(k, c)),
+        )
+        .await?;
 
         // Claim the email of every record created now or holding the same email.
-        let mut pipe = redis::pipe();
-        pipe.load_script(&CLAIM_EMAIL).ignore();
-        let mut claiming = Vec::new();
-        for (i, (u, holder)) in users.iter().zip(&id_holders).enumerate() {
-            if holder.as_deref().is_none_or(|e| e == u.email) {
+        let claiming: Vec<usize> = users
+            .iter()
+            .zip(&id_holders)
+            .enumerate()
+            .filter(|(_, (u, holder))| holder.as_deref().is_none_or(|e| e == u.email))
+            .map(|(i, _)| i)
+            .collect();
+        let claims: Vec<_> = claiming
+            .iter()
+            .map(|&i| {
+                let key = self.keys.email(users[i].email);
                 let mut call = CLAIM_EMAIL.prepare_invoke();
-                call.key(self.keys.email(u.email)).arg(u.id);
-                pipe.invoke_script(&call);
-                claiming.push(i);
-            }
-        }
-        let claims: Vec<Option<String>> = if claiming.is_empty() {
-            Vec::new()
-        } else {
-            self.redis.pipeline(&pipe).await?
-        };
+                call.key(&key).arg(users[i].id);
+                (key, call)
+            })
+            .collect();
+        let claimed: Vec<Option<String>> =
+            try_join_all(claims.iter().map(|(k, c)| self.redis.invoke(k, c))).await?;
         let mut email_holders = vec![None; users.len()];
-        for (i, holder) in claiming.into_iter().zip(claims) {
+        for (i, holder) in claiming.into_iter().zip(claimed) {
             email_holders[i] = holder;
         }
 
         let mut outcomes = Vec::with_capacity(users.len());
-        let mut rollback = redis::pipe();
+        let mut rollback = Vec::new();
         for (u, (id_holder, email_holder)) in
             users.iter().zip(id_holders.iter().zip(&email_holders))
         {
             let o = outcome(u, id_holder.as_deref(), email_holder.as_deref());
             // A record created now whose email went to another account.
             if id_holder.is_none() && matches!(o, Outcome::EmailTaken(_)) {
-                rollback.del(self.keys.user(u.id)).ignore();
+                rollback.push(self.keys.user(u.id));
             }
             outcomes.push(o);
         }
         if !rollback.is_empty() {
-            let _: () = self.redis.pipeline(&rollback).await?;
+            // One DEL: a cluster client splits it by slot.
+            let _: u64 = self.redis.query(redis::cmd("DEL").arg(&rollback)).await?;
         }
         Ok(outcomes)
     }
@@ -125,16 +137,25 @@ impl Store {
         &self,
         users: &[NewUser<'_>],
     ) -> Result<Vec<Outcome>, StoreError> {
-        let mut pipe = redis::pipe();
-        for u in users {
-            pipe.hget(self.keys.user(u.id), "email")
-                .get(self.keys.email(u.email));
-        }
-        let found: Vec<Option<String>> = self.redis.pipeline(&pipe).await?;
+        let reads: Vec<(redis::Cmd, redis::Cmd)> = users
+            .iter()
+            .map(|u| {
+                let mut id = redis::cmd("HGET");
+                id.arg(self.keys.user(u.id)).arg("email");
+                let mut email = redis::cmd("GET");
+                email.arg(self.keys.email(u.email));
+                (id, email)
+            })
+            .collect();
+        let found: Vec<(Option<String>, Option<String>)> =
+            try_join_all(reads.iter().map(|(id, email)| async {
+                tokio::try_join!(self.redis.query(id), self.redis.query(email))
+            }))
+            .await?;
         Ok(users
             .iter()
-            .zip(found.chunks(2))
-            .map(|(u, pair)| outcome(u, pair[0].as_deref(), pair[1].as_deref()))
+            .zip(found)
+            .map(|(u, (id, email))| outcome(u, id.as_deref(), email.as_deref()))
             .collect())
     }
 }

@@ -63,6 +63,7 @@ impl Keys {
     /// One throttle counter: failures or attempts of `scope` by the subject whose
     /// SHA-256 (hex) is `subject_hash`, in fixed bucket number `bucket` of its window.
     pub(crate) fn throttle(&self, scope: &str, subject_hash: &str, bucket: u64) -> String {
-        format!("{}thr:{scope}:{subject_hash}:{bucket}", self.prefix)
+        // Tagged by scope and subject: both buckets of a counter share a slot.
+        format!("{}thr:{{{scope}:{subject_hash}}}:{bucket}", self.prefix)
     }
 }

@@ -1,4 +1,4 @@
-//! Redis: the only durable state. Every atomic step touches one key, so the same calls work on Redis Cluster.
+//! Redis: the only durable state. Every atomic step touches one key or keys of one hash tag, so the same calls work on Redis Cluster.
 
 pub(crate) mod import;
 mod keys;
@@ -49,9 +49,49 @@ impl Store {
         }
     }
 
-    /// Whether Redis answers a PING now.
+    /// Whether the store can serve now: a single Redis answers PING; a cluster
+    /// reports `cluster_state:ok` with all 16384 slots served.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = self.redis.query(&redis::cmd("PING")).await?;
+        if !self.redis.is_cluster() {
+            let _: String = self.redis.query(&redis::cmd("PING")).await?;
+            return Ok(());
+        }
+        let info: String = self.redis.query(redis::cmd("CLUSTER").arg("INFO")).await?;
+        cluster_ready(&info)
+    }
+}
+
+/// Whether `CLUSTER INFO` output says every slot is served.
+fn cluster_ready(info: &str) -> Result<(), StoreError> {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or("?")
+    };
+    let (state, slots_ok) = (field("cluster_state"), field("cluster_slots_ok"));
+    if state == "ok" && slots_ok == "16384" {
         Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "cluster_state:{state}, cluster_slots_ok:{slots_ok} of 16384"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_ready_only_with_every_slot_served() {
+        let ok = "cluster_state:ok\r\ncluster_slots_assigned:16384\r\ncluster_slots_ok:16384\r\n";
+        assert!(cluster_ready(ok).is_ok());
+        let failing = "cluster_state:fail\r\ncluster_slots_ok:10923\r\n";
+        let e = cluster_ready(failing).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster_state:fail, cluster_slots_ok:10923 of 16384"),
+            "{e}"
+        );
+        assert!(cluster_ready("").is_err());
     }
 }

@@ -5,8 +5,9 @@
 //! user's sessions are a sorted set in the same slot: every atomic step is one
 //! Lua script whose keys all come through KEYS and share one hash tag, so it
 //! runs unchanged on Redis Cluster. The global lookup `rt:<fingerprint>` lives
-//! in any slot and is written in the same pipeline as the script; a lookup the
-//! session does not name fails closed, so a crash between the two can lose a
+//! in any slot and is written beside the script, in the same round trip but
+//! not the same pipeline (a cluster node answers only for its own slots); a
+//! lookup the session does not name fails closed, so a crash between the two can lose a
 //! session, never resurrect one.
 
 use super::{Store, StoreError};
@@ -152,10 +153,20 @@ redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
 return {gone[1] or '', gone[2] or ''}
 ";
 
-fn eval<'a>(pipe: &'a mut redis::Pipeline, script: &str, keys: &[&str]) -> &'a mut redis::Pipeline {
+fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
     // EVAL with the source: Redis compiles a script once and caches it by
-    // hash, and a pipeline cannot recover from EVALSHA's NOSCRIPT.
-    pipe.cmd("EVAL").arg(script).arg(keys.len()).arg(keys)
+    // hash, and EVAL never meets EVALSHA's NOSCRIPT (a replica promoted by a
+    // failover, a restarted Redis).
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
+/// `SET key value PX ttl_ms`.
+fn set_px(key: &str, value: &str, ttl_ms: u64) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(key).arg(value).arg("PX").arg(ttl_ms);
+    cmd
 }
 
 /// The value of a refresh lookup key: `<user>:<sid>`.
@@ -185,14 +196,10 @@ impl Store {
             Guard::NeverLoggedOutEverywhere => ("legacy", ""),
         };
         let lookup = self.keys.refresh(s.fingerprint);
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(&lookup)
-            .arg(owner_value(s.user, s.sid))
-            .arg("PX")
-            .arg(policy.idle_ttl_ms.min(abs_end - now_ms))
-            .ignore();
-        eval(&mut pipe, CREATE, &[&session, &sessions, &user])
+        let lookup_ttl = policy.idle_ttl_ms.min(abs_end - now_ms);
+        let set_lookup = set_px(&lookup, &owner_value(s.user, s.sid), lookup_ttl);
+        let mut create = eval(CREATE, &[&session, &sessions, &user]);
+        create
             .arg(s.sid.to_string())
             .arg(s.fingerprint.as_str())
             .arg(now_ms)
@@ -203,7 +210,10 @@ impl Store {
             .arg(policy.max_per_user)
             .arg(mode)
             .arg(expected);
-        let (reply,): (Vec<String>,) = self.redis.pipeline(&pipe).await?;
+        // The lookup lives in another slot than the session: one round trip,
+        // not always one pipeline (Redis::both). Either alone is harmless: a
+        // lookup names a session that must list its token.
+        let ((), reply): ((), Vec<String>) = self.redis.both(&set_lookup, &create).await?;
         match reply.first().map(String::as_str) {
             Some("opened") => {}
             Some("stale") => {
@@ -248,8 +258,8 @@ impl Store {
     }
 
     /// Present `fp` of session `sid` and, if it is current, replace it with
-    /// `new_fp`: one pipeline (the new lookup, then the compare-and-rotate
-    /// script), so the refresh costs two round trips with `refresh_owner`.
+    /// `new_fp`: the new lookup and the compare-and-rotate script in one round
+    /// trip, so the refresh costs two round trips with `refresh_owner`.
     pub async fn rotate(
         &self,
         user: UserId,
@@ -262,21 +272,17 @@ impl Store {
         let session = self.keys.session(user, sid);
         let sessions = self.keys.sessions(user);
         let new_lookup = self.keys.refresh(new_fp);
-        let mut pipe = redis::pipe();
-        pipe.cmd("SET")
-            .arg(&new_lookup)
-            .arg(owner_value(user, sid))
-            .arg("PX")
-            .arg(policy.idle_ttl_ms)
-            .ignore();
-        eval(&mut pipe, ROTATE, &[&session, &sessions])
+        let set_lookup = set_px(&new_lookup, &owner_value(user, sid), policy.idle_ttl_ms);
+        let mut rotate = eval(ROTATE, &[&session, &sessions]);
+        rotate
             .arg(sid.to_string())
             .arg(fp.as_str())
             .arg(new_fp.as_str())
             .arg(now_ms)
             .arg(policy.reuse_grace_ms)
             .arg(policy.idle_ttl_ms);
-        let (reply,): (Vec<String>,) = self.redis.pipeline(&pipe).await?;
+        // Two slots, one round trip (see create_session).
+        let ((), reply): ((), Vec<String>) = self.redis.both(&set_lookup, &rotate).await?;
         let mut stale = Vec::new();
         let outcome = match reply.first().map(String::as_str) {
             Some("rotated") => {
@@ -324,20 +330,18 @@ impl Store {
         if keys.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        for k in keys {
-            pipe.cmd("DEL").arg(k).ignore();
-        }
-        self.redis.pipeline(&pipe).await
+        // One DEL: a cluster client splits it by slot.
+        let _: u64 = self.redis.query(redis::cmd("DEL").arg(keys)).await?;
+        Ok(())
     }
 
     /// End one session; whether it existed.
     pub async fn revoke_session(&self, user: UserId, sid: SessionId) -> Result<bool, StoreError> {
         let session = self.keys.session(user, sid);
         let sessions = self.keys.sessions(user);
-        let mut pipe = redis::pipe();
-        eval(&mut pipe, REVOKE, &[&session, &sessions]).arg(sid.to_string());
-        let (gone,): (Vec<String>,) = self.redis.pipeline(&pipe).await?;
+        let mut revoke = eval(REVOKE, &[&session, &sessions]);
+        revoke.arg(sid.to_string());
+        let gone: Vec<String> = self.redis.query(&revoke).await?;
         let lookups: Vec<String> = gone
             .iter()
             .filter(|f| !f.is_empty())

@@ -2,11 +2,12 @@
 //! two fixed buckets, the previous one weighted by how much of it still lies
 //! inside the window (as Cloudflare's and nginx-plus's sliding-window limiters do).
 //!
-//! One bucket is one key, `thr:<scope>:<sha256 of subject>:<bucket number>`,
+//! One bucket is one key, `thr:{<scope>:<sha256 of subject>}:<bucket number>`,
 //! counted with INCR and expiring two windows after it was last counted, so
 //! nothing is ever locked for good. Reading every counter of a request is one
-//! pipeline of GETs (one round trip), counting is one pipeline of INCR + EXPIRE.
-//! Each command touches one key, so the calls work on Redis Cluster.
+//! MGET, counting is one INCR + EXPIRE pipeline per counter, all sent at once:
+//! one round trip either way. A counter's buckets share a hash tag and no
+//! command needs two counters in one slot, so the calls work on Redis Cluster.
 
 use super::{Store, StoreError};
 use crate::config::Rate;
@@ -80,13 +81,14 @@ impl Store {
         if counters.is_empty() {
             return Ok(None);
         }
-        let mut pipe = redis::pipe();
+        // One MGET: a cluster client splits it by slot and puts the answers back in order.
+        let mut mget = redis::cmd("MGET");
         for c in counters {
             let (n, _) = c.position(now_ms);
-            pipe.cmd("GET").arg(c.key(self, n.saturating_sub(1)));
-            pipe.cmd("GET").arg(c.key(self, n));
+            mget.arg(c.key(self, n.saturating_sub(1)))
+                .arg(c.key(self, n));
         }
-        let counts: Vec<Option<u64>> = self.redis.pipeline(&pipe).await?;
+        let counts: Vec<Option<u64>> = self.redis.query(&mget).await?;
         if counts.len() != counters.len() * 2 {
             return Err(StoreError::Corrupt(format!(
                 "{} answers to {} throttle reads",
@@ -138,20 +140,25 @@ impl Store {
         .await
     }
 
-    /// One pipeline of what `add` writes for each counter, its answers ignored.
+    /// A pipeline of what `add` writes for each counter, its answers ignored.
+    /// A counter's keys share a slot; different counters may not, so each has its
+    /// own pipeline, all sent at once (one round trip on either topology).
     async fn each_counter(
         &self,
         counters: &[Counter],
         add: impl Fn(&mut redis::Pipeline, &Counter),
     ) -> Result<(), StoreError> {
-        if counters.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for c in counters {
-            add(&mut pipe, c);
-        }
-        self.redis.pipeline(&pipe).await
+        let pipes: Vec<redis::Pipeline> = counters
+            .iter()
+            .map(|c| {
+                let mut pipe = redis::pipe();
+                add(&mut pipe, c);
+                pipe
+            })
+            .collect();
+        futures_util::future::try_join_all(pipes.iter().map(|p| self.redis.pipeline::<()>(p)))
+            .await?;
+        Ok(())
     }
 }
 
@@ -219,7 +226,7 @@ mod tests {
         let c = Counter::new("login_per_account", "ann@example.com", FIVE_PER_100S);
         let store_keys = crate::store::Keys::new("authgate:");
         let key = store_keys.throttle(c.scope, &c.subject, 7);
-        assert!(key.starts_with("authgate:thr:login_per_account:"), "{key}");
+        assert!(key.starts_with("authgate:thr:{login_per_account:"), "{key}");
         assert!(key.ends_with(":7"), "{key}");
         assert!(!key.contains("ann"), "{key}");
     }

@@ -115,7 +115,10 @@ impl Store {
                 .await?;
             let holder: Option<String> = self
                 .redis
-                .invoke(&self.create_user_call(&NewUser { id: next, ..record }))
+                .invoke(
+                    &self.keys.user(next),
+                    &self.create_user_call(&NewUser { id: next, ..record }),
+                )
                 .await?;
             if holder.is_none() {
                 id = next;

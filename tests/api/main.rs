@@ -1,5 +1,6 @@
-//! The black-box suite, one test binary: a real redis-server, real upstreams and the real
-//! `authgate` binary on loopback ports. `helpers` starts them; each module is one part of the README.
+//! The black-box suite, one test binary: a real redis-server (a Redis Cluster with
+//! `AUTHGATE_TEST_REDIS=cluster`), real upstreams and the real `authgate` binary on loopback
+//! ports. `helpers` starts them; each module is one part of the README.
 
 // Setting up a test (a process, a port, a file) either works or the test must
 // fail loudly there: unwrap and expect are the point. Helpers are `pub` for the
@@ -10,6 +11,7 @@ mod helpers;
 
 mod auth_api;
 mod cli;
+mod cluster;
 mod django_import;
 mod edge;
 mod keys;

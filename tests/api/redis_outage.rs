@@ -40,6 +40,12 @@ async fn redis_down_gives_503_and_proxying_continues_then_recovers() {
         200,
         "proxying needs no Redis"
     );
+    let metrics = gw.metrics().await;
+    let counted = format!(
+        "authgate_redis_errors_total{{node=\"127.0.0.1:{}\"}}",
+        redis.port
+    );
+    assert!(metrics.contains(&counted), "no {counted} in:\n{metrics}");
 
     let _redis = RedisServer::start_on(redis.port);
     // The data went with the old process (no persistence in tests); the service comes back.

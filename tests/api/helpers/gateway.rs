@@ -1,7 +1,7 @@
 //! A running `authgate` process and the HTTP calls a test makes to it.
 
 use super::process::{free_port, scratch_dir, spawn_tied, unique, wait_for_port};
-use super::{client, post, shared_redis, SECRET};
+use super::{client, post, shared_redis, RedisCluster, SECRET};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -35,8 +35,11 @@ impl TestUser {
 /// How to start a gateway: the shared Redis, cheap argon2, no upstream, unless told otherwise.
 pub struct GatewayBuilder {
     redis_url: String,
+    /// `redis.cluster_nodes`; empty for a single redis-server.
+    cluster_nodes: Vec<String>,
     prefix: Option<String>,
-    redis_keys: Vec<String>,
+    /// `key: value` lines under `redis:`, later ones replacing earlier ones of the same key.
+    redis_keys: Vec<(String, String)>,
     yaml: String,
     env: Vec<(String, String)>,
 }
@@ -47,22 +50,33 @@ impl GatewayBuilder {
         self.env("AUTHGATE_UPSTREAM", &format!("http://{upstream}"))
     }
 
-    /// Use the Redis at `url` instead of the shared one.
+    /// Use the single Redis at `url` instead of the shared one (even in the cluster pass).
     pub fn redis_url(mut self, url: String) -> Self {
         self.redis_url = url;
+        self.cluster_nodes.clear();
         self
     }
 
-    /// Share `other`'s Redis, key prefix and token issuer: a second instance of the same deployment.
+    /// Use `cluster` instead of the shared Redis.
+    pub fn cluster(mut self, cluster: &RedisCluster) -> Self {
+        self.redis_url = cluster.url();
+        self.cluster_nodes = cluster.seed_nodes();
+        self
+    }
+
+    /// Share `other`'s Redis (or cluster), key prefix and token issuer: a second instance of
+    /// the same deployment.
     pub fn same_store_as(mut self, other: &TestGateway) -> Self {
         self.redis_url = other.redis_url.clone();
+        self.cluster_nodes = other.cluster_nodes.clone();
         self.prefix = Some(other.prefix.clone());
         self.env("AUTHGATE_TOKEN_ISSUER", &other.issuer())
     }
 
-    /// Add `key: value` under `redis:`.
+    /// Set `key: value` under `redis:` (replacing a default such as `timeout_ms`).
     pub fn redis_key(mut self, key: &str, value: &str) -> Self {
-        self.redis_keys.push(format!("  {key}: {value}"));
+        self.redis_keys.retain(|(k, _)| k != key);
+        self.redis_keys.push((key.into(), value.into()));
         self
     }
 
@@ -85,6 +99,19 @@ impl GatewayBuilder {
         let ops_port = free_port();
         let prefix = self.prefix.unwrap_or_else(|| format!("{}:", unique("t")));
         let conf = dir.join("gateway.yaml");
+        let mut redis_keys: Vec<String> = self
+            .redis_keys
+            .iter()
+            .map(|(k, v)| format!("  {k}: {v}"))
+            .collect();
+        if !self.cluster_nodes.is_empty() {
+            let nodes: Vec<String> = self
+                .cluster_nodes
+                .iter()
+                .map(|n| format!("{n:?}"))
+                .collect();
+            redis_keys.push(format!("  cluster_nodes: [{}]", nodes.join(", ")));
+        }
         let yaml = format!(
             r#"listen: ["127.0.0.1:{port}"]
 ops_listen: "127.0.0.1:{ops_port}"
@@ -99,12 +126,11 @@ passwords:
 redis:
   url: {url}
   key_prefix: "{prefix}"
-  timeout_ms: 500
 {redis_keys}
 {extra}"#,
             dir = dir.display(),
             url = self.redis_url,
-            redis_keys = self.redis_keys.join("\n"),
+            redis_keys = redis_keys.join("\n"),
             extra = self.yaml,
         );
         std::fs::write(&conf, yaml).expect("write config");
@@ -123,6 +149,7 @@ redis:
             ops: SocketAddr::from(([127, 0, 0, 1], ops_port)),
             prefix,
             redis_url: self.redis_url,
+            cluster_nodes: self.cluster_nodes,
             conf,
             log,
             env,
@@ -141,6 +168,7 @@ pub struct TestGateway {
     /// Its key prefix in Redis.
     pub prefix: String,
     redis_url: String,
+    cluster_nodes: Vec<String>,
     conf: PathBuf,
     log: PathBuf,
     env: Vec<(String, String)>,
@@ -149,7 +177,7 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
-    /// A gateway on the shared Redis with no upstream, started.
+    /// A gateway on the shared Redis (or cluster) with no upstream, started.
     pub fn start() -> TestGateway {
         Self::builder().start()
     }
@@ -158,8 +186,9 @@ impl TestGateway {
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder {
             redis_url: shared_redis().url(),
+            cluster_nodes: shared_redis().cluster_nodes(),
             prefix: None,
-            redis_keys: vec![],
+            redis_keys: vec![("timeout_ms".into(), "500".into())],
             yaml: String::new(),
             env: vec![],
         }
@@ -366,6 +395,7 @@ impl TestGateway {
             ops: self.ops,
             prefix: self.prefix.clone(),
             redis_url: self.redis_url.clone(),
+            cluster_nodes: self.cluster_nodes.clone(),
             conf: self.conf.clone(),
             log,
             env: self.env.clone(),

@@ -1,5 +1,5 @@
-//! The harness: a real redis-server, real upstreams and the real `authgate` binary, on free
-//! loopback ports, with one [`TestGateway`] per test.
+//! The harness: a real redis-server (or Redis Cluster), real upstreams and the real `authgate`
+//! binary, on free loopback ports, with one [`TestGateway`] per test.
 
 // Shared with examples/echo.rs, which alone uses `serve`.
 #[allow(dead_code)]
@@ -11,6 +11,7 @@ pub mod pki;
 mod process;
 pub mod raw;
 mod redis;
+mod redis_cluster;
 pub mod tls_redis;
 mod upstream;
 
@@ -18,6 +19,7 @@ pub use gateway::{TestGateway, TestUser, PASSWORD};
 pub use keys::{claims, sign_with, token_part, tokens_yaml, KeyFiles};
 pub use process::{free_port, unique};
 pub use redis::{shared_redis, RedisServer};
+pub use redis_cluster::RedisCluster;
 pub use upstream::{DeadPort, Upstream};
 
 use std::future::Future;

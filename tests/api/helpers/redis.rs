@@ -1,6 +1,8 @@
-//! redis-server processes of our own: one shared by every test, or a private one to stop and restart.
+//! redis-server processes of our own: the store every test shares (or a cluster), or a private
+//! one to stop and restart.
 
 use super::process::{free_port, scratch_dir, spawn_tied, wait_for_port};
+use super::redis_cluster::RedisCluster;
 use std::process::{Child, Command};
 use std::sync::OnceLock;
 
@@ -89,8 +91,66 @@ pub(super) fn which_redis() -> String {
     panic!("redis-server is not installed: run scripts/test.sh (it installs it) or `apt-get install redis-server`");
 }
 
-/// The redis-server shared by every test; tests keep apart by key prefix.
-pub fn shared_redis() -> &'static RedisServer {
-    static R: OnceLock<RedisServer> = OnceLock::new();
-    R.get_or_init(RedisServer::start)
+/// The Redis every test shares: one redis-server, or with `AUTHGATE_TEST_REDIS=cluster`
+/// a Redis Cluster, so the whole suite runs on either topology.
+pub enum SharedRedis {
+    /// `AUTHGATE_TEST_REDIS` unset or `single`.
+    Single(RedisServer),
+    /// `AUTHGATE_TEST_REDIS=cluster`.
+    Cluster(RedisCluster),
+}
+
+impl SharedRedis {
+    /// The `redis.url` to configure.
+    pub fn url(&self) -> String {
+        match self {
+            SharedRedis::Single(r) => r.url(),
+            SharedRedis::Cluster(c) => c.url(),
+        }
+    }
+
+    /// The `redis.cluster_nodes` to configure: none for a single redis-server.
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        match self {
+            SharedRedis::Single(_) => vec![],
+            SharedRedis::Cluster(c) => c.seed_nodes(),
+        }
+    }
+
+    /// Run a redis command through redis-cli (following a cluster's redirects); its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        match self {
+            SharedRedis::Single(r) => r.cli(args),
+            SharedRedis::Cluster(c) => c.cli(args),
+        }
+    }
+
+    /// The keys matching `pattern` (SCAN, on every master of a cluster), one a line.
+    pub fn keys(&self, pattern: &str) -> String {
+        match self {
+            SharedRedis::Single(r) => r.keys(pattern),
+            SharedRedis::Cluster(c) => c.keys(pattern),
+        }
+    }
+}
+
+/// True when `AUTHGATE_TEST_REDIS=cluster` selects the cluster pass.
+fn cluster_pass() -> bool {
+    match std::env::var("AUTHGATE_TEST_REDIS").as_deref() {
+        Err(_) | Ok("") | Ok("single") => false,
+        Ok("cluster") => true,
+        Ok(other) => panic!("AUTHGATE_TEST_REDIS={other}: expected `single` or `cluster`"),
+    }
+}
+
+/// The Redis shared by every test; tests keep apart by key prefix.
+pub fn shared_redis() -> &'static SharedRedis {
+    static R: OnceLock<SharedRedis> = OnceLock::new();
+    R.get_or_init(|| {
+        if cluster_pass() {
+            SharedRedis::Cluster(RedisCluster::start())
+        } else {
+            SharedRedis::Single(RedisServer::start())
+        }
+    })
 }
