@@ -13,6 +13,11 @@ need_pkgs cmake:cmake redis-server:redis-server redis-cli:redis-tools
 if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import jwt, cryptography' 2>/dev/null; then
   python3 -m pip install --quiet 'pyjwt[crypto]'
 fi
+# The API contract test (tests/api/contract.rs) runs Schemathesis against the
+# gateway (it skips only without it).
+if command -v python3 >/dev/null 2>&1 && ! command -v schemathesis >/dev/null 2>&1; then
+  python3 -m pip install --quiet schemathesis
+fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

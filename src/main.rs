@@ -94,7 +94,8 @@ fn main() -> ExitCode {
         Ok(server) => {
             let listen: Vec<String> = cfg.listen.iter().map(|a| a.to_string()).collect();
             log::info!("authgate listening on {}", listen.join(", "));
-            server.run_forever()
+            authgate::startup::run(server);
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("authgate: {e}");

@@ -189,7 +189,7 @@ pub fn server_conf(cfg: &Config) -> ServerConf {
 pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let parts = build_parts(cfg)?;
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(cfg));
-    crate::shutdown::watch(server.watch_execution_phase());
+    let phases = server.watch_execution_phase();
     server.bootstrap();
     let proxy = pingora_proxy::http_proxy(&server.configuration, parts.gateway);
     let idle_timeout = Duration::from_secs(cfg.keepalive_timeout_seconds);
@@ -230,5 +230,17 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
         "key reloader",
         parts.key_reloader,
     ));
+    server.add_service(pingora_core::services::background::background_service(
+        "shutdown watcher",
+        crate::shutdown::Watcher::new(phases, Duration::from_secs(cfg.grace_period_seconds)),
+    ));
     Ok(server)
+}
+
+/// Run `server` until it stops (SIGINT at once; SIGTERM and SIGQUIT once no
+/// connection is left, or after the grace period), then write out what the
+/// access log still holds.
+pub fn run(server: Server) {
+    server.run(pingora_core::server::RunArgs::default());
+    crate::proxy::access_log::flush();
 }

@@ -1,10 +1,11 @@
 //! The auth API the gateway answers itself: which paths it owns, and the handler for each.
 
-mod json;
+pub(crate) mod json;
 mod jwks;
 mod login;
 mod logout;
 mod me;
+mod openapi;
 mod password;
 mod refresh;
 mod register;
@@ -46,6 +47,8 @@ pub enum Endpoint {
     Session,
     /// GET /.well-known/jwks.json
     Jwks,
+    /// GET /openapi.json
+    OpenApi,
 }
 
 impl Endpoint {
@@ -62,6 +65,7 @@ impl Endpoint {
             "/password" => Endpoint::Password,
             "/sessions" => Endpoint::Sessions,
             "/.well-known/jwks.json" => Endpoint::Jwks,
+            "/openapi.json" => Endpoint::OpenApi,
             _ => match p.strip_prefix("/sessions/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => Endpoint::Session,
                 _ => return None,
@@ -73,7 +77,7 @@ impl Endpoint {
     pub fn allow(self) -> &'static str {
         match self {
             Endpoint::Me => "GET, PUT",
-            Endpoint::Sessions | Endpoint::Jwks => "GET",
+            Endpoint::Sessions | Endpoint::Jwks | Endpoint::OpenApi => "GET",
             Endpoint::Session => "DELETE",
             _ => "POST",
         }
@@ -83,7 +87,7 @@ impl Endpoint {
     pub fn accepts(self, method: &Method) -> bool {
         match self {
             Endpoint::Me => method == Method::GET || method == Method::PUT,
-            Endpoint::Sessions | Endpoint::Jwks => method == Method::GET,
+            Endpoint::Sessions | Endpoint::Jwks | Endpoint::OpenApi => method == Method::GET,
             Endpoint::Session => method == Method::DELETE,
             _ => method == Method::POST,
         }
@@ -107,6 +111,7 @@ impl Endpoint {
             Endpoint::Sessions => "auth:sessions",
             Endpoint::Session => "auth:session",
             Endpoint::Jwks => "auth:jwks",
+            Endpoint::OpenApi => "auth:openapi",
         }
     }
 
@@ -123,6 +128,7 @@ impl Endpoint {
             Endpoint::Sessions => "sessions",
             Endpoint::Session => "session",
             Endpoint::Jwks => "jwks",
+            Endpoint::OpenApi => "openapi",
         }
     }
 }
@@ -193,6 +199,7 @@ impl AuthApi {
             Endpoint::Sessions => sessions::list(self, req).await,
             Endpoint::Session => sessions::delete(self, req).await,
             Endpoint::Jwks => Ok(jwks::get(self)),
+            Endpoint::OpenApi => openapi::get(),
         }
     }
 
@@ -200,6 +207,7 @@ impl AuthApi {
     pub fn max_age(&self, endpoint: Endpoint) -> Option<u64> {
         match endpoint {
             Endpoint::Jwks => Some(self.access.jwks().1),
+            Endpoint::OpenApi => Some(openapi::MAX_AGE_SECONDS),
             _ => None,
         }
     }
@@ -348,6 +356,10 @@ mod tests {
         assert_eq!(
             Endpoint::for_path("/.well-known/jwks.json"),
             Some(Endpoint::Jwks)
+        );
+        assert_eq!(
+            Endpoint::for_path("/openapi.json/"),
+            Some(Endpoint::OpenApi)
         );
     }
 }

@@ -78,6 +78,17 @@ pub(crate) fn append<T: Serialize>(line: &T) {
     }
 }
 
+/// Write every pending line out now: the process is about to exit.
+pub(crate) fn flush() {
+    let mut pending = PENDING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !pending.is_empty() {
+        write_out(&mut pending);
+    }
+    let _ = std::io::stdout().lock().flush();
+}
+
 fn write_out(pending: &mut Vec<u8>) {
     // Whole lines only ever reach stdout, so lines from several threads never interleave.
     let _ = std::io::stdout().lock().write_all(pending);

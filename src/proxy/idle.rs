@@ -52,16 +52,23 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        // Counted until it closes, so a graceful shutdown can end once none is left.
+        let open = crate::shutdown::Connection::open();
         let h2c = self.app.server_options().is_some_and(|o| o.h2c);
         if !self.enabled || h2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            return self.app.process_new(stream, shutdown).await;
+            let reused = self.app.process_new(stream, shutdown).await;
+            drop(open);
+            return reused;
         }
         // Pingora's accept task is ~9 kB (its future has room for a TLS handshake)
         // and lives as long as the connection. Serving from a task of our own lets
         // it end now. Same runtime, so shutdown and upgrades treat it alike.
         let this = Arc::clone(self);
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { this.serve_http1(stream, &shutdown).await });
+        tokio::spawn(async move {
+            this.serve_http1(stream, &shutdown).await;
+            drop(open);
+        });
         None
     }
 

@@ -42,6 +42,8 @@ pub struct GatewayBuilder {
     redis_keys: Vec<(String, String)>,
     yaml: String,
     env: Vec<(String, String)>,
+    /// More `listen` addresses beside the gateway's own port.
+    also_listen: Vec<SocketAddr>,
 }
 
 impl GatewayBuilder {
@@ -86,6 +88,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Listen on `addr` too (`listen` then names several addresses).
+    pub fn also_listen(mut self, addr: SocketAddr) -> Self {
+        self.also_listen.push(addr);
+        self
+    }
+
     /// Append YAML to the generated config.
     pub fn yaml(mut self, y: &str) -> Self {
         self.yaml.push_str(y);
@@ -113,7 +121,7 @@ impl GatewayBuilder {
             redis_keys.push(format!("  cluster_nodes: [{}]", nodes.join(", ")));
         }
         let yaml = format!(
-            r#"listen: ["127.0.0.1:{port}"]
+            r#"listen: ["127.0.0.1:{port}"{also}]
 ops_listen: "127.0.0.1:{ops_port}"
 threads: 2
 upgrade_sock: {dir}/upgrade.sock
@@ -129,6 +137,11 @@ redis:
 {redis_keys}
 {extra}"#,
             dir = dir.display(),
+            also = self
+                .also_listen
+                .iter()
+                .map(|a| format!(", \"{a}\""))
+                .collect::<String>(),
             url = self.redis_url,
             redis_keys = redis_keys.join("\n"),
             extra = self.yaml,
@@ -191,6 +204,7 @@ impl TestGateway {
             redis_keys: vec![("timeout_ms".into(), "500".into())],
             yaml: String::new(),
             env: vec![],
+            also_listen: vec![],
         }
     }
 
