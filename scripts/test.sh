@@ -38,4 +38,11 @@ AUTHGATE_TEST_REDIS=cluster cargo test --test api --locked ${cargo_args[@]+"${ca
   -- --include-ignored ${test_args[@]+"${test_args[@]}"} 2>&1 | tee -a "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+# Fuzz smoke: each cargo-fuzz target of fuzz/ for a few seconds, from its seeds
+# (bench/fuzz.sh; the long runs are in bench/RESULTS.md). An unoptimised build
+# without ASan: from scratch it is what fits the CI budget (the ASan release
+# build of Pingora's tree takes far longer). AUTHGATE_SKIP_FUZZ=1 skips it.
+if [[ -z ${AUTHGATE_SKIP_FUZZ:-} ]]; then
+  FUZZ_DEV=1 FUZZ_SANITIZER=none bench/fuzz.sh all "${AUTHGATE_FUZZ_SECONDS:-10}" || status=$?
+fi
 exit "$status"

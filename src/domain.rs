@@ -135,16 +135,24 @@ pub(crate) struct Password(String);
 impl Password {
     /// Check the length (in characters) and keep the text as it is.
     pub(crate) fn parse(raw: String) -> Result<Password, ErrorReply> {
+        Password::parse_field(raw, "password")
+    }
+
+    /// [`Password::parse`] for a body field of another name, which a refusal names:
+    /// `/password` reads `new_password`, and was answered "field `password` must be
+    /// at least 8 characters" for a body without any `password` (found by
+    /// fuzz/fuzz_targets/auth_json.rs).
+    pub(crate) fn parse_field(raw: String, field: &'static str) -> Result<Password, ErrorReply> {
         let n = raw.chars().count();
         if n < 8 {
             return Err(ErrorReply::invalid_field(
-                "password",
+                field,
                 "must be at least 8 characters",
             ));
         }
         if n > 128 {
             return Err(ErrorReply::invalid_field(
-                "password",
+                field,
                 "must be at most 128 characters",
             ));
         }
@@ -333,6 +341,19 @@ mod tests {
             Password::parse("  spaced  ".into()).unwrap().expose(),
             "  spaced  "
         );
+    }
+
+    /// Regression (fuzz target auth_json): the refusal names the field the client sent.
+    #[test]
+    fn a_refused_password_names_its_field() {
+        for (raw, field) in [
+            ("short", "new_password"),
+            ("x".repeat(129).as_str(), "new_password"),
+        ] {
+            let r = Password::parse_field(raw.into(), field);
+            assert!(refused_for(r, "new_password"), "{raw:?}");
+        }
+        assert!(refused_for(Password::parse("short".into()), "password"));
     }
 
     #[test]

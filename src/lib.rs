@@ -4,6 +4,9 @@
 //! and the start-up that builds a server from it; everything else is internal.
 
 pub mod config;
+// Wrappers for the fuzz targets in fuzz/: only under cargo-fuzz's `--cfg fuzzing`.
+#[cfg(fuzzing)]
+pub mod fuzz_api;
 pub mod import;
 pub mod keygen;
 pub mod startup;

@@ -4,7 +4,7 @@ use crate::error::ErrorReply;
 use serde_json::{Map, Value};
 
 /// The body as a JSON object.
-pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, ErrorReply> {
+pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ErrorReply> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ErrorReply::MalformedJson(
             "the body is empty; expected a JSON object".into(),
@@ -19,7 +19,7 @@ pub(super) fn object(body: &[u8]) -> Result<Map<String, Value>, ErrorReply> {
 }
 
 /// A required string field.
-pub(super) fn string(obj: &Map<String, Value>, field: &'static str) -> Result<String, ErrorReply> {
+pub(crate) fn string(obj: &Map<String, Value>, field: &'static str) -> Result<String, ErrorReply> {
     match obj.get(field) {
         None | Some(Value::Null) => Err(ErrorReply::MissingField(field)),
         Some(Value::String(s)) => Ok(s.clone()),

@@ -10,7 +10,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
     let caller = api.caller(&req)?;
     let obj = json::object(req.body)?;
     let current = json::string(&obj, "current_password")?;
-    let new = Password::parse(json::string(&obj, "new_password")?)?;
+    let new = Password::parse_field(json::string(&obj, "new_password")?, "new_password")?;
     api.attempt_per_ip(Endpoint::Password, &req).await?;
     let stored = api.store.password_hash(caller.user).await?;
     if stored.is_none() {

@@ -241,16 +241,21 @@ fn verify_signed(ring: &KeyRing, token: &str) -> Result<(Identity, u64), TokenRe
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
+///
+/// Only ASCII whitespace is trimmed, as HTTP and the edge (`edge::authorization`)
+/// do: `str::trim` also removed Unicode spaces (U+00A0, U+3000...), so
+/// `Bearer <valid>\u{A0}` was verified as `<valid>` while the upstream was
+/// handed `<valid>\u{A0}` (found by fuzz/fuzz_targets/bearer_jwt.rs).
 pub(crate) fn bearer_token(header: Option<&[u8]>) -> Result<&str, TokenRejection> {
     let value = header.ok_or(TokenRejection::Missing)?;
     let value = std::str::from_utf8(value)
         .map_err(|_| TokenRejection::Malformed)?
-        .trim();
+        .trim_ascii();
     let (scheme, token) = value.split_once(' ').ok_or(TokenRejection::Missing)?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(TokenRejection::Missing);
     }
-    let token = token.trim();
+    let token = token.trim_ascii();
     if token.is_empty() {
         return Err(TokenRejection::Missing);
     }
@@ -517,6 +522,23 @@ mod tests {
             Err(TokenRejection::Missing)
         );
         assert_eq!(bearer_token(None), Err(TokenRejection::Missing));
+    }
+
+    /// Regression (fuzz target bearer_jwt): Unicode spaces around the token are
+    /// part of it, as the edge and the upstream see it, so such a token is refused
+    /// rather than verified without them.
+    #[test]
+    fn only_ascii_whitespace_is_trimmed_around_the_token() {
+        let t = tokens();
+        let jwt = t.issue(UserId(5), SessionId(9)).unwrap();
+        for (pad_before, pad_after) in [("", "\u{A0}"), ("\u{3000}", ""), ("\u{2003}", "\u{85}")] {
+            let value = format!("Bearer {pad_before}{jwt}{pad_after}");
+            let token = bearer_token(Some(value.as_bytes())).unwrap();
+            assert_eq!(token, format!("{pad_before}{jwt}{pad_after}"));
+            assert_eq!(t.verify(token), Err(TokenRejection::Malformed), "{value:?}");
+        }
+        let value = format!(" \tBearer  {jwt} \t");
+        assert_eq!(bearer_token(Some(value.as_bytes())), Ok(jwt.as_str()));
     }
 
     fn b64(s: &str) -> String {
