@@ -3,6 +3,7 @@
 use super::StoreError;
 use crate::config::{HostPort, RedisConfig};
 use crate::metrics::METRICS;
+use futures_util::future::{BoxFuture, FutureExt, Shared};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -12,14 +13,16 @@ use redis::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::OnceCell;
 
 /// A Redis client whose every call ends within `timeout`.
 pub struct Redis {
     target: Target,
-    conn: OnceCell<Conn>,
+    conn: OnceLock<Conn>,
+    /// The connection being opened, awaited by every call until it is.
+    connecting: Mutex<Option<Connecting>>,
     timeout: Duration,
     /// Where the next pub/sub connection starts looking (cluster: a seed index).
     next_node: AtomicUsize,
@@ -105,7 +108,14 @@ fn routing_key(cmd: &redis::Cmd) -> Option<&[u8]> {
     args.next()
 }
 
+/// Opening the connection, in a task of its own: a call that gives up at its
+/// timeout leaves it running for the next, so a connect slower than one call's
+/// timeout (a cluster's CLUSTER SLOTS and node connections on a loaded machine)
+/// still finishes instead of starting over with every call.
+type Connecting = Shared<BoxFuture<'static, Result<Conn, String>>>;
+
 /// What the store talks to.
+#[derive(Clone)]
 enum Target {
     Single(Box<redis::Client>),
     /// The cluster, and a plain client per seed node for pub/sub: a published
@@ -170,7 +180,8 @@ impl Redis {
         };
         Ok(Redis {
             target,
-            conn: OnceCell::new(),
+            conn: OnceLock::new(),
+            connecting: Mutex::new(None),
             timeout,
             next_node: AtomicUsize::new(0),
             node,
@@ -187,33 +198,34 @@ impl Redis {
     /// ties its driver task to the runtime that serves requests, and lets the
     /// gateway start (and proxy) while Redis is still down.
     async fn connection(&self) -> Result<Conn, StoreError> {
-        let conn = self
-            .conn
-            .get_or_try_init(|| async {
-                match &self.target {
-                    Target::Single(client) => {
-                        let config = ConnectionManagerConfig::new()
-                            .set_connection_timeout(Some(self.timeout))
-                            .set_response_timeout(Some(self.timeout))
-                            .set_number_of_retries(1)
-                            .set_max_delay(Duration::from_millis(500));
-                        ConnectionManager::new_with_config(client.as_ref().clone(), config)
-                            .await
-                            .map(Conn::Single)
-                    }
-                    Target::Cluster { client, .. } => {
-                        let conn = Conn::Cluster(client.get_async_connection().await?);
-                        tokio::spawn(read_slot_map(
-                            conn.clone(),
-                            self.slots.clone(),
-                            self.timeout,
-                        ));
-                        Ok(conn)
-                    }
-                }
+        if let Some(conn) = self.conn.get() {
+            return Ok(conn.clone());
+        }
+        let connecting = {
+            let mut slot = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| {
+                let task = tokio::spawn(connect(
+                    self.target.clone(),
+                    self.timeout,
+                    self.slots.clone(),
+                ));
+                async move { task.await.unwrap_or_else(|e| Err(e.to_string())) }
+                    .boxed()
+                    .shared()
             })
-            .await?;
-        Ok(conn.clone())
+            .clone()
+        };
+        match connecting.clone().await {
+            Ok(conn) => Ok(self.conn.get_or_init(|| conn).clone()),
+            Err(e) => {
+                // The next call tries again (unless another already did).
+                let mut slot = self.connecting.lock().unwrap_or_else(|p| p.into_inner());
+                if slot.as_ref().is_some_and(|s| s.ptr_eq(&connecting)) {
+                    *slot = None;
+                }
+                Err(StoreError::Unavailable(e))
+            }
+        }
     }
 
     /// `work` on the connection, given up after the timeout (connecting
@@ -358,6 +370,37 @@ impl Redis {
             call.invoke_async(&mut conn).await
         })
         .await
+    }
+}
+
+/// Open a connection to `target` (see [`Connecting`]).
+async fn connect(
+    target: Target,
+    timeout: Duration,
+    slots: Arc<Mutex<SlotMap>>,
+) -> Result<Conn, String> {
+    match target {
+        Target::Single(client) => {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            ConnectionManager::new_with_config(*client, config)
+                .await
+                .map(Conn::Single)
+                .map_err(|e| e.to_string())
+        }
+        Target::Cluster { client, .. } => {
+            let conn = Conn::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            tokio::spawn(read_slot_map(conn.clone(), slots, timeout));
+            Ok(conn)
+        }
     }
 }
 
