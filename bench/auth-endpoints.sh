@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 need nginx wrk redis-server redis-cli curl python3 taskset
 DUR=${DUR:-10}; CONN=${CONN:-64}; TOKENS=${TOKENS:-160}
+# Throttles off: the token pool registers far more users than one client IP may.
+no_throttle_conf "$T/gateway.yaml"; export GATEWAY_CONF=${GATEWAY_CONF:-$T/gateway.yaml}
 start_upstream; start_redis; start_gateway 0
 
 # A pool of refresh tokens larger than the connection count: each in-flight
