@@ -94,6 +94,7 @@ start_cluster() {
     mkdir -p "$T/cl-$p"
     (cd "$T/cl-$p" && exec taskset -c 1 redis-server --port "$p" --bind 127.0.0.1 --save "" \
       --appendonly yes --appendfsync everysec --cluster-enabled yes --cluster-node-timeout 1000 \
+      --repl-diskless-sync-delay 0 \
       >"$T/cl-$p/redis.log" 2>&1) & PIDS+=($!)
     nodes+=("127.0.0.1:$p")
   done
@@ -103,6 +104,12 @@ start_cluster() {
   redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$T/cluster-create.log"
   for _ in $(seq 100); do
     redis-cli -p "${CL_PORTS[0]}" cluster info | grep -q 'cluster_state:ok' && break; sleep 0.1
+  done
+  # A replica that has not synced yet cannot take over: wait for every one.
+  for p in "${CL_PORTS[@]}"; do
+    for _ in $(seq 100); do
+      redis-cli -p "$p" info replication | grep -qE 'role:master|master_link_status:up' && break; sleep 0.1
+    done
   done
   CLUSTER_NODES=$(IFS=,; echo "${nodes[*]}")
 }

@@ -11,65 +11,13 @@ usage: load_mix.py HOST:PORT SECONDS [WORKERS]
 """
 import asyncio
 import collections
-import json
 import sys
 import time
 import uuid
 
+from faults_load import Conn  # one HTTP/1.1 client for both load tools
+
 PASSWORD = "correct horse battery staple"
-
-
-class Conn:
-    """One HTTP/1.1 keep-alive connection; reconnects after an error."""
-
-    def __init__(self, host, port):
-        self.host, self.port = host, port
-        self.r = self.w = None
-
-    async def call(self, method, path, body=None, token=None, timeout=5.0):
-        data = json.dumps(body).encode() if body is not None else b""
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Length: {len(data)}\r\n"
-        if body is not None:
-            head += "Content-Type: application/json\r\n"
-        if token:
-            head += f"Authorization: Bearer {token}\r\n"
-        try:
-            return await asyncio.wait_for(self._call(head.encode() + b"\r\n" + data), timeout)
-        except Exception:
-            self.close()
-            return 0, {}
-
-    async def _call(self, raw):
-        if self.w is None:
-            self.r, self.w = await asyncio.open_connection(self.host, self.port)
-        self.w.write(raw)
-        await self.w.drain()
-        status_line = await self.r.readline()
-        if not status_line:
-            raise ConnectionError("closed")
-        status = int(status_line.split()[1])
-        length, close = 0, False
-        while True:
-            line = await self.r.readline()
-            if line in (b"\r\n", b""):
-                break
-            k, _, v = line.decode().partition(":")
-            if k.lower() == "content-length":
-                length = int(v)
-            if k.lower() == "connection" and "close" in v.lower():
-                close = True
-        body = await self.r.readexactly(length) if length else b""
-        if close:
-            self.close()
-        try:
-            return status, json.loads(body) if body else {}
-        except ValueError:
-            return status, {}
-
-    def close(self):
-        if self.w is not None:
-            self.w.close()
-        self.r = self.w = None
 
 
 class Stats:
@@ -89,7 +37,7 @@ async def worker(host, port, until, stats, acked_users, last_tokens, wid):
 
     async def call(method, path, body=None, token=None):
         t0 = time.monotonic()
-        status, answer = await c.call(method, path, body, token)
+        status, answer, _ = await c.call(method, path, body, token)
         stats.record(status, answer.get("error") if isinstance(answer, dict) else None,
                      time.monotonic() - t0)
         return status, answer
@@ -139,14 +87,15 @@ async def main():
     c = Conn(host, int(port))
     lost_users = 0
     for email in acked:
-        status, _ = await c.call("POST", "/login", {"email": email, "password": PASSWORD})
+        status, _, _ = await c.call("POST", "/login", {"email": email, "password": PASSWORD})
         lost_users += status != 200
     lost_tokens = 0
     for token in last.values():
-        status, _ = await c.call("POST", "/refresh", {"refresh_token": token})
+        status, _, _ = await c.call("POST", "/refresh", {"refresh_token": token})
         lost_tokens += status != 200
     print(f"acknowledged registrations: {len(acked)}, lost: {lost_users}")
     print(f"last acknowledged refresh tokens: {len(last)}, no longer working: {lost_tokens}")
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())
