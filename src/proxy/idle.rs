@@ -56,9 +56,8 @@ where
         let open = crate::shutdown::Connection::open();
         let h2c = self.app.server_options().is_some_and(|o| o.h2c);
         if !self.enabled || h2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            let reused = self.app.process_new(stream, shutdown).await;
-            drop(open);
-            return reused;
+            // `open` is dropped when this returns.
+            return self.app.process_new(stream, shutdown).await;
         }
         // Pingora's accept task is ~9 kB (its future has room for a TLS handshake)
         // and lives as long as the connection. Serving from a task of our own lets

@@ -176,7 +176,7 @@ impl Redis {
             };
             (Target::Single(Box::new(client(cfg, info)?)), node)
         } else {
-            (cluster(cfg, timeout)?, "unknown".to_owned())
+            (cluster(cfg, &info, timeout)?, "unknown".to_owned())
         };
         Ok(Redis {
             target,
@@ -229,10 +229,11 @@ impl Redis {
     }
 
     /// `work` on the connection, given up after the timeout (connecting
-    /// included); a failure is counted against the node serving `key`.
-    async fn bounded<T, F>(
+    /// included); a failure is counted against the node serving the key
+    /// `key` names (asked only then, and only on a cluster).
+    async fn bounded<'k, T, F>(
         &self,
-        key: Option<&[u8]>,
+        key: impl FnOnce() -> Option<&'k [u8]>,
         work: impl FnOnce(Conn) -> F,
     ) -> Result<T, StoreError>
     where
@@ -249,17 +250,17 @@ impl Redis {
     }
 
     /// Count a failed call on `authgate_redis_errors_total{node}`. On a cluster
-    /// the node is the one the last-read slot map gives for `key`; the map is
-    /// re-read (off this call's path, at most once a second) since a failure is
-    /// when it may have changed.
-    fn count_error(&self, key: Option<&[u8]>) {
+    /// the node is the one the last-read slot map gives for the call's key; the
+    /// map is re-read (off this call's path, at most once a second) since a
+    /// failure is when it may have changed.
+    fn count_error<'k>(&self, key: impl FnOnce() -> Option<&'k [u8]>) {
         let Target::Cluster { .. } = self.target else {
             METRICS.redis_errors.with_label_values(&[&self.node]).inc();
             return;
         };
         let stale = {
             let map = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            let node = key
+            let node = key()
                 .and_then(|k| map.node_of(key_slot(k)))
                 .unwrap_or("unknown");
             METRICS.redis_errors.with_label_values(&[node]).inc();
@@ -274,9 +275,10 @@ impl Redis {
 
     /// Run one command, giving up after the timeout.
     pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        self.bounded(routing_key(cmd), |mut conn| async move {
-            cmd.query_async(&mut conn).await
-        })
+        self.bounded(
+            || routing_key(cmd),
+            |mut conn| async move { cmd.query_async(&mut conn).await },
+        )
         .await
     }
 
@@ -287,9 +289,8 @@ impl Redis {
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
-        let key = pipe.cmd_iter().find_map(routing_key);
         self.bounded(
-            key,
+            || pipe.cmd_iter().find_map(routing_key),
             |mut conn| async move { pipe.query_async(&mut conn).await },
         )
         .await
@@ -352,9 +353,10 @@ impl Redis {
     /// together do not each meet NOSCRIPT and load it again.
     pub async fn load(&self, script: &redis::Script) -> Result<(), StoreError> {
         let _: String = self
-            .bounded(None, |mut conn| async move {
-                script.load_async(&mut conn).await
-            })
+            .bounded(
+                || None,
+                |mut conn| async move { script.load_async(&mut conn).await },
+            )
             .await?;
         Ok(())
     }
@@ -366,9 +368,10 @@ impl Redis {
         key: &str,
         call: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        self.bounded(Some(key.as_bytes()), |mut conn| async move {
-            call.invoke_async(&mut conn).await
-        })
+        self.bounded(
+            || Some(key.as_bytes()),
+            |mut conn| async move { call.invoke_async(&mut conn).await },
+        )
         .await
     }
 }
@@ -493,13 +496,12 @@ fn at_node(info: &ConnectionInfo, node: &HostPort) -> ConnectionInfo {
 }
 
 /// The cluster client over `cluster_nodes`, plus a plain client per seed for pub/sub.
-fn cluster(cfg: &RedisConfig, timeout: Duration) -> Result<Target, RedisSetupError> {
-    let info = url_info(cfg)?;
-    let seeds: Vec<ConnectionInfo> = cfg
-        .cluster_nodes
-        .iter()
-        .map(|n| at_node(&info, n))
-        .collect();
+fn cluster(
+    cfg: &RedisConfig,
+    info: &ConnectionInfo,
+    timeout: Duration,
+) -> Result<Target, RedisSetupError> {
+    let seeds: Vec<ConnectionInfo> = cfg.cluster_nodes.iter().map(|n| at_node(info, n)).collect();
     let mut builder = ClusterClientBuilder::new(seeds.clone())
         .connection_timeout(timeout)
         .response_timeout(timeout)
