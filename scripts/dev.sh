@@ -36,12 +36,13 @@ else
 fi
 
 cargo build --release --bin authgate --example echo
-target/release/examples/echo "$ECHO_ADDR" &
+BIN=${CARGO_TARGET_DIR:-target}/release
+"$BIN/examples/echo" "$ECHO_ADDR" &
 PIDS+=($!)
 
 export AUTHGATE_REDIS_URL=${AUTHGATE_REDIS_URL:-redis://127.0.0.1:$REDIS_PORT/0}
 export AUTHGATE_UPSTREAM=${AUTHGATE_UPSTREAM:-http://$ECHO_ADDR}
 echo "authgate on http://${AUTHGATE_LISTEN:-127.0.0.1:8080} -> $AUTHGATE_UPSTREAM"
-target/release/authgate -c conf/gateway.yaml &
+"$BIN/authgate" -c conf/gateway.yaml &
 PIDS+=($!)
 wait "${PIDS[-1]}"
