@@ -303,6 +303,25 @@ async fn authorization_must_be_unambiguous_and_is_not_forwarded_by_default() {
     assert_eq!(seen.header("authorization"), vec![format!("Bearer {t}")]);
 }
 
+/// A valid token padded with Unicode whitespace (not HTTP whitespace) is not that
+/// token: it was once verified trimmed while the upstream got it padded.
+#[tokio::test]
+async fn a_token_padded_with_unicode_spaces_is_refused_and_never_forwarded() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    let t = token(4);
+    for (before, after) in [("", "\u{a0}"), ("\u{3000}", ""), ("\u{2003}", "\u{85}")] {
+        let headers = format!("Authorization: Bearer {before}{t}{after}\r\n");
+        for path in ["/api/x", "/fwd/x", "/shop/admin/x"] {
+            let r = send_raw(gw.addr, &get(path, &headers)).await;
+            assert_eq!(r.status, 401, "{path} {headers:?}: {r:?}");
+            assert_error(&r.json(), "invalid_token");
+            assert!(!r.body.contains(&t), "token echoed");
+        }
+    }
+    assert_eq!(up.count(), 0, "a padded token reached the upstream");
+}
+
 #[tokio::test]
 async fn an_auth_body_that_trickles_in_meets_one_deadline() {
     let up = RawUpstream::start().await;

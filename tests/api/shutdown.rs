@@ -367,6 +367,9 @@ routes:
 "#,
             up.addr
         ))
+        // One proxy thread: both requests go out through the same thread's
+        // share of the upstream pool.
+        .env("AUTHGATE_THREADS", "1")
         .start();
     let tok = bearer(1);
     let get = |c: reqwest::Client| {
