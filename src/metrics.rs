@@ -1,10 +1,11 @@
 //! Prometheus metrics for the process: one registry, counters and histograms bumped on the request path.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
+use std::time::Duration;
 
 /// Every metric the gateway exports.
 pub(crate) struct Metrics {
@@ -134,5 +135,54 @@ impl Metrics {
             log::error!("cannot encode metrics: {e}");
         }
         out
+    }
+}
+
+/// Status codes that get a label of their own; anything else counts as "other".
+const STATUSES: usize = 600;
+
+/// The request counters and latency histogram of one route label, looked up
+/// once. `with_label_values` hashes the labels and takes a lock on every call;
+/// these handles are what the proxy path bumps instead.
+pub(crate) struct RequestMetrics {
+    label: String,
+    latency: Histogram,
+    /// One counter per status, resolved the first time that status is answered.
+    by_status: Box<[OnceLock<IntCounter>]>,
+}
+
+impl RequestMetrics {
+    /// The handles for route label `label`.
+    pub(crate) fn new(label: &str) -> Self {
+        RequestMetrics {
+            label: label.to_owned(),
+            latency: METRICS.latency.with_label_values(&[label]),
+            by_status: (0..=STATUSES).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The route label these handles count under.
+    #[cfg(test)]
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Count one answered request.
+    pub(crate) fn record(&self, status: u16, elapsed: Duration) {
+        let i = usize::from(status).min(STATUSES);
+        if let Some(slot) = self.by_status.get(i) {
+            slot.get_or_init(|| {
+                let status = if i < STATUSES {
+                    status.to_string()
+                } else {
+                    "other".to_owned()
+                };
+                METRICS
+                    .requests
+                    .with_label_values(&[self.label.as_str(), status.as_str()])
+            })
+            .inc();
+        }
+        self.latency.observe(elapsed.as_secs_f64());
     }
 }

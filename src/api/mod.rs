@@ -52,6 +52,27 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// How many endpoints there are: every `slot()` is below it.
+    pub const COUNT: usize = 11;
+
+    /// This endpoint's index in per-endpoint tables (the metric handles).
+    /// A match, not `as usize`, so a new variant cannot compile without one.
+    pub const fn slot(self) -> usize {
+        match self {
+            Endpoint::Register => 0,
+            Endpoint::Login => 1,
+            Endpoint::Refresh => 2,
+            Endpoint::Logout => 3,
+            Endpoint::LogoutAll => 4,
+            Endpoint::Me => 5,
+            Endpoint::Password => 6,
+            Endpoint::Sessions => 7,
+            Endpoint::Session => 8,
+            Endpoint::Jwks => 9,
+            Endpoint::OpenApi => 10,
+        }
+    }
+
     /// The endpoint at `path` (canonical, with or without one trailing slash).
     pub fn for_path(path: &str) -> Option<Endpoint> {
         let p = path.strip_suffix('/').unwrap_or(path);

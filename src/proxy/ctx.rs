@@ -3,9 +3,11 @@
 use crate::api::Endpoint;
 use crate::auth::access::TokenRejection;
 use crate::domain::UserId;
-use std::sync::Arc;
+use crate::metrics::RequestMetrics;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use super::request_id::RequestId;
 use super::routes::Route;
 
 /// What the phases learn about one request.
@@ -21,7 +23,7 @@ pub struct RequestCtx {
     /// Why the token was refused.
     pub rejection: Option<TokenRejection>,
     /// The client's X-Request-Id when sane, else a new one.
-    pub request_id: String,
+    pub request_id: RequestId,
     /// The client's address by the trusted-proxy rule (the peer unless it is a trusted proxy).
     pub client_ip: Option<std::net::IpAddr>,
     /// The peer chosen for this try.
@@ -41,7 +43,7 @@ impl RequestCtx {
             route: None,
             user: None,
             rejection: None,
-            request_id: String::new(),
+            request_id: RequestId::None,
             client_ip: None,
             peer: None,
             failed_peer: None,
@@ -57,10 +59,48 @@ impl RequestCtx {
             (None, None) => "unmatched",
         }
     }
+
+    /// The metric handles of what served the request (same label as `route_label`).
+    pub(crate) fn metrics(&self) -> &RequestMetrics {
+        static BY_ENDPOINT: [OnceLock<RequestMetrics>; Endpoint::COUNT] =
+            [const { OnceLock::new() }; Endpoint::COUNT];
+        static UNMATCHED: OnceLock<RequestMetrics> = OnceLock::new();
+        match (&self.endpoint, &self.route) {
+            (Some(e), _) => BY_ENDPOINT
+                .get(e.slot())
+                .unwrap_or(&UNMATCHED)
+                .get_or_init(|| RequestMetrics::new(e.label())),
+            (None, Some(r)) => &r.metrics,
+            (None, None) => UNMATCHED.get_or_init(|| RequestMetrics::new("unmatched")),
+        }
+    }
 }
 
 impl Default for RequestCtx {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_counts_under_its_own_label() {
+        use Endpoint::*;
+        let all = [
+            Register, Login, Refresh, Logout, LogoutAll, Me, Password, Sessions, Session, Jwks,
+            OpenApi,
+        ];
+        assert_eq!(all.len(), Endpoint::COUNT);
+        for e in all {
+            let ctx = RequestCtx {
+                endpoint: Some(e),
+                ..RequestCtx::new()
+            };
+            assert_eq!(ctx.metrics().label(), e.label());
+        }
+        assert_eq!(RequestCtx::new().metrics().label(), "unmatched");
     }
 }

@@ -8,6 +8,7 @@ mod ctx;
 mod failure;
 mod headers;
 mod idle;
+mod request_id;
 mod respond;
 pub(crate) mod routes;
 pub(crate) mod upstreams;
@@ -87,7 +88,13 @@ impl ProxyHttp for Gateway {
         } else {
             session.set_keepalive(Some(self.keepalive_seconds));
         }
-        ctx.request_id = headers::request_id(session.req_header());
+        ctx.request_id = request_id::RequestId::from_client(
+            session
+                .req_header()
+                .headers
+                .get("x-request-id")
+                .map(|v| v.as_bytes()),
+        );
         ctx.client_ip = headers::client_ip(session, &self.edge.trusted_proxies);
         Ok(())
     }
@@ -222,15 +229,7 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
-        let route = ctx.route_label();
-        METRICS
-            .requests
-            .with_label_values(&[route, status_label(status)])
-            .inc();
-        METRICS
-            .latency
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
+        ctx.metrics().record(status, elapsed);
         if ctx.endpoint.is_none() {
             if let Some(r) = ctx.rejection {
                 METRICS
@@ -240,16 +239,7 @@ impl ProxyHttp for Gateway {
             }
         }
         if self.access_log {
-            access_log::write(session, ctx, route, status, elapsed);
+            access_log::write(session, ctx, ctx.route_label(), status, elapsed);
         }
     }
-}
-
-/// Status codes as metric labels, formatted once.
-fn status_label(status: u16) -> &'static str {
-    static LABELS: std::sync::LazyLock<Vec<String>> =
-        std::sync::LazyLock::new(|| (0..600).map(|c: u16| c.to_string()).collect());
-    LABELS
-        .get(usize::from(status))
-        .map_or("other", String::as_str)
 }

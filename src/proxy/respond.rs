@@ -78,7 +78,7 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Answer with the JSON form of `err`; its cause, if any, is logged here and only here.
 pub(super) async fn error(session: &mut Session, ctx: &RequestCtx, err: &ErrorReply) {
-    err.record(&ctx.request_id);
+    err.record(ctx.request_id.as_str());
     let reuse = !err.closes_connection() && drain_small_body(session).await;
     if !reuse {
         // Draining an unread body of unknown or large size to reuse the

@@ -2,6 +2,7 @@
 
 use super::upstreams::Cluster;
 use crate::config::AuthPolicy;
+use crate::metrics::RequestMetrics;
 use std::sync::Arc;
 
 /// One route, resolved to its cluster.
@@ -20,6 +21,8 @@ pub struct Route {
     pub label: String,
     /// Pass the client's Authorization header upstream.
     pub forward_authorization: bool,
+    /// Request counters and latency of this label.
+    pub(crate) metrics: RequestMetrics,
 }
 
 impl Route {
@@ -42,6 +45,7 @@ impl Route {
             cluster,
             label: prefix.to_owned(),
             forward_authorization: false,
+            metrics: RequestMetrics::new(prefix),
         }
     }
 
