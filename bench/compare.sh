@@ -4,14 +4,19 @@
 # bench/gateway-only.sh ROUNDS times for each binary, interleaved, each with its
 # own commit's conf/gateway.yaml. Prints one line per run and the medians.
 # Usage: bench/compare.sh REV [ROUNDS]   (DUR, CONN as for gateway-only.sh)
+#   OLD_BIN=path: REV's binary is already built there (no worktree, no build);
+#   GATEWAY_BIN=path: measure that binary as HEAD instead of building this tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REV=${1:?usage: bench/compare.sh REV [ROUNDS]}; ROUNDS=${2:-5}
 OLD=../authgate-bench-$REV
-[[ -d $OLD ]] || git worktree add --detach "$OLD" "$REV" >/dev/null
-(cd "$OLD" && CARGO_TARGET_DIR=../authgate-bench-target-$REV cargo build --release --quiet --bin authgate)
-cargo build --release --quiet --bin authgate
-OLD_BIN=../authgate-bench-target-$REV/release/authgate
+if [[ -z ${OLD_BIN:-} ]]; then
+  [[ -d $OLD ]] || git worktree add --detach "$OLD" "$REV" >/dev/null
+  (cd "$OLD" && CARGO_TARGET_DIR=../authgate-bench-target-$REV cargo build --release --quiet --bin authgate)
+  OLD_BIN=../authgate-bench-target-$REV/release/authgate
+fi
+[[ -d $OLD ]] || OLD=.   # a prebuilt REV binary runs with this tree's conf/gateway.yaml
+[[ -n ${GATEWAY_BIN:-} ]] || cargo build --release --quiet --bin authgate
 out=$(mktemp)
 for i in $(seq "$ROUNDS"); do
   GATEWAY_BIN=$OLD_BIN GATEWAY_CONF=$OLD/conf/gateway.yaml bench/gateway-only.sh | sed "s/^authgate/$REV    /" | tee -a "$out"

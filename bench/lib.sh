@@ -12,7 +12,7 @@ start_upstream() {
   cat > "$T/up.conf" <<C
 worker_processes 1; daemon off; pid $T/up.pid; error_log $T/up.err;
 events { worker_connections 16384; }
-http { access_log off; server { listen 127.0.0.1:$UP; location / { return 200 "hello from upstream\n"; } } }
+http { access_log off; keepalive_requests 10000000; server { listen 127.0.0.1:$UP; location / { return 200 "hello from upstream\n"; } } }
 C
   taskset -c 1 nginx -c "$T/up.conf" -p "$T" & PIDS+=($!)
 }
