@@ -21,6 +21,8 @@
 #   RATE=15000: fixed offered load with h2load instead, the same req/s for every
 #               proxy, so a slower proxy is not also charged for waking idle peers
 #   GATEWAY_BIN=... to measure another binary (no build); AUTHGATE_* are passed on.
+#   SECOND_BIN=path [SECOND_LABEL=pgo]: one more authgate row in the same rounds,
+#               e.g. the profile-guided build of bench/pgo.sh (target/pgo/release/authgate).
 # Needs: apt-get install nginx haproxy wrk redis-server curl python3 (+ nghttp2-client for RATE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +30,8 @@ source bench/lib.sh
 need nginx haproxy wrk redis-server curl python3 taskset
 [[ -n ${RATE:-} ]] && need h2load
 ROUNDS=${1:-5}; DUR=${DUR:-10}; CONN=${CONN:-64}
-NGX=19206; HAP=19207; HAP2=19208
+NGX=19206; HAP=19207; HAP2=19208; GW2=19209; OPS2=19210
+SECOND_LABEL=${SECOND_LABEL:-pgo}
 if [[ $GATEWAY_BIN == target/release/authgate ]]; then
   cargo build --release --quiet --bin authgate
 fi
@@ -95,12 +98,18 @@ taskset -c 0 nginx -c "$T/ngx.conf" -p "$T" & PIDS+=($!)
 taskset -c 0 haproxy -f "$T/hap.cfg" -db >"$T/hap.log" 2>&1 & PIDS+=($!)
 taskset -c 0 haproxy -f "$T/hap2.cfg" -db >"$T/hap2.log" 2>&1 & PIDS+=($!)
 start_gateway 0
+if [[ -n ${SECOND_BIN:-} ]]; then
+  AUTHGATE_LISTEN=127.0.0.1:$GW2 AUTHGATE_OPS_LISTEN=127.0.0.1:$OPS2 AUTHGATE_UPSTREAM=http://127.0.0.1:$UP \
+  AUTHGATE_REDIS_URL=redis://127.0.0.1:$RDS/0 AUTHGATE_JWT_SECRET=$SECRET AUTHGATE_ACCESS_TTL=3600 \
+  AUTHGATE_THREADS=${AUTHGATE_THREADS:-1} AUTHGATE_UPGRADE_SOCK=$T/up2.sock AUTHGATE_PID_FILE=$T/gw2.pid \
+    taskset -c 0 "$SECOND_BIN" -c conf/gateway.yaml >"$T/gw2.log" 2>&1 & PIDS+=($!)
+fi
 sleep 1
 TOKEN=$(python3 bench/mkjwt.py "$SECRET" 1 3600)
 
 # Every proxy must answer a good token 200 and a bad one 401 before it is measured.
 code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
-for p in $HAP $HAP2 $GW; do
+for p in $HAP $HAP2 $GW ${SECOND_BIN:+$GW2}; do
   ok=$(code -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$p/api/x")
   bad=$(code -H "Authorization: Bearer ${TOKEN%?}A" "http://127.0.0.1:$p/api/x")
   [[ $ok == 200 && $bad == 401 ]] || { echo "port $p: good token $ok, bad token $bad (want 200, 401)" >&2; exit 1; }
@@ -145,15 +154,20 @@ for r in $(seq "$ROUNDS"); do
   measure "haproxy jwt" $HAP auth
   measure "haproxy same work" $HAP2 auth
   measure authgate $GW auth
+  [[ -z ${SECOND_BIN:-} ]] || measure "authgate $SECOND_LABEL" $GW2 auth
 done
 
 median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 declare -A MED
-for row in direct nginx "haproxy jwt" "haproxy same work" authgate; do
+rows=(direct nginx "haproxy jwt" "haproxy same work" authgate)
+[[ -z ${SECOND_BIN:-} ]] || rows+=("authgate $SECOND_LABEL")
+for row in "${rows[@]}"; do
   rps=$(awk -F'\t' -v row="$row" '$1 == row {print $2}' "$runs" | median)
   us=$(awk -F'\t' -v row="$row" '$1 == row {print $3}' "$runs" | median)
   MED[$row]=$us
   printf 'median %-18s %10s req/s  %7s us CPU/req\n' "$row" "$rps" "$us"
 done
-awk -v g="${MED[authgate]}" -v h="${MED[haproxy jwt]}" -v s="${MED[haproxy same work]}" -v n="${MED[nginx]}" \
-  'BEGIN {printf "ratio of medians, CPU/req: authgate/haproxy same work %.2f   authgate/haproxy jwt %.2f   authgate/nginx %.2f\n", g / s, g / h, g / n}'
+for row in "${rows[@]:4}"; do
+  awk -v who="$row" -v g="${MED[$row]}" -v h="${MED[haproxy jwt]}" -v s="${MED[haproxy same work]}" -v n="${MED[nginx]}" \
+    'BEGIN {printf "ratio of medians, CPU/req: %s/haproxy same work %.2f   /haproxy jwt %.2f   /nginx %.2f\n", who, g / s, g / h, g / n}'
+done
