@@ -56,8 +56,10 @@ for t in "${list[@]}"; do
   rc=0
   cargo +nightly fuzz run "${build[@]}" "$t" "$work" "fuzz/corpus/$t" -- "${opts[@]}" "$@" >"$log" 2>&1 || rc=$?
   end=$(date +%s.%N)
-  # Inputs this run saved as crashes (libFuzzer stops at the first; -fork may go on).
-  crashes=$(grep -c 'Test unit written to' "$log" || true)
+  # Inputs this run saved as crashes, leaks, timeouts or OOMs (libFuzzer stops at
+  # the first; -fork may go on). Not slow-unit-*: libFuzzer saves an input that
+  # took over 10 s of wall time, which a paused (SIGSTOP) or starved run produces.
+  crashes=$(grep -cE 'Test unit written to .*/(crash|leak|timeout|oom)-' "$log" || true)
   [[ $rc -ne 0 && $crashes -eq 0 ]] && crashes=1   # a crash libFuzzer could not save still counts
   execs=$(awk -F: '/stat::number_of_executed_units/ {s += $NF} END {print s + 0}' "$log")
   # -fork prints no final stats: take the last status line's #N.
