@@ -97,13 +97,8 @@ start_upstream; start_redis
 taskset -c 0 nginx -c "$T/ngx.conf" -p "$T" & PIDS+=($!)
 taskset -c 0 haproxy -f "$T/hap.cfg" -db >"$T/hap.log" 2>&1 & PIDS+=($!)
 taskset -c 0 haproxy -f "$T/hap2.cfg" -db >"$T/hap2.log" 2>&1 & PIDS+=($!)
+[[ -z ${SECOND_BIN:-} ]] || start_gateway 0 "$SECOND_BIN" $GW2 $OPS2 gw2
 start_gateway 0
-if [[ -n ${SECOND_BIN:-} ]]; then
-  AUTHGATE_LISTEN=127.0.0.1:$GW2 AUTHGATE_OPS_LISTEN=127.0.0.1:$OPS2 AUTHGATE_UPSTREAM=http://127.0.0.1:$UP \
-  AUTHGATE_REDIS_URL=redis://127.0.0.1:$RDS/0 AUTHGATE_JWT_SECRET=$SECRET AUTHGATE_ACCESS_TTL=3600 \
-  AUTHGATE_THREADS=${AUTHGATE_THREADS:-1} AUTHGATE_UPGRADE_SOCK=$T/up2.sock AUTHGATE_PID_FILE=$T/gw2.pid \
-    taskset -c 0 "$SECOND_BIN" -c conf/gateway.yaml >"$T/gw2.log" 2>&1 & PIDS+=($!)
-fi
 sleep 1
 TOKEN=$(python3 bench/mkjwt.py "$SECRET" 1 3600)
 
