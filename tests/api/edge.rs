@@ -410,3 +410,58 @@ routes:
     assert_eq!(r.status, 200);
     assert_eq!(up.last().expect("forwarded").header("x-user-id"), vec!["2"]);
 }
+
+/// The id the upstream sees is the one the client gets back: the client's only
+/// when it is plain (at most 128 of `[A-Za-z0-9-_.:]`), else a new 32-hex one;
+/// never two.
+#[tokio::test]
+async fn a_request_id_that_is_not_plain_is_replaced_before_the_upstream() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    let echoed = |head: &str| -> String {
+        head.lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("x-request-id")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    let plain = "trace-42.a:b_c";
+    let r = send_raw(
+        gw.addr,
+        &get("/pub/x", &format!("X-Request-Id: {plain}\r\n")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        up.last().expect("forwarded").header("x-request-id"),
+        vec![plain]
+    );
+    assert_eq!(echoed(&r.head), plain);
+
+    let long = "a".repeat(129);
+    let mut attempts: Vec<Vec<u8>> = ["a b", "x<script>", "a\"b", long.as_str(), "id,other"]
+        .iter()
+        .map(|v| get("/pub/x", &format!("X-Request-Id: {v}\r\n")))
+        .collect();
+    attempts.push(get("/pub/x", "X-Request-Id: caf\u{e9}\r\n"));
+    // Two ids, the first plain: the upstream still gets exactly one.
+    attempts.push(get("/pub/x", "X-Request-Id: one\r\nX-Request-Id: two\r\n"));
+    for (i, request) in attempts.iter().enumerate() {
+        let r = send_raw(gw.addr, request).await;
+        assert_eq!(r.status, 200, "attempt {i}: {r:?}");
+        let seen = up.last().expect("forwarded");
+        let ids = seen.header("x-request-id");
+        assert_eq!(ids.len(), 1, "attempt {i}: {seen:?}");
+        assert_eq!(echoed(&r.head), ids[0], "attempt {i}");
+        if i + 1 == attempts.len() {
+            assert_eq!(ids[0], "one");
+        } else {
+            assert!(
+                ids[0].len() == 32 && ids[0].bytes().all(|b| b.is_ascii_hexdigit()),
+                "attempt {i}: {ids:?}"
+            );
+        }
+    }
+}
