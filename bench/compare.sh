@@ -15,11 +15,18 @@ if [[ -z ${OLD_BIN:-} ]]; then
   (cd "$OLD" && CARGO_TARGET_DIR=../authgate-bench-target-$REV cargo build --release --quiet --bin authgate)
   OLD_BIN=../authgate-bench-target-$REV/release/authgate
 fi
-[[ -d $OLD ]] || OLD=.   # a prebuilt REV binary runs with this tree's conf/gateway.yaml
 [[ -n ${GATEWAY_BIN:-} ]] || cargo build --release --quiet --bin authgate
 out=$(mktemp)
+if [[ -d $OLD ]]; then
+  OLD_CONF=$OLD/conf/gateway.yaml
+else
+  # A prebuilt REV binary runs with REV's conf/gateway.yaml: a newer one may
+  # carry keys it does not know.
+  OLD_CONF=$(mktemp --suffix=.yaml)
+  git show "$REV:conf/gateway.yaml" > "$OLD_CONF"
+fi
 for i in $(seq "$ROUNDS"); do
-  GATEWAY_BIN=$OLD_BIN GATEWAY_CONF=$OLD/conf/gateway.yaml bench/gateway-only.sh | sed "s/^authgate/$REV    /" | tee -a "$out"
+  GATEWAY_BIN=$OLD_BIN GATEWAY_CONF=$OLD_CONF bench/gateway-only.sh | sed "s/^authgate/$REV    /" | tee -a "$out"
   bench/gateway-only.sh | sed "s/^authgate/HEAD       /" | tee -a "$out"
 done
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
@@ -29,3 +36,4 @@ for who in "$REV" HEAD; do
   printf "median %-8s %10s req/s  %6s us CPU/req  (%d runs)\n" "$who" "$rps" "$cpu" "$ROUNDS"
 done
 rm -f "$out"
+[[ -d $OLD ]] || rm -f "$OLD_CONF"
