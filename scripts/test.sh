@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every check and test: formatting, clippy, unit tests, and the black-box
-# suite twice: on one redis-server, then on a Redis Cluster.
+# suite three times: on one redis-server, again there with the fast path off
+# (every request through pingora-proxy), then on a Redis Cluster.
 # Tests start their own redis-servers on free ports; this script installs
 # what they need (cmake for Pingora's build, redis-server) when it can.
 set -euo pipefail
@@ -25,6 +26,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 status=0
 cargo test --lib --bins --tests --locked "$@" 2>&1 | tee "$log" || status=$?
+# The black-box suite again with the body-less fast path off (src/proxy/fast_path.rs):
+# both ways of serving a request must pass every test.
+AUTHGATE_TEST_FAST_PATH=off cargo test --test api --locked "$@" 2>&1 | tee -a "$log" || status=$?
 # The black-box suite again with a Redis Cluster as the shared store
 # (tests/api/helpers/redis.rs), plus the slow failover test the first pass ignores.
 # Our own arguments go after the caller's cargo arguments, before the caller's test ones.

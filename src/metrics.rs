@@ -33,6 +33,8 @@ pub(crate) struct Metrics {
     pub revocation_feed_up: IntGauge,
     /// Revocations held in memory.
     pub revocations_held: IntGauge,
+    /// Requests read by the body-less fast path (the others went to pingora-proxy).
+    pub fast_path: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -104,6 +106,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(throttled.clone()))?;
     registry.register(Box::new(revocation_feed_up.clone()))?;
     registry.register(Box::new(revocations_held.clone()))?;
+    let fast_path = IntCounter::new(
+        "fast_path_requests_total",
+        "Requests served by the body-less HTTP/1 fast path; the rest went through pingora-proxy",
+    )?;
+    registry.register(Box::new(fast_path.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -117,6 +124,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         throttled,
         revocation_feed_up,
         revocations_held,
+        fast_path,
     })
 }
 

@@ -11,7 +11,7 @@ use crate::edge::{EdgeRules, TrustedProxies};
 use crate::ops::OpsApp;
 use crate::proxy::routes::{Route, RouteTable};
 use crate::proxy::upstreams::{Cluster, ClusterError, HealthCheckTask};
-use crate::proxy::{Gateway, IdleParking};
+use crate::proxy::{FastPath, Gateway, IdleParking, Proxy};
 use crate::store::revocation_feed::RevocationFeed;
 use crate::store::sessions::SessionPolicy;
 use crate::store::{Redis, RedisSetupError, Store};
@@ -191,11 +191,15 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let mut server = Server::new_with_opt_and_conf(opt, server_conf(cfg));
     let phases = server.watch_execution_phase();
     server.bootstrap();
-    let proxy = pingora_proxy::http_proxy(&server.configuration, parts.gateway);
+    let gateway = Arc::new(parts.gateway);
+    let fast_path = cfg
+        .fast_path
+        .then(|| FastPath::new(Arc::clone(&gateway), &server.configuration));
+    let proxy = pingora_proxy::http_proxy(&server.configuration, Proxy(gateway));
     let idle_timeout = Duration::from_secs(cfg.keepalive_timeout_seconds);
     let mut proxy = pingora_core::services::listening::Service::new(
         "authgate".into(),
-        IdleParking::new(proxy, idle_timeout, cfg.idle_parking),
+        IdleParking::new(proxy, idle_timeout, cfg.idle_parking, fast_path),
     );
     let buffers = L4BufferSettings::default().read(cfg.client_read_buffer_bytes);
     for addr in &cfg.listen {

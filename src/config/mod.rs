@@ -113,6 +113,10 @@ pub struct Config {
     /// Idle HTTP/1 client connections wait outside Pingora's per-request state
     /// (`proxy/idle.rs`, ~4 kB instead of ~39 kB each); false runs Pingora's own loop.
     pub idle_parking: bool,
+    /// Plain body-less HTTP/1.1 GET and HEAD requests skip pingora-proxy's
+    /// general state machine (`proxy/fast_path.rs`; needs `idle_parking`);
+    /// false sends every request through pingora-proxy.
+    pub fast_path: bool,
     /// On SIGTERM (or after handing listeners to a new process), in-flight
     /// requests get this long to finish; the process then exits.
     pub grace_period_seconds: u64,
@@ -167,6 +171,7 @@ impl Default for Config {
             client_read_buffer_bytes: 1024,
             keepalive_timeout_seconds: 60,
             idle_parking: true,
+            fast_path: true,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 1,
             // Empty: inside the private run directory (see `run_dir`).

@@ -11,7 +11,7 @@ use super::request_id::RequestId;
 use super::routes::Route;
 
 /// What the phases learn about one request.
-pub struct RequestCtx {
+pub(crate) struct RequestCtx {
     /// When the request started.
     pub started: Instant,
     /// Set when the request is for an auth endpoint.
@@ -36,7 +36,7 @@ pub struct RequestCtx {
 
 impl RequestCtx {
     /// A fresh context.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         RequestCtx {
             started: Instant::now(),
             endpoint: None,
@@ -52,7 +52,7 @@ impl RequestCtx {
     }
 
     /// The label of what served the request: an auth endpoint, a route prefix, or none.
-    pub fn route_label(&self) -> &str {
+    pub(crate) fn route_label(&self) -> &str {
         match (&self.endpoint, &self.route) {
             (Some(e), _) => e.label(),
             (None, Some(r)) => &r.label,

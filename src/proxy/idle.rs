@@ -13,31 +13,50 @@
 //! HttpServerApp` (`process_new`), as of pingora-core 0.9.1; check it against
 //! that function when upgrading Pingora. `idle_parking: false` in the config
 //! falls back to Pingora's own loop.
+//!
+//! With the fast path on (`fast_path.rs`), each request's first bytes are read
+//! here; a plain body-less GET or HEAD is served by the fast path, anything
+//! else goes to pingora-proxy with those bytes as its session's prefix.
 
+use super::fast_path::{self, FastPath, Verdict};
 use async_trait::async_trait;
-use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use bytes::BytesMut;
+use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Stream, ALPN};
 use pingora_core::server::ShutdownWatch;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// The buffer a request's first read goes into: pingora-core's first header
+/// buffer (`INIT_HEADER_BUF_SIZE`), which it then parses from in place.
+const REQUEST_READ_BYTES: usize = 4096;
 
 /// An HTTP application whose idle HTTP/1 connections wait outside it.
 pub(crate) struct IdleParking<A> {
     app: Arc<A>,
     idle_timeout: Duration,
     enabled: bool,
+    fast_path: Option<FastPath>,
 }
 
 impl<A> IdleParking<A> {
     /// Wrap `app`; a connection idle for `idle_timeout` (before its first request
     /// or between requests) is closed. With `enabled` false every connection
-    /// goes to Pingora's own loop, as without this wrapper.
-    pub(crate) fn new(app: A, idle_timeout: Duration, enabled: bool) -> Self {
+    /// goes to Pingora's own loop, as without this wrapper. With `fast_path`,
+    /// plain body-less requests are served by it (only when `enabled`).
+    pub(crate) fn new(
+        app: A,
+        idle_timeout: Duration,
+        enabled: bool,
+        fast_path: Option<FastPath>,
+    ) -> Self {
         IdleParking {
             app: Arc::new(app),
             idle_timeout,
             enabled,
+            fast_path,
         }
     }
 }
@@ -87,26 +106,93 @@ where
             if !wait_for_request(&mut stream, self.idle_timeout, shutdown).await {
                 return;
             }
-            let mut session = ServerSession::new_http1(stream);
-            match settings.take() {
-                Some(s) => s.apply_to_session(&mut session),
-                None => {
-                    // What Pingora's own loop sets on a new connection; the gateway
-                    // narrows it per request in `request_filter`.
-                    let keepalive = (!*shutdown.borrow()).then_some(self.idle_timeout.as_secs());
-                    session.set_keepalive(keepalive);
-                    session.set_keepalive_reuses_remaining(
-                        self.app
-                            .server_options()
-                            .and_then(|o| o.keepalive_request_limit),
-                    );
+            let reused = match &self.fast_path {
+                // Shutting down: Pingora's loop reads the request, or gives up
+                // on it, under its own shutdown rules.
+                Some(fast) if !*shutdown.borrow() => {
+                    self.serve_fast_or_handoff(fast, stream, settings.take(), shutdown)
+                        .await
                 }
-            }
-            let Some(reused) = self.app.process_new_http(session, shutdown).await else {
+                _ => {
+                    let mut session = ServerSession::new_http1(stream);
+                    self.prepare(&mut session, settings.take(), shutdown);
+                    self.app.process_new_http(session, shutdown).await
+                }
+            };
+            let Some(reused) = reused else {
                 return;
             };
             (stream, settings) = reused.consume();
         }
+    }
+
+    /// Read the request's first bytes: the fast path serves them if it may,
+    /// pingora-proxy otherwise, parsing the same bytes.
+    async fn serve_fast_or_handoff(
+        &self,
+        fast: &FastPath,
+        mut stream: Stream,
+        settings: Option<HttpPersistentSettings>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let mut read = BytesMut::with_capacity(REQUEST_READ_BYTES);
+        // The peek has seen a byte on plain TCP (and kept it: the first read may
+        // return only that byte); a TLS stream cannot peek. Either way the whole
+        // header gets the idle timeout, not each read.
+        let deadline = tokio::time::Instant::now() + self.idle_timeout;
+        let verdict = loop {
+            match tokio::time::timeout_at(deadline, stream.read_buf(&mut read)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+            match fast_path::classify(&read) {
+                // A header larger than the first buffer is pingora-proxy's to read.
+                Verdict::NeedMore if read.len() < REQUEST_READ_BYTES => continue,
+                Verdict::NeedMore => break Verdict::Pingora,
+                v => break v,
+            }
+        };
+        if verdict == Verdict::Fast {
+            let mut session = pingora_proxy::Session::new_h1(stream);
+            set_prefix(&mut session.downstream_session, read);
+            self.prepare(&mut session.downstream_session, settings, shutdown);
+            fast.serve(session, shutdown).await
+        } else {
+            let mut session = ServerSession::new_http1(stream);
+            set_prefix(&mut session, read);
+            self.prepare(&mut session, settings, shutdown);
+            self.app.process_new_http(session, shutdown).await
+        }
+    }
+
+    /// The keep-alive state a session starts with: carried over from the
+    /// previous request, or what Pingora's own loop sets on a new connection
+    /// (the gateway narrows it per request in `early_request`).
+    fn prepare(
+        &self,
+        session: &mut ServerSession,
+        settings: Option<HttpPersistentSettings>,
+        shutdown: &ShutdownWatch,
+    ) {
+        match settings {
+            Some(s) => s.apply_to_session(session),
+            None => {
+                let keepalive = (!*shutdown.borrow()).then_some(self.idle_timeout.as_secs());
+                session.set_keepalive(keepalive);
+                session.set_keepalive_reuses_remaining(
+                    self.app
+                        .server_options()
+                        .and_then(|o| o.keepalive_request_limit),
+                );
+            }
+        }
+    }
+}
+
+/// Have `session` parse `read`, bytes of its request already taken off the stream, first.
+fn set_prefix(session: &mut ServerSession, read: BytesMut) {
+    if let ServerSession::H1(h1) = session {
+        h1.set_pipelined_prefix(read);
     }
 }
 

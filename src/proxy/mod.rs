@@ -6,14 +6,17 @@ mod auth_endpoint;
 mod body;
 mod ctx;
 mod failure;
+mod fast_path;
 mod headers;
 mod idle;
 mod request_id;
 mod respond;
 pub(crate) mod routes;
+mod upstream_pool;
 pub(crate) mod upstreams;
 
 pub(crate) use ctx::RequestCtx;
+pub(crate) use fast_path::FastPath;
 pub(crate) use idle::IdleParking;
 
 use crate::api::{AuthApi, Endpoint};
@@ -51,19 +54,6 @@ impl Gateway {
     fn access(&self) -> &AccessTokens {
         &self.api.access
     }
-}
-
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
-
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
-    }
-
-    // Pingora's default adds a response-compression module at level 0: it changes
-    // nothing but still runs its filters on every request.
-    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
 
     /// Per-connection housekeeping, before anything is decided about the request.
     ///
@@ -77,11 +67,7 @@ impl ProxyHttp for Gateway {
     /// - the auth request body broke off mid-way (`auth_endpoint::serve`);
     /// - proxying failed (`failure::answer`: Pingora closes it);
     /// - the client said `Connection: close`, or HTTP/1.0 without keep-alive (Pingora).
-    async fn early_request_filter(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
+    pub(crate) fn early_request(&self, session: &mut Session, ctx: &mut RequestCtx) {
         // Without this, an idle client connection is kept forever.
         if crate::shutdown::leaving() {
             session.set_keepalive(None);
@@ -96,22 +82,23 @@ impl ProxyHttp for Gateway {
                 .map(|v| v.as_bytes()),
         );
         ctx.client_ip = headers::client_ip(session, &self.edge.trusted_proxies);
-        Ok(())
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    /// The edge, the auth endpoints, routing and the token check: true when the
+    /// request was answered here, false when it goes to `ctx.route`'s upstream.
+    pub(crate) async fn filter_request(&self, session: &mut Session, ctx: &mut RequestCtx) -> bool {
         // Every later decision, and the upstream, sees the request as the edge leaves it.
         let host = match self.edge.inspect(session.req_header()) {
             Ok(inspection) => match headers::apply(session, inspection) {
                 Ok(host) => host,
                 Err(e) => {
                     respond::error(session, ctx, &e).await;
-                    return Ok(true);
+                    return true;
                 }
             },
             Err(why) => {
                 respond::error(session, ctx, &ErrorReply::Refused(why)).await;
-                return Ok(true);
+                return true;
             }
         };
 
@@ -123,12 +110,12 @@ impl ProxyHttp for Gateway {
                 deadline: self.auth_body_timeout,
             };
             auth_endpoint::serve(&self.api, limits, endpoint, session, ctx).await;
-            return Ok(true);
+            return true;
         }
 
         let Some(route) = self.routes.find(host.as_deref(), path) else {
             respond::error(session, ctx, &ErrorReply::NoRoute).await;
-            return Ok(true);
+            return true;
         };
         ctx.route = Some(route.clone());
 
@@ -141,21 +128,18 @@ impl ProxyHttp for Gateway {
         match admission::admit(route.auth, authorization, verify) {
             Ok(user) => {
                 ctx.user = user;
-                Ok(false)
+                false
             }
             Err(why) => {
                 ctx.rejection = Some(why);
                 respond::error(session, ctx, &ErrorReply::InvalidToken(why)).await;
-                Ok(true)
+                true
             }
         }
     }
 
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
+    /// The peer for this try of the chosen route.
+    pub(crate) fn upstream_peer(&self, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let route = ctx.route.clone().ok_or_else(|| {
             Error::explain(pingora_error::ErrorType::InternalError, "no route chosen")
         })?;
@@ -165,14 +149,13 @@ impl ProxyHttp for Gateway {
         Ok(peer)
     }
 
-    fn fail_to_connect(
+    /// A failed connect: one more try, on another peer, and only where repeating is harmless.
+    pub(crate) fn connect_failed(
         &self,
-        session: &mut Session,
-        _peer: &HttpPeer,
+        session: &Session,
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // One more try, on another peer, and only where repeating is harmless.
         if ctx.retries == 0 && session.req_header().method.is_idempotent() {
             ctx.retries += 1;
             ctx.failed_peer = ctx.peer.take();
@@ -181,37 +164,19 @@ impl ProxyHttp for Gateway {
         e
     }
 
-    async fn upstream_request_filter(
+    /// The upstream's copy of the response header, before it goes to the client.
+    pub(crate) fn filter_response(
         &self,
-        session: &mut Session,
-        upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        headers::prepare_upstream_request(session, upstream_request, ctx, &self.edge)
-    }
-
-    async fn response_filter(
-        &self,
-        _session: &mut Session,
         upstream_response: &mut pingora_http::ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &RequestCtx,
     ) -> Result<()> {
         upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         Ok(())
     }
 
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
-        failure::answer(session, e, ctx).await
-    }
-
-    // Pingora's own error lines end with this summary; its default carries the
-    // query string and the Host header, either of which may hold a secret.
-    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+    /// Pingora's own error lines end with this summary; its default carries the
+    /// query string and the Host header, either of which may hold a secret.
+    pub(crate) fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
         let req = session.req_header();
         format!(
             "{} {} (request {})",
@@ -221,12 +186,13 @@ impl ProxyHttp for Gateway {
         )
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
-        // Clients hanging up are routine, not errors worth a log line each.
+    /// Clients hanging up are routine, not errors worth a log line each.
+    pub(crate) fn suppress_error_log(&self, error: &Error) -> bool {
         matches!(error.esource(), pingora_error::ErrorSource::Downstream)
     }
 
-    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+    /// Metrics and the access-log line, once per request however it ended.
+    pub(crate) fn log_request(&self, session: &Session, ctx: &RequestCtx) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         ctx.metrics().record(status, elapsed);
@@ -241,5 +207,93 @@ impl ProxyHttp for Gateway {
         if self.access_log {
             access_log::write(session, ctx, ctx.route_label(), status, elapsed);
         }
+    }
+}
+
+/// The gateway as pingora-proxy's application: every phase is a `Gateway`
+/// method, shared with the fast path (`fast_path.rs`), which drives the same
+/// phases for plain body-less requests.
+pub(crate) struct Proxy(pub(crate) Arc<Gateway>);
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    // Pingora's default adds a response-compression module at level 0: it changes
+    // nothing but still runs its filters on every request.
+    fn init_downstream_modules(&self, _modules: &mut pingora_core::modules::http::HttpModules) {}
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.0.early_request(session, ctx);
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        Ok(self.0.filter_request(session, ctx).await)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        self.0.upstream_peer(ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        self.0.connect_failed(session, ctx, e)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        headers::prepare_upstream_request(session, upstream_request, ctx, &self.0.edge)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut pingora_http::ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.0.filter_response(upstream_response, ctx)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        failure::answer(session, e, ctx).await
+    }
+
+    fn request_summary(&self, session: &Session, ctx: &RequestCtx) -> String {
+        self.0.request_summary(session, ctx)
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, error: &Error) -> bool {
+        self.0.suppress_error_log(error)
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        self.0.log_request(session, ctx);
     }
 }

@@ -7,7 +7,7 @@ const MAX_CLIENT_ID: usize = 128;
 
 /// One request's id.
 #[derive(Default)]
-pub enum RequestId {
+pub(crate) enum RequestId {
     /// Not decided yet (nothing of the request has been read).
     #[default]
     None,
@@ -20,7 +20,7 @@ pub enum RequestId {
 impl RequestId {
     /// The client's `X-Request-Id` if it is at most 128 characters of
     /// `[A-Za-z0-9-_.:]`, otherwise a new id.
-    pub fn from_client(value: Option<&[u8]>) -> RequestId {
+    pub(crate) fn from_client(value: Option<&[u8]>) -> RequestId {
         let plain = |v: &[u8]| {
             !v.is_empty()
                 && v.len() <= MAX_CLIENT_ID
@@ -38,7 +38,7 @@ impl RequestId {
     /// Unique across threads, processes and instances unless two threads draw
     /// the same 64-bit prefix. A UUID v4 costs a random draw and its
     /// formatting on every request; this costs an increment.
-    pub fn new() -> RequestId {
+    pub(crate) fn new() -> RequestId {
         thread_local! {
             // Drawn in the serving process (after a daemon fork), per thread,
             // so no counter is shared between threads.
@@ -58,7 +58,7 @@ impl RequestId {
     }
 
     /// The id as text; empty before it is decided.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             RequestId::None => "",
             RequestId::Own(b) => std::str::from_utf8(b).unwrap_or_default(),
@@ -67,7 +67,7 @@ impl RequestId {
     }
 
     /// Whether no id was decided (the request never got that far).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         matches!(self, RequestId::None)
     }
 }

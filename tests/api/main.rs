@@ -15,6 +15,7 @@ mod cluster;
 mod contract;
 mod django_import;
 mod edge;
+mod fast_path;
 mod keys;
 mod operations;
 mod proxy;

@@ -44,6 +44,18 @@ pub struct GatewayBuilder {
     env: Vec<(String, String)>,
     /// More `listen` addresses beside the gateway's own port.
     also_listen: Vec<SocketAddr>,
+    /// `fast_path`; unset: the suite's choice (`fast_path_default`).
+    fast_path: Option<bool>,
+}
+
+/// Whether gateways run the fast path unless a test says: on, or off when
+/// `AUTHGATE_TEST_FAST_PATH=off` (scripts/test.sh runs the suite both ways).
+pub fn fast_path_default() -> bool {
+    match std::env::var("AUTHGATE_TEST_FAST_PATH").as_deref() {
+        Err(_) | Ok("on") => true,
+        Ok("off") => false,
+        Ok(other) => panic!("AUTHGATE_TEST_FAST_PATH={other}: expected `on` or `off`"),
+    }
 }
 
 impl GatewayBuilder {
@@ -100,6 +112,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Set `fast_path`, whatever the suite runs with.
+    pub fn fast_path(mut self, on: bool) -> Self {
+        self.fast_path = Some(on);
+        self
+    }
+
     /// Start it and wait until it listens.
     pub fn start(self) -> TestGateway {
         let dir = scratch_dir();
@@ -124,6 +142,7 @@ impl GatewayBuilder {
             r#"listen: ["127.0.0.1:{port}"{also}]
 ops_listen: "127.0.0.1:{ops_port}"
 threads: 2
+fast_path: {fast_path}
 upgrade_sock: {dir}/upgrade.sock
 pid_file: {dir}/authgate.pid
 passwords:
@@ -145,6 +164,7 @@ redis:
             url = self.redis_url,
             redis_keys = redis_keys.join("\n"),
             extra = self.yaml,
+            fast_path = self.fast_path.unwrap_or_else(fast_path_default),
         );
         std::fs::write(&conf, yaml).expect("write config");
         let log = dir.join("gateway.log");
@@ -205,6 +225,7 @@ impl TestGateway {
             yaml: String::new(),
             env: vec![],
             also_listen: vec![],
+            fast_path: None,
         }
     }
 

@@ -1,0 +1,420 @@
+//! Plain body-less HTTP/1.1 GET and HEAD requests, served through the gateway's own phases without pingora-proxy's state machine.
+//!
+//! pingora-proxy drives every request through a general machine: cache and
+//! module phases, two tasks joined by channels to stream bodies both ways, a
+//! shared upstream pool with a watcher task per idle connection. For a request
+//! with no body, no upgrade and no hop-by-hop headers beyond `Connection:
+//! keep-alive|close`, none of that has work to do. Such a request is read here
+//! by pingora-core's HTTP/1 session, as before, and goes through the same
+//! `Gateway` phases in the same order (edge, auth endpoints, routing, token
+//! check, peer selection and connect retry, upstream request headers,
+//! response filter, failure answers, metrics and access log): only the driving
+//! loop and the upstream pool (`upstream_pool.rs`) are this module's own.
+//!
+//! Which requests come here is decided from the raw bytes before anything is
+//! parsed (`eligible`); everything else is handed to pingora-proxy with the
+//! bytes already read (`set_pipelined_prefix`), so it sees the request exactly
+//! as the client sent it. `fast_path: false` in the config sends every
+//! request to pingora-proxy.
+
+use super::upstream_pool::UpstreamPool;
+use super::{Gateway, RequestCtx};
+use http::Version;
+use pingora_core::apps::{HttpPersistentSettings, ReusedHttpStream};
+use pingora_core::connectors::{ConnectorOptions, TransportConnector};
+use pingora_core::protocols::http::v1::client::HttpSession as UpstreamSession;
+use pingora_core::protocols::http::HttpTask;
+use pingora_core::protocols::Stream;
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::upstreams::peer::{HttpPeer, Peer};
+use pingora_error::{Error, ErrorType, Result};
+use pingora_proxy::Session;
+use std::sync::Arc;
+
+/// Request headers that make a request something other than plain and
+/// body-less: framing, expectations, upgrades, and the hop-by-hop headers
+/// pingora-proxy strips before forwarding. Any of them sends the request to
+/// pingora-proxy, which knows what each means.
+const NOT_PLAIN: [&str; 11] = [
+    "content-length",
+    "transfer-encoding",
+    "expect",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "http2-settings",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Most headers a fast-path request may carry; more go to pingora-proxy.
+const MAX_HEADERS: usize = 64;
+
+/// As pingora-proxy (`max_retries`): bounds retries of requests that failed on a
+/// pooled connection the upstream had closed.
+const MAX_TRIES: usize = 16;
+
+/// What to do with the bytes of a request read so far.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Verdict {
+    /// Exactly one complete plain request: the fast path serves it.
+    Fast,
+    /// Anything else, including what the check cannot parse: pingora-proxy.
+    Pingora,
+    /// The header is not complete yet.
+    NeedMore,
+}
+
+/// The fast path serves HTTP/1.1 GET or HEAD in origin form with one Host, no
+/// body, no header from `NOT_PLAIN`, and `Connection` (at most one) only
+/// `keep-alive` or `close`.
+pub(super) fn classify(buf: &[u8]) -> Verdict {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        // Bytes after the header (a body, a pipelined request) go to pingora-proxy.
+        Ok(httparse::Status::Complete(n)) if n == buf.len() => {}
+        Ok(httparse::Status::Partial) => return Verdict::NeedMore,
+        _ => return Verdict::Pingora,
+    }
+    if req.version != Some(1)
+        || !matches!(req.method, Some("GET" | "HEAD"))
+        || !req.path.is_some_and(|p| p.starts_with('/'))
+    {
+        return Verdict::Pingora;
+    }
+    let (mut hosts, mut connections) = (0, 0);
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            connections += 1;
+            let v = h.value;
+            if !(v.eq_ignore_ascii_case(b"keep-alive") || v.eq_ignore_ascii_case(b"close")) {
+                return Verdict::Pingora;
+            }
+        } else if NOT_PLAIN.iter().any(|n| h.name.eq_ignore_ascii_case(n)) {
+            return Verdict::Pingora;
+        }
+    }
+    if hosts == 1 && connections <= 1 {
+        Verdict::Fast
+    } else {
+        Verdict::Pingora
+    }
+}
+
+/// The fast path's share of the gateway: its phases, an upstream connector, a pool cap.
+pub(crate) struct FastPath {
+    gateway: Arc<Gateway>,
+    connector: TransportConnector,
+    pool: Arc<UpstreamPool>,
+}
+
+impl FastPath {
+    /// Connections are made as pingora-proxy makes them (same TLS roots, bind
+    /// addresses and timeouts from `conf`); up to `conf.upstream_keepalive_pool_size`
+    /// idle ones are kept, as pingora-proxy's pool keeps.
+    pub(crate) fn new(gateway: Arc<Gateway>, conf: &ServerConf) -> Self {
+        FastPath {
+            gateway,
+            connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
+            pool: UpstreamPool::new(conf.upstream_keepalive_pool_size),
+        }
+    }
+
+    /// Serve one eligible request on `session` (its bytes already set as the
+    /// session's prefix); the connection back when it can carry another request.
+    pub(super) async fn serve(
+        &self,
+        mut session: Session,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match session.downstream_session.read_request().await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                // What pingora-proxy answers a request its parser refuses.
+                if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
+                    let _ = session.downstream_session.respond_error(400).await;
+                }
+                session.downstream_session.shutdown().await;
+                return None;
+            }
+        }
+        if *shutdown.borrow() {
+            session.set_keepalive(None);
+        }
+        crate::metrics::METRICS.fast_path.inc();
+        let gw = &*self.gateway;
+        let mut ctx = RequestCtx::new();
+        gw.early_request(&mut session, &mut ctx);
+        if gw.filter_request(&mut session, &mut ctx).await {
+            gw.log_request(&session, &ctx);
+            return finish(session).await;
+        }
+        let (reuse, error) = self.proxy(&mut session, &mut ctx).await;
+        if let Some(e) = &error {
+            let answer = super::failure::answer(&mut session, e, &mut ctx).await;
+            if !gw.suppress_error_log(e) {
+                log::error!(
+                    "Fail to proxy: {e}, status: {}, {}",
+                    answer.error_code,
+                    gw.request_summary(&session, &ctx)
+                );
+            }
+        }
+        gw.log_request(&session, &ctx);
+        if reuse && error.is_none() {
+            finish(session).await
+        } else {
+            None
+        }
+    }
+
+    /// Forward to the route's upstream and relay the answer: whether the client
+    /// connection can be reused, and the error if none was relayed.
+    async fn proxy(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> (bool, Option<Box<Error>>) {
+        let gw = &*self.gateway;
+        let mut last = None;
+        for _ in 0..MAX_TRIES {
+            let peer = match gw.upstream_peer(ctx) {
+                Ok(p) => p,
+                Err(e) => return (false, Some(e)),
+            };
+            let key = peer.reuse_hash();
+            let (stream, reused) = match self.pool.take(key) {
+                Some(s) => (s, true),
+                None => match self.connector.new_stream(&*peer).await {
+                    Ok(s) => (s, false),
+                    Err(mut e) => {
+                        e.as_up();
+                        let e = gw.connect_failed(session, ctx, e).into_up();
+                        if e.retry() {
+                            last = Some(e);
+                            continue;
+                        }
+                        return (false, Some(e));
+                    }
+                },
+            };
+            match self.exchange(session, ctx, stream, &peer).await {
+                Ok(()) => return (true, None),
+                Err(e) => {
+                    // As pingora-proxy's default `error_while_proxy`: a GET or HEAD
+                    // that failed before any answer on a pooled connection the
+                    // upstream had closed is tried again.
+                    let mut e = e.more_context(format!("Peer: {peer}"));
+                    e.retry.decide_reuse(reused);
+                    if e.retry() && session.response_written().is_none() {
+                        last = Some(e);
+                        continue;
+                    }
+                    return (false, Some(e));
+                }
+            }
+        }
+        (false, last)
+    }
+
+    /// One request and its answer over `stream`; the connection goes back to the
+    /// pool when the upstream can take another request on it.
+    async fn exchange(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        stream: Stream,
+        peer: &HttpPeer,
+    ) -> Result<()> {
+        let mut up = UpstreamSession::new_with_options(stream, peer);
+        up.read_timeout = peer.options.read_timeout;
+        up.write_timeout = peer.options.write_timeout;
+
+        let mut req = session.req_header().clone();
+        req.set_version(Version::HTTP_11);
+        // `eligible` let through no hop-by-hop header but this one.
+        req.remove_header(&http::header::CONNECTION);
+        super::headers::prepare_upstream_request(session, &mut req, ctx, &self.gateway.edge)?;
+        up.write_request_header(Box::new(req))
+            .await
+            .map_err(|e| e.into_up())?;
+
+        loop {
+            let task = up.read_response_task().await.map_err(|e| e.into_up())?;
+            let end = match task {
+                HttpTask::Header(mut header, end) => {
+                    if header.status == http::StatusCode::SWITCHING_PROTOCOLS {
+                        // Nothing asked for an upgrade.
+                        return Error::e_explain(
+                            ErrorType::InvalidHTTPHeader,
+                            "101 without Upgrade",
+                        )
+                        .map_err(|e| e.into_up());
+                    }
+                    let informational = header.status.is_informational();
+                    if !informational {
+                        chunk_if_unframed(session, &mut header, end)?;
+                    }
+                    // As pingora-proxy: every header the client gets, 1xx included.
+                    self.gateway.filter_response(&mut header, ctx)?;
+                    session
+                        .write_response_header(header, end)
+                        .await
+                        .map_err(|e| e.into_down())?;
+                    end && !informational
+                }
+                HttpTask::Body(data, end) => {
+                    session
+                        .write_response_body(data, end)
+                        .await
+                        .map_err(|e| e.into_down())?;
+                    end
+                }
+                HttpTask::Done => {
+                    session
+                        .write_response_body(None, true)
+                        .await
+                        .map_err(|e| e.into_down())?;
+                    true
+                }
+                HttpTask::Trailer(_) | HttpTask::UpgradedBody(..) => {
+                    return Error::e_explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "unexpected upstream frame",
+                    )
+                    .map_err(|e| e.into_up());
+                }
+                HttpTask::Failed(e) => return Err(e.into_up()),
+            };
+            if end {
+                break;
+            }
+        }
+        up.respect_keepalive();
+        if let Some(stream) = up.reuse().await {
+            self.pool
+                .release(peer.reuse_hash(), stream, peer.idle_timeout());
+        }
+        Ok(())
+    }
+}
+
+/// As pingora-proxy: a response without Content-Length or Transfer-Encoding
+/// (HTTP/1.0 style, ended by closing) is sent on as chunked, so the client
+/// connection can stay open.
+fn chunk_if_unframed(
+    session: &Session,
+    header: &mut pingora_http::ResponseHeader,
+    end: bool,
+) -> Result<()> {
+    let no_body = session.req_header().method == http::Method::HEAD
+        || matches!(header.status.as_u16(), 204 | 304);
+    if !no_body
+        && !end
+        && header
+            .headers
+            .get(http::header::TRANSFER_ENCODING)
+            .is_none()
+        && header.headers.get(http::header::CONTENT_LENGTH).is_none()
+    {
+        header.set_version(Version::HTTP_11);
+        header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    }
+    Ok(())
+}
+
+/// End the request and hand back the connection, as pingora-proxy's `finish`.
+async fn finish(session: Session) -> Option<ReusedHttpStream> {
+    let settings = HttpPersistentSettings::for_session(&session.downstream_session);
+    let downstream = session.downstream_session;
+    downstream
+        .finish()
+        .await
+        .ok()
+        .flatten()
+        .map(|s| ReusedHttpStream::from_reusable_stream(s, settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{classify, Verdict};
+
+    fn eligible(buf: &[u8]) -> bool {
+        classify(buf) == Verdict::Fast
+    }
+
+    const PLAIN: &str = "GET /api/x?q=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t\r\n\r\n";
+
+    #[test]
+    fn a_plain_get_or_head_is_eligible() {
+        assert!(eligible(PLAIN.as_bytes()));
+        assert!(eligible(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(eligible(
+            b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n"
+        ));
+        assert!(eligible(
+            b"GET / HTTP/1.1\r\nhost: a\r\nconnection: Close\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn anything_else_goes_to_pingora_proxy() {
+        let not = [
+            // other methods, versions, target forms
+            "POST / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+            "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            // no Host, two Hosts
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+            // a body, or framing of one
+            "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            // upgrades, expectations, hop-by-hop headers, nominated ones
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nKeep-Alive: timeout=5\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nProxy-Connection: keep-alive\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nProxy-Authorization: Basic eDp5\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: x-user-id\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, x-user-id\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nConnection: close\r\n\r\n",
+            // followed by more bytes
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            // malformed
+            "GET / HTTP/1.1\nHost: a\n\n\0",
+            "GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n",
+        ];
+        for req in not {
+            assert!(!eligible(req.as_bytes()), "{req:?}");
+        }
+        let many: String = (0..65).map(|i| format!("X-{i}: v\r\n")).collect();
+        let req = format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n");
+        assert!(
+            !eligible(req.as_bytes()),
+            "more headers than the fast path parses"
+        );
+    }
+
+    #[test]
+    fn an_incomplete_header_needs_more_bytes() {
+        assert_eq!(classify(b"G"), Verdict::NeedMore);
+        assert_eq!(
+            classify(b"GET / HTTP/1.1\r\nHost: a\r\n"),
+            Verdict::NeedMore
+        );
+        assert_eq!(
+            classify(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Verdict::Fast
+        );
+    }
+}
