@@ -5,7 +5,10 @@
 # own commit's conf/gateway.yaml. Prints one line per run and the medians.
 # Usage: bench/compare.sh REV [ROUNDS]   (DUR, CONN as for gateway-only.sh)
 #   OLD_BIN=path: REV's binary is already built there (no worktree, no build);
-#   GATEWAY_BIN=path: measure that binary as HEAD instead of building this tree.
+#   GATEWAY_BIN=path: measure that binary as HEAD instead of building this tree;
+#   OLD_CONF=path: run REV's binary with this conf (REV is then only a label):
+#     OLD_BIN=B GATEWAY_BIN=B OLD_CONF=off.yaml bench/compare.sh fast-off 5
+#     A/Bs one binary under two settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REV=${1:?usage: bench/compare.sh REV [ROUNDS]}; ROUNDS=${2:-5}
@@ -17,8 +20,10 @@ if [[ -z ${OLD_BIN:-} ]]; then
 fi
 [[ -n ${GATEWAY_BIN:-} ]] || cargo build --release --quiet --bin authgate
 out=$(mktemp)
-if [[ -d $OLD ]]; then
-  OLD_CONF=$OLD/conf/gateway.yaml
+if [[ -n ${OLD_CONF:-} ]]; then
+  KEEP_CONF=1
+elif [[ -d $OLD ]]; then
+  OLD_CONF=$OLD/conf/gateway.yaml; KEEP_CONF=1
 else
   # A prebuilt REV binary runs with REV's conf/gateway.yaml: a newer one may
   # carry keys it does not know.
@@ -36,4 +41,4 @@ for who in "$REV" HEAD; do
   printf "median %-8s %10s req/s  %6s us CPU/req  (%d runs)\n" "$who" "$rps" "$cpu" "$ROUNDS"
 done
 rm -f "$out"
-[[ -d $OLD ]] || rm -f "$OLD_CONF"
+[[ -n ${KEEP_CONF:-} ]] || rm -f "$OLD_CONF"
