@@ -35,6 +35,13 @@ pub(super) fn classify(e: &Error) -> Option<ErrorReply> {
     }
 }
 
+/// Whether the client has been sent no answer yet but 1xx ones, so an error answer can still go.
+pub(super) fn nothing_final_written(session: &Session) -> bool {
+    session
+        .response_written()
+        .is_none_or(|r| r.status.is_informational())
+}
+
 /// Write the JSON answer for `e` if nothing was sent yet.
 pub(super) async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
     let Some(err) = classify(e) else {
@@ -56,7 +63,7 @@ pub(super) async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCt
         .with_label_values(&[err.code()])
         .inc();
     let code = err.status().as_u16();
-    if session.response_written().is_none() {
+    if nothing_final_written(session) {
         // Pingora closes the connection after a failed proxy attempt; say so, or
         // a client may send its next request on a socket that is about to close.
         session.set_keepalive(None);

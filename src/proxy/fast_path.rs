@@ -53,9 +53,11 @@ const NOT_PLAIN: [&str; 11] = [
 /// Most headers a fast-path request may carry; more go to pingora-proxy.
 const MAX_HEADERS: usize = 64;
 
-/// As pingora-proxy (`max_retries`): bounds retries of requests that failed on a
-/// pooled connection the upstream had closed.
-const MAX_TRIES: usize = 16;
+/// How long an upstream may take to start answering before the fast path also
+/// watches the client, to give up (and free the upstream connection) if it has
+/// gone. pingora-proxy watches from the start; a read per request that would
+/// find nothing is what the fast path saves by waiting this long first.
+const WATCH_CLIENT_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What to do with the bytes of a request read so far.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,6 +114,8 @@ pub(crate) struct FastPath {
     gateway: Arc<Gateway>,
     connector: TransportConnector,
     pool: Arc<UpstreamPool>,
+    /// Tries per request, as pingora-proxy's `max_retries`.
+    max_tries: usize,
 }
 
 impl FastPath {
@@ -123,6 +127,7 @@ impl FastPath {
             gateway,
             connector: TransportConnector::new(Some(ConnectorOptions::from_server_conf(conf))),
             pool: UpstreamPool::new(conf.upstream_keepalive_pool_size),
+            max_tries: conf.max_retries.max(1),
         }
     }
 
@@ -156,12 +161,12 @@ impl FastPath {
             gw.log_request(&session, &ctx);
             return finish(session).await;
         }
-        let (reuse, error) = self.proxy(&mut session, &mut ctx).await;
+        let (reuse, error, tries) = self.proxy(&mut session, &mut ctx).await;
         if let Some(e) = &error {
             let answer = super::failure::answer(&mut session, e, &mut ctx).await;
             if !gw.suppress_error_log(e) {
                 log::error!(
-                    "Fail to proxy: {e}, status: {}, {}",
+                    "Fail to proxy: {e}, status: {}, tries: {tries}, {}",
                     answer.error_code,
                     gw.request_summary(&session, &ctx)
                 );
@@ -176,21 +181,21 @@ impl FastPath {
     }
 
     /// Forward to the route's upstream and relay the answer: whether the client
-    /// connection can be reused, and the error if none was relayed.
+    /// connection can be reused, the error if none was relayed, the tries made.
     async fn proxy(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-    ) -> (bool, Option<Box<Error>>) {
+    ) -> (bool, Option<Box<Error>>, usize) {
         let gw = &*self.gateway;
         let mut last = None;
-        for _ in 0..MAX_TRIES {
+        for tries in 1..=self.max_tries {
             let peer = match gw.upstream_peer(ctx) {
                 Ok(p) => p,
-                Err(e) => return (false, Some(e)),
+                Err(e) => return (false, Some(e), tries),
             };
             let key = peer.reuse_hash();
-            let (stream, reused) = match self.pool.take(key) {
+            let (stream, reused) = match self.pool.take(key, peer.address()) {
                 Some(s) => (s, true),
                 None => match self.connector.new_stream(&*peer).await {
                     Ok(s) => (s, false),
@@ -201,27 +206,27 @@ impl FastPath {
                             last = Some(e);
                             continue;
                         }
-                        return (false, Some(e));
+                        return (false, Some(e), tries);
                     }
                 },
             };
             match self.exchange(session, ctx, stream, &peer).await {
-                Ok(()) => return (true, None),
+                Ok(()) => return (true, None, tries),
                 Err(e) => {
                     // As pingora-proxy's default `error_while_proxy`: a GET or HEAD
                     // that failed before any answer on a pooled connection the
                     // upstream had closed is tried again.
                     let mut e = e.more_context(format!("Peer: {peer}"));
                     e.retry.decide_reuse(reused);
-                    if e.retry() && session.response_written().is_none() {
+                    if e.retry() && super::failure::nothing_final_written(session) {
                         last = Some(e);
                         continue;
                     }
-                    return (false, Some(e));
+                    return (false, Some(e), tries);
                 }
             }
         }
-        (false, last)
+        (false, last, self.max_tries)
     }
 
     /// One request and its answer over `stream`; the connection goes back to the
@@ -239,15 +244,21 @@ impl FastPath {
 
         let mut req = session.req_header().clone();
         req.set_version(Version::HTTP_11);
-        // `eligible` let through no hop-by-hop header but this one.
+        // `classify` let through no hop-by-hop header but this one.
         req.remove_header(&http::header::CONNECTION);
         super::headers::prepare_upstream_request(session, &mut req, ctx, &self.gateway.edge)?;
         up.write_request_header(Box::new(req))
             .await
             .map_err(|e| e.into_up())?;
 
+        let mut first = true;
         loop {
-            let task = up.read_response_task().await.map_err(|e| e.into_up())?;
+            let task = if first {
+                first = false;
+                first_response_task(session, &mut up).await?
+            } else {
+                up.read_response_task().await.map_err(|e| e.into_up())?
+            };
             let end = match task {
                 HttpTask::Header(mut header, end) => {
                     if header.status == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -299,10 +310,32 @@ impl FastPath {
         }
         up.respect_keepalive();
         if let Some(stream) = up.reuse().await {
+            let addr = peer.address().clone();
             self.pool
-                .release(peer.reuse_hash(), stream, peer.idle_timeout());
+                .release(peer.reuse_hash(), addr, stream, peer.idle_timeout());
         }
         Ok(())
+    }
+}
+
+/// The upstream's first answer, or the client's departure: past
+/// `WATCH_CLIENT_AFTER`, a client that closes its connection (or sends bytes,
+/// which a body-less request cannot have) ends the request, as pingora-proxy
+/// ends it, instead of holding an upstream connection for an answer nobody reads.
+async fn first_response_task(session: &mut Session, up: &mut UpstreamSession) -> Result<HttpTask> {
+    let downstream = &mut session.downstream_session;
+    let client_gone = async {
+        tokio::time::sleep(WATCH_CLIENT_AFTER).await;
+        downstream.read_body_or_idle(true).await
+    };
+    tokio::select! {
+        biased;
+        task = up.read_response_task() => task.map_err(|e| e.into_up()),
+        gone = client_gone => match gone {
+            Err(e) => Err(e.into_down()),
+            // Not reached with no body expected; stop waiting all the same.
+            Ok(_) => Error::e_explain(ErrorType::ConnectionClosed, "client left").map_err(|e| e.into_down()),
+        },
     }
 }
 

@@ -137,11 +137,26 @@ where
     ) -> Option<ReusedHttpStream> {
         let mut read = BytesMut::with_capacity(REQUEST_READ_BYTES);
         // The peek has seen a byte on plain TCP (and kept it: the first read may
-        // return only that byte); a TLS stream cannot peek. Either way the whole
-        // header gets the idle timeout, not each read.
-        let deadline = tokio::time::Instant::now() + self.idle_timeout;
+        // return only that byte); a TLS stream cannot peek, so its first read is
+        // where it waits, and where a shutdown must end the wait as Pingora's
+        // own loop would. The whole header gets the idle timeout, not each read.
+        let deadline = tokio::time::Instant::now()
+            .checked_add(self.idle_timeout)
+            .unwrap_or_else(far_future);
         let verdict = loop {
-            match tokio::time::timeout_at(deadline, stream.read_buf(&mut read)).await {
+            let waiting = read.is_empty();
+            let more = tokio::time::timeout_at(deadline, stream.read_buf(&mut read));
+            let got = if waiting {
+                let mut shutdown = shutdown.clone();
+                tokio::select! {
+                    biased;
+                    got = more => got,
+                    _ = shutdown.wait_for(|down| *down) => return None,
+                }
+            } else {
+                more.await
+            };
+            match got {
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return None,
             }
@@ -154,13 +169,13 @@ where
         };
         if verdict == Verdict::Fast {
             let mut session = pingora_proxy::Session::new_h1(stream);
-            set_prefix(&mut session.downstream_session, read);
             self.prepare(&mut session.downstream_session, settings, shutdown);
+            set_prefix(&mut session.downstream_session, read);
             fast.serve(session, shutdown).await
         } else {
             let mut session = ServerSession::new_http1(stream);
-            set_prefix(&mut session, read);
             self.prepare(&mut session, settings, shutdown);
+            set_prefix(&mut session, read);
             self.app.process_new_http(session, shutdown).await
         }
     }
@@ -189,7 +204,15 @@ where
     }
 }
 
+/// A deadline that never comes, for an idle timeout too large to add to now.
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86400 * 365 * 30)
+}
+
 /// Have `session` parse `read`, bytes of its request already taken off the stream, first.
+///
+/// After `prepare`: settings carried over from the previous request hold no
+/// prefix of their own, since HTTP/1.1 pipelining stays off (`wait_for_request`).
 fn set_prefix(session: &mut ServerSession, read: BytesMut) {
     if let ServerSession::H1(h1) = session {
         h1.set_pipelined_prefix(read);

@@ -8,6 +8,7 @@
 //! closed within that much of its timeout, or of the upstream closing it.
 
 use futures_util::FutureExt;
+use pingora_core::protocols::l4::socket::SocketAddr;
 use pingora_core::protocols::Stream;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -18,6 +19,9 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 
 struct Idle {
     key: u64,
+    /// The peer's address, checked on reuse besides the key (as Pingora's pool
+    /// checks the socket): a hash collision must not hand out another peer's connection.
+    addr: SocketAddr,
     stream: Stream,
     since: Instant,
     timeout: Option<Duration>,
@@ -52,13 +56,14 @@ impl UpstreamPool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The most recently released live connection for `key`, if any.
-    pub(super) fn take(&self, key: u64) -> Option<Stream> {
+    /// The most recently released live connection for `key` (a peer's
+    /// `reuse_hash`) to `addr`, if any.
+    pub(super) fn take(&self, key: u64, addr: &SocketAddr) -> Option<Stream> {
         let now = Instant::now();
         loop {
             let mut idle = {
                 let mut pool = self.lock();
-                let at = pool.iter().rposition(|c| c.key == key)?;
+                let at = pool.iter().rposition(|c| c.key == key && c.addr == *addr)?;
                 pool.remove(at)
             };
             if !idle.expired(now) && still_open(&mut idle.stream) {
@@ -68,7 +73,13 @@ impl UpstreamPool {
     }
 
     /// Keep `stream` for the next request to the same peer; the oldest goes when `cap` are kept.
-    pub(super) fn release(self: &Arc<Self>, key: u64, stream: Stream, timeout: Option<Duration>) {
+    pub(super) fn release(
+        self: &Arc<Self>,
+        key: u64,
+        addr: SocketAddr,
+        stream: Stream,
+        timeout: Option<Duration>,
+    ) {
         if self.cap == 0 {
             return;
         }
@@ -80,6 +91,7 @@ impl UpstreamPool {
             let dropped = (pool.len() >= self.cap).then(|| pool.remove(0));
             pool.push(Idle {
                 key,
+                addr,
                 stream,
                 since: Instant::now(),
                 timeout,
@@ -91,19 +103,23 @@ impl UpstreamPool {
     }
 
     /// Drop every connection that expired or that the upstream closed.
+    ///
+    /// The check is a read (a syscall) per connection: it runs on the list taken
+    /// out of the lock, so requests are not held up meanwhile (a take that comes
+    /// in between finds nothing and connects anew). Oldest first stays the order.
     fn sweep_once(&self) {
         let now = Instant::now();
+        let mut checked = std::mem::take(&mut *self.lock());
+        checked.retain_mut(|c| !c.expired(now) && still_open(&mut c.stream));
         let mut gone = Vec::new();
         {
             let mut pool = self.lock();
-            let mut i = 0;
-            while i < pool.len() {
-                let keep = !pool[i].expired(now) && still_open(&mut pool[i].stream);
-                if keep {
-                    i += 1;
-                } else {
-                    gone.push(pool.swap_remove(i));
-                }
+            // Released during the check: newer than every checked one.
+            let newer = std::mem::take(&mut *pool);
+            *pool = checked;
+            pool.extend(newer);
+            while pool.len() > self.cap {
+                gone.push(pool.remove(0));
             }
         }
         drop(gone);
@@ -146,6 +162,10 @@ mod tests {
     use pingora_core::protocols::l4::stream::Stream as L4Stream;
     use tokio::io::AsyncWriteExt;
 
+    fn addr() -> SocketAddr {
+        SocketAddr::Inet("127.0.0.1:1".parse().unwrap())
+    }
+
     async fn pair() -> (Stream, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -158,10 +178,15 @@ mod tests {
     async fn a_released_connection_is_taken_back_once_and_only_for_its_peer() {
         let pool = UpstreamPool::new(4);
         let (stream, _server) = pair().await;
-        pool.release(1, stream, None);
-        assert!(pool.take(2).is_none());
-        assert!(pool.take(1).is_some());
-        assert!(pool.take(1).is_none());
+        pool.release(1, addr(), stream, None);
+        assert!(pool.take(2, &addr()).is_none());
+        let elsewhere = SocketAddr::Inet("127.0.0.1:2".parse().unwrap());
+        assert!(
+            pool.take(1, &elsewhere).is_none(),
+            "same key, another address"
+        );
+        assert!(pool.take(1, &addr()).is_some());
+        assert!(pool.take(1, &addr()).is_none());
     }
 
     #[tokio::test]
@@ -172,9 +197,9 @@ mod tests {
         let (spoke, mut server2) = pair().await;
         server2.write_all(b"HTTP/1.1 408\r\n\r\n").await.unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        pool.release(3, closed, None);
-        pool.release(3, spoke, None);
-        assert!(pool.take(3).is_none());
+        pool.release(3, addr(), closed, None);
+        pool.release(3, addr(), spoke, None);
+        assert!(pool.take(3, &addr()).is_none());
     }
 
     #[tokio::test]
@@ -182,8 +207,8 @@ mod tests {
         let pool = UpstreamPool::new(1);
         let (a, _s1) = pair().await;
         let (b, _s2) = pair().await;
-        pool.release(5, a, None);
-        pool.release(5, b, None);
+        pool.release(5, addr(), a, None);
+        pool.release(5, addr(), b, None);
         assert_eq!(pool.len(), 1);
     }
 
@@ -193,9 +218,9 @@ mod tests {
         let (old, mut s1) = pair().await;
         let (closed, s2) = pair().await;
         let (live, _s3) = pair().await;
-        pool.release(6, old, Some(Duration::from_millis(100)));
-        pool.release(7, closed, None);
-        pool.release(8, live, None);
+        pool.release(6, addr(), old, Some(Duration::from_millis(100)));
+        pool.release(7, addr(), closed, None);
+        pool.release(8, addr(), live, None);
         drop(s2);
         tokio::time::sleep(SWEEP_EVERY * 3).await;
         assert_eq!(pool.len(), 1, "only the live connection is kept");
@@ -209,6 +234,6 @@ mod tests {
         .expect("closed, so readable")
         .unwrap_or(0);
         assert_eq!(n, 0);
-        assert!(pool.take(8).is_some());
+        assert!(pool.take(8, &addr()).is_some());
     }
 }

@@ -93,13 +93,9 @@ async fn the_fast_path_forwards_and_answers_exactly_what_pingora_proxy_does() {
         let up = RawUpstream::start().await;
         let gw = gateway(&up, fast);
         let before = fast_path_count(&gw).await;
-        let answers = exchange(&gw, &plain_requests()).await;
+        let answers = exchange(&gw, &requests).await;
         let taken = fast_path_count(&gw).await - before;
-        let expected = if fast {
-            plain_requests().len() as u64
-        } else {
-            0
-        };
+        let expected = if fast { requests.len() as u64 } else { 0 };
         assert_eq!(taken, expected, "fast path on: {fast}");
         let answers: Vec<_> = answers
             .into_iter()
@@ -256,4 +252,44 @@ async fn head_gets_the_upstreams_length_and_no_body_either_way() {
         );
         assert!(up.requests()[0].starts_with("HEAD /pub/h HTTP/1.1\r\n"));
     }
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_frees_the_upstream_connection_it_was_waiting_on() {
+    use tokio::io::AsyncReadExt;
+    // An upstream that reads the request, never answers, and records when the
+    // gateway gives up on the connection.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 4096];
+                while !matches!(s.read(&mut chunk).await, Ok(0) | Err(_)) {}
+                let _ = tx.send(std::time::Instant::now());
+            });
+        }
+    });
+    let gw = TestGateway::builder()
+        .yaml(&format!(
+            "upstreams:\n  up: {{ peers: ['{addr}'], read_timeout_ms: 30000 }}\nroutes:\n  - {{ prefix: /, upstream: up }}\n"
+        ))
+        .start();
+    let mut client = TcpStream::connect(gw.addr).await.expect("connect");
+    let req = format!(
+        "GET /slow HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {}\r\n\r\n",
+        token(1)
+    );
+    client.write_all(req.as_bytes()).await.unwrap();
+    // Let the request reach the upstream, then leave.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left = std::time::Instant::now();
+    drop(client);
+    let freed = tokio::time::timeout(Duration::from_secs(5), closed.recv())
+        .await
+        .expect("the gateway closes the upstream connection (read timeout is 30 s)")
+        .expect("an upstream connection was made");
+    assert!(freed.duration_since(left) < Duration::from_secs(2));
 }
