@@ -7,10 +7,9 @@ use tokio::io::AsyncWriteExt;
 
 /// Routes: /pub public, /api required, /shop optional with /shop/admin required,
 /// /host public for internal.example only, /fwd required and forwarding Authorization.
-fn gateway(up: &RawUpstream, extra: &str) -> TestGateway {
-    TestGateway::builder()
-        .yaml(&format!(
-            r#"
+pub(crate) fn routes(up: &RawUpstream) -> String {
+    format!(
+        r#"
 upstreams:
   up: {{ peers: ['{up}'] }}
 routes:
@@ -20,9 +19,15 @@ routes:
   - {{ prefix: /shop/admin, upstream: up }}
   - {{ prefix: /host, upstream: up, host: internal.example, auth: public }}
   - {{ prefix: /fwd, upstream: up, forward_authorization: true }}
-{extra}"#,
-            up = up.addr
-        ))
+"#,
+        up = up.addr
+    )
+}
+
+/// A gateway with `routes` and `extra` config.
+fn gateway(up: &RawUpstream, extra: &str) -> TestGateway {
+    TestGateway::builder()
+        .yaml(&format!("{}{extra}", routes(up)))
         .start()
 }
 

@@ -6,19 +6,10 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+/// The edge tests' routes (/pub public, /api required, /fwd forwarding Authorization).
 fn gateway(up: &RawUpstream, fast_path: bool) -> TestGateway {
     TestGateway::builder()
-        .yaml(&format!(
-            r#"
-upstreams:
-  up: {{ peers: ['{up}'] }}
-routes:
-  - {{ prefix: /pub, upstream: up, auth: public }}
-  - {{ prefix: /api, upstream: up }}
-  - {{ prefix: /fwd, upstream: up, forward_authorization: true }}
-"#,
-            up = up.addr
-        ))
+        .yaml(&crate::edge::routes(up))
         .fast_path(fast_path)
         // One proxy thread, so one pooled upstream connection serves every request.
         .env("AUTHGATE_THREADS", "1")
