@@ -12,7 +12,7 @@
 //! loop and the upstream pool (`upstream_pool.rs`) are this module's own.
 //!
 //! Which requests come here is decided from the raw bytes before anything is
-//! parsed (`eligible`); everything else is handed to pingora-proxy with the
+//! parsed (`classify`); everything else is handed to pingora-proxy with the
 //! bytes already read (`set_pipelined_prefix`), so it sees the request exactly
 //! as the client sent it. `fast_path: false` in the config sends every
 //! request to pingora-proxy.
@@ -109,7 +109,7 @@ pub(super) fn classify(buf: &[u8]) -> Verdict {
     }
 }
 
-/// The fast path's share of the gateway: its phases, an upstream connector, a pool cap.
+/// The fast path's share of the gateway: its phases, an upstream connector, its pool.
 pub(crate) struct FastPath {
     gateway: Arc<Gateway>,
     connector: TransportConnector,
@@ -161,7 +161,7 @@ impl FastPath {
             gw.log_request(&session, &ctx);
             return finish(session).await;
         }
-        let (reuse, error, tries) = self.proxy(&mut session, &mut ctx).await;
+        let (error, tries) = self.proxy(&mut session, &mut ctx).await;
         if let Some(e) = &error {
             let answer = super::failure::answer(&mut session, e, &mut ctx).await;
             if !gw.suppress_error_log(e) {
@@ -173,26 +173,26 @@ impl FastPath {
             }
         }
         gw.log_request(&session, &ctx);
-        if reuse && error.is_none() {
-            finish(session).await
-        } else {
-            None
+        // After a failure the client connection is not reused, as in pingora-proxy.
+        match error {
+            None => finish(session).await,
+            Some(_) => None,
         }
     }
 
-    /// Forward to the route's upstream and relay the answer: whether the client
-    /// connection can be reused, the error if none was relayed, the tries made.
+    /// Forward to the route's upstream and relay the answer: the error if none
+    /// was relayed, and the tries made.
     async fn proxy(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-    ) -> (bool, Option<Box<Error>>, usize) {
+    ) -> (Option<Box<Error>>, usize) {
         let gw = &*self.gateway;
         let mut last = None;
         for tries in 1..=self.max_tries {
             let peer = match gw.upstream_peer(ctx) {
                 Ok(p) => p,
-                Err(e) => return (false, Some(e), tries),
+                Err(e) => return (Some(e), tries),
             };
             let key = peer.reuse_hash();
             let (stream, reused) = match self.pool.take(key, peer.address()) {
@@ -206,12 +206,12 @@ impl FastPath {
                             last = Some(e);
                             continue;
                         }
-                        return (false, Some(e), tries);
+                        return (Some(e), tries);
                     }
                 },
             };
-            match self.exchange(session, ctx, stream, &peer).await {
-                Ok(()) => return (true, None, tries),
+            match self.exchange(session, ctx, stream, &peer, key).await {
+                Ok(()) => return (None, tries),
                 Err(e) => {
                     // As pingora-proxy's default `error_while_proxy`: a GET or HEAD
                     // that failed before any answer on a pooled connection the
@@ -222,21 +222,23 @@ impl FastPath {
                         last = Some(e);
                         continue;
                     }
-                    return (false, Some(e), tries);
+                    return (Some(e), tries);
                 }
             }
         }
-        (false, last, self.max_tries)
+        (last, self.max_tries)
     }
 
     /// One request and its answer over `stream`; the connection goes back to the
-    /// pool when the upstream can take another request on it.
+    /// pool (under `key`, the peer's `reuse_hash`) when the upstream can take
+    /// another request on it.
     async fn exchange(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
         stream: Stream,
         peer: &HttpPeer,
+        key: u64,
     ) -> Result<()> {
         let mut up = UpstreamSession::new_with_options(stream, peer);
         up.read_timeout = peer.options.read_timeout;
@@ -251,14 +253,8 @@ impl FastPath {
             .await
             .map_err(|e| e.into_up())?;
 
-        let mut first = true;
+        let mut task = first_response_task(session, &mut up).await?;
         loop {
-            let task = if first {
-                first = false;
-                first_response_task(session, &mut up).await?
-            } else {
-                up.read_response_task().await.map_err(|e| e.into_up())?
-            };
             let end = match task {
                 HttpTask::Header(mut header, end) => {
                     if header.status == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -307,12 +303,12 @@ impl FastPath {
             if end {
                 break;
             }
+            task = up.read_response_task().await.map_err(|e| e.into_up())?;
         }
         up.respect_keepalive();
         if let Some(stream) = up.reuse().await {
             let addr = peer.address().clone();
-            self.pool
-                .release(peer.reuse_hash(), addr, stream, peer.idle_timeout());
+            self.pool.release(key, addr, stream, peer.idle_timeout());
         }
         Ok(())
     }

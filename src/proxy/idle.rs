@@ -118,9 +118,8 @@ where
                         .await
                 }
                 _ => {
-                    let mut session = ServerSession::new_http1(stream);
-                    self.prepare(&mut session, settings.take(), shutdown);
-                    self.app.process_new_http(session, shutdown).await
+                    self.to_pingora(stream, None, settings.take(), shutdown)
+                        .await
                 }
             };
             let Some(reused) = reused else {
@@ -177,11 +176,26 @@ where
             set_prefix(&mut session.downstream_session, read);
             fast.serve(session, shutdown).await
         } else {
-            let mut session = ServerSession::new_http1(stream);
-            self.prepare(&mut session, settings, shutdown);
-            set_prefix(&mut session, read);
-            self.app.process_new_http(session, shutdown).await
+            self.to_pingora(stream, Some(read), settings, shutdown)
+                .await
         }
+    }
+
+    /// Pingora's own handling of one request on `stream`, parsing `read` (bytes
+    /// of it already taken off the stream), if any, first.
+    async fn to_pingora(
+        &self,
+        stream: Stream,
+        read: Option<BytesMut>,
+        settings: Option<HttpPersistentSettings>,
+        shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        let mut session = ServerSession::new_http1(stream);
+        self.prepare(&mut session, settings, shutdown);
+        if let Some(read) = read {
+            set_prefix(&mut session, read);
+        }
+        self.app.process_new_http(session, shutdown).await
     }
 
     /// The keep-alive state a session starts with: carried over from the

@@ -210,9 +210,10 @@ impl Gateway {
     }
 }
 
-/// The gateway as pingora-proxy's application: every phase is a `Gateway`
-/// method, shared with the fast path (`fast_path.rs`), which drives the same
-/// phases for plain body-less requests.
+/// The gateway as pingora-proxy's application: each phase delegates to a
+/// `Gateway` method, or for the upstream request and failure answers to
+/// `headers` and `failure`; the fast path (`fast_path.rs`) calls the same ones
+/// for plain body-less requests.
 pub(crate) struct Proxy(pub(crate) Arc<Gateway>);
 
 #[async_trait]
