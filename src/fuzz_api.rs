@@ -189,7 +189,7 @@ impl Verifier {
     /// A token for `user` in session `sid`, signed by the active key.
     pub fn issue(&self, user: u64, sid: u128) -> Result<String, String> {
         self.tokens
-            .issue(UserId(user), SessionId(sid))
+            .issue(UserId(user), SessionId(sid), 0)
             .map_err(|e| e.to_string())
     }
 

@@ -93,7 +93,6 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     let revocation_feed = RevocationFeed::new(
         Store::new(Redis::new(&cfg.redis)?, &cfg.redis.key_prefix),
         revocations.clone(),
-        t.access_ttl_seconds,
     );
     let api = Arc::new(AuthApi {
         store: store.clone(),

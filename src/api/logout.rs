@@ -44,18 +44,22 @@ pub(super) async fn all(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorR
     ))
 }
 
-/// End every session of `user` and every access token issued to them before now.
+/// End every session of `user` and every access token minted for them so far:
+/// their token generation goes up, so tokens minted from now on (the new
+/// session of a password change) are told apart exactly, on every instance.
 pub(super) async fn end_every_session(
     api: &AuthApi,
     user: crate::domain::UserId,
 ) -> Result<(), ErrorReply> {
     let at = now_unix();
-    let sids = api.store.revoke_all(user, at).await?;
+    let (gen, sids) = api.store.revoke_all(user, at).await?;
     let mut gone: Vec<Revocation> = sids
         .into_iter()
         .map(|sid| Revocation::Session { user, sid, at })
         .collect();
-    // Tokens that carry no session (issued before sessions existed) end too.
-    gone.push(Revocation::User { user, nbf: at });
+    // Every older token, those that carry no session included.
+    if let Some(gen) = gen {
+        gone.push(Revocation::User { user, gen, at });
+    }
     api.revoke(&gone).await
 }

@@ -261,12 +261,12 @@ impl AuthApi {
             ip: req.client_ip,
             user_agent: ua,
         };
-        let evicted = match self
+        let (gen, evicted) = match self
             .store
             .create_session(&new, guard, &self.sessions, now_ms())
             .await?
         {
-            Opened::Yes(evicted) => evicted,
+            Opened::Yes { gen, evicted } => (gen, evicted),
             Opened::Stale => {
                 return Err(match guard {
                     Guard::PasswordIs(_) => ErrorReply::InvalidCredentials,
@@ -287,14 +287,21 @@ impl AuthApi {
             }
             self.revoke(&gone).await?;
         }
-        self.pair(user, sid, refresh)
+        self.pair(user, sid, gen, refresh)
     }
 
-    /// `{"access_token","refresh_token"}` for a session whose refresh token is `refresh`.
-    fn pair(&self, user: UserId, sid: SessionId, refresh: String) -> Result<Value, ErrorReply> {
+    /// `{"access_token","refresh_token"}` for a session whose refresh token is
+    /// `refresh`, the access token at the user's generation `gen`.
+    fn pair(
+        &self,
+        user: UserId,
+        sid: SessionId,
+        gen: u64,
+        refresh: String,
+    ) -> Result<Value, ErrorReply> {
         let access = self
             .access
-            .issue(user, sid)
+            .issue(user, sid, gen)
             .map_err(|e| ErrorReply::internal(format!("cannot sign access token: {e}")))?;
         Ok(serde_json::json!({ "access_token": access, "refresh_token": refresh }))
     }

@@ -1,4 +1,4 @@
-//! Access tokens: JWTs carrying `user_id`, `sub`, `iat`, `exp`, `sid`, `iss`, `aud`, signed
+//! Access tokens: JWTs carrying `user_id`, `sub`, `iat`, `exp`, `sid`, `gen`, `iss`, `aud`, signed
 //! by the key ring's active key and verified from the signature alone.
 
 use super::keys::{KeyRing, NoKey, MAX_TOKEN_BYTES};
@@ -65,6 +65,10 @@ struct Claims {
     /// The session (refresh-token family) this token was issued in.
     #[serde(default)]
     sid: Option<String>,
+    /// The user's token generation when it was minted (absent: 0, a token from
+    /// before generations, revoked by any "end all sessions").
+    #[serde(default)]
+    gen: u64,
 }
 
 /// The claims of a new token.
@@ -77,6 +81,7 @@ struct NewClaims<'a> {
     exp: u64,
     user_id: u64,
     sid: String,
+    gen: u64,
 }
 
 /// A key ring with the cache of tokens it verified: swapped together, so a token
@@ -136,11 +141,14 @@ impl AccessTokens {
         self.current.clone()
     }
 
-    /// A fresh token for `user` in session `sid`, signed by the active key.
+    /// A fresh token for `user` in session `sid`, at the user's token
+    /// generation `gen` (read from the user record in the step that opened or
+    /// rotated the session), signed by the active key.
     pub fn issue(
         &self,
         user: UserId,
         sid: SessionId,
+        gen: u64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let current = self.current.0.load();
         let ring = &current.ring;
@@ -156,6 +164,7 @@ impl AccessTokens {
             exp: iat + self.ttl_seconds,
             user_id: user.0,
             sid: sid.to_string(),
+            gen,
         };
         jsonwebtoken::encode(header, &claims, key)
     }
@@ -236,6 +245,7 @@ fn verify_signed(ring: &KeyRing, token: &str) -> Result<(Identity, u64), TokenRe
         user: UserId(data.claims.user_id),
         sid,
         iat: data.claims.iat,
+        gen: data.claims.gen,
     };
     Ok((id, data.claims.exp))
 }
@@ -315,7 +325,7 @@ mod tests {
         ] {
             let t = over(ring(&yaml).unwrap());
             let sid = SessionId(0x1234);
-            let jwt = t.issue(UserId(42), sid).unwrap();
+            let jwt = t.issue(UserId(42), sid, 0).unwrap();
             let id = t.verify(&jwt).unwrap();
             assert_eq!((id.user, id.sid), (UserId(42), Some(sid)));
             let (header, claims) = header_and_claims(&jwt);
@@ -420,7 +430,7 @@ mod tests {
             Err(TokenRejection::WrongIssuer),
             "claims are checked when present"
         );
-        let kid = header_and_claims(&t.issue(UserId(1), SessionId(1)).unwrap()).0["kid"].clone();
+        let kid = header_and_claims(&t.issue(UserId(1), SessionId(1), 0).unwrap()).0["kid"].clone();
         let seed_with_kid = t.verify(&sign(Algorithm::HS256, kid.as_str(), &SECRET, &seed));
         assert!(
             matches!(
@@ -446,7 +456,7 @@ mod tests {
             )
         };
         let t = over(ring(&format!("tokens:\n  keys:\n{}", entry("a", &a, true))).unwrap());
-        let old = t.issue(UserId(1), SessionId(1)).unwrap();
+        let old = t.issue(UserId(1), SessionId(1), 0).unwrap();
         assert!(t.verify(&old).is_ok());
         let both = format!(
             "tokens:\n  keys:\n{}{}",
@@ -454,7 +464,7 @@ mod tests {
             entry("b", &b, true)
         );
         t.key_switch().install(ring(&both).unwrap());
-        let new = t.issue(UserId(1), SessionId(1)).unwrap();
+        let new = t.issue(UserId(1), SessionId(1), 0).unwrap();
         assert_eq!(header_and_claims(&new).0["kid"], "b");
         assert!(t.verify(&old).is_ok() && t.verify(&new).is_ok());
         t.key_switch()
@@ -467,7 +477,7 @@ mod tests {
     fn a_revoked_session_is_refused_even_from_the_cache() {
         let t = tokens();
         let sid = SessionId(9);
-        let jwt = t.issue(UserId(5), sid).unwrap();
+        let jwt = t.issue(UserId(5), sid, 0).unwrap();
         assert!(t.verify(&jwt).is_ok());
         t.revocations()
             .apply(crate::auth::revocations::Revocation::Session {
@@ -530,7 +540,7 @@ mod tests {
     #[test]
     fn only_ascii_whitespace_is_trimmed_around_the_token() {
         let t = tokens();
-        let jwt = t.issue(UserId(5), SessionId(9)).unwrap();
+        let jwt = t.issue(UserId(5), SessionId(9), 0).unwrap();
         for (pad_before, pad_after) in [("", "\u{A0}"), ("\u{3000}", ""), ("\u{2003}", "\u{85}")] {
             let value = format!("Bearer {pad_before}{jwt}{pad_after}");
             let token = bearer_token(Some(value.as_bytes())).unwrap();

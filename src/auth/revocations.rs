@@ -1,19 +1,34 @@
-//! Revoked sessions and per-user "not before" times, in memory, so the proxy path checks revocation without a Redis call.
+//! Revoked sessions and per-user token generations, in memory, so the proxy path checks revocation without a Redis call.
 //!
 //! Every instance holds the same set, fed by Redis pub/sub and re-read from
 //! Redis after each (re)subscription (`store::revocation_feed`). An entry is
 //! kept only as long as a token it covers can still be valid: one access-token
-//! lifetime after the revocation.
+//! lifetime after the revocation, plus [`CLOCK_SKEW_SECONDS`].
+//!
+//! Whether a token is covered never depends on a clock: a session revocation
+//! names the session, and a user revocation names the user's token generation
+//! (`gen`, counted up in the user record by every "end all sessions"), so a
+//! token minted in the same second as the revocation, on any instance, is
+//! judged by its generation alone. Clocks decide only how long entries are kept.
 
 use crate::domain::{SessionId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::RwLock;
 
-/// One revocation, as published and stored: `s <user> <sid> <at>` or `u <user> <nbf>`.
+/// How far apart (seconds) the clocks of two instances may be without an entry
+/// being dropped while a token it covers is still valid somewhere.
+pub(crate) const CLOCK_SKEW_SECONDS: u64 = 60;
+
+/// One revocation, as published and stored: `s <user> <sid> <at>` or `g <user> <gen> <at>`.
+///
+/// `at` (seconds, the publisher's clock) only bounds how long the entry is kept.
+/// The user form is `g`, not the `u <user> <nbf>` of earlier versions: an
+/// instance of either version ignores the other's form instead of misreading a
+/// time as a generation (docs/upgrading.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Revocation {
-    /// Every token of one session, issued up to `at` (seconds), is revoked.
+    /// Every token of one session is revoked.
     Session {
         /// Whose.
         user: UserId,
@@ -22,12 +37,14 @@ pub enum Revocation {
         /// When.
         at: u64,
     },
-    /// Every token of the user issued before `nbf` (seconds) is revoked.
+    /// Every token of the user whose generation is below `gen` is revoked.
     User {
         /// Whose.
         user: UserId,
-        /// Not before.
-        nbf: u64,
+        /// The user's generation after the revocation: tokens minted from now on carry it.
+        gen: u64,
+        /// When.
+        at: u64,
     },
 }
 
@@ -36,7 +53,7 @@ impl Revocation {
     pub fn encode(&self) -> String {
         match self {
             Revocation::Session { user, sid, at } => format!("s {} {sid} {at}", user.0),
-            Revocation::User { user, nbf } => format!("u {} {nbf}", user.0),
+            Revocation::User { user, gen, at } => format!("g {} {gen} {at}", user.0),
         }
     }
 
@@ -51,9 +68,10 @@ impl Revocation {
                 sid: SessionId::parse(parts.next()?)?,
                 at: parts.next()?.parse().ok()?,
             },
-            "u" => Revocation::User {
+            "g" => Revocation::User {
                 user,
-                nbf: parts.next()?.parse().ok()?,
+                gen: parts.next()?.parse().ok()?,
+                at: parts.next()?.parse().ok()?,
             },
             _ => return None,
         };
@@ -63,8 +81,7 @@ impl Revocation {
     /// When the revocation was made (seconds).
     pub fn at(&self) -> u64 {
         match self {
-            Revocation::Session { at, .. } => *at,
-            Revocation::User { nbf, .. } => *nbf,
+            Revocation::Session { at, .. } | Revocation::User { at, .. } => *at,
         }
     }
 }
@@ -78,13 +95,15 @@ pub struct Identity {
     pub sid: Option<SessionId>,
     /// Issued at (seconds).
     pub iat: u64,
+    /// The user's token generation when it was minted (0 in tokens from before generations).
+    pub gen: u64,
 }
 
 #[derive(Default)]
 struct Sets {
     /// (user, session) -> drop the entry after this time.
     sessions: HashMap<(u64, u128), u64>,
-    /// user -> (not before, drop after).
+    /// user -> (lowest generation still valid, drop after).
     users: HashMap<u64, (u64, u64)>,
 }
 
@@ -112,8 +131,9 @@ impl Revocations {
 
     /// Record a revocation (from this instance or from the feed).
     pub fn apply(&self, r: Revocation) {
-        // A token issued at `at` is valid through `at + ttl`.
-        let drop_after = r.at() + self.access_ttl + 1;
+        // A token issued before `at` is valid through `at + ttl` on its
+        // issuer's clock, which may be ahead of this one.
+        let drop_after = r.at() + self.access_ttl + 1 + CLOCK_SKEW_SECONDS;
         let Ok(mut sets) = self.sets.write() else {
             return;
         };
@@ -122,9 +142,9 @@ impl Revocations {
                 let e = sets.sessions.entry((user.0, sid.0)).or_insert(0);
                 *e = (*e).max(drop_after);
             }
-            Revocation::User { user, nbf } => {
+            Revocation::User { user, gen, .. } => {
                 let e = sets.users.entry(user.0).or_insert((0, 0));
-                *e = (e.0.max(nbf), e.1.max(drop_after));
+                *e = (e.0.max(gen), e.1.max(drop_after));
             }
         }
         self.any.store(true, Ordering::Release);
@@ -146,7 +166,7 @@ impl Revocations {
         }
         sets.users
             .get(&id.user.0)
-            .is_some_and(|(nbf, _)| id.iat < *nbf)
+            .is_some_and(|(gen, _)| id.gen < *gen)
     }
 
     /// Drop entries no valid token can be covered by any more.
@@ -203,11 +223,12 @@ impl Revocations {
 mod tests {
     use super::*;
 
-    fn id(user: u64, sid: Option<u128>, iat: u64) -> Identity {
+    fn id(user: u64, sid: Option<u128>, gen: u64) -> Identity {
         Identity {
             user: UserId(user),
             sid: sid.map(SessionId),
-            iat,
+            iat: 0,
+            gen,
         }
     }
 
@@ -221,39 +242,54 @@ mod tests {
             },
             Revocation::User {
                 user: UserId(7),
-                nbf: 100,
+                gen: 3,
+                at: 100,
             },
         ] {
             assert_eq!(Revocation::decode(&r.encode()), Some(r));
         }
-        for bad in ["", "s 7", "x 7 1", "u x 1", "s 7 zz 1", "u 7 1 extra"] {
+        for bad in [
+            "", "s 7", "x 7 1", "u x 1", "s 7 zz 1", "g 7 1", "g 7 1 2 extra",
+            // The time-based user form of earlier versions is not misread as a generation.
+            "u 7 1700000000",
+        ] {
             assert_eq!(Revocation::decode(bad), None, "{bad}");
         }
     }
 
     #[test]
-    fn sessions_and_users_are_revoked_until_their_tokens_expire() {
+    fn sessions_and_generations_are_revoked_until_their_tokens_expire() {
         let r = Revocations::new(30, 1000);
-        assert!(!r.is_revoked(&id(7, Some(1), 999)));
+        assert!(!r.is_revoked(&id(7, Some(1), 0)));
         r.apply(Revocation::Session {
             user: UserId(7),
             sid: SessionId(1),
             at: 1000,
         });
-        assert!(r.is_revoked(&id(7, Some(1), 999)));
-        assert!(!r.is_revoked(&id(7, Some(2), 999)), "other session");
-        assert!(!r.is_revoked(&id(8, Some(1), 999)), "other user, same sid");
+        assert!(r.is_revoked(&id(7, Some(1), 0)));
+        assert!(!r.is_revoked(&id(7, Some(2), 0)), "other session");
+        assert!(!r.is_revoked(&id(8, Some(1), 0)), "other user, same sid");
         r.apply(Revocation::User {
             user: UserId(9),
-            nbf: 1000,
+            gen: 2,
+            at: 1000,
         });
-        assert!(r.is_revoked(&id(9, None, 999)));
-        assert!(!r.is_revoked(&id(9, None, 1000)), "issued at or after nbf");
-        r.prune(1030);
-        assert_eq!(r.len(), 2, "still within one token lifetime");
-        r.prune(1031);
+        assert!(r.is_revoked(&id(9, None, 0)), "a token from before generations");
+        assert!(r.is_revoked(&id(9, Some(3), 1)));
+        assert!(!r.is_revoked(&id(9, Some(3), 2)), "minted at the new generation");
+        // An older revocation arriving late does not lower the generation.
+        r.apply(Revocation::User {
+            user: UserId(9),
+            gen: 1,
+            at: 1001,
+        });
+        assert!(r.is_revoked(&id(9, Some(3), 1)));
+        let keep = 1000 + 30 + CLOCK_SKEW_SECONDS;
+        r.prune(keep);
+        assert_eq!(r.len(), 2, "still within one token lifetime and the skew");
+        r.prune(keep + 2);
         assert!(r.is_empty());
-        assert!(!r.is_revoked(&id(7, Some(1), 999)));
+        assert!(!r.is_revoked(&id(7, Some(1), 0)));
     }
 
     #[test]

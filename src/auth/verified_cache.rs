@@ -53,6 +53,7 @@ mod tests {
             user: UserId(7),
             sid: None,
             iat: 1,
+            gen: 0,
         };
         c.insert("a.b.c", id, 100);
         assert_eq!(c.get("a.b.c", 100), Some(Ok(id)));

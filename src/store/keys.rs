@@ -46,7 +46,13 @@ impl Keys {
     /// One session (refresh-token family), in the user's slot: a hash of its
     /// current and previous token, times, client IP and User-Agent.
     pub(crate) fn session(&self, user: UserId, sid: SessionId) -> String {
-        format!("{}user:{{{}}}:session:{sid}", self.prefix, user.0)
+        format!("{}{sid}", self.session_prefix(user))
+    }
+
+    /// What every session key of `user` starts with (a script that ends sessions
+    /// it finds in the user's index names them from it: same slot).
+    pub(crate) fn session_prefix(&self, user: UserId) -> String {
+        format!("{}user:{{{}}}:session:", self.prefix, user.0)
     }
 
     /// The user's live sessions by last use (a sorted set), in the user's slot.

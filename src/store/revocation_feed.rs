@@ -19,29 +19,20 @@ pub struct RevocationFeed {
     /// A store of its own: its connections live on the feed's runtime, not the proxy's.
     store: Store,
     revocations: Arc<Revocations>,
-    access_ttl: u64,
 }
 
 impl RevocationFeed {
     /// Feed `revocations` from `store`.
-    pub fn new(store: Store, revocations: Arc<Revocations>, access_ttl: u64) -> Self {
-        RevocationFeed {
-            store,
-            revocations,
-            access_ttl,
-        }
+    pub fn new(store: Store, revocations: Arc<Revocations>) -> Self {
+        RevocationFeed { store, revocations }
     }
 
-    /// Subscribe, then re-read what was published in the last token lifetime
+    /// Subscribe, then re-read what is kept of what was published
     /// (in this order, so nothing published in between is missed), then follow.
     async fn follow(&self) -> Result<(), StoreError> {
         let mut pubsub = self.store.redis.pubsub().await?;
         pubsub.subscribe(self.store.keys.revocations()).await?;
-        for r in self
-            .store
-            .recent_revocations(self.access_ttl, now_unix())
-            .await?
-        {
+        for r in self.store.recent_revocations().await? {
             self.revocations.apply(r);
         }
         self.revocations.feed_up();
@@ -68,7 +59,7 @@ impl RevocationFeed {
                     // connection every few seconds, and treat a failure as the
                     // feed being down.
                     if ticks.is_multiple_of(RESYNC_EVERY_TICKS) {
-                        for r in self.store.recent_revocations(self.access_ttl, now_unix()).await? {
+                        for r in self.store.recent_revocations().await? {
                             self.revocations.apply(r);
                         }
                     }

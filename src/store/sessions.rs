@@ -12,7 +12,7 @@
 
 use super::{Store, StoreError};
 use crate::auth::refresh::Fingerprint;
-use crate::auth::revocations::Revocation;
+use crate::auth::revocations::{Revocation, CLOCK_SKEW_SECONDS};
 use crate::domain::{SessionId, UserId};
 use std::net::IpAddr;
 
@@ -44,9 +44,15 @@ pub enum Guard<'a> {
 /// What opening a session did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Opened {
-    /// It exists; these older sessions were ended to stay within the cap.
-    Yes(Vec<SessionId>),
-    /// Its guard no longer held: nothing was written.
+    /// It exists, at the user's token generation `gen`; the `evicted` older
+    /// sessions were ended in the same step to stay within the cap.
+    Yes {
+        /// The generation its access tokens carry.
+        gen: u64,
+        /// Sessions ended to make room.
+        evicted: Vec<SessionId>,
+    },
+    /// Its guard no longer held (or the user is disabled): nothing was written.
     Stale,
 }
 
@@ -67,13 +73,18 @@ pub struct NewSession<'a> {
 /// What presenting a refresh token did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// The token was current: the new one replaces it.
-    Rotated,
+    /// The token was current: the new one replaces it; new access tokens
+    /// carry the user's generation `gen`.
+    Rotated {
+        /// The user's token generation now.
+        gen: u64,
+    },
     /// The token was the previous one, within the grace window: refused, nothing revoked.
     Duplicate,
     /// The token was used before, after the grace window: the whole session is revoked.
     Reused,
-    /// The session no longer exists (revoked, expired, or never named this token).
+    /// The session no longer exists (revoked, expired, its user disabled, or
+    /// it never named this token).
     Gone,
 }
 
@@ -103,6 +114,7 @@ pub struct SessionInfo {
 }
 
 const CREATE: &str = r"
+if redis.call('HGET', KEYS[3], 'disabled') == '1' then return {'stale'} end
 if ARGV[9] == 'password' then
   if redis.call('HGET', KEYS[3], 'password_hash') ~= ARGV[10] then return {'stale'} end
 elseif redis.call('HEXISTS', KEYS[3], 'sessions_nbf') == 1 then
@@ -116,11 +128,20 @@ redis.call('PEXPIRE', KEYS[1], math.min(idle, abs_end - now))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - idle)
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[2], idle)
-local out = {'opened'}
+local out = {'opened', redis.call('HGET', KEYS[3], 'gen') or '0'}
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
 if over > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[2], over)
-  for i = 1, #popped, 2 do out[#out + 1] = popped[i] end
+  for i = 1, #popped, 2 do
+    -- Ended here, in the same atomic step: the hash of an evicted session is
+    -- in the user's slot (ARGV[11] is that slot's session key prefix).
+    local key = ARGV[11] .. popped[i]
+    local gone = redis.call('HMGET', key, 'cur', 'prev')
+    redis.call('DEL', key)
+    out[#out + 1] = popped[i]
+    out[#out + 1] = gone[1] or ''
+    out[#out + 1] = gone[2] or ''
+  end
 end
 return out
 ";
@@ -130,9 +151,10 @@ local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'abs_end')
 if not s[1] then return {'gone'} end
 local now, grace, idle = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local abs_end = tonumber(s[4])
-if now >= abs_end then
+if now >= abs_end or redis.call('HGET', KEYS[3], 'disabled') == '1' then
+  -- Past its end, or its user was disabled: the session ends with its tokens.
   redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
-  return {'gone'}
+  return {'gone', s[1], s[2] or ''}
 end
 if s[1] == ARGV[2] then
   redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'prev', ARGV[2], 'prev_at', now, 'last_used_at', now)
@@ -140,11 +162,20 @@ if s[1] == ARGV[2] then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[2], idle)
-  return {'rotated', tostring(ttl), s[2] or ''}
+  return {'rotated', tostring(ttl), s[2] or '', redis.call('HGET', KEYS[3], 'gen') or '0'}
 end
 if s[2] == ARGV[2] and now - tonumber(s[3]) <= grace then return {'duplicate'} end
 redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
 return {'reused', s[1], s[2] or ''}
+";
+
+/// Count the user's token generation up and mark that every session ended
+/// (`sessions_nbf`, for refresh tokens from before sessions existed); the new
+/// generation, or false for a user that does not exist.
+const END_ALL: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], 'sessions_nbf', ARGV[1])
+return redis.call('HINCRBY', KEYS[1], 'gen', 1)
 ";
 
 const REVOKE: &str = r"
@@ -167,6 +198,12 @@ fn set_px(key: &str, value: &str, ttl_ms: u64) -> redis::Cmd {
     let mut cmd = redis::cmd("SET");
     cmd.arg(key).arg(value).arg("PX").arg(ttl_ms);
     cmd
+}
+
+/// A generation as a script returns it (a decimal string).
+fn parse_gen(v: Option<&String>) -> Result<u64, StoreError> {
+    v.and_then(|g| g.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("a user generation of {v:?}")))
 }
 
 /// The value of a refresh lookup key: `<user>:<sid>`.
@@ -209,7 +246,8 @@ impl Store {
             .arg(s.user_agent)
             .arg(policy.max_per_user)
             .arg(mode)
-            .arg(expected);
+            .arg(expected)
+            .arg(self.keys.session_prefix(s.user));
         // The lookup lives in another slot than the session: one round trip,
         // not always one pipeline (Redis::both). Either alone is harmless: a
         // lookup names a session that must list its token.
@@ -227,15 +265,25 @@ impl Store {
                 )))
             }
         }
-        let evicted: Vec<SessionId> = reply[1..]
-            .iter()
-            .filter_map(|sid| SessionId::parse(sid))
-            .collect();
-        // Ended like any revoked session: hash, index entry and token lookups.
-        for sid in &evicted {
-            self.revoke_session(s.user, *sid).await?;
+        let gen = parse_gen(reply.get(1))?;
+        let mut evicted = Vec::new();
+        let mut lookups = Vec::new();
+        for ended in reply.get(2..).unwrap_or_default().chunks(3) {
+            if let Some(sid) = ended.first().and_then(|sid| SessionId::parse(sid)) {
+                evicted.push(sid);
+            }
+            lookups.extend(
+                ended[1..]
+                    .iter()
+                    .filter(|f| !f.is_empty())
+                    .map(|f| self.keys.refresh_hex(f)),
+            );
         }
-        Ok(Opened::Yes(evicted))
+        // The evicted sessions are already gone; their lookups name nothing.
+        if let Err(e) = self.forget_lookups(&lookups).await {
+            log::debug!("could not delete the lookups of evicted sessions: {e}");
+        }
+        Ok(Opened::Yes { gen, evicted })
     }
 
     /// Whose session a refresh token belongs to, if the lookup still exists.
@@ -273,7 +321,8 @@ impl Store {
         let sessions = self.keys.sessions(user);
         let new_lookup = self.keys.refresh(new_fp);
         let set_lookup = set_px(&new_lookup, &owner_value(user, sid), policy.idle_ttl_ms);
-        let mut rotate = eval(ROTATE, &[&session, &sessions]);
+        let user_key = self.keys.user(user.0);
+        let mut rotate = eval(ROTATE, &[&session, &sessions, &user_key]);
         rotate
             .arg(sid.to_string())
             .arg(fp.as_str())
@@ -299,7 +348,9 @@ impl Store {
                             .await?;
                     }
                 }
-                Rotation::Rotated
+                Rotation::Rotated {
+                    gen: parse_gen(reply.get(3))?,
+                }
             }
             Some("duplicate") => Rotation::Duplicate,
             Some("reused") => {
@@ -311,14 +362,22 @@ impl Store {
                 );
                 Rotation::Reused
             }
-            Some("gone") => Rotation::Gone,
+            Some("gone") => {
+                stale.extend(
+                    reply[1..]
+                        .iter()
+                        .filter(|f| !f.is_empty())
+                        .map(|f| self.keys.refresh_hex(f)),
+                );
+                Rotation::Gone
+            }
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "rotate script answered {other:?}"
                 )))
             }
         };
-        if outcome != Rotation::Rotated {
+        if !matches!(outcome, Rotation::Rotated { .. }) {
             // This lookup names a token no session will ever hold.
             stale.push(new_lookup);
         }
@@ -352,19 +411,19 @@ impl Store {
         Ok(existed)
     }
 
-    /// End every session of `user`; the ids that were live. Also marks the user
-    /// (`sessions_nbf`) so that no refresh token from before sessions existed
-    /// can open one any more.
-    pub async fn revoke_all(&self, user: UserId, now_s: u64) -> Result<Vec<SessionId>, StoreError> {
-        let _: () = self
-            .redis
-            .query(
-                redis::cmd("HSET")
-                    .arg(self.keys.user(user.0))
-                    .arg("sessions_nbf")
-                    .arg(now_s),
-            )
-            .await?;
+    /// End every session of `user`: count the user's token generation up (every
+    /// access token minted before is revoked by it, on every instance, once it is
+    /// published) and end each live session. The new generation (`None`: no such
+    /// user) and the ids that were live. Also marks the user (`sessions_nbf`) so
+    /// that no refresh token from before sessions existed can open one any more.
+    pub async fn revoke_all(
+        &self,
+        user: UserId,
+        now_s: u64,
+    ) -> Result<(Option<u64>, Vec<SessionId>), StoreError> {
+        let mut end_all = eval(END_ALL, &[&self.keys.user(user.0)]);
+        end_all.arg(now_s);
+        let gen: Option<u64> = self.redis.query(&end_all).await?;
         let sids: Vec<String> = self
             .redis
             .query(
@@ -378,7 +437,7 @@ impl Store {
         for sid in &sids {
             self.revoke_session(user, *sid).await?;
         }
-        Ok(sids)
+        Ok((gen, sids))
     }
 
     /// The user's live sessions, most recently created first.
@@ -448,31 +507,32 @@ impl Store {
                 .arg(r.encode())
                 .ignore();
         }
+        // Kept for a token lifetime past the revocation, and as long again as
+        // another instance's clock may be behind this one's.
+        let keep = access_ttl_s + 1 + CLOCK_SKEW_SECONDS;
         pipe.cmd("ZREMRANGEBYSCORE")
             .arg(&key)
             .arg("-inf")
-            .arg(format!("({}", now_s.saturating_sub(access_ttl_s + 1)))
+            .arg(format!("({}", now_s.saturating_sub(keep)))
             .ignore();
-        pipe.cmd("EXPIRE").arg(&key).arg(access_ttl_s + 2).ignore();
+        pipe.cmd("EXPIRE").arg(&key).arg(keep + 1).ignore();
         for r in revocations {
             pipe.cmd("PUBLISH").arg(&key).arg(r.encode()).ignore();
         }
         self.redis.pipeline(&pipe).await
     }
 
-    /// Revocations of the last access-token lifetime, for a re-synchronising feed.
-    pub async fn recent_revocations(
-        &self,
-        access_ttl_s: u64,
-        now_s: u64,
-    ) -> Result<Vec<Revocation>, StoreError> {
+    /// Every revocation still kept, for a re-synchronising feed. The whole set,
+    /// not a window by this instance's clock: writers keep it pruned, and applying
+    /// an old entry again is harmless (what it covers has expired or is revoked).
+    pub async fn recent_revocations(&self) -> Result<Vec<Revocation>, StoreError> {
         let entries: Vec<String> = self
             .redis
             .query(
-                redis::cmd("ZRANGEBYSCORE")
+                redis::cmd("ZRANGE")
                     .arg(self.keys.revocations())
-                    .arg(now_s.saturating_sub(access_ttl_s + 1))
-                    .arg("+inf"),
+                    .arg(0)
+                    .arg(-1),
             )
             .await?;
         Ok(entries

@@ -375,3 +375,87 @@ async fn a_refresh_token_from_before_sessions_is_traded_for_a_session_once() {
     assert_eq!(r.status(), 200);
     assert_eq!(gw.refresh(older).await.0, 401);
 }
+
+/// Regression (#21): the new access token a password change answers with was
+/// refused by every instance but the one that served it, for its whole life,
+/// when it was minted in the same second as the revocation. Generations make
+/// "older than" exact on every instance.
+#[tokio::test]
+async fn the_token_a_password_change_answers_with_is_good_on_every_instance_at_once() {
+    let up = Upstream::start("echo").await;
+    let one = TestGateway::builder().upstream(up.addr).start();
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&one)
+        .start();
+    for round in 0..3 {
+        let user = one.new_user().await;
+        let (s, on_two) = two.login(&user.email, PASSWORD).await;
+        assert_eq!(s, 200);
+        let old_on_two = token_of(&on_two, "access_token");
+        let r = one
+            .request(reqwest::Method::POST, "/password")
+            .bearer_auth(&user.access)
+            .json(&json!({"current_password": PASSWORD, "new_password": "a new password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let fresh = token_of(&r.json().await.unwrap(), "access_token");
+        let started = std::time::Instant::now();
+        // At once, and then across the second the revocation was made in.
+        for at_ms in [0u64, 500, 1200, 2500] {
+            let wait = Duration::from_millis(at_ms).saturating_sub(started.elapsed());
+            tokio::time::sleep(wait).await;
+            for gw in [&two, &one] {
+                let r = gw.get("/api/x", Some(&fresh)).await;
+                assert_eq!(r.status(), 200, "round {round}, {at_ms} ms: {:?}", r.text().await);
+                assert_eq!(gw.get_status("/me", Some(&fresh)).await, 200);
+            }
+            if at_ms == 0 {
+                refused_everywhere(&two, &old_on_two).await;
+                refused_everywhere(&two, &user.access).await;
+            }
+        }
+    }
+}
+
+/// After a logout everywhere, a login on another instance in the same second
+/// is a new generation: good on both, while every older token is refused.
+#[tokio::test]
+async fn a_login_right_after_logout_all_is_good_everywhere_and_older_tokens_are_not() {
+    let up = Upstream::start("echo").await;
+    let one = TestGateway::builder().upstream(up.addr).start();
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&one)
+        .start();
+    let user = one.new_user().await;
+    let r = one
+        .request(reqwest::Method::POST, "/logout/all")
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, again) = two.login(&user.email, PASSWORD).await;
+    assert_eq!(s, 200);
+    let again = token_of(&again, "access_token");
+    refused_everywhere(&two, &user.access).await;
+    refused_everywhere(&one, &user.access).await;
+    for gw in [&one, &two] {
+        assert_eq!(gw.get_status("/api/x", Some(&again)).await, 200);
+    }
+    let claims = claims_of(&again);
+    assert_eq!(claims["gen"], 1, "one logout everywhere: generation 1 ({claims})");
+}
+
+/// The claims of a JWT, unverified (the test only reads what it was given).
+fn claims_of(jwt: &str) -> Value {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url claims");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
