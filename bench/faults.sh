@@ -63,6 +63,7 @@ passwords:
   iterations: 1
   hash_threads: 1
   max_queue: 64
+  max_queue_per_client: 64
 throttle:
   enabled: false
 upstreams:

@@ -24,12 +24,15 @@ start_redis() {
 
 # start_gateway CPU_LIST [BIN PORT OPS_PORT NAME] : authgate with the bench settings
 # (by default GATEWAY_BIN on $GW and $OPS, files named gw); extra AUTHGATE_* come
-# from the environment. Sets GW_PID to the process listening on PORT.
+# from the environment. Sets GW_PID to the process listening on PORT. Every load
+# comes from 127.0.0.1, one client to passwords.max_queue_per_client: its fair
+# share is lifted unless the caller sets one.
 start_gateway() {
   local bin=${2:-$GATEWAY_BIN} port=${3:-$GW} ops=${4:-$OPS} name=${5:-gw}
   AUTHGATE_LISTEN=127.0.0.1:$port AUTHGATE_OPS_LISTEN=127.0.0.1:$ops AUTHGATE_UPSTREAM=http://127.0.0.1:$UP \
   AUTHGATE_REDIS_URL=redis://127.0.0.1:$RDS/0 AUTHGATE_JWT_SECRET=$SECRET AUTHGATE_ACCESS_TTL=${AUTHGATE_ACCESS_TTL:-3600} \
   AUTHGATE_THREADS=${AUTHGATE_THREADS:-1} AUTHGATE_UPGRADE_SOCK=$T/$name-up.sock AUTHGATE_PID_FILE=$T/$name.pid \
+  AUTHGATE_HASH_MAX_QUEUE_PER_CLIENT=${AUTHGATE_HASH_MAX_QUEUE_PER_CLIENT:-1024} \
     taskset -c "${1:-0}" "$bin" -c "${GATEWAY_CONF:-conf/gateway.yaml}" >"$T/$name.log" 2>&1 & PIDS+=($!)
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.05; done
   GW_PID=$(pid_of "$port")

@@ -52,6 +52,9 @@ pub enum ErrorReply {
     /// Registration for an email that has an account.
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// `registration.enabled` is false.
+    #[error("registration is closed")]
+    RegistrationClosed,
     /// The route table has no match.
     #[error("no route for this path")]
     NoRoute,
@@ -167,6 +170,7 @@ impl ErrorReply {
             MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout"),
             EmailTaken => (S::CONFLICT, "email_taken"),
+            RegistrationClosed => (S::FORBIDDEN, "registration_closed"),
             TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
             BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
             Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),

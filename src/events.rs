@@ -19,6 +19,8 @@ pub(crate) enum Event {
     LogoutAll,
     /// A password changed; every other session ended.
     PasswordChanged,
+    /// `POST /password` with a wrong current password.
+    PasswordChangeFailed,
 }
 
 impl Event {
@@ -31,6 +33,7 @@ impl Event {
             Event::SessionRevoked => "session_revoked",
             Event::LogoutAll => "logout_all",
             Event::PasswordChanged => "password_changed",
+            Event::PasswordChangeFailed => "password_change_failed",
         }
     }
 }

@@ -105,6 +105,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
             max_per_user: t.max_sessions_per_user,
         },
         throttle: cfg.throttle.clone(),
+        registration: cfg.registration,
     });
 
     let mut clusters = BTreeMap::new();

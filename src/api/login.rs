@@ -1,5 +1,6 @@
 //! POST /login: `{"email","password"}` → 200 `{"access_token","refresh_token"}` in a new session.
 
+use super::throttle::LOGIN_FAILURE_SCOPES;
 use super::{json, now_ms, AuthApi, Endpoint, Reply, Request};
 use crate::domain::Email;
 use crate::error::ErrorReply;
@@ -18,13 +19,18 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         None => raw_email.trim().to_lowercase(),
     };
     let counters = api.login_counters(&account, &req);
-    // Before any hashing: a throttled guess costs a Redis read, not an argon2 hash.
-    if let Err(e) = api.check_throttle(Endpoint::Login, &counters.all).await {
-        if matches!(e, ErrorReply::TooManyAttempts { .. }) {
-            events::emit(Event::LoginThrottled, None, None, req.client_ip);
+    // Before any hashing, checked and counted in one step: a throttled guess
+    // costs a Redis call, not an argon2 hash, and a burst passes no more than
+    // the limits.
+    let mut reserved = match api.reserve(Endpoint::Login, &counters.all).await {
+        Ok(reserved) => reserved,
+        Err(e) => {
+            if matches!(e, ErrorReply::TooManyAttempts { .. }) {
+                events::emit(Event::LoginThrottled, None, None, req.client_ip);
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
+    };
     let found = match &email {
         Some(email) => api.store.find_credentials(email).await?,
         None => None,
@@ -33,9 +39,23 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
     // A disabled account (an inactive Django user) is checked and answered like
     // an unknown one: same cost, same 401.
     let stored = found.filter(|c| !c.disabled).map(|c| c.password_hash);
-    let check = api.passwords.verify(&password, stored.clone()).await?;
+    let check = match api
+        .passwords
+        .verify(&password, stored.clone(), req.client_ip)
+        .await
+    {
+        Ok(check) => check,
+        Err(e) => {
+            // Not a guess that was judged (busy, broken hash): nothing counts.
+            api.store.throttle_release(reserved).await?;
+            return Err(e);
+        }
+    };
     match user {
         Some(user) if check.matched => {
+            // Not a failure: the failure rules take it back (the attempt rules keep it).
+            let failures = reserved.take(&LOGIN_FAILURE_SCOPES);
+            api.store.throttle_release(failures).await?;
             api.store
                 .throttle_clear(counters.account_ip(), now_ms())
                 .await?;
@@ -52,7 +72,6 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         }
         _ => {
             events::emit(Event::LoginFailed, user, None, req.client_ip);
-            api.store.throttle_count(&counters.all, now_ms()).await?;
             Err(ErrorReply::InvalidCredentials)
         }
     }

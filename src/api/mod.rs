@@ -200,6 +200,8 @@ pub struct AuthApi {
     pub sessions: SessionPolicy,
     /// Failed-login, registration and password-change throttles.
     pub throttle: crate::config::ThrottleConfig,
+    /// Whether registration is open, and its id floor.
+    pub registration: crate::config::RegistrationConfig,
 }
 
 /// Longest User-Agent kept with a session.

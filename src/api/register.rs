@@ -8,6 +8,9 @@ use crate::store::users::Registration;
 use http::StatusCode;
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
+    if !api.registration.enabled {
+        return Err(ErrorReply::RegistrationClosed);
+    }
     let obj = json::object(req.body)?;
     let email = Email::parse(&json::string(&obj, "email")?)?;
     let password = Password::parse(json::string(&obj, "password")?)?;
@@ -19,8 +22,13 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
     if api.store.email_taken(&email).await? {
         return Err(ErrorReply::EmailTaken);
     }
-    let hash = api.passwords.hash(password.expose()).await?;
-    match api.store.create_user(&email, &hash, now_unix()).await? {
+    let hash = api.passwords.hash(password.expose(), req.client_ip).await?;
+    let first_id = api.registration.first_id;
+    match api
+        .store
+        .create_user(&email, &hash, now_unix(), first_id)
+        .await?
+    {
         Registration::Created(id) => Ok(Reply {
             status: StatusCode::CREATED,
             body: serde_json::json!({ "id": id.0, "email": email.as_str() }),

@@ -1,14 +1,21 @@
-//! Which throttles each hashing endpoint consults, checked before any password hashing.
+//! Which throttles each hashing endpoint consults: checked and counted in one
+//! atomic step per counter, before any password hashing.
 
 use super::{now_ms, AuthApi, Endpoint, Request};
 use crate::error::ErrorReply;
 use crate::metrics::METRICS;
-use crate::store::throttle::Counter;
+use crate::store::throttle::{Counter, Reserved};
 use std::net::IpAddr;
 
-/// The failed-login counters of one login attempt.
+/// The failure rules of a login: a correct password takes back what it reserved there.
+pub(super) const LOGIN_FAILURE_SCOPES: [&str; 3] =
+    ["login_per_account_ip", "login_per_account", "login_per_ip"];
+
+/// The counters of one login attempt.
 pub(super) struct LoginCounters {
-    /// Per (account, client IP), then per account, then per client IP; none when throttling is off.
+    /// Per (account, client IP), then per account, then per client IP (failures,
+    /// [`LOGIN_FAILURE_SCOPES`]), then attempts per account and per client IP;
+    /// none when throttling is off.
     pub(super) all: Vec<Counter>,
 }
 
@@ -37,19 +44,42 @@ impl AuthApi {
                 ),
                 Counter::new("login_per_account", account, t.login_per_account),
                 Counter::new("login_per_ip", &ip, t.login_per_ip),
+                Counter::new(
+                    "login_attempts_per_account",
+                    account,
+                    t.login_attempts_per_account,
+                ),
+                Counter::new("login_attempts_per_ip", &ip, t.login_attempts_per_ip),
             ],
         }
     }
 
-    /// 429 if any of `counters` is at its limit (counted in the metrics as `endpoint`).
-    pub(super) async fn check_throttle(
+    /// The per-account failure counter of `account` alone (a wrong current
+    /// password at `POST /password` is a failed login of the account).
+    pub(super) fn account_failure_counter(&self, account: &str) -> Vec<Counter> {
+        let t = &self.throttle;
+        if !t.enabled {
+            return Vec::new();
+        }
+        vec![Counter::new(
+            "login_per_account",
+            account,
+            t.login_per_account,
+        )]
+    }
+
+    /// Count one attempt against every one of `counters`, or answer 429 (counted
+    /// in the metrics as `endpoint`) if any is at its limit: checked and counted
+    /// in one step per counter, so concurrent attempts pass no more than the
+    /// limit, on every instance together.
+    pub(super) async fn reserve(
         &self,
         endpoint: Endpoint,
         counters: &[Counter],
-    ) -> Result<(), ErrorReply> {
-        match self.store.throttle_wait(counters, now_ms()).await? {
-            None => Ok(()),
-            Some(retry_after) => {
+    ) -> Result<Reserved, ErrorReply> {
+        match self.store.throttle_reserve(counters, now_ms()).await? {
+            Ok(reserved) => Ok(reserved),
+            Err(retry_after) => {
                 METRICS
                     .throttled
                     .with_label_values(&[endpoint.name()])
@@ -77,8 +107,7 @@ impl AuthApi {
             return Ok(());
         }
         let counter = [Counter::new(scope, &client_key(req.client_ip), rate)];
-        self.check_throttle(endpoint, &counter).await?;
-        Ok(self.store.throttle_count(&counter, now_ms()).await?)
+        self.reserve(endpoint, &counter).await.map(drop)
     }
 }
 

@@ -8,7 +8,9 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -24,6 +26,46 @@ pub struct Passwords {
     queue_timeout: Duration,
     /// Verified against when the email is unknown, so that case costs what a wrong password costs.
     dummy_hash: String,
+    /// Requests of each client running or waiting, at most `per_client`.
+    clients: Arc<Mutex<HashMap<ClientKey, usize>>>,
+    per_client: usize,
+}
+
+/// A client as the fair share counts it: its address, an IPv6 one by its /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ClientKey {
+    V4(u32),
+    V6(u64),
+    Unknown,
+}
+
+impl ClientKey {
+    fn of(ip: Option<IpAddr>) -> ClientKey {
+        match ip.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V4(v4)) => ClientKey::V4(u32::from(v4)),
+            Some(IpAddr::V6(v6)) => ClientKey::V6((u128::from(v6) >> 64) as u64),
+            None => ClientKey::Unknown,
+        }
+    }
+}
+
+/// One request of a client in the queue: counted while it lives.
+struct Share {
+    clients: Arc<Mutex<HashMap<ClientKey, usize>>>,
+    key: ClientKey,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.clients.lock() {
+            if let Some(n) = map.get_mut(&self.key) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&self.key);
+                }
+            }
+        }
+    }
 }
 
 impl Passwords {
@@ -45,14 +87,17 @@ impl Passwords {
             slots: Arc::new(Semaphore::new(cfg.hash_threads)),
             queue_timeout: Duration::from_millis(cfg.queue_timeout_ms),
             dummy_hash,
+            clients: Arc::new(Mutex::new(HashMap::new())),
+            per_client: cfg.max_queue_per_client(),
         })
     }
 
-    /// A PHC string (`$argon2id$v=19$m=...`) for a new password.
-    pub async fn hash(&self, password: &str) -> Result<String, ErrorReply> {
+    /// A PHC string (`$argon2id$v=19$m=...`) for a new password, hashed within
+    /// the fair share of `client`.
+    pub async fn hash(&self, password: &str, client: Option<IpAddr>) -> Result<String, ErrorReply> {
         let argon = self.argon.clone();
         let password = password.to_owned();
-        self.run(move || new_hash(&argon, &password)).await
+        self.run(client, move || new_hash(&argon, &password)).await
     }
 
     /// Whether `password` matches `stored`, an argon2id PHC string or a hash
@@ -64,11 +109,12 @@ impl Passwords {
         &self,
         password: &str,
         stored: Option<String>,
+        client: Option<IpAddr>,
     ) -> Result<Check, ErrorReply> {
         let argon = self.argon.clone();
         let password = password.to_owned();
         let dummy = self.dummy_hash.clone();
-        self.run(move || {
+        self.run(client, move || {
             let phc = match &stored {
                 // The gateway's own hashes are PHC strings; Django's start with their algorithm.
                 Some(h) if !h.starts_with('$') => {
@@ -105,10 +151,28 @@ impl Passwords {
         .await
     }
 
+    /// Count one request of `client`, or `None` when it has its share already.
+    fn share(&self, client: Option<IpAddr>) -> Option<Share> {
+        let key = ClientKey::of(client);
+        let mut map = self.clients.lock().ok()?;
+        let n = map.entry(key).or_insert(0);
+        if *n >= self.per_client {
+            return None;
+        }
+        *n += 1;
+        Some(Share {
+            clients: self.clients.clone(),
+            key,
+        })
+    }
+
     async fn run<T: Send + 'static>(
         &self,
+        client: Option<IpAddr>,
         work: impl FnOnce() -> Result<T, ErrorReply> + Send + 'static,
     ) -> Result<T, ErrorReply> {
+        // One client's requests take at most its share of the queue.
+        let _share = self.share(client).ok_or(ErrorReply::Busy)?;
         // Past the queue's length, waiting would only add latency to a 503: refuse now.
         let _admitted = self
             .admitted
@@ -166,6 +230,7 @@ mod tests {
             hash_threads: 1,
             nice: 0,
             queue_timeout_ms: 1000,
+            max_queue_per_client: None,
             max_queue: Some(1),
         })
         .unwrap()
@@ -174,18 +239,26 @@ mod tests {
     #[tokio::test]
     async fn hash_then_verify() {
         let p = cheap();
-        let h = p.hash("correct horse").await.unwrap();
+        let h = p.hash("correct horse", None).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
         let yes = Check {
             matched: true,
             upgraded: None,
         };
         assert_eq!(
-            p.verify("correct horse", Some(h.clone())).await.unwrap(),
+            p.verify("correct horse", Some(h.clone()), None)
+                .await
+                .unwrap(),
             yes
         );
-        assert_eq!(p.verify("correct horsE", Some(h)).await.unwrap(), Check::NO);
-        let dummy = p.verify("authgate dummy password", None).await.unwrap();
+        assert_eq!(
+            p.verify("correct horsE", Some(h), None).await.unwrap(),
+            Check::NO
+        );
+        let dummy = p
+            .verify("authgate dummy password", None, None)
+            .await
+            .unwrap();
         assert_eq!(dummy, Check::NO);
     }
 
@@ -195,21 +268,24 @@ mod tests {
         // Django 5.2: PBKDF2PasswordHasher().encode("correct horse", "NaCl", 1000).
         let django = "pbkdf2_sha256$1000$NaCl$y6UK+57OG2yJnZIbS3E5E599IliwIIbBdkxEFXXGYlM=";
         let c = p
-            .verify("correct horse", Some(django.into()))
+            .verify("correct horse", Some(django.into()), None)
             .await
             .unwrap();
         assert!(c.matched);
         let upgraded = c.upgraded.unwrap();
         assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
-        let again = p.verify("correct horse", Some(upgraded)).await.unwrap();
+        let again = p
+            .verify("correct horse", Some(upgraded), None)
+            .await
+            .unwrap();
         assert!(again.matched && again.upgraded.is_none());
         let wrong = p
-            .verify("correct horsE", Some(django.into()))
+            .verify("correct horsE", Some(django.into()), None)
             .await
             .unwrap();
         assert_eq!(wrong, Check::NO);
         for unusable in ["!", "!x7Gd", ""] {
-            let c = p.verify("", Some(unusable.into())).await.unwrap();
+            let c = p.verify("", Some(unusable.into()), None).await.unwrap();
             assert_eq!(c, Check::NO);
         }
     }
@@ -221,17 +297,22 @@ mod tests {
         let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));
         // One job holds the only thread, one waits (max_queue 1).
         let mut held = Vec::new();
-        for _ in 0..2 {
+        // From two clients, so neither client's share is what refuses the third.
+        for i in 0..2u8 {
             let (p, gate) = (p.clone(), gate.clone());
+            let client = Some(IpAddr::from([10, 0, 0, i]));
             held.push(tokio::spawn(async move {
-                p.run(move || Ok(gate.lock().unwrap().recv().is_ok())).await
+                p.run(client, move || Ok(gate.lock().unwrap().recv().is_ok()))
+                    .await
             }));
         }
         while p.admitted.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
         let started = std::time::Instant::now();
-        let third = p.hash("correct horse").await;
+        let third = p
+            .hash("correct horse", Some(IpAddr::from([10, 0, 0, 9])))
+            .await;
         assert!(matches!(third, Err(ErrorReply::Busy)), "{third:?}");
         assert!(started.elapsed() < Duration::from_millis(500));
         assert_eq!(
@@ -245,14 +326,70 @@ mod tests {
             assert!(h.await.unwrap().unwrap());
         }
         // Admission is given back: the pool serves again.
-        assert!(p.hash("correct horse").await.is_ok());
+        assert!(p.hash("correct horse", None).await.is_ok());
     }
 
     #[tokio::test]
     async fn a_panicking_job_is_an_internal_error_and_the_pool_goes_on() {
         let p = cheap();
-        let r = p.run(|| -> Result<(), ErrorReply> { panic!("boom") }).await;
+        let r = p
+            .run(None, || -> Result<(), ErrorReply> { panic!("boom") })
+            .await;
         assert!(matches!(r, Err(ErrorReply::Internal(_))), "{r:?}");
-        assert!(p.hash("correct horse").await.is_ok());
+        assert!(p.hash("correct horse", None).await.is_ok());
+    }
+
+    /// One client's requests take at most its share; another client still gets in.
+    #[tokio::test]
+    async fn one_client_cannot_take_more_than_its_share_of_the_queue() {
+        let p = std::sync::Arc::new(
+            Passwords::new(&PasswordConfig {
+                memory_kib: 64,
+                iterations: 1,
+                parallelism: 1,
+                hash_threads: 1,
+                nice: 0,
+                queue_timeout_ms: 5000,
+                max_queue: Some(8),
+                max_queue_per_client: Some(2),
+            })
+            .unwrap(),
+        );
+        let greedy = Some(IpAddr::from([192, 0, 2, 1]));
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let (p, gate) = (p.clone(), gate.clone());
+            held.push(tokio::spawn(async move {
+                p.run(greedy, move || Ok(gate.lock().unwrap().recv().is_ok()))
+                    .await
+            }));
+        }
+        while p.admitted.available_permits() > 9 - 2 {
+            tokio::task::yield_now().await;
+        }
+        let third = p.hash("correct horse", greedy).await;
+        assert!(matches!(third, Err(ErrorReply::Busy)), "{third:?}");
+        // The same /64 is the same client.
+        let v6 = |last: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, last]));
+        assert_eq!(ClientKey::of(v6(1)), ClientKey::of(v6(2)));
+        // Another client waits its turn and is served.
+        let other = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.hash("correct horse", Some(IpAddr::from([192, 0, 2, 2])))
+                    .await
+            })
+        };
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        for h in held {
+            assert!(h.await.unwrap().unwrap());
+        }
+        assert!(other.await.unwrap().is_ok());
+        // Shares are given back: the greedy client is served again.
+        assert!(p.hash("correct horse", greedy).await.is_ok());
+        assert!(p.clients.lock().unwrap().is_empty());
     }
 }

@@ -249,7 +249,13 @@ mod tests {
             assert_eq!(Revocation::decode(&r.encode()), Some(r));
         }
         for bad in [
-            "", "s 7", "x 7 1", "u x 1", "s 7 zz 1", "g 7 1", "g 7 1 2 extra",
+            "",
+            "s 7",
+            "x 7 1",
+            "u x 1",
+            "s 7 zz 1",
+            "g 7 1",
+            "g 7 1 2 extra",
             // The time-based user form of earlier versions is not misread as a generation.
             "u 7 1700000000",
         ] {
@@ -274,9 +280,15 @@ mod tests {
             gen: 2,
             at: 1000,
         });
-        assert!(r.is_revoked(&id(9, None, 0)), "a token from before generations");
+        assert!(
+            r.is_revoked(&id(9, None, 0)),
+            "a token from before generations"
+        );
         assert!(r.is_revoked(&id(9, Some(3), 1)));
-        assert!(!r.is_revoked(&id(9, Some(3), 2)), "minted at the new generation");
+        assert!(
+            !r.is_revoked(&id(9, Some(3), 2)),
+            "minted at the new generation"
+        );
         // An older revocation arriving late does not lower the generation.
         r.apply(Revocation::User {
             user: UserId(9),

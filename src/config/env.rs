@@ -60,6 +60,7 @@ pub const VARIABLES: &[EnvVar] = &[
     var!("AUTHGATE_HASH_THREADS",             passwords.hash_threads,      number),
     var!("AUTHGATE_HASH_NICE",                passwords.nice,              number),
     var!("AUTHGATE_HASH_MAX_QUEUE",           passwords.max_queue,         some_number),
+    var!("AUTHGATE_HASH_MAX_QUEUE_PER_CLIENT", passwords.max_queue_per_client, some_number),
     var!("AUTHGATE_TRUSTED_PROXIES",          trusted_proxies,             cidrs),
     var!("AUTHGATE_MAX_AUTH_BODY_BYTES",      limits.max_auth_body_bytes,  number),
     var!("AUTHGATE_UPGRADE_SOCK",             upgrade_sock,                text),

@@ -11,6 +11,7 @@ pub mod env;
 mod limits;
 mod passwords;
 mod redis;
+mod registration;
 mod routes;
 mod secret;
 mod server;
@@ -21,6 +22,7 @@ mod upstreams;
 pub use limits::LimitsConfig;
 pub use passwords::PasswordConfig;
 pub use redis::RedisConfig;
+pub use registration::RegistrationConfig;
 pub use routes::{AuthPolicy, RouteConfig};
 pub use secret::{Secret, MIN_SECRET_BYTES};
 pub use server::TlsConfig;
@@ -138,6 +140,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Failed-login, registration and password-change throttles.
     pub throttle: ThrottleConfig,
+    /// Whether `POST /register` is open, and its id floor.
+    pub registration: RegistrationConfig,
     /// Named upstream clusters.
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Routes to upstream clusters; longest matching prefix wins.
@@ -183,6 +187,7 @@ impl Default for Config {
             passwords: PasswordConfig::default(),
             limits: LimitsConfig::default(),
             throttle: ThrottleConfig::default(),
+            registration: RegistrationConfig::default(),
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
             identity_headers: vec![http::HeaderName::from_static("x-user-id")],
@@ -236,6 +241,7 @@ impl Config {
         self.passwords.validate()?;
         self.limits.validate()?;
         self.throttle.validate()?;
+        self.registration.validate()?;
         for (name, upstream) in &self.upstreams {
             upstream.validate(name)?;
         }

@@ -22,6 +22,11 @@ pub struct PasswordConfig {
     /// Requests allowed to wait for a hashing slot; any more get 503 at once.
     /// Unset: 8 per hashing thread (see [`PasswordConfig::max_queue`]).
     pub max_queue: Option<usize>,
+    /// Requests of one client (IP, an IPv6 client by its /64) hashing or waiting
+    /// at once; any more of that client's get 503 `busy` at once, so one client
+    /// cannot fill the queue for everyone. Unset: a quarter of the queue and the
+    /// threads, at least 2 (see [`PasswordConfig::max_queue_per_client`]).
+    pub max_queue_per_client: Option<usize>,
 }
 
 impl Default for PasswordConfig {
@@ -36,6 +41,7 @@ impl Default for PasswordConfig {
             nice: 10,
             queue_timeout_ms: 10_000,
             max_queue: None,
+            max_queue_per_client: None,
         }
     }
 }
@@ -48,7 +54,19 @@ impl PasswordConfig {
             .unwrap_or_else(|| self.hash_threads.saturating_mul(8))
     }
 
+    /// Requests one client may have hashing or waiting at once.
+    pub fn max_queue_per_client(&self) -> usize {
+        self.max_queue_per_client
+            .unwrap_or_else(|| ((self.hash_threads + self.max_queue()) / 4).max(2))
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_queue_per_client == Some(0) {
+            return Err(invalid(
+                "passwords.max_queue_per_client",
+                "must be at least 1",
+            ));
+        }
         if argon2::Params::new(self.memory_kib, self.iterations, self.parallelism, None).is_err() {
             return Err(invalid(
                 "passwords",

@@ -1,4 +1,4 @@
-//! The `throttle` section: how many failed logins, registrations and password changes a window allows.
+//! The `throttle` section: how many failed logins, login attempts, registrations and password changes a window allows.
 
 use super::{invalid, ConfigError};
 use serde::Deserialize;
@@ -37,6 +37,11 @@ pub struct ThrottleConfig {
     pub login_per_account: Rate,
     /// Failed logins per client IP, whatever the account.
     pub login_per_ip: Rate,
+    /// Login attempts per account, successful ones included: a correct password
+    /// sent in a loop cannot keep the hashing pool busy either.
+    pub login_attempts_per_account: Rate,
+    /// Login attempts per client IP, successful ones included.
+    pub login_attempts_per_ip: Rate,
     /// Registration attempts per client IP.
     pub register_per_ip: Rate,
     /// Password-change attempts per client IP.
@@ -50,6 +55,8 @@ impl Default for ThrottleConfig {
             login_per_account_ip: Rate::new(5, 900),
             login_per_account: Rate::new(20, 900),
             login_per_ip: Rate::new(100, 900),
+            login_attempts_per_account: Rate::new(60, 300),
+            login_attempts_per_ip: Rate::new(600, 300),
             register_per_ip: Rate::new(20, 3600),
             password_per_ip: Rate::new(10, 900),
         }
@@ -62,6 +69,11 @@ impl ThrottleConfig {
             ("login_per_account_ip", self.login_per_account_ip),
             ("login_per_account", self.login_per_account),
             ("login_per_ip", self.login_per_ip),
+            (
+                "login_attempts_per_account",
+                self.login_attempts_per_account,
+            ),
+            ("login_attempts_per_ip", self.login_attempts_per_ip),
             ("register_per_ip", self.register_per_ip),
             ("password_per_ip", self.password_per_ip),
         ] {

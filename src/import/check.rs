@@ -21,8 +21,10 @@ pub(crate) enum Reason {
     DuplicateEmail,
     /// Another record of the file has the same pk.
     DuplicateId,
-    /// The id is an account with another email in Redis.
+    /// The id is another imported account, or a deleted user's, in Redis.
     IdTaken,
+    /// The id is an account registered here (skipped only under `--allow-id-overlap`).
+    IdRegistered,
     /// The email belongs to another account in Redis.
     EmailTaken,
 }
@@ -38,6 +40,7 @@ impl Reason {
             Reason::DuplicateEmail => "duplicate_email",
             Reason::DuplicateId => "duplicate_id",
             Reason::IdTaken => "id_taken",
+            Reason::IdRegistered => "id_registered",
             Reason::EmailTaken => "email_taken",
         }
     }

@@ -1,9 +1,11 @@
 //! `authgate import-users`: users exported from a Django service become gateway
 //! users with the same ids, emails and passwords (README, "Moving from the Django service").
 //!
-//! Two passes over the file, each streaming one record at a time. The first
+//! Passes over the file, each streaming one record at a time. The first
 //! checks every record without Redis and finds the emails and ids that several
-//! records share; the second raises `user:next_id` to the highest id (so no
+//! records share; the second reads Redis, writing nothing, for ids held by
+//! accounts registered here (then the import is refused, exit 3, unless
+//! `--allow-id-overlap`); the last raises `user:next_id` to the highest id (so no
 //! registration can take an id the import needs) and writes the users in
 //! pipelined batches. Every record not imported is reported with its position
 //! and the reason; a dry run reports the same, writing nothing.
@@ -15,7 +17,7 @@ pub use source::{Format, SourceError};
 
 use crate::config::{Config, ConfigError};
 use crate::store::import::Outcome;
-use crate::store::users::NewUser;
+use crate::store::users::{NewUser, Origin};
 use crate::store::{Redis, RedisSetupError, Store, StoreError};
 use check::{Checked, Groups, Reason, Skip};
 use source::Record;
@@ -32,6 +34,10 @@ pub struct ImportArgs {
     /// The export's format; by default `csv` for a `.csv` file, else `json`.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Import even though some ids of the file are accounts registered here:
+    /// those records are skipped (`id_registered`), the rest imported.
+    #[arg(long)]
+    pub allow_id_overlap: bool,
     /// The export: `manage.py dumpdata <app.User> --format json` output, or a CSV
     /// with `id,email,username,password` columns.
     pub file: PathBuf,
@@ -62,21 +68,32 @@ pub enum ImportError {
     /// No async runtime could be started.
     #[error("cannot start a runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// Ids of the file are accounts registered here: nothing was written.
+    #[error(
+        "{0} record(s) have ids of accounts registered here (listed above as id_registered); \
+         nothing was written. Registration and the import share one id space: keep \
+         `registration.enabled: false` until the final import, or set `registration.first_id` \
+         above the export's ids; `--allow-id-overlap` imports the rest and skips those"
+    )]
+    Overlap(u64),
 }
+
+/// The exit status of an import refused because ids overlap (nothing written).
+pub const EXIT_OVERLAP: u8 = 3;
 
 /// Run the import with the Redis settings of the config at `conf`; prints the
 /// report and summary on stdout, progress on stderr. Exit 0 when every record was
 /// read and decided (skipped records included), 1 when the import stopped, 2 for
-/// a bad config.
+/// a bad config, 3 when ids overlap registered accounts (nothing written).
 pub fn main(conf: &Path, args: &ImportArgs) -> ExitCode {
     match run(conf, args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("authgate import-users: {e}");
-            ExitCode::from(if matches!(e, ImportError::Config(_)) {
-                2
-            } else {
-                1
+            ExitCode::from(match e {
+                ImportError::Config(_) => 2,
+                ImportError::Overlap(_) => EXIT_OVERLAP,
+                _ => 1,
             })
         }
     }
@@ -97,6 +114,31 @@ fn run(conf: &Path, args: &ImportArgs) -> Result<(), ImportError> {
         .build()
         .map_err(ImportError::Runtime)?;
     let store = Store::new(Redis::new(&cfg.redis)?, &cfg.redis.key_prefix);
+    let label = match format {
+        Format::Json => "record",
+        Format::Csv => "line",
+    };
+    let pass = |mode| Import {
+        args,
+        mode,
+        scan: &scan,
+        rt: &rt,
+        store: &store,
+        now,
+        batch: Vec::with_capacity(BATCH),
+        tally: Tally::default(),
+        seen: 0,
+        label,
+    };
+    if !args.dry_run && !args.allow_id_overlap {
+        // Before anything is written: a registered account at an id of the file.
+        let mut check = pass(Mode::OverlapCheck);
+        source::for_each(&args.file, format, |r| check.record(r))?;
+        check.flush()?;
+        if check.tally.overlaps > 0 {
+            return Err(ImportError::Overlap(check.tally.overlaps));
+        }
+    }
     let counter = match (args.dry_run, scan.max_id) {
         (_, 0) => None,
         (true, max) => Some(format!("would be raised to at least {max}")),
@@ -106,24 +148,30 @@ fn run(conf: &Path, args: &ImportArgs) -> Result<(), ImportError> {
         }
     };
 
-    let mut run = Import {
-        args,
-        scan: &scan,
-        rt: &rt,
-        store: &store,
-        now,
-        batch: Vec::with_capacity(BATCH),
-        tally: Tally::default(),
-        seen: 0,
-        label: match format {
-            Format::Json => "record",
-            Format::Csv => "line",
-        },
-    };
+    let mut run = pass(if args.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Write
+    });
     source::for_each(&args.file, format, |r| run.record(r))?;
     run.flush()?;
     run.summary(counter.as_deref());
-    Ok(())
+    match run.tally.overlaps {
+        // A dry run says what the import would do: be refused.
+        n if n > 0 && args.dry_run && !args.allow_id_overlap => Err(ImportError::Overlap(n)),
+        _ => Ok(()),
+    }
+}
+
+/// What a pass over the records does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Reads Redis and reports only the records whose ids are registered accounts.
+    OverlapCheck,
+    /// Reads Redis and reports everything; writes nothing.
+    DryRun,
+    /// Writes.
+    Write,
 }
 
 /// What the first pass learns.
@@ -160,12 +208,15 @@ struct Tally {
     disabled: u64,
     unusable: u64,
     present: u64,
+    /// Records whose ids are accounts registered here.
+    overlaps: u64,
     skipped: BTreeMap<Reason, u64>,
 }
 
 /// The second pass.
 struct Import<'a> {
     args: &'a ImportArgs,
+    mode: Mode,
     scan: &'a Scan,
     rt: &'a tokio::runtime::Runtime,
     store: &'a Store,
@@ -190,7 +241,7 @@ impl Import<'_> {
             }
             Err(s) => self.skipped(r.at, r.pk.as_deref(), &s),
         }
-        if self.seen.is_multiple_of(PROGRESS_EVERY) {
+        if self.seen.is_multiple_of(PROGRESS_EVERY) && self.mode != Mode::OverlapCheck {
             let t = &self.tally;
             eprintln!(
                 "import-users: {}/{} records (imported {}, already present {}, skipped {})",
@@ -233,6 +284,11 @@ impl Import<'_> {
 
     fn skipped(&mut self, at: u64, pk: Option<&str>, s: &Skip) {
         *self.tally.skipped.entry(s.reason).or_default() += 1;
+        if s.reason == Reason::IdRegistered {
+            self.tally.overlaps += 1;
+        } else if self.mode == Mode::OverlapCheck {
+            return;
+        }
         println!(
             "{}: skipped, {}: {}",
             self.position(at, pk),
@@ -263,9 +319,10 @@ impl Import<'_> {
                 password_hash: &c.password_hash,
                 created_at: c.created_at,
                 disabled: c.disabled,
+                origin: Origin::Imported,
             })
             .collect();
-        let outcomes = if self.args.dry_run {
+        let outcomes = if self.mode != Mode::Write {
             self.rt.block_on(self.store.check_users(&users))?
         } else {
             self.rt.block_on(self.store.import_users(&users))?
@@ -279,9 +336,22 @@ impl Import<'_> {
                 Outcome::IdTaken => self.skipped(
                     *at,
                     Some(&pk),
+                    &skip(Reason::IdTaken, "the id is another imported account".into()),
+                ),
+                Outcome::IdDeleted => self.skipped(
+                    *at,
+                    Some(&pk),
                     &skip(
                         Reason::IdTaken,
-                        "the id is an account with another email".into(),
+                        "the id belonged to a deleted user and is never given again".into(),
+                    ),
+                ),
+                Outcome::IdRegistered => self.skipped(
+                    *at,
+                    Some(&pk),
+                    &skip(
+                        Reason::IdRegistered,
+                        "the id is an account registered here, not the one in the file".into(),
                     ),
                 ),
                 Outcome::EmailTaken(holder) => self.skipped(
@@ -299,6 +369,9 @@ impl Import<'_> {
 
     fn imported(&mut self, at: u64, c: &Checked) {
         self.tally.imported += 1;
+        if self.mode == Mode::OverlapCheck {
+            return;
+        }
         let pk = c.id.to_string();
         let mut notes = Vec::new();
         if c.disabled {

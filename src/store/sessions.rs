@@ -169,6 +169,13 @@ redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
 return {'reused', s[1], s[2] or ''}
 ";
 
+/// Count one wrong current password against a live session; the count after
+/// (0: no such session).
+const PASSWORD_FAILURE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HINCRBY', KEYS[1], 'password_failures', 1)
+";
+
 /// Count the user's token generation up and mark that every session ended
 /// (`sessions_nbf`, for refresh tokens from before sessions existed); the new
 /// generation, or false for a user that does not exist.
@@ -392,6 +399,17 @@ impl Store {
         // One DEL: a cluster client splits it by slot.
         let _: u64 = self.redis.query(redis::cmd("DEL").arg(keys)).await?;
         Ok(())
+    }
+
+    /// Count a wrong current password sent with a token of session `sid`; how
+    /// many the session has had (0 when it no longer exists).
+    pub async fn count_password_failure(
+        &self,
+        user: UserId,
+        sid: SessionId,
+    ) -> Result<u64, StoreError> {
+        let cmd = eval(PASSWORD_FAILURE, &[&self.keys.session(user, sid)]);
+        self.redis.query(&cmd).await
     }
 
     /// End one session; whether it existed.

@@ -4,14 +4,60 @@
 //!
 //! One bucket is one key, `thr:{<scope>:<sha256 of subject>}:<bucket number>`,
 //! counted with INCR and expiring two windows after it was last counted, so
-//! nothing is ever locked for good. Reading every counter of a request is one
-//! MGET, counting is one INCR + EXPIRE pipeline per counter, all sent at once:
-//! one round trip either way. A counter's buckets share a hash tag and no
-//! command needs two counters in one slot, so the calls work on Redis Cluster.
+//! nothing is ever locked for good. An attempt is checked and counted in one
+//! script per counter ([`Store::throttle_reserve`]), all sent at once: one round
+//! trip, and of concurrent attempts no more pass than the limit allows, on any
+//! number of instances. A counter's buckets share a hash tag and no script needs
+//! two counters in one slot, so the calls work on Redis Cluster.
 
 use super::{Store, StoreError};
 use crate::config::Rate;
 use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+/// Check and count one event in one step: with the previous bucket KEYS[1] and
+/// the current KEYS[2], count it (INCR, expire after ARGV[4] s) unless the
+/// window's estimate is at the limit ARGV[1] (window ARGV[2] ms, ARGV[3] ms into
+/// the bucket). Answers `{counted (1/0), prev, curr}`.
+static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"local prev = tonumber(redis.call('GET', KEYS[1]) or '0')
+local curr = tonumber(redis.call('GET', KEYS[2]) or '0')
+local limit, w, into = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+if prev * (1 - into / w) + curr >= limit then return {0, prev, curr} end
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+return {1, prev, curr}",
+    )
+});
+
+/// Take back one event counted in KEYS[1], never below zero.
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 0",
+    )
+});
+
+/// Events counted by [`Store::throttle_reserve`]: the bucket key of each, so it
+/// can be taken back ([`Store::throttle_release`]) when the attempt turns out
+/// not to be one the rule counts (a correct password, for a failure rule).
+#[derive(Debug, Default)]
+pub struct Reserved {
+    /// (the counter's scope, the bucket key counted).
+    keys: Vec<(&'static str, String)>,
+}
+
+impl Reserved {
+    /// The events counted by the counters of `scopes`, taken out of this set.
+    pub fn take(&mut self, scopes: &[&str]) -> Reserved {
+        let (taken, kept) = std::mem::take(&mut self.keys)
+            .into_iter()
+            .partition(|(scope, _)| scopes.contains(scope));
+        self.keys = kept;
+        Reserved { keys: taken }
+    }
+}
 
 /// Events of one kind (`scope`) by one subject (an account, an IP...), limited by `rate`.
 #[derive(Debug, Clone)]
@@ -71,6 +117,66 @@ pub(crate) fn wait_seconds(rate: Rate, prev: u64, curr: u64, into_ms: u64) -> Op
 }
 
 impl Store {
+    /// Check and count one event against each of `counters`, atomically per
+    /// counter: `Ok(Ok(reserved))` when every one let it through (each has counted
+    /// it), `Ok(Err(seconds))` with the longest wait when any refused (then none
+    /// keeps it). One round trip (two when refused).
+    pub async fn throttle_reserve(
+        &self,
+        counters: &[Counter],
+        now_ms: u64,
+    ) -> Result<Result<Reserved, u64>, StoreError> {
+        if counters.is_empty() {
+            return Ok(Ok(Reserved::default()));
+        }
+        let calls: Vec<(String, redis::ScriptInvocation<'static>)> = counters
+            .iter()
+            .map(|c| {
+                let (n, into) = c.position(now_ms);
+                let curr = c.key(self, n);
+                let mut call = RESERVE.prepare_invoke();
+                call.key(c.key(self, n.saturating_sub(1)))
+                    .key(&curr)
+                    .arg(c.rate.limit)
+                    .arg(c.window_ms())
+                    .arg(into)
+                    .arg(2 * c.rate.window_seconds);
+                (curr, call)
+            })
+            .collect();
+        let answers: Vec<(u8, u64, u64)> = futures_util::future::try_join_all(
+            calls.iter().map(|(key, call)| self.redis.invoke(key, call)),
+        )
+        .await?;
+        let mut reserved = Reserved::default();
+        let mut wait = None;
+        for ((c, (key, _)), (counted, prev, curr)) in counters.iter().zip(&calls).zip(answers) {
+            if counted == 1 {
+                reserved.keys.push((c.scope, key.clone()));
+            } else {
+                let w = wait_seconds(c.rate, prev, curr, c.position(now_ms).1).unwrap_or(1);
+                wait = Some(wait.map_or(w, |m: u64| m.max(w)));
+            }
+        }
+        match wait {
+            None => Ok(Ok(reserved)),
+            Some(w) => {
+                self.throttle_release(reserved).await?;
+                Ok(Err(w))
+            }
+        }
+    }
+
+    /// Take back events counted by [`Store::throttle_reserve`]. One round trip;
+    /// none for nothing reserved.
+    pub async fn throttle_release(&self, reserved: Reserved) -> Result<(), StoreError> {
+        futures_util::future::try_join_all(reserved.keys.iter().map(|(_, k)| async move {
+            self.redis.script::<u8>(&RELEASE, &[k.as_str()], &[]).await
+        }))
+        .await?;
+        Ok(())
+    }
+
     /// The longest wait (seconds) that any of `counters` imposes now, or `None`
     /// when all let one more event through. One round trip; none for no counters.
     pub async fn throttle_wait(

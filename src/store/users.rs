@@ -46,18 +46,56 @@ pub(crate) struct NewUser<'a> {
     pub(crate) password_hash: &'a str,
     pub(crate) created_at: u64,
     pub(crate) disabled: bool,
+    pub(crate) origin: Origin,
 }
 
-/// Create a user hash unless the id is held: nil when created, else the holder's
-/// email (`''` if it has none). One key, so it runs on Redis Cluster too.
+/// How a user record came to be, kept in it (`origin`), so an import never
+/// mistakes an account someone registered for the one it is importing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `POST /register`.
+    Registered,
+    /// `import-users`.
+    Imported,
+}
+
+impl Origin {
+    /// The stored form.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Origin::Registered => "registered",
+            Origin::Imported => "imported",
+        }
+    }
+}
+
+/// Create a user hash unless the id is held (by a user, or by the tombstone of
+/// a deleted one): nil when created, else what the holder is, as
+/// `{email, origin, password_hash, deleted_at}` (`''` for what it lacks). One
+/// key, so it runs on Redis Cluster too.
 pub(crate) static CREATE_USER: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HGET', KEYS[1], 'email') or ''
+  local h = redis.call('HMGET', KEYS[1], 'email', 'origin', 'password_hash', 'deleted_at')
+  return {h[1] or '', h[2] or '', h[3] or '', h[4] or ''}
 end
-redis.call('HSET', KEYS[1], 'email', ARGV[1], 'username', ARGV[2], 'password_hash', ARGV[3], 'created_at', ARGV[4])
+redis.call('HSET', KEYS[1], 'email', ARGV[1], 'username', ARGV[2], 'password_hash', ARGV[3],
+  'created_at', ARGV[4], 'origin', ARGV[6])
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'disabled', '1') end
 return false",
+    )
+});
+
+/// The next registration id: INCR, raised to the floor ARGV[1] first if below it.
+static NEXT_ID: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"local n = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[1])
+if n < floor then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return floor
+end
+return n",
     )
 });
 
@@ -92,12 +130,14 @@ impl Store {
     /// Create a user. The record is written before the email is claimed with
     /// SET NX, so of concurrent registrations exactly one claim wins, and a crash
     /// in between leaves an unreachable record, never a claimed email without a user.
-    /// An id already held (imported users take ids of their own) is passed over.
+    /// An id already held (imported users take ids of their own) is passed over;
+    /// no id below `first_id` is handed out.
     pub async fn create_user(
         &self,
         email: &Email,
         password_hash: &str,
         now: u64,
+        first_id: u64,
     ) -> Result<Registration, StoreError> {
         let record = NewUser {
             id: 0,
@@ -106,14 +146,16 @@ impl Store {
             password_hash,
             created_at: now,
             disabled: false,
+            origin: Origin::Registered,
         };
         let mut id = 0;
+        let next_key = self.keys.next_user_id();
         for _ in 0..MAX_TAKEN_IDS {
             let next: u64 = self
                 .redis
-                .query(redis::cmd("INCR").arg(self.keys.next_user_id()))
+                .script(&NEXT_ID, &[&next_key], &[&first_id.to_string()])
                 .await?;
-            let holder: Option<String> = self
+            let holder: Option<Vec<String>> = self
                 .redis
                 .invoke(
                     &self.keys.user(next),
@@ -157,7 +199,8 @@ impl Store {
             .arg(user.username)
             .arg(user.password_hash)
             .arg(user.created_at)
-            .arg(if user.disabled { "1" } else { "" });
+            .arg(if user.disabled { "1" } else { "" })
+            .arg(user.origin.as_str());
         call
     }
 
@@ -212,6 +255,23 @@ impl Store {
                     .arg("password_hash"),
             )
             .await
+    }
+
+    /// The stored password hash and email of `id`, if the user exists.
+    pub async fn password_and_email(
+        &self,
+        id: UserId,
+    ) -> Result<Option<(String, String)>, StoreError> {
+        let (hash, email): (Option<String>, Option<String>) = self
+            .redis
+            .query(
+                redis::cmd("HMGET")
+                    .arg(self.keys.user(id.0))
+                    .arg("password_hash")
+                    .arg("email"),
+            )
+            .await?;
+        Ok(hash.zip(email))
     }
 
     /// Replace the password hash of `id`; false if the user does not exist.

@@ -289,12 +289,13 @@ async fn malformed_records_are_reported_and_skipped_and_conflicts_are_left_alone
         email = registered.email.to_uppercase(),
     );
     let file = scratch("users.csv", &csv);
-    let out = import_ok(&gw, &[file.to_str().unwrap()]);
+    // The registered id is an overlap: imported only when told to skip it.
+    let out = import_ok(&gw, &["--allow-id-overlap", file.to_str().unwrap()]);
     for line in [
         "line 3: skipped, malformed: 2 fields where the header has 4",
         "line 4 (pk abc): skipped, malformed: pk \"abc\" is not a positive integer",
         "line 5 (pk 503): skipped, invalid_email",
-        &format!("line 6 (pk {id_taken}): skipped, id_taken"),
+        &format!("line 6 (pk {id_taken}): skipped, id_registered"),
         &format!("line 7 (pk 504): skipped, email_taken: the email belongs to user {id_taken}"),
         "imported: 2 ",
     ] {
@@ -348,4 +349,97 @@ async fn malformed_records_are_reported_and_skipped_and_conflicts_are_left_alone
     );
     assert_eq!(code, 1);
     assert!(err.contains("cannot read /nonexistent/users.json"), "{err}");
+}
+
+/// Regression (#21): a Django export whose pks are ids of accounts registered
+/// here used to hand those ids over ("skipped: id_taken", exit 0), and a
+/// registrant who had taken the export's email at the export's id was counted
+/// "already present", keeping the registrant's password at the Django user's
+/// id. Now the import is refused before anything is written (exit 3), unless
+/// `--allow-id-overlap`, which still never takes a registered account for an
+/// imported one.
+#[tokio::test]
+async fn an_import_whose_ids_meet_registered_accounts_is_refused_and_writes_nothing() {
+    let gw = TestGateway::start();
+    let first = gw.new_user().await;
+    let squatter = gw.new_user().await;
+    // The registrant at the Django admin's id registered the admin's email first.
+    let hash = "pbkdf2_sha256$1000$NaCl$y6UK+57OG2yJnZIbS3E5E599IliwIIbBdkxEFXXGYlM=";
+    let csv = format!(
+        "id,email,username,password\n\
+         {a},admin@corp.example,admin,{hash}\n\
+         {b},{b_email},squat,{hash}\n\
+         {c},fresh@corp.example,fresh,{hash}\n",
+        a = first.id,
+        b = squatter.id,
+        b_email = squatter.email,
+        c = squatter.id + 1000,
+    );
+    let file = scratch("overlap.csv", &csv);
+    let before = snapshot(&gw);
+    for args in [vec![], vec!["--dry-run"]] {
+        let mut args: Vec<&str> = args;
+        args.push(file.to_str().unwrap());
+        let (code, out, err) = import(&gw, &args);
+        assert_eq!(code, 3, "{args:?}\nstdout:\n{out}\nstderr:\n{err}");
+        assert!(err.contains("nothing was written"), "{err}");
+        for pk in [first.id, squatter.id] {
+            let line = format!("(pk {pk}): skipped, id_registered");
+            assert!(out.contains(&line), "no {line:?} in:\n{out}");
+        }
+        assert_eq!(snapshot(&gw), before, "{args:?} wrote to Redis");
+    }
+
+    let out = import_ok(&gw, &["--allow-id-overlap", file.to_str().unwrap()]);
+    assert!(out.contains("imported: 1 "), "{out}");
+    // The registrants keep their ids and passwords; the Django admin got nothing of theirs.
+    for u in [&first, &squatter] {
+        let (s, b) = gw.login(&u.email, PASSWORD).await;
+        assert_eq!(s, 200, "{b}");
+        let me = gw
+            .get_json("/me", b["access_token"].as_str().unwrap())
+            .await;
+        assert_eq!(me["id"], u.id, "{me}");
+    }
+    assert_eq!(gw.login(&squatter.email, "correct horse").await.0, 401);
+    assert_eq!(gw.login("admin@corp.example", "correct horse").await.0, 401);
+    assert!(!user_hash(&gw, first.id).contains("admin@corp.example"));
+    let (s, b) = gw.login("fresh@corp.example", "correct horse").await;
+    assert_eq!(s, 200, "{b}");
+    assert!(user_hash(&gw, squatter.id + 1000).contains("imported"));
+    assert!(user_hash(&gw, first.id).contains("registered"));
+}
+
+/// `registration.enabled: false` closes `/register` (403, nothing written) so
+/// the import can come first; `registration.first_id` keeps registered ids
+/// away from the imported ones.
+#[tokio::test]
+async fn registration_can_be_closed_and_kept_above_a_floor() {
+    let closed = TestGateway::builder()
+        .yaml("registration:\n  enabled: false\n")
+        .start();
+    let before = snapshot(&closed);
+    let (s, b) = closed.register("early@corp.example", PASSWORD).await;
+    assert_eq!(s, 403, "{b}");
+    assert_error(&b, "registration_closed");
+    assert_eq!(snapshot(&closed), before, "a closed registration wrote");
+
+    let floor = 1_000_000u64;
+    let gw = TestGateway::builder()
+        .yaml(&format!("registration:\n  first_id: {floor}\n"))
+        .start();
+    let (s, b) = gw.register("one@corp.example", PASSWORD).await;
+    assert_eq!(s, 201, "{b}");
+    let id = b["id"].as_u64().unwrap();
+    assert!(id >= floor, "registered at {id}, below the floor");
+    let (s, b) = gw.register("two@corp.example", PASSWORD).await;
+    assert_eq!((s, b["id"].as_u64()), (201, Some(id + 1)));
+    // The export's ids are below the floor: no overlap, no refusal.
+    let hash = "pbkdf2_sha256$1000$NaCl$y6UK+57OG2yJnZIbS3E5E599IliwIIbBdkxEFXXGYlM=";
+    let file = scratch(
+        "low.csv",
+        &format!("id,email,username,password\n7,seven@corp.example,s,{hash}\n"),
+    );
+    let out = import_ok(&gw, &[file.to_str().unwrap()]);
+    assert!(out.contains("imported: 1 "), "{out}");
 }

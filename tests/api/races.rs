@@ -55,6 +55,8 @@ async fn of_20_concurrent_registrations_of_one_email_exactly_one_wins() {
         .yaml("throttle:\n  register_per_ip: {limit: 1000, window_seconds: 3600}\n")
         // and 20 at once: more than the default queue of the 2 hashing threads.
         .env("AUTHGATE_HASH_MAX_QUEUE", "32")
+        // ...all from one address, past its default fair share of the queue.
+        .env("AUTHGATE_HASH_MAX_QUEUE_PER_CLIENT", "32")
         .start();
     for round in 0..ROUNDS {
         let email = format!("{}@example.com", unique("race"));

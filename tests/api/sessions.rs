@@ -409,7 +409,12 @@ async fn the_token_a_password_change_answers_with_is_good_on_every_instance_at_o
             tokio::time::sleep(wait).await;
             for gw in [&two, &one] {
                 let r = gw.get("/api/x", Some(&fresh)).await;
-                assert_eq!(r.status(), 200, "round {round}, {at_ms} ms: {:?}", r.text().await);
+                assert_eq!(
+                    r.status(),
+                    200,
+                    "round {round}, {at_ms} ms: {:?}",
+                    r.text().await
+                );
                 assert_eq!(gw.get_status("/me", Some(&fresh)).await, 200);
             }
             if at_ms == 0 {
@@ -447,7 +452,10 @@ async fn a_login_right_after_logout_all_is_good_everywhere_and_older_tokens_are_
         assert_eq!(gw.get_status("/api/x", Some(&again)).await, 200);
     }
     let claims = claims_of(&again);
-    assert_eq!(claims["gen"], 1, "one logout everywhere: generation 1 ({claims})");
+    assert_eq!(
+        claims["gen"], 1,
+        "one logout everywhere: generation 1 ({claims})"
+    );
 }
 
 /// The claims of a JWT, unverified (the test only reads what it was given).
@@ -458,4 +466,28 @@ fn claims_of(jwt: &str) -> Value {
         .decode(part)
         .expect("base64url claims");
     serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Regression (#21): disabling a user (as an import of an inactive Django
+/// account does, or `HSET ... disabled 1`) left their refresh tokens working.
+/// A refresh of a disabled user's session now ends it.
+#[tokio::test]
+async fn a_disabled_user_cannot_refresh_and_the_session_ends() {
+    let gw = TestGateway::start();
+    let user = gw.new_user().await;
+    let key = format!("{}user:{{{}}}", gw.prefix, user.id);
+    assert_eq!(shared_redis().cli(&["HSET", &key, "disabled", "1"]), "1");
+    let (s, body) = gw.refresh(&user.refresh).await;
+    assert_eq!(s, 401, "{body}");
+    assert_error(&body, "invalid_refresh_token");
+    let sessions = format!("{}user:{{{}}}:sessions", gw.prefix, user.id);
+    assert_eq!(
+        shared_redis().cli(&["ZCARD", &sessions]),
+        "0",
+        "the session is gone"
+    );
+    // Enabling again restores login, not the old session.
+    assert_eq!(shared_redis().cli(&["HDEL", &key, "disabled"]), "1");
+    assert_eq!(gw.refresh(&user.refresh).await.0, 401);
+    assert_eq!(gw.login(&user.email, PASSWORD).await.0, 200);
 }

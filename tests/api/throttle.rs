@@ -8,13 +8,18 @@ use serde_json::{json, Value};
 /// A gateway that believes X-Forwarded-For from loopback (so a test can speak from
 /// several client IPs), with `rules` (`name: limit` per 10 minutes) over the defaults.
 fn gateway(rules: &[(&str, u64)]) -> TestGateway {
+    TestGateway::builder().yaml(&rules_yaml(rules)).start()
+}
+
+/// The configuration [`gateway`] starts with.
+fn rules_yaml(rules: &[(&str, u64)]) -> String {
     let mut yaml = String::from("trusted_proxies: [\"127.0.0.1/32\"]\nthrottle:\n");
     for (rule, limit) in rules {
         yaml.push_str(&format!(
             "  {rule}: {{limit: {limit}, window_seconds: 600}}\n"
         ));
     }
-    TestGateway::builder().yaml(&yaml).start()
+    yaml
 }
 
 /// One answer: status, `Retry-After` (seconds) if any, JSON body.
@@ -230,4 +235,193 @@ async fn throttled_logins_are_counted_and_logged_without_the_password() {
     assert!(event.contains(IP), "{event}");
     assert!(!out.contains(secret), "the password reached the log");
     assert!(!out.contains(&user.email), "the email reached the log");
+}
+
+/// Regression (#21): the throttle used to be checked, then the password hashed,
+/// then the failure counted, so a burst of concurrent guesses all passed the
+/// check (9 wrong guesses against a limit of 5: nine 401s, no 429). Now each
+/// attempt is checked and counted in one step, on every instance together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_concurrent_guesses_on_two_instances_passes_no_more_than_the_limit() {
+    let yaml = rules_yaml(&[("login_per_account_ip", 5)]);
+    let one = TestGateway::builder().yaml(&yaml).start();
+    let two = TestGateway::builder()
+        .yaml(&yaml)
+        .same_store_as(&one)
+        .start();
+    let user = one.new_user().await;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(9));
+    let tasks: Vec<_> = (0..9)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                one.url("/login")
+            } else {
+                two.url("/login")
+            };
+            let (email, barrier) = (user.email.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let c = client();
+                barrier.wait().await;
+                let r = c
+                    .post(url)
+                    .header("X-Forwarded-For", IP)
+                    .json(&json!({"email": email, "password": "wrong password"}))
+                    .send()
+                    .await
+                    .unwrap();
+                r.status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429, 429]);
+    // And the limit holds afterwards, on both.
+    for gw in [&one, &two] {
+        login_from(gw, IP, &user.email, PASSWORD)
+            .await
+            .assert_throttled();
+    }
+}
+
+/// Regression (#21): correct-password logins were never counted, so one
+/// account's owner (or whoever has the password) could keep the hashing pool
+/// busy for everyone. `login_attempts_per_*` count every attempt.
+#[tokio::test]
+async fn correct_logins_count_as_attempts_per_account_and_per_ip() {
+    let gw = gateway(&[
+        ("login_attempts_per_account", 4),
+        ("login_attempts_per_ip", 6),
+    ]);
+    // Its first login (in new_user) is one attempt of the account's four, from 127.0.0.1.
+    let user = gw.new_user().await;
+    // Registered only: their logins below are the only attempts from that address.
+    let mut others = Vec::new();
+    for _ in 0..6 {
+        let email = format!("{}@example.com", unique("attempts"));
+        assert_eq!(gw.register(&email, PASSWORD).await.0, 201);
+        others.push(email);
+    }
+    for i in 0..3 {
+        let ip = format!("192.0.2.{i}");
+        assert_eq!(login_status(&gw, &ip, &user.email, PASSWORD).await, 200);
+    }
+    login_from(&gw, "192.0.2.9", &user.email, PASSWORD)
+        .await
+        .assert_throttled();
+    // Per IP: six attempts from one address, whichever accounts they are for.
+    for (i, email) in others.iter().enumerate() {
+        let status = login_status(&gw, "198.51.100.50", email, PASSWORD).await;
+        assert_eq!(status, 200, "attempt {i}");
+    }
+    login_from(&gw, "198.51.100.50", &others[0], PASSWORD)
+        .await
+        .assert_throttled();
+    assert_eq!(
+        login_status(&gw, "198.51.100.51", &others[0], PASSWORD).await,
+        200
+    );
+}
+
+/// Regression (#21): sixteen concurrent correct logins from one client held
+/// the hashing queue, and every other user's login was 503 `busy`. A client
+/// has a fair share of the queue; the others are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_client_cannot_fill_the_hashing_queue_for_everyone() {
+    // Slow hashing (64 MiB, 3 passes), one thread, room for 16 waiting; no
+    // throttle, so only the queue's rules decide.
+    let gw = TestGateway::builder()
+        .yaml("trusted_proxies: [\"127.0.0.1/32\"]\nthrottle:\n  enabled: false\n")
+        .env("AUTHGATE_ARGON2_MEMORY_KIB", "65536")
+        .env("AUTHGATE_ARGON2_ITERATIONS", "3")
+        .env("AUTHGATE_HASH_THREADS", "1")
+        .env("AUTHGATE_HASH_MAX_QUEUE", "16")
+        .env("AUTHGATE_HASH_MAX_QUEUE_PER_CLIENT", "2")
+        .start();
+    let greedy = gw.new_user().await;
+    let other = gw.new_user().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // More at once than the whole queue admits (1 + 16).
+    let flood: Vec<_> = (0..24)
+        .map(|_| {
+            let (url, email, stop) = (gw.url("/login"), greedy.email.clone(), stop.clone());
+            tokio::spawn(async move {
+                let c = client();
+                let mut busy = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = c
+                        .post(&url)
+                        .header("X-Forwarded-For", "203.0.113.66")
+                        .json(&json!({"email": email, "password": PASSWORD}))
+                        .send()
+                        .await
+                        .unwrap();
+                    match r.status().as_u16() {
+                        200 => {}
+                        503 => busy += 1,
+                        s => panic!("flood got {s}"),
+                    }
+                }
+                busy
+            })
+        })
+        .collect();
+    // While the flood runs, another client's logins are all served.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for i in 0..5 {
+        let a = login_from(&gw, "203.0.113.77", &other.email, PASSWORD).await;
+        assert_eq!(a.status, 200, "login {i} of the other client: {}", a.body);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut refused = 0;
+    for t in flood {
+        refused += t.await.unwrap();
+    }
+    assert!(refused > 0, "the flood was never held to its share");
+}
+
+/// Regression (#21): a stolen session could guess the account's current
+/// password at `POST /password`, limited only per IP. A wrong one is now a
+/// failed login of the account, logged, and the fifth ends the session.
+#[tokio::test]
+async fn wrong_current_passwords_count_as_failed_logins_and_end_the_session() {
+    let gw = gateway(&[("login_per_account", 7), ("password_per_ip", 100)]);
+    let user = gw.new_user().await;
+    let change = |current: &'static str, ip: &'static str| {
+        let body = json!({"current_password": current, "new_password": "a brand new password"});
+        post_from(&gw, ip, "/password", body, Some(&user.access))
+    };
+    for i in 0..4 {
+        let a = change("wrong password", "198.51.100.1").await;
+        assert_eq!(a.status, 401, "failure {i}: {}", a.body);
+        assert_error(&a.body, "invalid_credentials");
+        assert_eq!(
+            gw.get_status("/me", Some(&user.access)).await,
+            200,
+            "failure {i}"
+        );
+    }
+    let fifth = change("wrong password", "198.51.100.2").await;
+    assert_eq!(fifth.status, 401, "{}", fifth.body);
+    let r = gw.get("/me", Some(&user.access)).await;
+    assert_eq!(r.status(), 401);
+    assert_error(&r.json().await.unwrap(), "invalid_token");
+    assert_eq!(gw.refresh(&user.refresh).await.0, 401, "the session ended");
+    let event = "\"event\":\"password_change_failed\"";
+    eventually(
+        std::time::Duration::from_secs(5),
+        "five password_change_failed events",
+        || async { gw.output().matches(event).count() == 5 },
+    )
+    .await;
+    let log = gw.output();
+    assert!(!log.contains("wrong password"), "a password in the log");
+    // Five failures of the account's seven: two more wrong logins close it, from anywhere.
+    fail(&gw, "198.51.100.3", &user.email, 2).await;
+    login_from(&gw, "198.51.100.4", &user.email, PASSWORD)
+        .await
+        .assert_throttled();
 }
