@@ -491,3 +491,163 @@ async fn a_disabled_user_cannot_refresh_and_the_session_ends() {
     assert_eq!(gw.refresh(&user.refresh).await.0, 401);
     assert_eq!(gw.login(&user.email, PASSWORD).await.0, 200);
 }
+
+/// Every kind of revocation made on one instance reaches another within a
+/// second. The instance that revokes applies it before publishing, so only a
+/// second instance shows the feed at work (#24).
+#[tokio::test]
+async fn every_kind_of_revocation_reaches_a_second_instance_within_a_second() {
+    let up = Upstream::start("echo").await;
+    let yaml = "tokens:\n  reuse_grace_seconds: 1\n  max_sessions_per_user: 2\n";
+    let one = TestGateway::builder().upstream(up.addr).yaml(yaml).start();
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml(yaml)
+        .same_store_as(&one)
+        .start();
+
+    // POST /logout on one.
+    let user = one.new_user().await;
+    assert_eq!(two.get_status("/api/x", Some(&user.access)).await, 200);
+    assert_eq!(one.logout(&user.refresh).await.0, 200);
+    refused_everywhere(&two, &user.access).await;
+
+    // DELETE /sessions/<id> on one, of a session opened on two.
+    let user = one.new_user().await;
+    let (s, on_two) = two.login(&user.email, PASSWORD).await;
+    assert_eq!(s, 200);
+    let two_access = token_of(&on_two, "access_token");
+    let sid = sessions_of(&two, &two_access)
+        .await
+        .into_iter()
+        .find(|s| s["current"] == true)
+        .expect("the current session")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = one
+        .request(reqwest::Method::DELETE, &format!("/sessions/{sid}"))
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    refused_everywhere(&two, &two_access).await;
+    assert_eq!(
+        two.get_status("/me", Some(&user.access)).await,
+        200,
+        "only that session"
+    );
+
+    // Reuse detected on one: the whole family, on two.
+    let user = one.new_user().await;
+    let (s, rotated) = two.refresh(&user.refresh).await;
+    assert_eq!(s, 200);
+    let rotated_access = token_of(&rotated, "access_token");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(one.refresh(&user.refresh).await.0, 401, "the replay");
+    refused_everywhere(&two, &rotated_access).await;
+
+    // The session cap, enforced on one, ends the oldest session on two.
+    let user = two.new_user().await;
+    for _ in 0..2 {
+        assert_eq!(one.login(&user.email, PASSWORD).await.0, 200);
+    }
+    refused_everywhere(&two, &user.access).await;
+}
+
+async fn following(gw: &TestGateway) -> bool {
+    gw.metrics().await.contains("authgate_revocation_feed_up 1")
+}
+
+/// A revocation published while an instance's subscription was down is
+/// applied by the full re-read when it subscribes again; a feed down longer
+/// than an access token lives makes `/readyz` fail, naming it (#24).
+#[tokio::test]
+async fn a_missed_revocation_is_reread_after_the_feed_reconnects_and_a_stale_feed_is_not_ready() {
+    let redis = RedisServer::start();
+    let up = Upstream::start("echo").await;
+    let one = TestGateway::builder()
+        .upstream(up.addr)
+        .redis_url(redis.url())
+        .start();
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&one)
+        .start();
+    for gw in [&one, &two] {
+        eventually(Duration::from_secs(5), "the feed follows", || following(gw)).await;
+    }
+    let user = one.new_user().await;
+    let (s, on_two) = two.login(&user.email, PASSWORD).await;
+    assert_eq!(s, 200);
+    let two_access = token_of(&on_two, "access_token");
+
+    // Subscribing is refused and every subscription cut: commands still work.
+    redis.cli(&["ACL", "SETUSER", "default", "-subscribe", "-psubscribe"]);
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    eventually(
+        Duration::from_secs(5),
+        "the feed is down on two",
+        || async {
+            two.metrics()
+                .await
+                .contains("authgate_revocation_feed_up 0")
+        },
+    )
+    .await;
+    let r = one
+        .request(reqwest::Method::POST, "/logout/all")
+        .bearer_auth(&user.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        two.get_status("/api/x", Some(&two_access)).await,
+        200,
+        "two cannot have heard of it: its feed is down"
+    );
+
+    redis.cli(&["ACL", "SETUSER", "default", "+subscribe", "+psubscribe"]);
+    // The feed's backoff is at most 2 s; then the re-read applies what it missed.
+    eventually(
+        Duration::from_secs(4),
+        "the missed revocation applies on two",
+        || async { two.get_status("/api/x", Some(&two_access)).await == 401 },
+    )
+    .await;
+
+    // Down for longer than an access token lives (2 s here): not ready.
+    let short = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&one)
+        .env("AUTHGATE_ACCESS_TTL", "2")
+        .start();
+    eventually(Duration::from_secs(5), "the feed follows", || {
+        following(&short)
+    })
+    .await;
+    assert_eq!(short.ops_get("/readyz").await.status(), 200);
+    redis.cli(&["ACL", "SETUSER", "default", "-subscribe", "-psubscribe"]);
+    redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]);
+    eventually(
+        Duration::from_secs(6),
+        "/readyz fails for a stale feed",
+        || async {
+            let r = short.ops_get("/readyz").await;
+            r.status() == 503
+                && r.text()
+                    .await
+                    .unwrap_or_default()
+                    .contains("revocation feed")
+        },
+    )
+    .await;
+    redis.cli(&["ACL", "SETUSER", "default", "+subscribe", "+psubscribe"]);
+    eventually(Duration::from_secs(5), "/readyz recovers", || async {
+        short.ops_get("/readyz").await.status() == 200
+    })
+    .await;
+}
