@@ -375,6 +375,8 @@ async fn a_master_killed_under_load_fails_over_and_traffic_recovers_by_itself() 
         .redis_key("timeout_ms", &REDIS_TIMEOUT.as_millis().to_string())
         // The registration loop below is not an attack.
         .yaml("throttle:\n  register_per_ip: {limit: 100000, window_seconds: 3600}\n")
+        // ...and every loop speaks from 127.0.0.1: one client to the hashing queue's fair share.
+        .env("AUTHGATE_HASH_MAX_QUEUE_PER_CLIENT", "64")
         .start();
 
     // Users registered well before the kill; the workers are those on the victim's slots.
