@@ -17,12 +17,9 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         }
         _ => return Err(ErrorReply::InvalidRefreshToken),
     };
-    if !api.store.revoke_session(user, sid).await? {
+    if !api.end_session(user, sid, req.client_ip).await? {
         return Err(ErrorReply::InvalidRefreshToken);
     }
-    events::emit(Event::SessionRevoked, Some(user), Some(sid), req.client_ip);
-    let at = now_unix();
-    api.revoke(&[Revocation::Session { user, sid, at }]).await?;
     Ok(logged_out())
 }
 

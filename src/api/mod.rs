@@ -308,6 +308,24 @@ impl AuthApi {
         Ok(serde_json::json!({ "access_token": access, "refresh_token": refresh }))
     }
 
+    /// End one session of `user` and its access tokens everywhere, with its
+    /// `session_revoked` event; whether it was live.
+    async fn end_session(
+        &self,
+        user: UserId,
+        sid: SessionId,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<bool, ErrorReply> {
+        if !self.store.revoke_session(user, sid).await? {
+            return Ok(false);
+        }
+        events::emit(Event::SessionRevoked, Some(user), Some(sid), client);
+        let at = now_unix();
+        self.revoke(&[Revocation::Session { user, sid, at }])
+            .await?;
+        Ok(true)
+    }
+
     /// Make revocations take effect here at once, and on every instance through Redis.
     async fn revoke(&self, revocations: &[Revocation]) -> Result<(), ErrorReply> {
         for r in revocations {

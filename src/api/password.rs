@@ -5,8 +5,7 @@
 //! session it was sent with ends after [`MAX_FAILURES_PER_SESSION`] of them.
 
 use super::{json, logout, AuthApi, Endpoint, Reply, Request};
-use crate::auth::access::now_unix;
-use crate::auth::revocations::{Identity, Revocation};
+use crate::auth::revocations::Identity;
 use crate::domain::Password;
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
@@ -75,20 +74,8 @@ async fn wrong_password(
         return Ok(());
     };
     let failures = api.store.count_password_failure(caller.user, sid).await?;
-    if failures >= MAX_FAILURES_PER_SESSION && api.store.revoke_session(caller.user, sid).await? {
-        events::emit(
-            Event::SessionRevoked,
-            Some(caller.user),
-            Some(sid),
-            req.client_ip,
-        );
-        let at = now_unix();
-        api.revoke(&[Revocation::Session {
-            user: caller.user,
-            sid,
-            at,
-        }])
-        .await?;
+    if failures >= MAX_FAILURES_PER_SESSION {
+        api.end_session(caller.user, sid, req.client_ip).await?;
     }
     Ok(())
 }

@@ -1,11 +1,8 @@
 //! GET /sessions: the caller's live sessions, newest first; DELETE /sessions/<id>: end one of them (204).
 
 use super::{AuthApi, Reply, Request};
-use crate::auth::access::now_unix;
-use crate::auth::revocations::Revocation;
 use crate::domain::SessionId;
 use crate::error::ErrorReply;
-use crate::events::{self, Event};
 use http::StatusCode;
 
 fn iso(ms: u64) -> String {
@@ -43,22 +40,9 @@ pub(super) async fn delete(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         .unwrap_or_default();
     // An id of the wrong shape names no session, like one of another user.
     let sid = SessionId::parse(id).ok_or(ErrorReply::NoSession)?;
-    if !api.store.revoke_session(caller.user, sid).await? {
+    if !api.end_session(caller.user, sid, req.client_ip).await? {
         return Err(ErrorReply::NoSession);
     }
-    events::emit(
-        Event::SessionRevoked,
-        Some(caller.user),
-        Some(sid),
-        req.client_ip,
-    );
-    let at = now_unix();
-    api.revoke(&[Revocation::Session {
-        user: caller.user,
-        sid,
-        at,
-    }])
-    .await?;
     Ok(Reply {
         status: StatusCode::NO_CONTENT,
         body: serde_json::Value::Null,

@@ -60,7 +60,10 @@ struct Claims {
     user_id: u64,
     #[serde(default)]
     sub: Option<String>,
-    iat: u64,
+    /// Required (a token without it is malformed), never read: revocation goes
+    /// by generation, not by issue time.
+    #[serde(rename = "iat")]
+    _issued_at: u64,
     exp: u64,
     /// The session (refresh-token family) this token was issued in.
     #[serde(default)]
@@ -244,7 +247,6 @@ fn verify_signed(ring: &KeyRing, token: &str) -> Result<(Identity, u64), TokenRe
     let id = Identity {
         user: UserId(data.claims.user_id),
         sid,
-        iat: data.claims.iat,
         gen: data.claims.gen,
     };
     Ok((id, data.claims.exp))

@@ -222,18 +222,25 @@ fn new_hash(argon: &Argon2<'_>, password: &str) -> Result<String, ErrorReply> {
 mod tests {
     use super::*;
 
-    fn cheap() -> Passwords {
+    /// Cheap hashing on one thread; the queue's settings come from `queue`.
+    fn pool(queue: PasswordConfig) -> Passwords {
         Passwords::new(&PasswordConfig {
             memory_kib: 64,
             iterations: 1,
             parallelism: 1,
             hash_threads: 1,
             nice: 0,
-            queue_timeout_ms: 1000,
-            max_queue_per_client: None,
-            max_queue: Some(1),
+            ..queue
         })
         .unwrap()
+    }
+
+    fn cheap() -> Passwords {
+        pool(PasswordConfig {
+            queue_timeout_ms: 1000,
+            max_queue: Some(1),
+            ..PasswordConfig::default()
+        })
     }
 
     #[tokio::test]
@@ -342,19 +349,12 @@ mod tests {
     /// One client's requests take at most its share; another client still gets in.
     #[tokio::test]
     async fn one_client_cannot_take_more_than_its_share_of_the_queue() {
-        let p = std::sync::Arc::new(
-            Passwords::new(&PasswordConfig {
-                memory_kib: 64,
-                iterations: 1,
-                parallelism: 1,
-                hash_threads: 1,
-                nice: 0,
-                queue_timeout_ms: 5000,
-                max_queue: Some(8),
-                max_queue_per_client: Some(2),
-            })
-            .unwrap(),
-        );
+        let p = std::sync::Arc::new(pool(PasswordConfig {
+            queue_timeout_ms: 5000,
+            max_queue: Some(8),
+            max_queue_per_client: Some(2),
+            ..PasswordConfig::default()
+        }));
         let greedy = Some(IpAddr::from([192, 0, 2, 1]));
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));

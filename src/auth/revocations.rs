@@ -93,8 +93,6 @@ pub struct Identity {
     pub user: UserId,
     /// The session the token belongs to (absent in tokens issued before sessions existed).
     pub sid: Option<SessionId>,
-    /// Issued at (seconds).
-    pub iat: u64,
     /// The user's token generation when it was minted (0 in tokens from before generations).
     pub gen: u64,
 }
@@ -227,7 +225,6 @@ mod tests {
         Identity {
             user: UserId(user),
             sid: sid.map(SessionId),
-            iat: 0,
             gen,
         }
     }

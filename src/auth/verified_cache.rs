@@ -52,7 +52,6 @@ mod tests {
         let id = Identity {
             user: UserId(7),
             sid: None,
-            iat: 1,
             gen: 0,
         };
         c.insert("a.b.c", id, 100);

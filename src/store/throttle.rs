@@ -177,59 +177,6 @@ impl Store {
         Ok(())
     }
 
-    /// The longest wait (seconds) that any of `counters` imposes now, or `None`
-    /// when all let one more event through. One round trip; none for no counters.
-    pub async fn throttle_wait(
-        &self,
-        counters: &[Counter],
-        now_ms: u64,
-    ) -> Result<Option<u64>, StoreError> {
-        if counters.is_empty() {
-            return Ok(None);
-        }
-        // One MGET: a cluster client splits it by slot and puts the answers back in order.
-        let mut mget = redis::cmd("MGET");
-        for c in counters {
-            let (n, _) = c.position(now_ms);
-            mget.arg(c.key(self, n.saturating_sub(1)))
-                .arg(c.key(self, n));
-        }
-        let counts: Vec<Option<u64>> = self.redis.query(&mget).await?;
-        if counts.len() != counters.len() * 2 {
-            return Err(StoreError::Corrupt(format!(
-                "{} answers to {} throttle reads",
-                counts.len(),
-                counters.len() * 2
-            )));
-        }
-        Ok(counters
-            .iter()
-            .zip(counts.chunks(2))
-            .filter_map(|(c, pair)| {
-                let (prev, curr) = (pair[0].unwrap_or(0), pair[1].unwrap_or(0));
-                wait_seconds(c.rate, prev, curr, c.position(now_ms).1)
-            })
-            .max())
-    }
-
-    /// Count one event against each of `counters`. One round trip; none for no counters.
-    pub async fn throttle_count(
-        &self,
-        counters: &[Counter],
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
-        self.each_counter(counters, |pipe, c| {
-            let key = c.key(self, c.position(now_ms).0);
-            // Read as the previous bucket for one more window, then gone.
-            pipe.cmd("INCR").arg(&key).ignore();
-            pipe.cmd("EXPIRE")
-                .arg(&key)
-                .arg(2 * c.rate.window_seconds)
-                .ignore();
-        })
-        .await
-    }
-
     /// Forget `counters` (both buckets of the window ending now). One round trip; none for no counters.
     pub async fn throttle_clear(
         &self,

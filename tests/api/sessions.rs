@@ -29,6 +29,32 @@ fn fingerprint(token: &str) -> String {
     hex::encode(sha2::Sha256::digest(token.to_lowercase().as_bytes()))
 }
 
+/// Two instances of one deployment (one store, one issuer) with `yaml`, proxying to `up`.
+fn two_instances(up: &Upstream, yaml: &str) -> (TestGateway, TestGateway) {
+    let one = TestGateway::builder().upstream(up.addr).yaml(yaml).start();
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml(yaml)
+        .same_store_as(&one)
+        .start();
+    (one, two)
+}
+
+/// `method path` on `gw` with a Bearer token and, if given, a JSON body.
+async fn call(
+    gw: &TestGateway,
+    method: reqwest::Method,
+    path: &str,
+    bearer: impl std::fmt::Display,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut req = gw.request(method, path).bearer_auth(bearer);
+    if let Some(body) = body {
+        req = req.json(&body);
+    }
+    req.send().await.expect("request")
+}
+
 fn token_of(body: &Value, name: &str) -> String {
     body[name]
         .as_str()
@@ -161,12 +187,14 @@ async fn sessions_are_listed_newest_first_and_one_can_be_ended() {
     assert_eq!(list[1]["current"], true);
 
     let sid = list[0]["id"].as_str().unwrap();
-    let r = gw
-        .request(reqwest::Method::DELETE, &format!("/sessions/{sid}"))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &gw,
+        reqwest::Method::DELETE,
+        &format!("/sessions/{sid}"),
+        &user.access,
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 204);
     assert_eq!(r.content_length(), Some(0));
     refused_everywhere(&gw, &other_access).await;
@@ -177,12 +205,14 @@ async fn sessions_are_listed_newest_first_and_one_can_be_ended() {
         "the caller's session lives"
     );
 
-    let again = gw
-        .request(reqwest::Method::DELETE, &format!("/sessions/{sid}"))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let again = call(
+        &gw,
+        reqwest::Method::DELETE,
+        &format!("/sessions/{sid}"),
+        &user.access,
+        None,
+    )
+    .await;
     assert_eq!(again.status(), 404);
     // Another user cannot end this user's session.
     let stranger = gw.new_user().await;
@@ -190,12 +220,14 @@ async fn sessions_are_listed_newest_first_and_one_can_be_ended() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = gw
-        .request(reqwest::Method::DELETE, &format!("/sessions/{mine}"))
-        .bearer_auth(&stranger.access)
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &gw,
+        reqwest::Method::DELETE,
+        &format!("/sessions/{mine}"),
+        &stranger.access,
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 404);
     assert_eq!(gw.get_status("/me", Some(&user.access)).await, 200);
 }
@@ -233,11 +265,7 @@ async fn a_user_keeps_at_most_the_configured_number_of_sessions() {
 #[tokio::test]
 async fn logout_all_and_a_password_change_reach_another_instance_within_a_second() {
     let up = Upstream::start("echo").await;
-    let one = TestGateway::builder().upstream(up.addr).start();
-    let two = TestGateway::builder()
-        .upstream(up.addr)
-        .same_store_as(&one)
-        .start();
+    let (one, two) = two_instances(&up, "");
     let user = one.new_user().await;
     let (s, on_two) = two.post_json("/login", user.credentials()).await;
     assert_eq!(s, 200);
@@ -246,22 +274,24 @@ async fn logout_all_and_a_password_change_reach_another_instance_within_a_second
     assert_eq!(sessions_of(&two, &two_access).await.len(), 2);
 
     // A password change through one ends every session, on the other too.
-    let r = one
-        .request(reqwest::Method::POST, "/password")
-        .bearer_auth(&user.access)
-        .json(&json!({"current_password": "wrong password!", "new_password": "a new password"}))
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &one,
+        reqwest::Method::POST,
+        "/password",
+        &user.access,
+        Some(json!({"current_password": "wrong password!", "new_password": "a new password"})),
+    )
+    .await;
     assert_eq!(r.status(), 401);
     assert_error(&r.json().await.unwrap(), "invalid_credentials");
-    let r = one
-        .request(reqwest::Method::POST, "/password")
-        .bearer_auth(&user.access)
-        .json(&json!({"current_password": PASSWORD, "new_password": "a new password"}))
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &one,
+        reqwest::Method::POST,
+        "/password",
+        &user.access,
+        Some(json!({"current_password": PASSWORD, "new_password": "a new password"})),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let fresh: Value = r.json().await.unwrap();
     refused_everywhere(&two, &two_access).await;
@@ -282,12 +312,14 @@ async fn logout_all_and_a_password_change_reach_another_instance_within_a_second
     assert_eq!(s, 200);
 
     // Logging out everywhere through two ends the sessions one knows of.
-    let r = two
-        .request(reqwest::Method::POST, "/logout/all")
-        .bearer_auth(token_of(&again, "access_token"))
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &two,
+        reqwest::Method::POST,
+        "/logout/all",
+        token_of(&again, "access_token"),
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
@@ -306,12 +338,14 @@ async fn every_session_key_expires_on_its_own() {
     let (_, rotated) = gw.refresh(&user.refresh).await;
     let (_, second) = gw.post_json("/login", user.credentials()).await;
     let _ = gw.refresh(&token_of(&second, "refresh_token")).await;
-    let _ = gw
-        .request(reqwest::Method::POST, "/logout/all")
-        .bearer_auth(token_of(&rotated, "access_token"))
-        .send()
-        .await
-        .unwrap();
+    let _ = call(
+        &gw,
+        reqwest::Method::POST,
+        "/logout/all",
+        token_of(&rotated, "access_token"),
+        None,
+    )
+    .await;
     let (_, third) = gw.post_json("/login", user.credentials()).await;
     let _ = gw.refresh(&token_of(&third, "refresh_token")).await;
 
@@ -366,12 +400,14 @@ async fn a_refresh_token_from_before_sessions_is_traded_for_a_session_once() {
     let older = "4a2d3b5f-9c8e-4d7f-8b6a-123456789abc";
     let key = format!("{}rt:{}", gw.prefix, fingerprint(older));
     shared_redis().cli(&["SET", &key, &user.id.to_string(), "EX", "600"]);
-    let r = gw
-        .request(reqwest::Method::POST, "/logout/all")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &gw,
+        reqwest::Method::POST,
+        "/logout/all",
+        &user.access,
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(gw.refresh(older).await.0, 401);
 }
@@ -383,23 +419,20 @@ async fn a_refresh_token_from_before_sessions_is_traded_for_a_session_once() {
 #[tokio::test]
 async fn the_token_a_password_change_answers_with_is_good_on_every_instance_at_once() {
     let up = Upstream::start("echo").await;
-    let one = TestGateway::builder().upstream(up.addr).start();
-    let two = TestGateway::builder()
-        .upstream(up.addr)
-        .same_store_as(&one)
-        .start();
+    let (one, two) = two_instances(&up, "");
     for round in 0..3 {
         let user = one.new_user().await;
         let (s, on_two) = two.login(&user.email, PASSWORD).await;
         assert_eq!(s, 200);
         let old_on_two = token_of(&on_two, "access_token");
-        let r = one
-            .request(reqwest::Method::POST, "/password")
-            .bearer_auth(&user.access)
-            .json(&json!({"current_password": PASSWORD, "new_password": "a new password"}))
-            .send()
-            .await
-            .unwrap();
+        let r = call(
+            &one,
+            reqwest::Method::POST,
+            "/password",
+            &user.access,
+            Some(json!({"current_password": PASSWORD, "new_password": "a new password"})),
+        )
+        .await;
         assert_eq!(r.status(), 200);
         let fresh = token_of(&r.json().await.unwrap(), "access_token");
         let started = std::time::Instant::now();
@@ -430,18 +463,16 @@ async fn the_token_a_password_change_answers_with_is_good_on_every_instance_at_o
 #[tokio::test]
 async fn a_login_right_after_logout_all_is_good_everywhere_and_older_tokens_are_not() {
     let up = Upstream::start("echo").await;
-    let one = TestGateway::builder().upstream(up.addr).start();
-    let two = TestGateway::builder()
-        .upstream(up.addr)
-        .same_store_as(&one)
-        .start();
+    let (one, two) = two_instances(&up, "");
     let user = one.new_user().await;
-    let r = one
-        .request(reqwest::Method::POST, "/logout/all")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &one,
+        reqwest::Method::POST,
+        "/logout/all",
+        &user.access,
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let (s, again) = two.login(&user.email, PASSWORD).await;
     assert_eq!(s, 200);
@@ -499,12 +530,7 @@ async fn a_disabled_user_cannot_refresh_and_the_session_ends() {
 async fn every_kind_of_revocation_reaches_a_second_instance_within_a_second() {
     let up = Upstream::start("echo").await;
     let yaml = "tokens:\n  reuse_grace_seconds: 1\n  max_sessions_per_user: 2\n";
-    let one = TestGateway::builder().upstream(up.addr).yaml(yaml).start();
-    let two = TestGateway::builder()
-        .upstream(up.addr)
-        .yaml(yaml)
-        .same_store_as(&one)
-        .start();
+    let (one, two) = two_instances(&up, yaml);
 
     // POST /logout on one.
     let user = one.new_user().await;
@@ -525,12 +551,14 @@ async fn every_kind_of_revocation_reaches_a_second_instance_within_a_second() {
         .as_str()
         .unwrap()
         .to_owned();
-    let r = one
-        .request(reqwest::Method::DELETE, &format!("/sessions/{sid}"))
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &one,
+        reqwest::Method::DELETE,
+        &format!("/sessions/{sid}"),
+        &user.access,
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 204);
     refused_everywhere(&two, &two_access).await;
     assert_eq!(
@@ -596,12 +624,14 @@ async fn a_missed_revocation_is_reread_after_the_feed_reconnects_and_a_stale_fee
         },
     )
     .await;
-    let r = one
-        .request(reqwest::Method::POST, "/logout/all")
-        .bearer_auth(&user.access)
-        .send()
-        .await
-        .unwrap();
+    let r = call(
+        &one,
+        reqwest::Method::POST,
+        "/logout/all",
+        &user.access,
+        None,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
