@@ -347,6 +347,8 @@ struct Gateways {
     slow: TestGateway,
     /// A user of `slow`.
     slow_user: TestUser,
+    /// `registration.enabled: false`.
+    closed: TestGateway,
     /// Keeps `down`'s Redis port closed.
     _dead: DeadPort,
 }
@@ -457,6 +459,7 @@ async fn reach(g: &Gateways, d: &Documented) -> RawResponse {
             r.path = "/sessions/.".into();
             r.send(&g.main).await
         }
+        "registration_closed" => main().send(&g.closed).await,
         "email_taken" => {
             let r = main();
             assert_eq!(r.send(&g.main).await.status, 201);
@@ -562,12 +565,16 @@ async fn every_documented_error_code_is_reachable() {
         .env("AUTHGATE_ARGON2_ITERATIONS", "4")
         .start();
     let slow_user = slow.new_user().await;
+    let closed = TestGateway::builder()
+        .yaml("registration:\n  enabled: false\n")
+        .start();
     let g = Gateways {
         main,
         tight,
         down,
         slow,
         slow_user,
+        closed,
         _dead: dead,
     };
     let mut failures = Vec::new();
