@@ -35,6 +35,9 @@ pub(crate) struct Metrics {
     pub revocations_held: IntGauge,
     /// Requests read by the body-less fast path (the others went to pingora-proxy).
     pub fast_path: IntCounter,
+    /// Password hashes computed for requests (argon2id hashes and verifications, Django
+    /// verifications): a throttled or refused request must not move it.
+    pub password_hashes: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -111,6 +114,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "Requests served by the body-less HTTP/1 fast path; the rest went through pingora-proxy",
     )?;
     registry.register(Box::new(fast_path.clone()))?;
+    let password_hashes = IntCounter::new(
+        "password_hashes_total",
+        "Password hashes computed for requests (hashes and verifications)",
+    )?;
+    registry.register(Box::new(password_hashes.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -125,6 +133,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         revocation_feed_up,
         revocations_held,
         fast_path,
+        password_hashes,
     })
 }
 

@@ -4,6 +4,7 @@ use super::django::DjangoHash;
 use super::hash_pool::HashPool;
 use crate::config::PasswordConfig;
 use crate::error::ErrorReply;
+use crate::metrics::METRICS;
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
 };
@@ -122,6 +123,7 @@ impl Passwords {
                         ErrorReply::internal(format!("stored password hash is unreadable: {e}"))
                     })?;
                     if !matches!(django, DjangoHash::Unusable) {
+                        METRICS.password_hashes.inc();
                         if !django.verify(&password) {
                             return Ok(Check::NO);
                         }
@@ -142,6 +144,7 @@ impl Passwords {
             let parsed = PasswordHash::new(phc).map_err(|e| {
                 ErrorReply::internal(format!("stored password hash is unreadable: {e}"))
             })?;
+            METRICS.password_hashes.inc();
             let matched = argon.verify_password(password.as_bytes(), &parsed).is_ok();
             Ok(Check {
                 matched: known && matched,
@@ -211,6 +214,7 @@ impl Check {
 
 /// An argon2id PHC string for `password` with a fresh salt.
 fn new_hash(argon: &Argon2<'_>, password: &str) -> Result<String, ErrorReply> {
+    METRICS.password_hashes.inc();
     let salt = SaltString::generate(&mut OsRng);
     argon
         .hash_password(password.as_bytes(), &salt)

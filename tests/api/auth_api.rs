@@ -115,8 +115,21 @@ async fn wrong_password_and_unknown_email_get_the_same_401() {
     let gw = TestGateway::start();
     let user = gw.new_user().await;
     let (s1, b1) = gw.login(&user.email, "wrong password!").await;
+    // Same cost too: an unknown or unparsable email is checked against a dummy
+    // hash, one hash each, like a wrong password.
+    let hashes = gw.metric(PASSWORD_HASHES).await;
     let (s2, b2) = gw.login("nobody-here@example.com", "wrong password!").await;
+    assert_eq!(
+        gw.metric(PASSWORD_HASHES).await,
+        hashes + 1.0,
+        "unknown email"
+    );
     let (s3, b3) = gw.login("not an email", "wrong password!").await;
+    assert_eq!(
+        gw.metric(PASSWORD_HASHES).await,
+        hashes + 2.0,
+        "unparsable email"
+    );
     assert_eq!((s1, s2, s3), (401, 401, 401));
     assert_error(&b1, "invalid_credentials");
     assert_eq!(b1, b2);

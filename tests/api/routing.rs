@@ -196,10 +196,27 @@ async fn health_checks_take_a_dead_peer_out_and_put_it_back() {
     })
     .await;
     let before_b = b.hits();
-    for _ in 0..20 {
-        assert_eq!(gw.get_status("/x", Some(&token(1))).await, 200);
+    // POSTs are not retried on another peer: only the health checks keep them
+    // off b, and every one must then reach a, the live peer (its health checks
+    // add to its hits, never take away).
+    let before_a = a.hits();
+    for i in 0..20 {
+        let r = gw
+            .request(Method::POST, "/x")
+            .bearer_auth(token(1))
+            .body("not retried")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200, "POST {i} went to the dead peer");
+        let echo: Value = r.json().await.expect("echo JSON");
+        assert_eq!(echo["upstream"], "a", "POST {i}");
     }
-    assert_eq!(b.hits(), before_b, "a stopped peer got traffic");
+    assert!(
+        a.hits() >= before_a + 20,
+        "the live peer got {} of 20 requests",
+        a.hits() - before_a
+    );
     assert!(
         peer_shows(&gw, b.addr, 0).await,
         "metrics do not show the peer down:\n{}",

@@ -239,20 +239,34 @@ async fn a_user_keeps_at_most_the_configured_number_of_sessions() {
         .upstream(up.addr)
         .yaml("tokens:\n  max_sessions_per_user: 2\n")
         .start();
+    // Sessions are ordered by their last use in milliseconds: each step below
+    // happens in a later millisecond than the one before (not a wait for anything).
+    let tick = || tokio::time::sleep(Duration::from_millis(5));
     let first = gw.new_user().await;
-    for _ in 0..2 {
-        let (s, _) = gw.post_json("/login", first.credentials()).await;
-        assert_eq!(s, 200);
-    }
+    tick().await;
+    let (s, second) = gw.post_json("/login", first.credentials()).await;
+    assert_eq!(s, 200);
+    tick().await;
+    // The first, older session is used after the second opened: the second is
+    // now the least recently used, and the one a third login ends.
+    let (s, used) = gw.refresh(&first.refresh).await;
+    assert_eq!(s, 200, "{used}");
+    tick().await;
+    let (s, _) = gw.post_json("/login", first.credentials()).await;
+    assert_eq!(s, 200);
+    let lru_refresh = token_of(&second, "refresh_token");
     assert_eq!(
-        gw.refresh(&first.refresh).await.0,
+        gw.refresh(&lru_refresh).await.0,
         401,
-        "the oldest session ended"
+        "the least recently used session ended"
     );
     // ...with its token lookups, not only its hash.
-    let stale = format!("{}rt:{}", gw.prefix, fingerprint(&first.refresh));
+    let stale = format!("{}rt:{}", gw.prefix, fingerprint(&lru_refresh));
     assert_eq!(shared_redis().cli(&["EXISTS", &stale]), "0");
-    refused_everywhere(&gw, &first.access).await;
+    refused_everywhere(&gw, &token_of(&second, "access_token")).await;
+    let (s, kept) = gw.refresh(&token_of(&used, "refresh_token")).await;
+    assert_eq!(s, 200, "the recently used, older session ended: {kept}");
+    tick().await;
     let (_, newest) = gw.post_json("/login", first.credentials()).await;
     assert_eq!(
         sessions_of(&gw, &token_of(&newest, "access_token"))
@@ -335,10 +349,14 @@ async fn logout_all_and_a_password_change_reach_another_instance_within_a_second
 async fn every_session_key_expires_on_its_own() {
     let gw = TestGateway::start();
     let user = gw.new_user().await;
-    let (_, rotated) = gw.refresh(&user.refresh).await;
-    let (_, second) = gw.post_json("/login", user.credentials()).await;
-    let _ = gw.refresh(&token_of(&second, "refresh_token")).await;
-    let _ = call(
+    // Each step must have worked, or the keys it writes are not there to check.
+    let (s, rotated) = gw.refresh(&user.refresh).await;
+    assert_eq!(s, 200, "refresh: {rotated}");
+    let (s, second) = gw.post_json("/login", user.credentials()).await;
+    assert_eq!(s, 200, "second login: {second}");
+    let (s, b) = gw.refresh(&token_of(&second, "refresh_token")).await;
+    assert_eq!(s, 200, "second refresh: {b}");
+    let r = call(
         &gw,
         reqwest::Method::POST,
         "/logout/all",
@@ -346,8 +364,11 @@ async fn every_session_key_expires_on_its_own() {
         None,
     )
     .await;
-    let (_, third) = gw.post_json("/login", user.credentials()).await;
-    let _ = gw.refresh(&token_of(&third, "refresh_token")).await;
+    assert_eq!(r.status(), 200, "logout/all");
+    let (s, third) = gw.post_json("/login", user.credentials()).await;
+    assert_eq!(s, 200, "third login: {third}");
+    let (s, b) = gw.refresh(&token_of(&third, "refresh_token")).await;
+    assert_eq!(s, 200, "third refresh: {b}");
 
     let redis = shared_redis();
     let keys = redis.keys(&format!("{}*", gw.prefix));

@@ -97,13 +97,21 @@ async fn past_the_account_ip_limit_even_the_right_password_gets_429() {
     let gw = gateway(&[("login_per_account_ip", 3)]);
     let user = gw.new_user().await;
     fail(&gw, IP, &user.email, 3).await;
-    // Refused before the password is looked at: a right guess is not even tried.
+    // Refused before the password is looked at: a right guess is not even tried,
+    // and a throttled guess costs no hash (README Throttling).
+    let hashes = gw.metric(PASSWORD_HASHES).await;
+    assert!(hashes > 0.0, "the failed logins were hashed");
     login_from(&gw, IP, &user.email, PASSWORD)
         .await
         .assert_throttled();
     login_from(&gw, IP, &user.email, "wrong password")
         .await
         .assert_throttled();
+    assert_eq!(
+        gw.metric(PASSWORD_HASHES).await,
+        hashes,
+        "a throttled login was hashed"
+    );
     // The same account from another address, and another account from this one, go on.
     assert_eq!(
         login_status(&gw, "198.51.100.8", &user.email, PASSWORD).await,

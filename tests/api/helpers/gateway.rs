@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 /// The password [`TestGateway::new_user`] registers with.
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The metric of password hashes computed ([`TestGateway::metric`]).
+pub const PASSWORD_HASHES: &str = "authgate_password_hashes_total";
+
 /// A registered, logged-in user.
 #[derive(Debug, Clone)]
 pub struct TestUser {
@@ -353,6 +356,17 @@ impl TestGateway {
             .text()
             .await
             .expect("metrics text")
+    }
+
+    /// The value of the sample `name` (with its labels, as exposed: `a_total{k="v"}`)
+    /// in `/metrics`; 0 when it is not there yet (a counter never bumped).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map(|v| v.trim().parse().expect("a metric value"))
+            .next()
+            .unwrap_or(0.0)
     }
 
     /// Everything it printed so far.

@@ -15,7 +15,7 @@ mod redis_cluster;
 pub mod tls_redis;
 mod upstream;
 
-pub use gateway::{TestGateway, TestUser, PASSWORD};
+pub use gateway::{TestGateway, TestUser, PASSWORD, PASSWORD_HASHES};
 pub use keys::{claims, sign_with, token_part, tokens_yaml, KeyFiles};
 pub use process::{free_port, unique};
 pub use redis::{shared_redis, RedisServer};
