@@ -47,8 +47,8 @@ async fn the_gateway_serves_the_document_it_is_built_with() {
 
 /// Schemathesis over every operation: examples, coverage, fuzzing and the
 /// stateful phase (the document's links register → login → refresh → logout),
-/// with [`CHECKS`]. Skipped (with a note) where `schemathesis` is not
-/// installed; `scripts/test.sh` installs it.
+/// with [`CHECKS`]. Skipped where `schemathesis` is not installed ([`skip`]:
+/// a failure under `CI=true`); `scripts/test.sh` installs it.
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     // The contract is the API's, not the store's: once per scripts/test.sh is enough.
@@ -57,7 +57,10 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
         return;
     }
     let Some(version) = schemathesis_version() else {
-        eprintln!("skipped: schemathesis is not installed (pip install schemathesis)");
+        skip(
+            "contract::schemathesis_finds_no_server_error_and_no_undocumented_answer",
+            "schemathesis is not installed (scripts/test.sh installs it into target/test-venv)",
+        );
         return;
     };
     // Throttles off, so that generated logins and registrations meet the handlers;

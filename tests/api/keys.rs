@@ -155,7 +155,10 @@ async fn forged_and_foreign_tokens_are_refused() {
 #[tokio::test]
 async fn the_jwks_verifies_gateway_tokens_in_pyjwt() {
     if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIPPED the_jwks_verifies_gateway_tokens_in_pyjwt: python3 is not installed");
+        skip(
+            "keys::the_jwks_verifies_gateway_tokens_in_pyjwt",
+            "python3 is not installed (scripts/test.sh installs it)",
+        );
         return;
     }
     let ed = KeyFiles::generate("EdDSA", "ed-jwks");
