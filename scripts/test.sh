@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every check and test: formatting, clippy, unit tests, and the black-box
-# suite three times: on one redis-server, again there with the fast path off
-# (every request through pingora-proxy), then on a Redis Cluster.
+# suite in three passes: on one redis-server, again there with the fast path off
+# (every request through pingora-proxy), then on a Redis Cluster; each pass over
+# the modules it can change (tests/api/passes.txt).
 # Tests start their own redis-servers on free ports; this script installs
 # what they need (cmake for Pingora's build, redis-server, python3 and a
 # virtualenv for the Python tools) when it can.
@@ -22,15 +23,8 @@ export AUTHGATE_TEST_SKIP_LOG=$skip_log
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# Examples are built by clippy above; testing them would only add "0 passed" lines.
 log=$(mktemp); trap 'rm -f "$log" "$skip_log"' EXIT
 status=0
-cargo test --lib --bins --tests --locked "$@" 2>&1 | tee "$log" || status=$?
-# The black-box suite again with the body-less fast path off (src/proxy/fast_path.rs):
-# both ways of serving a request must pass every test.
-AUTHGATE_TEST_FAST_PATH=off cargo test --test api --locked "$@" 2>&1 | tee -a "$log" || status=$?
-# The black-box suite again with a Redis Cluster as the shared store
-# (tests/api/helpers/redis.rs), plus the slow failover test the first pass ignores.
 # Our own arguments go after the caller's cargo arguments, before the caller's test ones.
 cargo_args=(); test_args=(); seen_dashes=0
 for a in "$@"; do
@@ -38,8 +32,33 @@ for a in "$@"; do
   elif [[ $seen_dashes -eq 0 ]]; then cargo_args+=("$a")
   else test_args+=("$a"); fi
 done
-AUTHGATE_TEST_REDIS=cluster cargo test --test api --locked ${cargo_args[@]+"${cargo_args[@]}"} \
-  -- --include-ignored ${test_args[@]+"${test_args[@]}"} 2>&1 | tee -a "$log" || status=$?
+# pass_skips COLUMN: `--skip MODULE::` for each module tests/api/passes.txt
+# leaves out of that pass (2: single, 3: fast_path_off, 4: cluster). Every
+# module has a row there (suite::every_module_is_assigned_its_passes).
+pass_skips() {
+  awk -v c="$1" '!/^#/ && NF == 4 && $c == "no" { printf "--skip\n%s::\n", $1 }' \
+    tests/api/passes.txt
+}
+mapfile -t single_skips < <(pass_skips 2)
+mapfile -t fast_path_off_skips < <(pass_skips 3)
+mapfile -t cluster_skips < <(pass_skips 4)
+# black_box ARGS...: the black-box suite with these test arguments, then the caller's.
+black_box() {
+  cargo test --test api --locked ${cargo_args[@]+"${cargo_args[@]}"} \
+    -- "$@" ${test_args[@]+"${test_args[@]}"} 2>&1 | tee -a "$log"
+}
+# Examples are built by clippy above; testing them would only add "0 passed" lines.
+cargo test --lib --bins --locked ${cargo_args[@]+"${cargo_args[@]}"} \
+  -- ${test_args[@]+"${test_args[@]}"} 2>&1 | tee "$log" || status=$?
+# Each pass of the black-box suite runs the modules whose behaviour it can
+# change (tests/api/passes.txt). First on one redis-server with the fast path on.
+black_box "${single_skips[@]}" || status=$?
+# Again with the body-less fast path off (src/proxy/fast_path.rs): both ways of
+# serving a request must pass every test that sends one the fast path takes.
+AUTHGATE_TEST_FAST_PATH=off black_box "${fast_path_off_skips[@]}" || status=$?
+# Again with a Redis Cluster as the shared store (tests/api/helpers/redis.rs),
+# one for the whole pass, plus the slow failover test the first pass ignores.
+AUTHGATE_TEST_REDIS=cluster black_box --include-ignored "${cluster_skips[@]}" || status=$?
 # libtest counts a skipped test as passed: take the skips out, and name each
 # with its reason. `ignored` are the slow tests the first pass leaves to the
 # cluster pass.

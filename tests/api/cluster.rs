@@ -20,32 +20,39 @@ fn token_of(body: &Value, name: &str) -> String {
 
 #[test]
 fn the_harness_cluster_spreads_keys_over_three_masters_and_follows_redirects() {
-    let cluster = RedisCluster::start();
+    let cluster = shared_cluster();
     assert_eq!(cluster.seed_nodes().len(), 6);
+    // The cluster is shared: keys of this test only, under a prefix of its own.
+    let p = unique("h");
+    let key = |k: &str| format!("{p}:{k}");
     // Keys of different slots, written through one node: redis-cli follows MOVED.
     for k in ["a", "b", "c", "d", "e", "f", "{t}:1", "{t}:2"] {
-        assert_eq!(cluster.cli(&["SET", &format!("h:{k}"), k]), "OK");
+        assert_eq!(cluster.cli(&["SET", &key(k), k]), "OK");
     }
-    assert_eq!(cluster.cli(&["GET", "h:e"]), "e");
-    let keys = cluster.keys("h:*");
+    assert_eq!(cluster.cli(&["GET", &key("e")]), "e");
+    let keys = cluster.keys(&key("*"));
     assert_eq!(keys.lines().count(), 8, "{keys}");
-    let mut masters: Vec<u16> = ["h:a", "h:b", "h:c", "h:d", "h:e", "h:f"]
+    let mut masters: Vec<u16> = ["a", "b", "c", "d", "e", "f"]
         .iter()
-        .map(|k| cluster.master_of(k))
+        .map(|k| cluster.master_of(&key(k)))
         .collect();
     masters.sort_unstable();
     masters.dedup();
     assert!(masters.len() > 1, "every key on one master: {masters:?}");
     // A hash tag keeps keys in one slot.
-    assert_eq!(cluster.master_of("h:{t}:1"), cluster.master_of("h:{t}:2"));
+    assert_eq!(
+        cluster.master_of(&key("{t}:1")),
+        cluster.master_of(&key("{t}:2"))
+    );
 }
 
 #[tokio::test]
 async fn two_instances_on_one_cluster_are_one_deployment() {
-    let cluster = RedisCluster::start();
+    // Only read and written (its gateways keep to their key prefix): the shared one.
+    let cluster = shared_cluster();
     let up = Upstream::start("echo").await;
     let a = TestGateway::builder()
-        .cluster(&cluster)
+        .cluster(cluster)
         .upstream(up.addr)
         .start();
     let b = TestGateway::builder()

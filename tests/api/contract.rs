@@ -51,11 +51,6 @@ async fn the_gateway_serves_the_document_it_is_built_with() {
 /// a failure under `CI=true`); `scripts/test.sh` installs it.
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
-    // The contract is the API's, not the store's: once per scripts/test.sh is enough.
-    if std::env::var("AUTHGATE_TEST_REDIS").is_ok_and(|v| v == "cluster") {
-        eprintln!("skipped in the Redis Cluster pass: the single-Redis pass runs it");
-        return;
-    }
     let Some(version) = schemathesis_version() else {
         skip(
             "contract::schemathesis_finds_no_server_error_and_no_undocumented_answer",

@@ -154,3 +154,14 @@ pub fn shared_redis() -> &'static SharedRedis {
         }
     })
 }
+
+/// A Redis Cluster shared by the tests that only read and write it (no node
+/// stopped): the shared store itself in the cluster pass, else one started for
+/// this process on first use. One cluster per pass, not one per test.
+pub fn shared_cluster() -> &'static RedisCluster {
+    static C: OnceLock<RedisCluster> = OnceLock::new();
+    match shared_redis() {
+        SharedRedis::Cluster(c) => c,
+        SharedRedis::Single(_) => C.get_or_init(RedisCluster::start),
+    }
+}
