@@ -253,12 +253,27 @@ async fn a_client_that_leaves_frees_the_upstream_connection_it_was_waiting_on() 
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    let (reached, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             let tx = tx.clone();
+            let reached = reached.clone();
             tokio::spawn(async move {
                 let mut chunk = [0u8; 4096];
-                while !matches!(s.read(&mut chunk).await, Ok(0) | Err(_)) {}
+                let mut seen = Vec::new();
+                loop {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            seen.extend_from_slice(&chunk[..n]);
+                            // The whole head is here: the request reached the upstream.
+                            if seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                                let _ = reached.send(());
+                                seen.clear();
+                            }
+                        }
+                    }
+                }
                 let _ = tx.send(std::time::Instant::now());
             });
         }
@@ -274,8 +289,11 @@ async fn a_client_that_leaves_frees_the_upstream_connection_it_was_waiting_on() 
         token(1)
     );
     client.write_all(req.as_bytes()).await.unwrap();
-    // Let the request reach the upstream, then leave.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the request has reached the upstream, leave.
+    tokio::time::timeout(Duration::from_secs(5), arrived.recv())
+        .await
+        .expect("the request reaches the upstream")
+        .expect("the upstream task lives");
     let left = std::time::Instant::now();
     drop(client);
     let freed = tokio::time::timeout(Duration::from_secs(5), closed.recv())

@@ -33,9 +33,9 @@ async fn gateway(upstream: std::net::SocketAddr, grace: u64) -> TestGateway {
         .upstream(upstream)
         .yaml(&format!("grace_period_seconds: {grace}\n"))
         .start();
-    // Pingora installs its signal handlers once every service has started.
-    gw.output_containing("Starting service: authgate\n").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Pingora installs its signal handlers once every service has started:
+    // a signal sent before would kill the process instead.
+    gw.signal_handlers_installed().await;
     gw
 }
 
@@ -83,8 +83,9 @@ async fn sigterm_finishes_a_slow_request_then_exits_right_after_it() {
     .await;
     let sent = Instant::now();
     gw.signal("TERM");
-    // No new connection is accepted meanwhile (refused or reset, never served).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new connection is accepted meanwhile: the gateway closes its listener
+    // (refused or reset from then on, never served).
+    gw.stops_listening(Duration::from_secs(2)).await;
     let late = client()
         .get(gw.url("/x"))
         .bearer_auth(bearer(1))

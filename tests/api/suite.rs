@@ -1,5 +1,6 @@
-//! The suite's own bookkeeping: every module is assigned to the passes of scripts/test.sh that run it.
+//! The suite's own bookkeeping: every module is assigned to the passes of scripts/test.sh that run it, and the harness hands out ports no one else gets.
 
+use crate::helpers::*;
 use std::collections::BTreeSet;
 
 /// The `mod` lines of main.rs: every module of this binary but the harness.
@@ -67,4 +68,56 @@ fn every_module_is_assigned_its_passes() {
     for (m, passes) in &rows {
         assert!(passes.contains(&true), "{m} runs in no pass");
     }
+}
+
+#[test]
+fn ports_are_reserved_below_the_ephemeral_range_and_never_handed_out_twice() {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+    let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        ports.len(),
+        "a port handed out twice: {ports:?}"
+    );
+    // Below the ephemeral range: no bind(0) and no outgoing connection takes them.
+    assert!(
+        ports.iter().all(|&p| p < low),
+        "{ports:?} (ephemeral from {low})"
+    );
+    // Another test process (here: a second holder of the lock files) gets none of them.
+    let dir = std::env::temp_dir().join("authgate-tests").join("ports");
+    for p in &ports {
+        let f = std::fs::File::open(dir.join(p.to_string())).unwrap();
+        // SAFETY: flock on a descriptor of this test; no memory involved.
+        let got = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        };
+        assert_ne!(got, 0, "port {p} is not reserved");
+    }
+}
+
+#[tokio::test]
+async fn a_started_gateway_is_the_process_listening_on_its_port() {
+    let gw = TestGateway::start();
+    assert!(
+        gw.is_listening(),
+        "pid {} does not hold port {}",
+        gw.pid(),
+        gw.addr.port()
+    );
+    // Someone else's listener is told apart: this process's own.
+    let mine = std::net::TcpListener::bind(("127.0.0.1", free_port())).unwrap();
+    let port = mine.local_addr().unwrap().port();
+    assert!(listens_on(std::process::id(), port));
+    assert!(
+        !listens_on(gw.pid(), port),
+        "the gateway does not hold the test's port"
+    );
+    drop(mine);
+    assert!(!listens_on(std::process::id(), port), "a closed listener");
 }

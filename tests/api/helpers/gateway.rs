@@ -453,6 +453,44 @@ impl TestGateway {
         }
     }
 
+    /// Wait (5 s at most) until the process catches SIGTERM, SIGQUIT and
+    /// SIGINT: Pingora's handlers are in place (the `SigCgt` mask of
+    /// /proc/<pid>/status; the gateway's own code catches only SIGHUP).
+    pub async fn signal_handlers_installed(&self) {
+        let caught = |pid: u32| -> u64 {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigCgt:"))
+                .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        // Bit n-1 is signal n: INT 2, QUIT 3, TERM 15.
+        let wanted: u64 = (1 << 1) | (1 << 2) | (1 << 14);
+        let pid = self.pid();
+        super::eventually(
+            Duration::from_secs(5),
+            "Pingora's signal handlers",
+            || async { caught(pid) & wanted == wanted },
+        )
+        .await;
+    }
+
+    /// Wait (`limit` at most) until the process no longer holds a socket
+    /// listening on its port.
+    pub async fn stops_listening(&self, limit: Duration) {
+        let (pid, port) = (self.pid(), self.addr.port());
+        super::eventually(limit, "the gateway closes its listener", || async {
+            !super::process::listens_on(pid, port)
+        })
+        .await;
+    }
+
+    /// Whether the process is alive and is the one listening on its port.
+    pub fn is_listening(&self) -> bool {
+        super::process::listens_on(self.pid(), self.addr.port())
+    }
+
     /// Send a signal by name (`QUIT`, `TERM`, ...).
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")

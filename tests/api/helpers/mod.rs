@@ -18,7 +18,7 @@ mod upstream;
 
 pub use gateway::{TestGateway, TestUser, PASSWORD, PASSWORD_HASHES};
 pub use keys::{claims, sign_with, token_part, tokens_yaml, KeyFiles};
-pub use process::{free_port, unique};
+pub use process::{free_port, listens_on, unique};
 pub use redis::{shared_cluster, shared_redis, RedisServer};
 pub use redis_cluster::RedisCluster;
 pub use skip::skip;
