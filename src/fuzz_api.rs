@@ -1,16 +1,18 @@
 //! Thin wrappers over the internals the fuzz targets in `fuzz/` drive.
 //!
-//! Compiled only with `--cfg fuzzing` (cargo-fuzz sets it): a normal build has
-//! none of this, so the library's public surface stays `config` and `startup`.
+//! Compiled with `--cfg fuzzing` (cargo-fuzz sets it) and in the library's
+//! unit-test build, which `cargo clippy --all-targets` and `cargo test --lib`
+//! compile: it cannot rot between fuzz runs. The release build has none of
+//! it, so the library's public surface stays `config` and `startup`.
 //! Each wrapper calls the code the gateway runs, in the order it runs it, and
 //! returns plain values the targets can check properties on.
 
-use crate::api::json;
+use crate::api;
 use crate::auth::access::{self, AccessTokens};
 use crate::auth::keys::KeyRing;
 use crate::auth::revocations::Revocations;
 use crate::config::{Config, KeyAlgorithm, KeyConfig, Secret};
-use crate::domain::{Email, Password, SessionId, UserId, Username};
+use crate::domain::{Email, SessionId, UserId, Username};
 use crate::edge::{authorization, host, path};
 use crate::error::ErrorReply;
 use std::borrow::Cow;
@@ -70,40 +72,31 @@ fn refused(e: ErrorReply) -> Refused {
     }
 }
 
-/// Read `body` as `endpoint`'s handler does (src/api/*.rs), up to the first store call.
+/// Read `body` with `endpoint`'s handler's own `parse` (src/api/*.rs): all it
+/// does before its first store call.
 pub fn read_body(endpoint: Endpoint, body: &[u8]) -> Result<Accepted, Refused> {
     read_body_inner(endpoint, body).map_err(refused)
 }
 
 fn read_body_inner(endpoint: Endpoint, body: &[u8]) -> Result<Accepted, ErrorReply> {
-    let obj = json::object(body)?;
+    // The handlers' own parse functions: what runs here is what runs there.
     let mut out = Accepted::default();
     match endpoint {
         Endpoint::Register => {
-            out.email = Some(Email::parse(&json::string(&obj, "email")?)?.as_str().into());
-            let password = Password::parse(json::string(&obj, "password")?)?;
-            out.password = Some(password.expose().into());
+            let b = api::register::parse(body)?;
+            out.email = Some(b.email.as_str().into());
+            out.password = Some(b.password.expose().into());
         }
         Endpoint::Login => {
-            let raw = json::string(&obj, "email")?;
-            out.password = Some(json::string(&obj, "password")?);
-            out.email = Email::parse(&raw).ok().map(|e| e.as_str().into());
+            let b = api::login::parse(body)?;
+            out.email = b.email.map(|e| e.as_str().into());
+            out.password = Some(b.password);
         }
         Endpoint::Refresh => {
-            let token = json::string(&obj, "refresh_token")?;
-            let fp = crate::auth::refresh::Fingerprint::of_token(&token)
-                .ok_or(ErrorReply::InvalidRefreshToken)?;
-            out.refresh_fingerprint = Some(fp.as_str().into());
+            out.refresh_fingerprint = Some(api::refresh::parse(body)?.as_str().into());
         }
-        Endpoint::Me => {
-            let name = Username::parse(&json::string(&obj, "username")?)?;
-            out.username = Some(name.as_str().into());
-        }
-        Endpoint::Password => {
-            json::string(&obj, "current_password")?;
-            let new = Password::parse_field(json::string(&obj, "new_password")?, "new_password")?;
-            out.password = Some(new.expose().into());
-        }
+        Endpoint::Me => out.username = Some(api::me::parse(body)?.as_str().into()),
+        Endpoint::Password => out.password = Some(api::password::parse(body)?.new.expose().into()),
     }
     Ok(out)
 }
@@ -150,8 +143,10 @@ impl Verifier {
     /// Otherwise two keys: `hs` (HS256, the secret, signs) and `ed` (EdDSA,
     /// verify only, its public key written to a private temp directory).
     pub fn new(legacy: bool) -> Result<Verifier, String> {
-        let mut cfg = Config::default();
-        cfg.jwt_secret = Some(Secret::new(HS256_SECRET.to_vec()));
+        let mut cfg = Config {
+            jwt_secret: Some(Secret::new(HS256_SECRET.to_vec())),
+            ..Config::default()
+        };
         cfg.tokens.issuer = Some(ISSUER.into());
         cfg.tokens.audience = vec![AUDIENCE.into()];
         if !legacy {
@@ -257,4 +252,214 @@ pub fn routing_host(
     host::routing_host(host_header, target_authority)
         .map(|h| h.map(Cow::into_owned))
         .map_err(host::HostError::detail)
+}
+
+/// The canonical path as README "Routing" and src/edge/path.rs describe it,
+/// computed another way, for the `canonical_path` target to check
+/// [`canonical_path`] against: `None` where the gateway must refuse.
+///
+/// Written from the rules, not from the code: a byte-by-byte decode, then
+/// slashes merged, then RFC 3986 §5.2.4's `remove_dot_segments` (the
+/// input-buffer algorithm, where path.rs splits on `/` and keeps a stack).
+pub fn reference_canonical_path(input: &str) -> Option<String> {
+    let unreserved = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+    let control = |c: u8| c < 0x20 || c == 0x7f;
+    let b = input.as_bytes();
+    if b.first() != Some(&b'/') {
+        return None;
+    }
+    // 1. Escapes: unreserved decoded, others upper-cased; separators, controls,
+    //    malformed escapes and the raw bytes with no single meaning refused.
+    let mut decoded = String::with_capacity(input.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\' || c == b';' || control(c) {
+            return None;
+        }
+        if c != b'%' {
+            let ch = input.get(i..)?.chars().next()?;
+            decoded.push(ch);
+            i += ch.len_utf8();
+            continue;
+        }
+        let digits = b.get(i + 1..i + 3)?;
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let v = u8::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()?;
+        if v == b'/' || v == b'\\' || control(v) {
+            return None;
+        }
+        if unreserved(v) {
+            decoded.push(char::from(v));
+        } else {
+            decoded.push_str(&format!("%{v:02X}"));
+        }
+        i += 3;
+    }
+    // 2. A `%` (now `%25`) that would form an escape with what follows: two
+    //    decodings would read two different paths.
+    let d = decoded.as_bytes();
+    let double = decoded.match_indices("%25").any(|(at, _)| {
+        d.get(at + 3).is_some_and(u8::is_ascii_hexdigit)
+            && d.get(at + 4).is_some_and(u8::is_ascii_hexdigit)
+    });
+    if double {
+        return None;
+    }
+    // 3. Runs of `/` merged into one.
+    let mut merged = String::with_capacity(decoded.len());
+    for ch in decoded.chars() {
+        if !(ch == '/' && merged.ends_with('/')) {
+            merged.push(ch);
+        }
+    }
+    // 4. RFC 3986 §5.2.4 remove_dot_segments, on an absolute path.
+    let mut rest: &str = merged.as_str();
+    let mut out = String::with_capacity(merged.len());
+    let pop = |out: &mut String| {
+        let cut = out.rfind('/').unwrap_or(0);
+        out.truncate(cut);
+    };
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("../") {
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("./") {
+            rest = r;
+        } else if rest.starts_with("/./") {
+            rest = &rest[2..];
+        } else if rest == "/." {
+            rest = "/";
+        } else if rest.starts_with("/../") {
+            rest = &rest[3..];
+            pop(&mut out);
+        } else if rest == "/.." {
+            rest = "/";
+            pop(&mut out);
+        } else if rest == "." || rest == ".." {
+            rest = "";
+        } else {
+            // The first segment, with its leading `/`, up to the next `/`.
+            let end = rest
+                .char_indices()
+                .skip(1)
+                .find(|&(_, c)| c == '/')
+                .map_or(rest.len(), |(at, _)| at);
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        }
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_read_by_the_handlers_parsers() {
+        let ok = read_body(
+            Endpoint::Register,
+            br#"{"email":" Ann@Example.COM ","password":"long enough"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.email.as_deref(), Some("ann@example.com"));
+        assert_eq!(ok.password.as_deref(), Some("long enough"));
+        let short = read_body(
+            Endpoint::Register,
+            br#"{"email":"a@example.com","password":"short"}"#,
+        )
+        .unwrap_err();
+        assert_eq!((short.status, short.field), (400, Some("password")));
+        let login = read_body(
+            Endpoint::Login,
+            br#"{"email":"not an email","password":"x"}"#,
+        )
+        .unwrap();
+        assert_eq!((login.email, login.password.as_deref()), (None, Some("x")));
+        let token = read_body(Endpoint::Refresh, br#"{"refresh_token":"nope"}"#).unwrap_err();
+        assert_eq!(token.code, "invalid_refresh_token");
+        let me = read_body(Endpoint::Me, br#"{"username":"  ann  "}"#).unwrap();
+        assert_eq!(me.username.as_deref(), Some("ann"));
+        let missing =
+            read_body(Endpoint::Password, br#"{"new_password":"long enough"}"#).unwrap_err();
+        assert_eq!(missing.field, Some("current_password"));
+    }
+
+    /// Both resolvers on `p`: the same path, or both refuse.
+    fn agree(p: &str) {
+        let gateway = canonical_path(p).ok().map(|(c, _)| c);
+        assert_eq!(gateway, reference_canonical_path(p), "{p:?}");
+    }
+
+    #[test]
+    fn the_reference_resolver_agrees_on_the_documented_cases() {
+        for p in [
+            "/",
+            "/api/x/",
+            "/pub/../api/admin",
+            "/pub/%2e%2e/api/admin",
+            "/pub//../api/admin",
+            "/pub/./x",
+            "/a/b/..",
+            "/a/b/.",
+            "/..",
+            "/../../etc",
+            "//api//x",
+            "/api//",
+            "/a/.b/..c/...",
+            "/api/%61dmin",
+            "/a%3fb",
+            "/%c3%a9",
+            "/100%25",
+            "/é/../x",
+            "",
+            "*",
+            "api/x",
+            "/a%2fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a%00b",
+            "/a;b",
+            "/a%2",
+            "/a%zz",
+            "/%252e",
+            "/%25%32%65",
+            "/a/%2E/b",
+            "/.well-known/x",
+            "/./",
+            "/a/./..",
+        ] {
+            agree(p);
+        }
+        assert_eq!(reference_canonical_path("/a/b/..").as_deref(), Some("/a/"));
+        assert_eq!(reference_canonical_path("/a%2fb"), None);
+    }
+
+    #[test]
+    fn the_reference_resolver_agrees_on_generated_paths() {
+        // A deterministic generator over the characters the rules are about: a
+        // small fuzz run that every `cargo test` does.
+        const PARTS: [&str; 16] = [
+            "/", "/", ".", "..", "%2e", "%2E", "%25", "%2f", "%41", "%3b", "a", "é", ";", "%", "2",
+            "\\",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            let mut p = String::from("/");
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut r = x;
+            for _ in 0..(r % 9) {
+                r /= 16;
+                p.push_str(PARTS[(r % 16) as usize]);
+            }
+            agree(&p);
+        }
+    }
 }

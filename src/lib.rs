@@ -4,8 +4,9 @@
 //! and the start-up that builds a server from it; everything else is internal.
 
 pub mod config;
-// Wrappers for the fuzz targets in fuzz/: only under cargo-fuzz's `--cfg fuzzing`.
-#[cfg(fuzzing)]
+// Wrappers for the fuzz targets in fuzz/: under cargo-fuzz's `--cfg fuzzing`, and in unit
+// tests so that clippy and `cargo test --lib` compile them.
+#[cfg(any(fuzzing, test))]
 pub mod fuzz_api;
 pub mod import;
 pub mod keygen;

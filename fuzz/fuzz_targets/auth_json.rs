@@ -1,5 +1,6 @@
 //! The auth API's JSON bodies: parsing and field validation as register, login,
-//! refresh/logout, `PUT /me` and `/password` do it (authgate::fuzz_api::read_body).
+//! refresh/logout, `PUT /me` and `/password` do it: authgate::fuzz_api::read_body
+//! calls each handler's own `parse` (src/api/*.rs), not a copy.
 //!
 //! Input: the first byte picks the endpoint, the rest is the body. The rest is
 //! also fed to the email and username rules directly, as a raw string.

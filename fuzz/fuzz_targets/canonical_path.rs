@@ -3,6 +3,11 @@
 //! Input: a path (UTF-8), then optionally a 0xFF byte and one more byte picking a
 //! character to percent-encode.
 //!
+//! The resolution itself: an independent resolver written from the rules
+//! (`authgate::fuzz_api::reference_canonical_path`: a byte-by-byte decode, merged
+//! slashes, RFC 3986 §5.2.4's buffer algorithm) gives the same path, or refuses
+//! the same inputs.
+//!
 //! Properties of a canonical path `c`:
 //! - it starts with `/`; canonicalising it again gives itself (idempotent);
 //! - a path that comes back borrowed is unchanged;
@@ -14,7 +19,7 @@
 //!   changes nothing: same canonical path, or refused again.
 #![no_main]
 
-use authgate::fuzz_api::canonical_path;
+use authgate::fuzz_api::{canonical_path, reference_canonical_path};
 use libfuzzer_sys::fuzz_target;
 
 fn unreserved(c: u8) -> bool {
@@ -93,6 +98,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let first = canonical_path(input);
+    assert_eq!(
+        first.as_ref().ok().map(|(c, _)| c.as_str()),
+        reference_canonical_path(input).as_deref(),
+        "{input:?}: the gateway and the reference resolver disagree"
+    );
     if let Ok((c, borrowed)) = &first {
         check(input, c, *borrowed);
     }

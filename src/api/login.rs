@@ -7,13 +7,39 @@ use crate::error::ErrorReply;
 use crate::events::{self, Event};
 use crate::store::sessions::Guard;
 
-pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
-    let obj = json::object(req.body)?;
+/// A login body, read.
+#[derive(Debug)]
+pub(crate) struct Body {
+    /// The `email` field as sent.
+    pub(crate) raw_email: String,
+    /// It, normalised, when it is an address that can exist.
+    pub(crate) email: Option<Email>,
+    /// The password, verbatim.
+    pub(crate) password: String,
+}
+
+/// Read a login body: everything the handler knows before its first store
+/// call (also what the `auth_json` fuzz target runs, through src/fuzz_api.rs).
+pub(crate) fn parse(body: &[u8]) -> Result<Body, ErrorReply> {
+    let obj = json::object(body)?;
     let raw_email = json::string(&obj, "email")?;
     let password = json::string(&obj, "password")?;
     // An address that cannot exist is just another unknown account: same cost,
     // same answer, and throttled alike (on its trimmed lowercase text).
     let email = Email::parse(&raw_email).ok();
+    Ok(Body {
+        raw_email,
+        email,
+        password,
+    })
+}
+
+pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
+    let Body {
+        raw_email,
+        email,
+        password,
+    } = parse(req.body)?;
     let account = match &email {
         Some(email) => email.as_str().to_owned(),
         None => raw_email.trim().to_lowercase(),

@@ -19,10 +19,16 @@ pub(super) async fn get(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorR
     Ok(render(profile))
 }
 
+/// Read a `PUT /me` body: the new username (also what the `auth_json` fuzz
+/// target runs, through src/fuzz_api.rs).
+pub(crate) fn parse(body: &[u8]) -> Result<Username, ErrorReply> {
+    let obj = json::object(body)?;
+    Username::parse(&json::string(&obj, "username")?)
+}
+
 pub(super) async fn put(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let caller = api.caller(&req)?;
-    let obj = json::object(req.body)?;
-    let username = Username::parse(&json::string(&obj, "username")?)?;
+    let username = parse(req.body)?;
     let profile = api
         .store
         .set_username(caller.user, &username)

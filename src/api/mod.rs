@@ -2,13 +2,13 @@
 
 pub(crate) mod json;
 mod jwks;
-mod login;
+pub(crate) mod login;
 mod logout;
-mod me;
+pub(crate) mod me;
 mod openapi;
-mod password;
-mod refresh;
-mod register;
+pub(crate) mod password;
+pub(crate) mod refresh;
+pub(crate) mod register;
 mod sessions;
 mod throttle;
 
@@ -343,9 +343,7 @@ impl AuthApi {
         &self,
         req: &Request<'_>,
     ) -> Result<(Fingerprint, Option<Owner>), ErrorReply> {
-        let obj = json::object(req.body)?;
-        let token = json::string(&obj, "refresh_token")?;
-        let fp = Fingerprint::of_token(&token).ok_or(ErrorReply::InvalidRefreshToken)?;
+        let fp = refresh::parse(req.body)?;
         let owner = self.store.refresh_owner(&fp).await?;
         Ok((fp, owner))
     }

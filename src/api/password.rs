@@ -14,11 +14,27 @@ use crate::store::sessions::Guard;
 /// Wrong current passwords a session may send; the last one ends it.
 pub(super) const MAX_FAILURES_PER_SESSION: u64 = 5;
 
-pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
-    let caller = api.caller(&req)?;
-    let obj = json::object(req.body)?;
+/// A `/password` body, read and checked.
+#[derive(Debug)]
+pub(crate) struct Body {
+    /// The current password, verbatim.
+    pub(crate) current: String,
+    /// The new one, within the length rules.
+    pub(crate) new: Password,
+}
+
+/// Read a `/password` body (also what the `auth_json` fuzz target runs,
+/// through src/fuzz_api.rs).
+pub(crate) fn parse(body: &[u8]) -> Result<Body, ErrorReply> {
+    let obj = json::object(body)?;
     let current = json::string(&obj, "current_password")?;
     let new = Password::parse_field(json::string(&obj, "new_password")?, "new_password")?;
+    Ok(Body { current, new })
+}
+
+pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
+    let caller = api.caller(&req)?;
+    let Body { current, new } = parse(req.body)?;
     api.attempt_per_ip(Endpoint::Password, &req).await?;
     let Some((stored, email)) = api.store.password_and_email(caller.user).await? else {
         return Err(ErrorReply::UnknownUser);

@@ -3,13 +3,23 @@
 //! A token presented again after the grace window means two parties hold the
 //! session's tokens: the whole session is revoked (RFC 9700 §4.14.2).
 
-use super::{now_ms, AuthApi, Reply, Request};
+use super::{json, now_ms, AuthApi, Reply, Request};
 use crate::auth::access::now_unix;
+use crate::auth::refresh::Fingerprint;
 use crate::auth::revocations::Revocation;
 use crate::error::ErrorReply;
 use crate::events::{self, Event};
 use crate::metrics::METRICS;
 use crate::store::sessions::{Guard, Owner, Rotation};
+
+/// Read a `{"refresh_token"}` body (`/refresh`, `/logout`): the token's
+/// fingerprint, or 401 for a token of a shape the gateway never issues. Also
+/// what the `auth_json` fuzz target runs, through src/fuzz_api.rs.
+pub(crate) fn parse(body: &[u8]) -> Result<Fingerprint, ErrorReply> {
+    let obj = json::object(body)?;
+    let token = json::string(&obj, "refresh_token")?;
+    Fingerprint::of_token(&token).ok_or(ErrorReply::InvalidRefreshToken)
+}
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let (fp, owner) = api.presented_refresh(&req).await?;

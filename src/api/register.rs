@@ -7,13 +7,29 @@ use crate::error::ErrorReply;
 use crate::store::users::Registration;
 use http::StatusCode;
 
+/// A register body, read and checked.
+#[derive(Debug)]
+pub(crate) struct Body {
+    /// The normalised email.
+    pub(crate) email: Email,
+    /// The password, within the length rules.
+    pub(crate) password: Password,
+}
+
+/// Read a register body: everything the handler knows before its first store
+/// call (also what the `auth_json` fuzz target runs, through src/fuzz_api.rs).
+pub(crate) fn parse(body: &[u8]) -> Result<Body, ErrorReply> {
+    let obj = json::object(body)?;
+    let email = Email::parse(&json::string(&obj, "email")?)?;
+    let password = Password::parse(json::string(&obj, "password")?)?;
+    Ok(Body { email, password })
+}
+
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     if !api.registration.enabled {
         return Err(ErrorReply::RegistrationClosed);
     }
-    let obj = json::object(req.body)?;
-    let email = Email::parse(&json::string(&obj, "email")?)?;
-    let password = Password::parse(json::string(&obj, "password")?)?;
+    let Body { email, password } = parse(req.body)?;
     // Every well-formed attempt counts, a taken email's too (or the 409 would
     // probe for accounts unthrottled).
     api.attempt_per_ip(Endpoint::Register, &req).await?;
