@@ -58,15 +58,24 @@ pub enum ErrorReply {
     /// The route table has no match.
     #[error("no route for this path")]
     NoRoute,
+    /// An admin call names no live user.
+    #[error("no such user")]
+    UnknownAccount,
     /// `DELETE /sessions/<id>` names no live session of the caller.
     #[error("no such session")]
     NoSession,
-    /// Wrong method on an auth endpoint.
+    /// Wrong method on an auth endpoint, or on a route limited by `methods`.
     #[error("method not allowed; use {allow}")]
     MethodNotAllowed {
         /// Value of the `Allow` header.
-        allow: &'static str,
+        allow: std::borrow::Cow<'static, str>,
     },
+    /// A valid token whose roles include none the route names.
+    #[error("this route needs a role the token does not have")]
+    Forbidden,
+    /// The right password for a disabled account.
+    #[error("this account is disabled")]
+    AccountDisabled,
     /// Auth request body over the cap.
     #[error("request body is larger than {limit} bytes")]
     BodyTooLarge {
@@ -166,11 +175,13 @@ impl ErrorReply {
             InvalidToken(_) => (S::UNAUTHORIZED, "invalid_token"),
             InvalidRefreshToken => (S::UNAUTHORIZED, "invalid_refresh_token"),
             UnknownUser => (S::UNAUTHORIZED, "unknown_user"),
-            NoRoute | NoSession => (S::NOT_FOUND, "not_found"),
+            NoRoute | NoSession | UnknownAccount => (S::NOT_FOUND, "not_found"),
             MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
             RequestTimeout => (S::REQUEST_TIMEOUT, "request_timeout"),
             EmailTaken => (S::CONFLICT, "email_taken"),
             RegistrationClosed => (S::FORBIDDEN, "registration_closed"),
+            Forbidden => (S::FORBIDDEN, "forbidden"),
+            AccountDisabled => (S::FORBIDDEN, "account_disabled"),
             TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
             BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
             Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
@@ -202,7 +213,7 @@ impl ErrorReply {
                 "WWW-Authenticate",
                 format!("Bearer error=\"invalid_token\", error_description=\"{self}\""),
             )],
-            ErrorReply::MethodNotAllowed { allow } => vec![("Allow", (*allow).into())],
+            ErrorReply::MethodNotAllowed { allow } => vec![("Allow", allow.to_string())],
             ErrorReply::TooManyAttempts { retry_after } => {
                 vec![("Retry-After", retry_after.to_string())]
             }

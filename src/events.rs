@@ -21,6 +21,8 @@ pub(crate) enum Event {
     PasswordChanged,
     /// `POST /password` with a wrong current password.
     PasswordChangeFailed,
+    /// The right password for a disabled account (answered 403).
+    LoginDisabled,
 }
 
 impl Event {
@@ -34,6 +36,7 @@ impl Event {
             Event::LogoutAll => "logout_all",
             Event::PasswordChanged => "password_changed",
             Event::PasswordChangeFailed => "password_change_failed",
+            Event::LoginDisabled => "login_disabled",
         }
     }
 }
@@ -65,4 +68,91 @@ pub(crate) fn emit(
         client,
     };
     crate::proxy::access_log::append(&line);
+}
+
+/// An operator's change to a user, by the admin API or the CLI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AdminEvent {
+    /// A user created.
+    UserCreated,
+    /// A user's roles replaced.
+    RolesSet,
+    /// A user disabled.
+    UserDisabled,
+    /// A user enabled again.
+    UserEnabled,
+    /// A user deleted (a tombstone stays at the id).
+    UserDeleted,
+    /// Every session of a user ended.
+    SessionsRevoked,
+}
+
+impl AdminEvent {
+    /// Stable name in the log.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            AdminEvent::UserCreated => "admin.user_created",
+            AdminEvent::RolesSet => "admin.roles_set",
+            AdminEvent::UserDisabled => "admin.user_disabled",
+            AdminEvent::UserEnabled => "admin.user_enabled",
+            AdminEvent::UserDeleted => "admin.user_deleted",
+            AdminEvent::SessionsRevoked => "admin.sessions_revoked",
+        }
+    }
+}
+
+/// Who made an admin change: the admin API (and from where) or the CLI.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Actor {
+    /// `/admin/*` on the ops listener, from this address.
+    Api(Option<IpAddr>),
+    /// `authgate users ...`.
+    Cli,
+}
+
+#[derive(Serialize)]
+struct AdminLine<'a> {
+    time: String,
+    event: &'static str,
+    target_user_id: u64,
+    via: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    new: Option<&'a serde_json::Value>,
+}
+
+/// Write one admin event line: on the event stream for the API; for the CLI on
+/// stderr, since its stdout is the command's answer. `old` and `new` are never
+/// secrets (roles, the disabled flag, an email).
+pub(crate) fn emit_admin(
+    event: AdminEvent,
+    target: UserId,
+    actor: Actor,
+    old: Option<&serde_json::Value>,
+    new: Option<&serde_json::Value>,
+) {
+    let (via, client) = match actor {
+        Actor::Api(client) => ("api", client),
+        Actor::Cli => ("cli", None),
+    };
+    let line = AdminLine {
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        event: event.name(),
+        target_user_id: target.0,
+        via,
+        client,
+        old,
+        new,
+    };
+    match actor {
+        Actor::Api(_) => crate::proxy::access_log::append(&line),
+        Actor::Cli => {
+            if let Ok(text) = serde_json::to_string(&line) {
+                eprintln!("{text}");
+            }
+        }
+    }
 }

@@ -184,7 +184,7 @@ impl Verifier {
     /// A token for `user` in session `sid`, signed by the active key.
     pub fn issue(&self, user: u64, sid: u128) -> Result<String, String> {
         self.tokens
-            .issue(UserId(user), SessionId(sid), 0)
+            .issue(UserId(user), SessionId(sid), &access::Stamp::default())
             .map_err(|e| e.to_string())
     }
 

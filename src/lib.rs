@@ -3,6 +3,7 @@
 //! The library exists for the `authgate` binary: it exposes the configuration
 //! and the start-up that builds a server from it; everything else is internal.
 
+pub mod admin;
 pub mod config;
 // Wrappers for the fuzz targets in fuzz/: under cargo-fuzz's `--cfg fuzzing`, and in unit
 // tests so that clippy and `cargo test --lib` compile them.

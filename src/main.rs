@@ -39,12 +39,17 @@ enum Command {
     Keygen(authgate::keygen::KeygenArgs),
     /// Import users exported from Django (ids and passwords kept), into the Redis of `-c`.
     ImportUsers(authgate::import::ImportArgs),
+    /// Manage users in the Redis of `-c`: list, show, create, set-roles, disable, enable, delete, logout.
+    Users(authgate::admin::cli::UsersArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ImportUsers(args)) = &cli.command {
         return authgate::import::main(&cli.conf, args);
+    }
+    if let Some(Command::Users(args)) = &cli.command {
+        return authgate::admin::cli::main(&cli.conf, args);
     }
     if let Some(Command::Keygen(args)) = &cli.command {
         return match authgate::keygen::run(args) {

@@ -20,6 +20,10 @@ pub(crate) struct Metrics {
     pub auth: IntCounterVec,
     /// Access tokens refused on protected routes, by reason.
     pub token_rejections: IntCounterVec,
+    /// Valid tokens refused (403) by a route's `roles`, by route.
+    pub role_refusals: IntCounterVec,
+    /// Admin operations (API and CLI), by operation and outcome.
+    pub admin: IntCounterVec,
     /// Redis calls that failed or timed out, by node (`host:port`; `unknown`
     /// for a cluster call whose node was not known yet).
     pub redis_errors: IntCounterVec,
@@ -119,7 +123,25 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "Password hashes computed for requests (hashes and verifications)",
     )?;
     registry.register(Box::new(password_hashes.clone()))?;
+    let role_refusals = IntCounterVec::new(
+        Opts::new(
+            "role_refusals_total",
+            "Valid tokens refused with 403 by a route's roles, by route",
+        ),
+        &["route"],
+    )?;
+    let admin = IntCounterVec::new(
+        Opts::new(
+            "admin_requests_total",
+            "Admin operations (admin API and CLI), by operation and outcome",
+        ),
+        &["operation", "outcome"],
+    )?;
+    registry.register(Box::new(role_refusals.clone()))?;
+    registry.register(Box::new(admin.clone()))?;
     Ok(Metrics {
+        role_refusals,
+        admin,
         registry,
         requests,
         latency,

@@ -1,5 +1,6 @@
-//! The operations listener: `/healthz` (alive), `/readyz` (Redis, the revocation feed and every cluster usable), `/metrics` (Prometheus).
+//! The operations listener: `/healthz` (alive), `/readyz` (Redis, the revocation feed and every cluster usable), `/metrics` (Prometheus), and `/admin/*` when the admin API is on.
 
+use crate::admin::http::AdminApi;
 use crate::auth::revocations::Revocations;
 use crate::metrics::METRICS;
 use crate::proxy::upstreams::Cluster;
@@ -15,19 +16,51 @@ pub struct OpsApp {
     store: Arc<Store>,
     clusters: Vec<Arc<Cluster>>,
     revocations: Arc<Revocations>,
+    /// The admin API under `/admin`, when a token is configured (else 404 there).
+    admin: Option<Arc<AdminApi>>,
+}
+
+/// The admin API alone, on `admin.listen`: everything outside `/admin` is 404.
+pub struct AdminOnly(pub(crate) Arc<AdminApi>);
+
+#[async_trait]
+impl ServeHttp for AdminOnly {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if is_admin_path(session.req_header().uri.path()) {
+            return self.0.serve(session).await;
+        }
+        not_found("try /admin/users or /admin/openapi.json")
+    }
+}
+
+/// Whether a request is for the admin API: `/admin` and below (a spelling
+/// the edge would refuse is still the admin API's to refuse).
+fn is_admin_path(path: &str) -> bool {
+    path.get(..6)
+        .is_some_and(|p| p.eq_ignore_ascii_case("/admin"))
+        && (path.len() == 6 || path.as_bytes()[6] == b'/')
+}
+
+fn not_found(detail: &str) -> Response<Vec<u8>> {
+    json(
+        StatusCode::NOT_FOUND,
+        serde_json::json!({"error": "not_found", "detail": detail}),
+    )
 }
 
 impl OpsApp {
     /// Over the shared store and every cluster.
-    pub fn new(
+    pub(crate) fn new(
         store: Arc<Store>,
         clusters: Vec<Arc<Cluster>>,
         revocations: Arc<Revocations>,
+        admin: Option<Arc<AdminApi>>,
     ) -> Self {
         OpsApp {
             store,
             clusters,
             revocations,
+            admin,
         }
     }
 
@@ -80,6 +113,12 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response<Vec<u8>> {
 #[async_trait]
 impl ServeHttp for OpsApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if is_admin_path(session.req_header().uri.path()) {
+            return match &self.admin {
+                Some(admin) => admin.serve(session).await,
+                None => not_found("the admin API is off: set admin.token_file"),
+            };
+        }
         let req = session.req_header();
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             let mut r = json(
@@ -109,10 +148,7 @@ impl ServeHttp for OpsApp {
                     METRICS.render(),
                 )
             }
-            _ => json(
-                StatusCode::NOT_FOUND,
-                serde_json::json!({"error": "not_found", "detail": "try /healthz, /readyz or /metrics"}),
-            ),
+            _ => not_found("try /healthz, /readyz or /metrics"),
         }
     }
 }

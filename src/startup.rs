@@ -50,6 +50,17 @@ pub enum BuildError {
         /// The name it gave.
         upstream: String,
     },
+    /// A route's `roles` or `methods` (`Config::validate` refuses these first).
+    #[error("routes[{route}]: {reason}")]
+    RouteRule {
+        /// The route's index.
+        route: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The admin token file cannot be used.
+    #[error(transparent)]
+    AdminToken(#[from] crate::admin::http::AdminTokenError),
     /// A signing key cannot be used (file missing, not PEM, open to others...).
     #[error(transparent)]
     Keys(#[from] KeyError),
@@ -66,6 +77,8 @@ pub struct Parts {
     pub health_checks: Vec<HealthCheckTask>,
     /// The ops endpoints.
     pub ops: OpsApp,
+    /// The admin API on `admin.listen`, when it has an address of its own.
+    pub admin: Option<crate::ops::AdminOnly>,
     /// Keeps the revocation set current from Redis.
     pub revocation_feed: RevocationFeed,
     /// Installs a new key ring on SIGHUP.
@@ -81,7 +94,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     // the first Redis connection. Installing again (or after Pingora) is a no-op.
     pingora_core::tls::install_default_crypto_provider();
     let redis = Redis::new(&cfg.redis)?;
-    let passwords = Passwords::new(&cfg.passwords).map_err(BuildError::Passwords)?;
+    let passwords = Arc::new(Passwords::new(&cfg.passwords).map_err(BuildError::Passwords)?);
     let store = Arc::new(Store::new(redis, &cfg.redis.key_prefix));
     let t = &cfg.tokens;
     let ring = KeyRing::from_config(cfg)?;
@@ -96,7 +109,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     );
     let api = Arc::new(AuthApi {
         store: store.clone(),
-        passwords,
+        passwords: passwords.clone(),
         access,
         sessions: SessionPolicy {
             idle_ttl_ms: t.refresh_ttl_seconds * 1000,
@@ -108,6 +121,74 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         registration: cfg.registration,
     });
 
+    let Routing {
+        routes,
+        edge,
+        clusters,
+        health_checks,
+    } = routing(cfg)?;
+    let gateway = Gateway {
+        api,
+        routes,
+        edge,
+        keepalive_seconds: cfg.keepalive_timeout_seconds,
+        max_auth_body: cfg.limits.max_auth_body_bytes,
+        auth_body_timeout: Duration::from_millis(cfg.limits.auth_body_timeout_ms),
+        access_log: cfg.access_log,
+    };
+    let admin = match &cfg.admin.token_file {
+        None => None,
+        Some(file) => {
+            let token = crate::admin::http::read_token(file)?;
+            let accounts = crate::admin::Accounts::new(
+                store.clone(),
+                passwords,
+                Some(revocations.clone()),
+                t.access_ttl_seconds,
+                cfg.registration.first_id,
+            );
+            Some(Arc::new(crate::admin::http::AdminApi::new(
+                accounts,
+                token,
+                gateway.edge.clone(),
+                cfg.limits.max_auth_body_bytes,
+                Duration::from_millis(cfg.limits.auth_body_timeout_ms),
+            )))
+        }
+    };
+    // With an address of its own, the admin API is not also on the ops listener.
+    let ops_admin = admin.clone().filter(|_| cfg.admin.listen.is_none());
+    let ops = OpsApp::new(
+        store,
+        clusters.values().cloned().collect(),
+        revocations,
+        ops_admin,
+    );
+    let admin = admin
+        .filter(|_| cfg.admin.listen.is_some())
+        .map(crate::ops::AdminOnly);
+    Ok(Parts {
+        gateway,
+        health_checks,
+        ops,
+        admin,
+        revocation_feed,
+        key_reloader,
+    })
+}
+
+/// What routing needs, built from the config: the route table, the edge rules,
+/// and the clusters with their (not yet started) health checks.
+pub(crate) struct Routing {
+    pub(crate) routes: RouteTable,
+    pub(crate) edge: EdgeRules,
+    pub(crate) clusters: BTreeMap<String, Arc<Cluster>>,
+    pub(crate) health_checks: Vec<HealthCheckTask>,
+}
+
+/// The routes, edge rules and clusters of `cfg`, as the gateway and
+/// `authgate routes explain` both use them.
+pub(crate) fn routing(cfg: &Config) -> Result<Routing, BuildError> {
     let mut clusters = BTreeMap::new();
     let mut health_checks = Vec::new();
     for (name, ucfg) in &cfg.upstreams {
@@ -135,13 +216,23 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
                 r.strip_prefix,
                 cluster.clone(),
             )
-            .with_forward_authorization(r.forward_authorization),
+            .with_forward_authorization(r.forward_authorization)
+            .with_roles(r.role_set().map_err(|e| BuildError::RouteRule {
+                route: i,
+                reason: e.to_string(),
+            })?)
+            .with_methods(
+                r.method_list()
+                    .map_err(|reason| BuildError::RouteRule { route: i, reason })?,
+            ),
         );
     }
     let mut identity_headers = cfg.identity_headers.clone();
-    let user_id = http::HeaderName::from_static("x-user-id");
-    if !identity_headers.contains(&user_id) {
-        identity_headers.push(user_id);
+    for always in ["x-user-id", "x-user-roles"] {
+        let name = http::HeaderName::from_static(always);
+        if !identity_headers.contains(&name) {
+            identity_headers.push(name);
+        }
     }
     let edge = EdgeRules {
         identity_headers,
@@ -149,22 +240,11 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         trusted_proxies: TrustedProxies::new(cfg.trusted_proxies.clone()),
         route_by_host: cfg.routes.iter().any(|r| r.host.is_some()),
     };
-    let gateway = Gateway {
-        api,
+    Ok(Routing {
         routes: RouteTable::new(routes),
         edge,
-        keepalive_seconds: cfg.keepalive_timeout_seconds,
-        max_auth_body: cfg.limits.max_auth_body_bytes,
-        auth_body_timeout: Duration::from_millis(cfg.limits.auth_body_timeout_ms),
-        access_log: cfg.access_log,
-    };
-    let ops = OpsApp::new(store, clusters.values().cloned().collect(), revocations);
-    Ok(Parts {
-        gateway,
+        clusters,
         health_checks,
-        ops,
-        revocation_feed,
-        key_reloader,
     })
 }
 
@@ -222,6 +302,12 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
             pingora_core::services::listening::Service::new("authgate ops".into(), parts.ops);
         ops.add_tcp(&addr.to_string());
         server.add_service(ops);
+    }
+    if let (Some(addr), Some(admin)) = (cfg.admin.listen, parts.admin) {
+        let mut svc =
+            pingora_core::services::listening::Service::new("authgate admin".into(), admin);
+        svc.add_tcp(&addr.to_string());
+        server.add_service(svc);
     }
     for hc in parts.health_checks {
         server.add_service(hc);

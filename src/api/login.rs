@@ -62,9 +62,11 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         None => None,
     };
     let user = found.as_ref().map(|c| c.user);
-    // A disabled account (an inactive Django user) is checked and answered like
-    // an unknown one: same cost, same 401.
-    let stored = found.filter(|c| !c.disabled).map(|c| c.password_hash);
+    // A disabled account (disabled by an operator, or an inactive Django user)
+    // is checked like any other: same cost, and a wrong password is the same
+    // 401, so only someone holding the password learns that it is disabled.
+    let disabled = found.as_ref().is_some_and(|c| c.disabled);
+    let stored = found.map(|c| c.password_hash);
     let check = match api
         .passwords
         .verify(&password, stored.clone(), req.client_ip)
@@ -78,6 +80,12 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         }
     };
     match user {
+        Some(user) if check.matched && disabled => {
+            let failures = reserved.take(&LOGIN_FAILURE_SCOPES);
+            api.store.throttle_release(failures).await?;
+            events::emit(Event::LoginDisabled, Some(user), None, req.client_ip);
+            Err(ErrorReply::AccountDisabled)
+        }
         Some(user) if check.matched => {
             // Not a failure: the failure rules take it back (the attempt rules keep it).
             let failures = reserved.take(&LOGIN_FAILURE_SCOPES);

@@ -12,7 +12,7 @@ pub(crate) mod register;
 mod sessions;
 mod throttle;
 
-use crate::auth::access::{bearer_token, now_unix, AccessTokens};
+use crate::auth::access::{bearer_token, now_unix, AccessTokens, Stamp};
 use crate::auth::password::Passwords;
 use crate::auth::refresh::Fingerprint;
 use crate::auth::revocations::{Identity, Revocation};
@@ -192,8 +192,8 @@ pub struct Request<'a> {
 pub struct AuthApi {
     /// Users and sessions.
     pub store: std::sync::Arc<Store>,
-    /// Password hashing pool.
-    pub passwords: Passwords,
+    /// Password hashing pool (shared with the admin API).
+    pub passwords: std::sync::Arc<Passwords>,
     /// Access token issuer/verifier (and the revocation set it consults).
     pub access: AccessTokens,
     /// How sessions live.
@@ -263,12 +263,12 @@ impl AuthApi {
             ip: req.client_ip,
             user_agent: ua,
         };
-        let (gen, evicted) = match self
+        let (stamp, evicted) = match self
             .store
             .create_session(&new, guard, &self.sessions, now_ms())
             .await?
         {
-            Opened::Yes { gen, evicted } => (gen, evicted),
+            Opened::Yes { stamp, evicted } => (stamp, evicted),
             Opened::Stale => {
                 return Err(match guard {
                     Guard::PasswordIs(_) => ErrorReply::InvalidCredentials,
@@ -289,21 +289,21 @@ impl AuthApi {
             }
             self.revoke(&gone).await?;
         }
-        self.pair(user, sid, gen, refresh)
+        self.pair(user, sid, &stamp, refresh)
     }
 
     /// `{"access_token","refresh_token"}` for a session whose refresh token is
-    /// `refresh`, the access token at the user's generation `gen`.
+    /// `refresh`, the access token at the user's generation and roles `stamp`.
     fn pair(
         &self,
         user: UserId,
         sid: SessionId,
-        gen: u64,
+        stamp: &Stamp,
         refresh: String,
     ) -> Result<Value, ErrorReply> {
         let access = self
             .access
-            .issue(user, sid, gen)
+            .issue(user, sid, stamp)
             .map_err(|e| ErrorReply::internal(format!("cannot sign access token: {e}")))?;
         Ok(serde_json::json!({ "access_token": access, "refresh_token": refresh }))
     }

@@ -44,7 +44,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         .await?;
     api.forget_later(stale);
     match outcome {
-        Rotation::Rotated { gen } => Ok(Reply::ok(api.pair(user, sid, gen, refresh)?)),
+        Rotation::Rotated { stamp } => Ok(Reply::ok(api.pair(user, sid, &stamp, refresh)?)),
         Rotation::Duplicate | Rotation::Gone => Err(ErrorReply::InvalidRefreshToken),
         Rotation::Reused => {
             METRICS.refresh_reuse.inc();

@@ -1,8 +1,9 @@
-//! Access tokens: JWTs carrying `user_id`, `sub`, `iat`, `exp`, `sid`, `gen`, `iss`, `aud`, signed
+//! Access tokens: JWTs carrying `user_id`, `sub`, `iat`, `exp`, `sid`, `gen`, `roles`, `iss`, `aud`, signed
 //! by the key ring's active key and verified from the signature alone.
 
 use super::keys::{KeyRing, NoKey, MAX_TOKEN_BYTES};
 use super::revocations::{Identity, Revocations};
+use super::roles::Roles;
 use super::verified_cache::VerifiedCache;
 use crate::domain::{SessionId, UserId};
 use arc_swap::ArcSwap;
@@ -72,6 +73,9 @@ struct Claims {
     /// before generations, revoked by any "end all sessions").
     #[serde(default)]
     gen: u64,
+    /// The user's roles (absent: none). A token naming an invalid role is malformed.
+    #[serde(default)]
+    roles: Vec<String>,
 }
 
 /// The claims of a new token.
@@ -85,6 +89,9 @@ struct NewClaims<'a> {
     user_id: u64,
     sid: String,
     gen: u64,
+    /// Absent when the user has none, so a token without roles is as it was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    roles: Vec<&'a str>,
 }
 
 /// A key ring with the cache of tokens it verified: swapped together, so a token
@@ -112,6 +119,16 @@ impl Current {
             ring,
         }
     }
+}
+
+/// What a new token states about its user beyond the id, as the user record
+/// held it when the session was opened or rotated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// The user's token generation.
+    pub gen: u64,
+    /// The user's roles.
+    pub roles: Roles,
 }
 
 /// Issues and verifies access tokens with the current key ring.
@@ -145,13 +162,13 @@ impl AccessTokens {
     }
 
     /// A fresh token for `user` in session `sid`, at the user's token
-    /// generation `gen` (read from the user record in the step that opened or
-    /// rotated the session), signed by the active key.
+    /// generation and roles `stamp` (read from the user record in the step
+    /// that opened or rotated the session), signed by the active key.
     pub fn issue(
         &self,
         user: UserId,
         sid: SessionId,
-        gen: u64,
+        stamp: &Stamp,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let current = self.current.0.load();
         let ring = &current.ring;
@@ -167,7 +184,8 @@ impl AccessTokens {
             exp: iat + self.ttl_seconds,
             user_id: user.0,
             sid: sid.to_string(),
-            gen,
+            gen: stamp.gen,
+            roles: stamp.roles.iter().collect(),
         };
         jsonwebtoken::encode(header, &claims, key)
     }
@@ -184,7 +202,7 @@ impl AccessTokens {
             Some(verdict) => verdict?,
             None => {
                 let (id, exp) = verify_signed(&current.ring, token)?;
-                current.cache.insert(token, id, exp);
+                current.cache.insert(token, id.clone(), exp);
                 id
             }
         };
@@ -244,10 +262,12 @@ fn verify_signed(ring: &KeyRing, token: &str) -> Result<(Identity, u64), TokenRe
         Some(s) => Some(SessionId::parse(s).ok_or(TokenRejection::Malformed)?),
         None => None,
     };
+    let roles = Roles::from_names(&data.claims.roles).map_err(|_| TokenRejection::Malformed)?;
     let id = Identity {
         user: UserId(data.claims.user_id),
         sid,
         gen: data.claims.gen,
+        roles,
     };
     Ok((id, data.claims.exp))
 }
@@ -327,7 +347,7 @@ mod tests {
         ] {
             let t = over(ring(&yaml).unwrap());
             let sid = SessionId(0x1234);
-            let jwt = t.issue(UserId(42), sid, 0).unwrap();
+            let jwt = t.issue(UserId(42), sid, &Stamp::default()).unwrap();
             let id = t.verify(&jwt).unwrap();
             assert_eq!((id.user, id.sid), (UserId(42), Some(sid)));
             let (header, claims) = header_and_claims(&jwt);
@@ -432,7 +452,9 @@ mod tests {
             Err(TokenRejection::WrongIssuer),
             "claims are checked when present"
         );
-        let kid = header_and_claims(&t.issue(UserId(1), SessionId(1), 0).unwrap()).0["kid"].clone();
+        let kid = header_and_claims(&t.issue(UserId(1), SessionId(1), &Stamp::default()).unwrap())
+            .0["kid"]
+            .clone();
         let seed_with_kid = t.verify(&sign(Algorithm::HS256, kid.as_str(), &SECRET, &seed));
         assert!(
             matches!(
@@ -458,7 +480,7 @@ mod tests {
             )
         };
         let t = over(ring(&format!("tokens:\n  keys:\n{}", entry("a", &a, true))).unwrap());
-        let old = t.issue(UserId(1), SessionId(1), 0).unwrap();
+        let old = t.issue(UserId(1), SessionId(1), &Stamp::default()).unwrap();
         assert!(t.verify(&old).is_ok());
         let both = format!(
             "tokens:\n  keys:\n{}{}",
@@ -466,7 +488,7 @@ mod tests {
             entry("b", &b, true)
         );
         t.key_switch().install(ring(&both).unwrap());
-        let new = t.issue(UserId(1), SessionId(1), 0).unwrap();
+        let new = t.issue(UserId(1), SessionId(1), &Stamp::default()).unwrap();
         assert_eq!(header_and_claims(&new).0["kid"], "b");
         assert!(t.verify(&old).is_ok() && t.verify(&new).is_ok());
         t.key_switch()
@@ -479,7 +501,7 @@ mod tests {
     fn a_revoked_session_is_refused_even_from_the_cache() {
         let t = tokens();
         let sid = SessionId(9);
-        let jwt = t.issue(UserId(5), sid, 0).unwrap();
+        let jwt = t.issue(UserId(5), sid, &Stamp::default()).unwrap();
         assert!(t.verify(&jwt).is_ok());
         t.revocations()
             .apply(crate::auth::revocations::Revocation::Session {
@@ -542,7 +564,7 @@ mod tests {
     #[test]
     fn only_ascii_whitespace_is_trimmed_around_the_token() {
         let t = tokens();
-        let jwt = t.issue(UserId(5), SessionId(9), 0).unwrap();
+        let jwt = t.issue(UserId(5), SessionId(9), &Stamp::default()).unwrap();
         for (pad_before, pad_after) in [("", "\u{A0}"), ("\u{3000}", ""), ("\u{2003}", "\u{85}")] {
             let value = format!("Bearer {pad_before}{jwt}{pad_after}");
             let token = bearer_token(Some(value.as_bytes())).unwrap();

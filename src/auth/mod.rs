@@ -7,4 +7,5 @@ pub(crate) mod keys;
 pub(crate) mod password;
 pub(crate) mod refresh;
 pub(crate) mod revocations;
+pub(crate) mod roles;
 pub(crate) mod verified_cache;

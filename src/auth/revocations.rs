@@ -11,6 +11,7 @@
 //! token minted in the same second as the revocation, on any instance, is
 //! judged by its generation alone. Clocks decide only how long entries are kept.
 
+use crate::auth::roles::Roles;
 use crate::domain::{SessionId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -87,7 +88,7 @@ impl Revocation {
 }
 
 /// What a verified access token says about its holder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The user.
     pub user: UserId,
@@ -95,6 +96,9 @@ pub struct Identity {
     pub sid: Option<SessionId>,
     /// The user's token generation when it was minted (0 in tokens from before generations).
     pub gen: u64,
+    /// The user's roles when it was minted. A role change counts the
+    /// generation up, so a token's roles are never older than its generation.
+    pub roles: Roles,
 }
 
 #[derive(Default)]
@@ -226,6 +230,7 @@ mod tests {
             user: UserId(user),
             sid: sid.map(SessionId),
             gen,
+            roles: Roles::NONE,
         }
     }
 

@@ -53,8 +53,9 @@ mod tests {
             user: UserId(7),
             sid: None,
             gen: 0,
+            roles: crate::auth::roles::Roles::NONE,
         };
-        c.insert("a.b.c", id, 100);
+        c.insert("a.b.c", id.clone(), 100);
         assert_eq!(c.get("a.b.c", 100), Some(Ok(id)));
         assert_eq!(c.get("a.b.c", 101), Some(Err(TokenRejection::Expired)));
         assert_eq!(c.get("a.b.d", 50), None);

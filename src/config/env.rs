@@ -66,6 +66,7 @@ pub const VARIABLES: &[EnvVar] = &[
     var!("AUTHGATE_UPGRADE_SOCK",             upgrade_sock,                text),
     var!("AUTHGATE_PID_FILE",                 pid_file,                    text),
     var!("AUTHGATE_LOG_LEVEL",                log_level,                   text),
+    row("AUTHGATE_ADMIN_TOKEN_FILE",          "admin.token_file",          Some(admin_token_file)),
     row("AUTHGATE_UPSTREAM",                  "upstreams.default",         Some(single_upstream)),
     row(SECRET_VAR,                           "jwt_secret",                None),
     row(SECRET_FILE_VAR,                      "tokens.jwt_secret_file",    None),
@@ -117,6 +118,13 @@ fn ops_address(v: &str) -> Result<Option<SocketAddr>, String> {
 fn redis_ca_file(cfg: &mut Config, v: &str) -> Result<(), String> {
     if !v.is_empty() {
         cfg.redis.tls_ca_file = Some(v.into());
+    }
+    Ok(())
+}
+
+fn admin_token_file(cfg: &mut Config, v: &str) -> Result<(), String> {
+    if !v.is_empty() {
+        cfg.admin.token_file = Some(v.into());
     }
     Ok(())
 }

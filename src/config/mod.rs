@@ -5,6 +5,7 @@
 //! are typed when the file is read, so what passes `Config::load` needs no
 //! second look at start-up.
 
+mod admin;
 mod de;
 mod edge;
 pub mod env;
@@ -19,6 +20,7 @@ mod throttle;
 mod tokens;
 mod upstreams;
 
+pub use admin::AdminConfig;
 pub use limits::LimitsConfig;
 pub use passwords::PasswordConfig;
 pub use redis::RedisConfig;
@@ -142,6 +144,8 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// Whether `POST /register` is open, and its id floor.
     pub registration: RegistrationConfig,
+    /// The admin API: its token and address.
+    pub admin: AdminConfig,
     /// Named upstream clusters.
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Routes to upstream clusters; longest matching prefix wins.
@@ -188,6 +192,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             throttle: ThrottleConfig::default(),
             registration: RegistrationConfig::default(),
+            admin: AdminConfig::default(),
             upstreams: BTreeMap::new(),
             routes: Vec::new(),
             identity_headers: vec![http::HeaderName::from_static("x-user-id")],

@@ -1,6 +1,7 @@
 //! The `routes` section: path prefixes (optionally per host) mapped to upstream clusters, each with an auth policy.
 
 use super::{invalid, ConfigError, UpstreamConfig};
+use crate::auth::roles::{RoleError, Roles};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -38,6 +39,13 @@ pub struct RouteConfig {
     /// Pass the client's `Authorization` header to the upstream (default: removed).
     #[serde(default)]
     pub forward_authorization: bool,
+    /// A valid token must hold at least one of these roles (none: any valid
+    /// token). Only with `auth: required`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// The only methods the route takes (none: every method); others are 405.
+    #[serde(default)]
+    pub methods: Vec<String>,
 }
 
 impl RouteConfig {
@@ -50,7 +58,32 @@ impl RouteConfig {
             auth: AuthPolicy::default(),
             strip_prefix: false,
             forward_authorization: false,
+            roles: Vec::new(),
+            methods: Vec::new(),
         }
+    }
+
+    /// The `roles` key as a set (validated by [`RouteConfig::validate`]).
+    pub(crate) fn role_set(&self) -> Result<Roles, RoleError> {
+        Roles::from_names(&self.roles)
+    }
+
+    /// The `methods` key parsed, uppercase, without duplicates, in the order given.
+    pub(crate) fn method_list(&self) -> Result<Vec<http::Method>, String> {
+        let mut out: Vec<http::Method> = Vec::new();
+        for m in &self.methods {
+            // Methods are case-sensitive (RFC 9110 §9.1): `get` is not GET, so
+            // a lowercase entry is a typo, not a method to allow.
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
+                return Err(format!("{m:?} is not an HTTP method (uppercase, like GET)"));
+            }
+            let parsed = http::Method::from_bytes(m.as_bytes())
+                .map_err(|_| format!("{m:?} is not an HTTP method"))?;
+            if !out.contains(&parsed) {
+                out.push(parsed);
+            }
+        }
+        Ok(out)
     }
 
     /// Check route number `i` against the configured clusters.
@@ -72,6 +105,18 @@ impl RouteConfig {
                     format!("expected a host name without port, got {h:?}"),
                 )
             })?;
+        }
+        if let Err(e) = self.role_set() {
+            return Err(invalid(format!("routes[{i}].roles"), e.to_string()));
+        }
+        if !self.roles.is_empty() && self.auth != AuthPolicy::Required {
+            return Err(invalid(
+                format!("routes[{i}].roles"),
+                "roles need `auth: required` (a request without a token has no roles to check)",
+            ));
+        }
+        if let Err(e) = self.method_list() {
+            return Err(invalid(format!("routes[{i}].methods"), e));
         }
         if !upstreams.contains_key(&self.upstream) {
             return Err(invalid(
@@ -96,5 +141,39 @@ mod tests {
         });
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("routes[0].upstream"), "{err}");
+    }
+
+    fn route_error(route: super::RouteConfig) -> String {
+        let mut c = Config::default();
+        c.upstreams.insert(
+            "app".into(),
+            yaml_serde::from_str("peers: ['127.0.0.1:1']").unwrap(),
+        );
+        c.routes.push(route);
+        c.validate()
+            .map(|_| String::new())
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    #[test]
+    fn roles_and_methods_are_checked_at_load() {
+        let base = super::RouteConfig::catch_all("app");
+        assert_eq!(route_error(base.clone()), "");
+        let bad_role = super::RouteConfig {
+            roles: vec!["Admin".into()],
+            ..base.clone()
+        };
+        assert!(route_error(bad_role).contains("routes[0].roles"));
+        let public_with_roles = super::RouteConfig {
+            roles: vec!["admin".into()],
+            auth: super::AuthPolicy::Public,
+            ..base.clone()
+        };
+        assert!(route_error(public_with_roles).contains("auth: required"));
+        let lower = super::RouteConfig {
+            methods: vec!["get".into()],
+            ..base
+        };
+        assert!(route_error(lower).contains("routes[0].methods"));
     }
 }

@@ -63,7 +63,7 @@ async fn outcome(
     let method = session.req_header().method.clone();
     if !endpoint.accepts(&method) {
         return Some(Err(ErrorReply::MethodNotAllowed {
-            allow: endpoint.allow(),
+            allow: endpoint.allow().into(),
         }));
     }
     let body = if endpoint.reads_body(&method) {

@@ -2,6 +2,7 @@
 
 use crate::api::Endpoint;
 use crate::auth::access::TokenRejection;
+use crate::auth::roles::Roles;
 use crate::domain::UserId;
 use crate::metrics::RequestMetrics;
 use std::sync::{Arc, OnceLock};
@@ -20,6 +21,8 @@ pub(crate) struct RequestCtx {
     pub route: Option<Arc<Route>>,
     /// The verified caller.
     pub user: Option<UserId>,
+    /// The verified caller's roles (`X-User-Roles`).
+    pub roles: Roles,
     /// Why the token was refused.
     pub rejection: Option<TokenRejection>,
     /// The client's X-Request-Id when sane, else a new one.
@@ -42,6 +45,7 @@ impl RequestCtx {
             endpoint: None,
             route: None,
             user: None,
+            roles: Roles::NONE,
             rejection: None,
             request_id: RequestId::None,
             client_ip: None,

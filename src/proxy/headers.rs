@@ -68,6 +68,10 @@ pub(super) fn prepare_upstream_request(
     }
     if let Some(user) = ctx.user {
         req.insert_header("X-User-Id", http::HeaderValue::from(user.0))?;
+        if !ctx.roles.is_empty() {
+            // Validated role names are header-safe: `[a-z0-9_.:-]` and commas.
+            req.insert_header("X-User-Roles", ctx.roles.as_str())?;
+        }
     }
     if !ctx.route.as_ref().is_some_and(|r| r.forward_authorization) {
         req.remove_header(&http::header::AUTHORIZATION);

@@ -124,18 +124,36 @@ impl Gateway {
             .headers
             .get(http::header::AUTHORIZATION)
             .map(|h| h.as_bytes());
-        let verify = |t: &str| self.access().verify(t).map(|id| id.user);
-        match admission::admit(route.auth, authorization, verify) {
-            Ok(user) => {
-                ctx.user = user;
-                false
-            }
-            Err(why) => {
-                ctx.rejection = Some(why);
-                respond::error(session, ctx, &ErrorReply::InvalidToken(why)).await;
-                true
-            }
+        let identity =
+            match admission::admit(route.auth, authorization, |t| self.access().verify(t)) {
+                Ok(identity) => identity,
+                Err(why) => {
+                    ctx.rejection = Some(why);
+                    respond::error(session, ctx, &ErrorReply::InvalidToken(why)).await;
+                    return true;
+                }
+            };
+        let refusal =
+            admission::route_rules(route, identity.as_ref(), &session.req_header().method);
+        if let Some(id) = identity {
+            ctx.user = Some(id.user);
+            ctx.roles = id.roles;
         }
+        let reply = match refusal {
+            Ok(()) => return false,
+            Err(admission::RouteRefusal::Role) => {
+                METRICS
+                    .role_refusals
+                    .with_label_values(&[route.label.as_str()])
+                    .inc();
+                ErrorReply::Forbidden
+            }
+            Err(admission::RouteRefusal::Method(allow)) => ErrorReply::MethodNotAllowed {
+                allow: allow.to_owned().into(),
+            },
+        };
+        respond::error(session, ctx, &reply).await;
+        true
     }
 
     /// The peer for this try of the chosen route.

@@ -1,6 +1,7 @@
 //! The route table: segment-aware path prefixes, optionally per Host, longest match first.
 
 use super::upstreams::Cluster;
+use crate::auth::roles::Roles;
 use crate::config::AuthPolicy;
 use crate::metrics::RequestMetrics;
 use std::sync::Arc;
@@ -21,6 +22,11 @@ pub struct Route {
     pub label: String,
     /// Pass the client's Authorization header upstream.
     pub forward_authorization: bool,
+    /// A token must hold one of these (empty: any valid token).
+    pub roles: Roles,
+    /// The methods taken (empty: all), and the `Allow` value naming them.
+    methods: Vec<http::Method>,
+    allow: String,
     /// Request counters and latency of this label.
     pub(crate) metrics: RequestMetrics,
 }
@@ -45,7 +51,36 @@ impl Route {
             cluster,
             label: prefix.to_owned(),
             forward_authorization: false,
+            roles: Roles::NONE,
+            methods: Vec::new(),
+            allow: String::new(),
             metrics: RequestMetrics::new(prefix),
+        }
+    }
+
+    /// Only tokens holding one of `roles` pass (none: any valid token).
+    pub fn with_roles(mut self, roles: Roles) -> Self {
+        self.roles = roles;
+        self
+    }
+
+    /// Only `methods` are taken (none: every method).
+    pub fn with_methods(mut self, methods: Vec<http::Method>) -> Self {
+        self.allow = methods
+            .iter()
+            .map(http::Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.methods = methods;
+        self
+    }
+
+    /// `Err(allow)` when the route does not take `method`.
+    pub fn check_method(&self, method: &http::Method) -> Result<(), &str> {
+        if self.methods.is_empty() || self.methods.contains(method) {
+            Ok(())
+        } else {
+            Err(&self.allow)
         }
     }
 

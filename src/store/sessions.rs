@@ -11,8 +11,10 @@
 //! session, never resurrect one.
 
 use super::{Store, StoreError};
+use crate::auth::access::Stamp;
 use crate::auth::refresh::Fingerprint;
 use crate::auth::revocations::{Revocation, CLOCK_SKEW_SECONDS};
+use crate::auth::roles::Roles;
 use crate::domain::{SessionId, UserId};
 use std::net::IpAddr;
 
@@ -44,11 +46,11 @@ pub enum Guard<'a> {
 /// What opening a session did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Opened {
-    /// It exists, at the user's token generation `gen`; the `evicted` older
-    /// sessions were ended in the same step to stay within the cap.
+    /// It exists, at the user's token generation and roles `stamp`; the
+    /// `evicted` older sessions were ended in the same step to stay within the cap.
     Yes {
-        /// The generation its access tokens carry.
-        gen: u64,
+        /// The generation and roles its access tokens carry.
+        stamp: Stamp,
         /// Sessions ended to make room.
         evicted: Vec<SessionId>,
     },
@@ -74,10 +76,10 @@ pub struct NewSession<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
     /// The token was current: the new one replaces it; new access tokens
-    /// carry the user's generation `gen`.
+    /// carry the user's generation and roles `stamp`.
     Rotated {
-        /// The user's token generation now.
-        gen: u64,
+        /// The user's token generation and roles now.
+        stamp: Stamp,
     },
     /// The token was the previous one, within the grace window: refused, nothing revoked.
     Duplicate,
@@ -128,7 +130,8 @@ redis.call('PEXPIRE', KEYS[1], math.min(idle, abs_end - now))
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - idle)
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[2], idle)
-local out = {'opened', redis.call('HGET', KEYS[3], 'gen') or '0'}
+local stamp = redis.call('HMGET', KEYS[3], 'gen', 'roles')
+local out = {'opened', stamp[1] or '0', stamp[2] or ''}
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
 if over > 0 then
   local popped = redis.call('ZPOPMIN', KEYS[2], over)
@@ -162,7 +165,8 @@ if s[1] == ARGV[2] then
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[2], idle)
-  return {'rotated', tostring(ttl), s[2] or '', redis.call('HGET', KEYS[3], 'gen') or '0'}
+  local stamp = redis.call('HMGET', KEYS[3], 'gen', 'roles')
+  return {'rotated', tostring(ttl), s[2] or '', stamp[1] or '0', stamp[2] or ''}
 end
 if s[2] == ARGV[2] and now - tonumber(s[3]) <= grace then return {'duplicate'} end
 redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
@@ -211,6 +215,15 @@ fn set_px(key: &str, value: &str, ttl_ms: u64) -> redis::Cmd {
 fn parse_gen(v: Option<&String>) -> Result<u64, StoreError> {
     v.and_then(|g| g.parse().ok())
         .ok_or_else(|| StoreError::Corrupt(format!("a user generation of {v:?}")))
+}
+
+/// The generation and roles a create or rotate script read from the user record.
+fn parse_stamp(gen: Option<&String>, roles: Option<&String>) -> Result<Stamp, StoreError> {
+    let roles = roles.map_or(Ok(Roles::NONE), |r| Roles::from_stored(r));
+    Ok(Stamp {
+        gen: parse_gen(gen)?,
+        roles: roles.map_err(|e| StoreError::Corrupt(format!("a user's roles: {e}")))?,
+    })
 }
 
 /// The value of a refresh lookup key: `<user>:<sid>`.
@@ -272,10 +285,10 @@ impl Store {
                 )))
             }
         }
-        let gen = parse_gen(reply.get(1))?;
+        let stamp = parse_stamp(reply.get(1), reply.get(2))?;
         let mut evicted = Vec::new();
         let mut lookups = Vec::new();
-        for ended in reply.get(2..).unwrap_or_default().chunks(3) {
+        for ended in reply.get(3..).unwrap_or_default().chunks(3) {
             if let Some(sid) = ended.first().and_then(|sid| SessionId::parse(sid)) {
                 evicted.push(sid);
             }
@@ -290,7 +303,7 @@ impl Store {
         if let Err(e) = self.forget_lookups(&lookups).await {
             log::debug!("could not delete the lookups of evicted sessions: {e}");
         }
-        Ok(Opened::Yes { gen, evicted })
+        Ok(Opened::Yes { stamp, evicted })
     }
 
     /// Whose session a refresh token belongs to, if the lookup still exists.
@@ -356,7 +369,7 @@ impl Store {
                     }
                 }
                 Rotation::Rotated {
-                    gen: parse_gen(reply.get(3))?,
+                    stamp: parse_stamp(reply.get(3), reply.get(4))?,
                 }
             }
             Some("duplicate") => Rotation::Duplicate,

@@ -458,6 +458,18 @@ async fn reach(g: &Gateways, d: &Documented) -> RawResponse {
             r.send(&g.main).await
         }
         "registration_closed" => main().send(&g.closed).await,
+        "account_disabled" => {
+            // Disabled by an operator, with the CLI against the same store.
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+                .arg("-c")
+                .arg(g.main.conf())
+                .args(["users", "disable", "--id", &user.id.to_string()])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            let creds = user.credentials().to_string();
+            Raw::new("POST", "/login").body(&creds).send(&g.main).await
+        }
         "email_taken" => {
             let r = main();
             assert_eq!(r.send(&g.main).await.status, 201);

@@ -10,6 +10,7 @@
 
 mod helpers;
 
+mod admin;
 mod auth_api;
 mod cli;
 mod cluster;
@@ -23,6 +24,7 @@ mod proxy;
 mod races;
 mod redis_outage;
 mod redis_tls;
+mod roles;
 mod routing;
 mod sessions;
 mod settings;
