@@ -11,6 +11,7 @@ pub mod config;
 pub mod fuzz_api;
 pub mod import;
 pub mod keygen;
+pub mod routes_cli;
 pub mod startup;
 
 mod api;

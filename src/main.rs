@@ -41,12 +41,17 @@ enum Command {
     ImportUsers(authgate::import::ImportArgs),
     /// Manage users in the Redis of `-c`: list, show, create, set-roles, disable, enable, delete, logout.
     Users(authgate::admin::cli::UsersArgs),
+    /// Ask what a request would get from the routes of `-c`: `routes explain METHOD PATH`.
+    Routes(authgate::routes_cli::RoutesArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::ImportUsers(args)) = &cli.command {
         return authgate::import::main(&cli.conf, args);
+    }
+    if let Some(Command::Routes(args)) = &cli.command {
+        return authgate::routes_cli::main(&cli.conf, args);
     }
     if let Some(Command::Users(args)) = &cli.command {
         return authgate::admin::cli::main(&cli.conf, args);

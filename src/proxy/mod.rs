@@ -5,6 +5,7 @@ mod admission;
 mod auth_endpoint;
 mod body;
 mod ctx;
+pub(crate) mod explain;
 mod failure;
 mod fast_path;
 mod headers;

@@ -234,3 +234,70 @@ async fn roles_need_a_required_route_and_valid_names_at_load() {
         assert!(out.contains(key), "{yaml}: {out}");
     }
 }
+
+/// `authgate -c conf routes explain ARGS --json`: exit code and report.
+fn explain(conf: &std::path::Path, args: &[&str]) -> (i32, Value) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("-c")
+        .arg(conf)
+        .args(["routes", "explain", "--json"])
+        .args(args)
+        .env_remove("AUTHGATE_UPSTREAM")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(text.trim()).unwrap_or_else(
+        |_| json!({ "stdout": text, "stderr": String::from_utf8_lossy(&out.stderr) }),
+    );
+    (out.status.code().unwrap_or(-1), report)
+}
+
+#[test]
+fn routes_explain_answers_as_the_gateway_would_on_the_shipped_and_a_role_conf() {
+    let shipped = std::path::Path::new("conf/gateway.yaml");
+    let (code, r) = explain(shipped, &["--anonymous", "GET", "/api/x"]);
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(r["answer"]["status"], 401, "{r}");
+    assert_eq!(r["route"]["prefix"], "/", "{r}");
+    let (code, r) = explain(shipped, &["GET", "/api/./x/../y?q=1"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["canonical_path"], "/api/y", "{r}");
+    assert_eq!(r["answer"]["forwarded"], true, "{r}");
+    let (code, r) = explain(shipped, &["POST", "/login/"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["answer"]["served_by"], "gateway", "{r}");
+    let (code, r) = explain(shipped, &["GET", "/a%2fb"]);
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(r["answer"]["error"], "invalid_path", "{r}");
+
+    let conf = std::env::temp_dir().join(format!("{}.yaml", unique("explain")));
+    std::fs::write(
+        &conf,
+        format!("upstreams:\n  default:\n    peers: ['127.0.0.1:1']\n{ROUTES}"),
+    )
+    .unwrap();
+    let (code, r) = explain(&conf, &["--roles", "staff,billing", "GET", "/STAFF/pay"]);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["route"]["prefix"], "/staff", "{r}");
+    assert_eq!(r["answer"]["x_user_roles"], "billing,staff", "{r}");
+    let (code, r) = explain(&conf, &["--roles", "superadmin", "GET", "/staff/pay"]);
+    assert_eq!(
+        (code, r["answer"]["status"].clone()),
+        (1, json!(403)),
+        "{r}"
+    );
+    let (code, r) = explain(&conf, &["--anonymous", "GET", "/staff/pay"]);
+    assert_eq!(
+        (code, r["answer"]["status"].clone()),
+        (1, json!(401)),
+        "{r}"
+    );
+    let (code, r) = explain(&conf, &["DELETE", "/reports/1"]);
+    assert_eq!(
+        (code, r["answer"]["status"].clone()),
+        (1, json!(405)),
+        "{r}"
+    );
+    let (code, r) = explain(&conf, &["--roles", "Bad Role", "GET", "/x"]);
+    assert_eq!(code, 2, "{r}");
+}
