@@ -478,3 +478,80 @@ fn keygen_writes_an_owner_only_key_and_never_overwrites() {
         "{again:?}"
     );
 }
+
+/// Issue #23: `nbf` in the future, any `crit` header (an empty list included)
+/// and a fractional `exp`/`iat`/`nbf` are refused as `invalid_token`, each
+/// reason counted; an `nbf` already past passes.
+#[tokio::test]
+async fn nbf_crit_and_fractional_dates_are_refused() {
+    use jsonwebtoken::Header;
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder().upstream(up.addr).start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let signed =
+        |header: &Header, claims: &Value| jsonwebtoken::encode(header, claims, &key).unwrap();
+    let plain = Header::new(Algorithm::HS256);
+    let base = json!({"user_id": 7, "sub": "7", "iat": now, "exp": now + 300});
+    let with = |field: &str, value: Value| {
+        let mut c = base.clone();
+        c[field] = value;
+        c
+    };
+    assert_eq!(
+        gw.get_status("/api/x", Some(&signed(&plain, &base))).await,
+        200
+    );
+    assert_eq!(
+        gw.get_status(
+            "/api/x",
+            Some(&signed(&plain, &with("nbf", json!(now - 5))))
+        )
+        .await,
+        200,
+        "an nbf already past passes"
+    );
+    let crit = |names: Vec<String>| Header {
+        crit: Some(names),
+        ..Header::new(Algorithm::HS256)
+    };
+    let cases = [
+        (
+            "nbf in an hour",
+            signed(&plain, &with("nbf", json!(now + 3600))),
+        ),
+        ("nbf in 5 s", signed(&plain, &with("nbf", json!(now + 5)))),
+        ("crit [exp]", signed(&crit(vec!["exp".into()]), &base)),
+        ("crit []", signed(&crit(vec![]), &base)),
+        (
+            "fractional exp",
+            signed(&plain, &with("exp", json!(now as f64 + 300.5))),
+        ),
+        (
+            "fractional iat",
+            signed(&plain, &with("iat", json!(now as f64 - 0.5))),
+        ),
+        (
+            "fractional nbf",
+            signed(&plain, &with("nbf", json!(now as f64 - 10.5))),
+        ),
+    ];
+    for (what, jwt) in &cases {
+        let r = gw.get("/api/x", Some(jwt)).await;
+        assert_eq!(r.status(), 401, "{what}");
+        assert_error(&r.json().await.unwrap(), "invalid_token");
+        assert_eq!(gw.get_status("/me", Some(jwt)).await, 401, "{what} on /me");
+    }
+    let metrics = gw.metrics().await;
+    for reason in ["not_yet_valid", "unsupported_crit", "malformed"] {
+        assert!(
+            metrics.contains(&format!(
+                "authgate_token_rejections_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+}
