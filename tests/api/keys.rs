@@ -555,3 +555,62 @@ async fn nbf_crit_and_fractional_dates_are_refused() {
         );
     }
 }
+
+/// Issue #23: a key file others may write (a verify-only public key included)
+/// or a directory others may write is refused by `-t`, at start and on SIGHUP:
+/// whoever can replace a key can mint tokens after the next reload.
+#[tokio::test]
+async fn key_files_or_directories_others_can_write_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let signer = KeyFiles::generate("EdDSA", "w-sign");
+    let verifier = KeyFiles::generate("EdDSA", "w-verify");
+    let public_entry = format!(
+        "    - {{kid: w-verify, alg: EdDSA, public_key_file: {}}}\n",
+        verifier.public.display()
+    );
+    let yaml = tokens_yaml(&[signer.entry(true), public_entry], "");
+    let (code, out) = check_config(&yaml);
+    assert_eq!(code, Some(0), "{out}");
+    let public = verifier.public.display().to_string();
+    let dir = verifier.public.parent().unwrap().to_owned();
+    for (path, mode, says) in [
+        (&verifier.public, 0o666, format!("chmod go-w {public}")),
+        (&verifier.public, 0o620, format!("chmod go-w {public}")),
+        (&dir, 0o777, format!("chmod go-w {}", dir.display())),
+        (&dir, 0o770, format!("chmod go-w {}", dir.display())),
+    ] {
+        let before = std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        chmod(path, mode);
+        let (code, out) = check_config(&yaml);
+        chmod(path, before);
+        assert_eq!(code, Some(2), "{mode:o}: {out}");
+        assert!(
+            out.contains("tokens.keys[1].public_key_file") && out.contains(&says),
+            "{mode:o}: {out}"
+        );
+    }
+    let (code, out) = check_config(&yaml);
+    assert_eq!(code, Some(0), "restored: {out}");
+
+    let sdir = signer.private.parent().unwrap().to_owned();
+    chmod(&sdir, 0o777);
+    let (code, out) = check_config(&yaml);
+    chmod(&sdir, 0o700);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("tokens.keys[0].private_key_file"), "{out}");
+
+    let (_up, gw) = gateway(&yaml).await;
+    let user = gw.new_user().await;
+    chmod(&verifier.public, 0o666);
+    let answer = gw.sighup().await;
+    chmod(&verifier.public, 0o644);
+    assert!(
+        answer.contains("keeping the current signing keys")
+            && answer.contains(&format!("chmod go-w {public}")),
+        "{answer}"
+    );
+    assert_eq!(gw.get_status("/api/x", Some(&user.access)).await, 200);
+}
