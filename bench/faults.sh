@@ -61,6 +61,7 @@ tokens:
 passwords:
   memory_kib: 1024
   iterations: 1
+  allow_insecure_parameters: true
   hash_threads: 1
   max_queue: 64
   max_queue_per_client: 64

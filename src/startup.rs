@@ -81,6 +81,9 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     // the first Redis connection. Installing again (or after Pingora) is a no-op.
     pingora_core::tls::install_default_crypto_provider();
     let redis = Redis::new(&cfg.redis)?;
+    if let Some(warning) = cfg.passwords.insecure_warning() {
+        log::warn!("{warning}");
+    }
     let passwords = Passwords::new(&cfg.passwords).map_err(BuildError::Passwords)?;
     let store = Arc::new(Store::new(redis, &cfg.redis.key_prefix));
     let t = &cfg.tokens;

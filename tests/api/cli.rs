@@ -221,3 +221,64 @@ ops_listen: ''
     let mode = std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&dir).expect("run dir"));
     assert_eq!(mode & 0o777, 0o700);
 }
+
+/// Issue #23: Argon2 parameters below every OWASP row are refused by `-t`
+/// unless `passwords.allow_insecure_parameters` (or its variable) is set, which
+/// is then said in a warning line; each OWASP row itself loads.
+#[test]
+fn argon2_parameters_below_owasp_are_refused_unless_allowed() {
+    let env = [("AUTHGATE_JWT_SECRET", SECRET)];
+    let check = |m: u32, t: u32, more: &str, env: &[(&str, &str)]| {
+        let p = conf(&format!(
+            "passwords:\n  memory_kib: {m}\n  iterations: {t}\n{more}"
+        ));
+        authgate(&["-t", "-c", p.to_str().unwrap()], env)
+    };
+    for (m, t) in [
+        (1024, 1),
+        (19456, 1),
+        (12288, 2),
+        (47103, 1),
+        (7167, 5),
+        (9216, 3),
+    ] {
+        let (code, out) = check(m, t, "", &env);
+        assert_eq!(code, 2, "m={m} t={t}: {out}");
+        assert!(
+            out.contains("passwords")
+                && out.contains("OWASP")
+                && out.contains("allow_insecure_parameters"),
+            "m={m} t={t}: {out}"
+        );
+        assert!(!out.contains("WARN"), "{out}");
+    }
+    for (m, t) in [
+        (19456, 2),
+        (47104, 1),
+        (12288, 3),
+        (9216, 4),
+        (7168, 5),
+        (65536, 3),
+    ] {
+        let (code, out) = check(m, t, "", &env);
+        assert_eq!(code, 0, "m={m} t={t}: {out}");
+        assert!(!out.contains("allow_insecure_parameters"), "{out}");
+    }
+    let (code, out) = check(1024, 1, "  allow_insecure_parameters: true\n", &env);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("WARN") && out.contains("below OWASP's minimum"),
+        "a warning line: {out}"
+    );
+    let (code, out) = check(
+        1024,
+        1,
+        "",
+        &[
+            ("AUTHGATE_JWT_SECRET", SECRET),
+            ("AUTHGATE_ARGON2_ALLOW_INSECURE", "1"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("below OWASP's minimum"), "{out}");
+}

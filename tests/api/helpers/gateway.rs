@@ -149,6 +149,7 @@ passwords:
   memory_kib: 1024
   iterations: 1
   parallelism: 1
+  allow_insecure_parameters: true
   hash_threads: 2
 redis:
   url: {url}
