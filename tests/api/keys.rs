@@ -614,3 +614,70 @@ async fn key_files_or_directories_others_can_write_are_refused() {
     );
     assert_eq!(gw.get_status("/api/x", Some(&user.access)).await, 200);
 }
+
+/// Issue #23: `authgate keygen` writes standard PKCS#8 (private) and SPKI
+/// (public) PEM, for each algorithm: `openssl pkey` reads both and derives the
+/// same public key, and Python's `cryptography` loads both and signs with the
+/// private key what the public key verifies.
+#[test]
+fn keygen_pem_is_read_by_openssl_and_python_cryptography() {
+    let have = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        have("openssl", "version"),
+        "openssl CLI missing: apt-get install openssl"
+    );
+    assert!(have("python3", "--version"), "python3 missing");
+    let script = r#"
+import sys
+from cryptography.hazmat.primitives import serialization, hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+private = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), password=None)
+public = serialization.load_pem_public_key(open(sys.argv[2], "rb").read())
+spki = lambda k: k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+assert spki(private.public_key()) == spki(public), "not the same key"
+if isinstance(private, ed25519.Ed25519PrivateKey):
+    public.verify(private.sign(b"m"), b"m")
+    print("Ed25519")
+else:
+    assert isinstance(private.curve, ec.SECP256R1)
+    public.verify(private.sign(b"m", ec.ECDSA(hashes.SHA256())), b"m", ec.ECDSA(hashes.SHA256()))
+    print("P-256")
+"#;
+    for (alg, kid, curve) in [("EdDSA", "pem-ed", "Ed25519"), ("ES256", "pem-ec", "P-256")] {
+        let k = KeyFiles::generate(alg, kid);
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{alg}: {cmd:?}: {text}");
+            text
+        };
+        run(Command::new("openssl")
+            .args(["pkey", "-noout", "-in"])
+            .arg(&k.private));
+        run(Command::new("openssl")
+            .args(["pkey", "-pubin", "-noout", "-in"])
+            .arg(&k.public));
+        let derived = run(Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&k.private));
+        assert_eq!(
+            derived,
+            std::fs::read_to_string(&k.public).unwrap(),
+            "{alg}"
+        );
+        let printed = run(Command::new("python3")
+            .args(["-c", script])
+            .arg(&k.private)
+            .arg(&k.public));
+        assert!(printed.contains(curve), "{alg}: {printed}");
+    }
+}
