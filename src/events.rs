@@ -1,4 +1,5 @@
-//! Security events: one JSON line each on the access-log stream (stdout), with an `event` field, never a secret.
+//! Security events: one JSON line each on the access-log stream (stdout), with an `event`
+//! field, never a secret; queued apart from access lines and never dropped.
 
 use crate::domain::{SessionId, UserId};
 use serde::Serialize;
@@ -64,5 +65,5 @@ pub(crate) fn emit(
         session_id: sid.map(|s| s.to_string()),
         client,
     };
-    crate::proxy::access_log::append(&line);
+    crate::proxy::access_log::append_event(&line);
 }

@@ -35,6 +35,8 @@ pub(crate) struct Metrics {
     pub revocations_held: IntGauge,
     /// Requests read by the body-less fast path (the others went to pingora-proxy).
     pub fast_path: IntCounter,
+    /// Access log lines dropped because stdout did not keep up (never security events).
+    pub log_lines_dropped: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -111,6 +113,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "Requests served by the body-less HTTP/1 fast path; the rest went through pingora-proxy",
     )?;
     registry.register(Box::new(fast_path.clone()))?;
+    let log_lines_dropped = IntCounter::new(
+        "log_lines_dropped_total",
+        "Access log lines dropped because stdout did not keep up; the log is complete while this is 0",
+    )?;
+    registry.register(Box::new(log_lines_dropped.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -125,6 +132,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         revocation_feed_up,
         revocations_held,
         fast_path,
+        log_lines_dropped,
     })
 }
 

@@ -46,6 +46,8 @@ pub struct GatewayBuilder {
     also_listen: Vec<SocketAddr>,
     /// `fast_path`; unset: the suite's choice (`fast_path_default`).
     fast_path: Option<bool>,
+    /// stdout to a pipe this process holds open and never reads.
+    stdout_unread: bool,
 }
 
 /// Whether gateways run the fast path unless a test says: on, or off when
@@ -118,6 +120,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Send the gateway's stdout (the access log) to a pipe nobody reads; its
+    /// stderr still goes to the log file.
+    pub fn stdout_unread(mut self) -> Self {
+        self.stdout_unread = true;
+        self
+    }
+
     /// Start it and wait until it listens.
     pub fn start(self) -> TestGateway {
         let dir = scratch_dir();
@@ -175,7 +184,13 @@ redis:
         ];
         env.extend(self.env);
         let args = vec!["-c".to_owned(), conf.display().to_string()];
-        let mut child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &env, &log);
+        let mut child = spawn_tied(
+            env!("CARGO_BIN_EXE_authgate"),
+            &args,
+            &env,
+            &log,
+            self.stdout_unread,
+        );
         wait_for_port(port, &mut child, "authgate", &log);
         wait_for_port(ops_port, &mut child, "authgate ops", &log);
         TestGateway {
@@ -227,6 +242,7 @@ impl TestGateway {
             env: vec![],
             also_listen: vec![],
             fast_path: None,
+            stdout_unread: false,
         }
     }
 
@@ -356,6 +372,11 @@ impl TestGateway {
             .expect("metrics text")
     }
 
+    /// The unread stdout pipe of a gateway started with `stdout_unread`, to read at last.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     /// Everything it printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -425,7 +446,13 @@ impl TestGateway {
             "-c".to_owned(),
             self.conf.display().to_string(),
         ];
-        let child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &self.env, &log);
+        let child = spawn_tied(
+            env!("CARGO_BIN_EXE_authgate"),
+            &args,
+            &self.env,
+            &log,
+            false,
+        );
         TestGateway {
             addr: self.addr,
             ops: self.ops,
