@@ -12,6 +12,7 @@ mod process;
 pub mod raw;
 mod redis;
 mod redis_cluster;
+mod relay;
 pub mod tls_redis;
 mod upstream;
 
@@ -20,6 +21,7 @@ pub use keys::{claims, sign_with, token_part, tokens_yaml, KeyFiles};
 pub use process::{free_port, unique};
 pub use redis::{shared_redis, RedisServer};
 pub use redis_cluster::RedisCluster;
+pub use relay::{RedisRelay, Seen};
 pub use upstream::{DeadPort, Upstream};
 
 use std::future::Future;
