@@ -245,9 +245,9 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
 }
 
 /// Run `server` until it stops (SIGINT at once; SIGTERM and SIGQUIT once no
-/// connection is left, or after the grace period), then write out what the
-/// access log still holds.
+/// connection is left, or after the grace period), then leave by the one exit
+/// path ([`crate::shutdown::exit_path`]).
 pub fn run(server: Server) {
     server.run(pingora_core::server::RunArgs::default());
-    crate::proxy::access_log::flush();
+    crate::shutdown::exit_path();
 }
