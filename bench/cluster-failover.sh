@@ -13,7 +13,7 @@ DUR=${DUR:-30}; KILL_AT=${KILL_AT:-10}; WORKERS=${WORKERS:-16}
 # Room in the hashing queue for every worker: a 503 busy would hide the fault.
 export AUTHGATE_HASH_MAX_QUEUE=${AUTHGATE_HASH_MAX_QUEUE:-64}
 no_throttle_conf "$T/gateway.yaml"
-export GATEWAY_CONF="$T/gateway.yaml" AUTHGATE_ARGON2_MEMORY_KIB=1024 AUTHGATE_ARGON2_ITERATIONS=1
+export GATEWAY_CONF="$T/gateway.yaml" AUTHGATE_ARGON2_MEMORY_KIB=1024 AUTHGATE_ARGON2_ITERATIONS=1 AUTHGATE_ARGON2_ALLOW_INSECURE=1
 start_upstream
 start_cluster
 victim=${CL_PORTS[0]}

@@ -61,6 +61,7 @@ tokens:
 passwords:
   memory_kib: 1024
   iterations: 1
+  allow_insecure_parameters: true
   hash_threads: 1
   max_queue: 64
   max_queue_per_client: 64
@@ -138,6 +139,11 @@ echo
 echo "gateway log: $(grep -c ' ERROR ' "$T/gw.log" || true) ERROR lines, $(grep -c 'panicked' "$T/gw.log" || true) panics"
 grep -m5 -E ' ERROR |panicked' "$T/gw.log" | cut -c1-200 || true
 echo "readyz after the run: $(curl -s "http://127.0.0.1:$OPS/readyz")"
+# The access log is complete unless this counter is above 0 (lines dropped
+# because stdout did not keep up); it covers the process serving now.
+dropped=$(curl -s "http://127.0.0.1:$OPS/metrics" | awk '/^authgate_log_lines_dropped_total / {print $2}')
+echo "access log lines dropped (authgate_log_lines_dropped_total): ${dropped:-unknown}"
+[ "${dropped:-0}" = 0 ] || { echo "  the access log is not complete: the answer-in-log check above is void"; status=1; }
 echo "revocation feed: $(grep -c 'authgate::store::revocation_feed' "$T/gw.log") log lines; last: $(grep 'authgate::store::revocation_feed' "$T/gw.log" | tail -1 | cut -c1-160)"
 echo "old process: $(grep -m1 -E 'graceful shutdown: no connection left' "$T/gw.log" | cut -c1-160 || echo 'no early exit line')"
 exit $status

@@ -1,4 +1,5 @@
-//! Security events: one JSON line each on the access-log stream (stdout), with an `event` field, never a secret.
+//! Security events: one JSON line each on the access-log stream (stdout), with an `event`
+//! field, never a secret; queued apart from access lines and never dropped.
 
 use crate::domain::{SessionId, UserId};
 use serde::Serialize;
@@ -67,7 +68,7 @@ pub(crate) fn emit(
         session_id: sid.map(|s| s.to_string()),
         client,
     };
-    crate::proxy::access_log::append(&line);
+    crate::proxy::access_log::append_event(&line);
 }
 
 /// An operator's change to a user, by the admin API or the CLI.
@@ -148,7 +149,7 @@ pub(crate) fn emit_admin(
         new,
     };
     match actor {
-        Actor::Api(_) => crate::proxy::access_log::append(&line),
+        Actor::Api(_) => crate::proxy::access_log::append_event(&line),
         Actor::Cli => {
             if let Ok(text) = serde_json::to_string(&line) {
                 eprintln!("{text}");

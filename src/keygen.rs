@@ -68,7 +68,15 @@ pub fn generate(alg: Alg) -> Result<KeyPair, KeygenError> {
             OsRng.fill_bytes(&mut seed);
             let key = ed25519_dalek::SigningKey::from_bytes(&seed);
             let public = key.verifying_key();
-            (pem(&key, &public)?, public.to_bytes().to_vec())
+            // PKCS#8 v1 (RFC 8410's `PrivateKeyInfo`, the seed alone), as
+            // `openssl genpkey` writes it: dalek's own encoding of a signing key
+            // is v2 (`OneAsymmetricKey` with the public key attached), which
+            // Python's `cryptography` does not read.
+            let v1 = ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: seed,
+                public_key: None,
+            };
+            (pem(&v1, &public)?, public.to_bytes().to_vec())
         }
         Alg::ES256 => {
             let key = p256::SecretKey::random(&mut OsRng);

@@ -42,6 +42,8 @@ pub(crate) struct Metrics {
     /// Password hashes computed for requests (argon2id hashes and verifications, Django
     /// verifications): a throttled or refused request must not move it.
     pub password_hashes: IntCounter,
+    /// Access log lines dropped because stdout did not keep up (never security events).
+    pub log_lines_dropped: IntCounter,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -139,6 +141,11 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     registry.register(Box::new(role_refusals.clone()))?;
     registry.register(Box::new(admin.clone()))?;
+    let log_lines_dropped = IntCounter::new(
+        "log_lines_dropped_total",
+        "Access log lines dropped because stdout did not keep up; the log is complete while this is 0",
+    )?;
+    registry.register(Box::new(log_lines_dropped.clone()))?;
     Ok(Metrics {
         role_refusals,
         admin,
@@ -156,6 +163,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         revocations_held,
         fast_path,
         password_hashes,
+        log_lines_dropped,
     })
 }
 

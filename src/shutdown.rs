@@ -11,8 +11,15 @@
 //! stops accepting, then always sleeps `grace_period_seconds` before it stops
 //! its runtimes, however little is left to do. The gateway counts the client
 //! connections it serves ([`Connection`]); once the grace period has begun and
-//! none is left, it writes out the access log and exits. The grace period stays
-//! the upper bound: Pingora's own timer ends it for connections still open then.
+//! none is left, it ends the grace period early (`grace_period::end`, a small
+//! addition to the vendored pingora-core). The grace period stays the upper
+//! bound: Pingora's own timer ends it for connections still open then.
+//!
+//! There is one way out of a serving process, whatever the signal: Pingora's
+//! `run` returns (after stopping its runtimes), then [`exit_path`] writes out
+//! what must not be lost (the access log and the security events) and `main`
+//! returns, so every `Drop` runs. Nothing calls `process::exit` (which skipped
+//! Pingora's shutdown and every `Drop`).
 
 use pingora_core::server::{ExecutionPhase, ShutdownWatch};
 use pingora_core::services::background::BackgroundService;
@@ -51,6 +58,14 @@ impl Drop for Connection {
 /// Client connections open now.
 fn open_connections() -> usize {
     OPEN.load(Ordering::SeqCst)
+}
+
+/// The one exit path of a serving process, once Pingora's `run` has returned
+/// (every signal, and the grace period ended early): write out the access log
+/// and the security events still queued. `main` then returns.
+pub(crate) fn exit_path() {
+    crate::proxy::access_log::flush();
+    log::info!("authgate exiting");
 }
 
 /// Follows the server's phases. A background service rather than a thread
@@ -114,8 +129,9 @@ fn follow(mut phases: Receiver<ExecutionPhase>, grace: Duration) {
     }
 }
 
-/// Wait until no client connection is open, then flush the access log and exit;
-/// give up (and leave the exit to Pingora) when the grace period is over.
+/// Wait until no client connection is open, then end the grace period so that
+/// Pingora goes on to stop its runtimes and return; give up (and leave the
+/// end to Pingora's timer) when the grace period is over.
 fn drain(grace: Duration) {
     const POLL: Duration = Duration::from_millis(10);
     // A connection accepted just before the listeners stopped may not have
@@ -131,8 +147,8 @@ fn drain(grace: Duration) {
                     "graceful shutdown: no connection left after {:?}, exiting",
                     started.elapsed()
                 );
-                crate::proxy::access_log::flush();
-                std::process::exit(0);
+                pingora_core::server::grace_period::end();
+                return;
             }
         } else {
             quiet = 0;

@@ -94,6 +94,9 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     // the first Redis connection. Installing again (or after Pingora) is a no-op.
     pingora_core::tls::install_default_crypto_provider();
     let redis = Redis::new(&cfg.redis)?;
+    if let Some(warning) = cfg.passwords.insecure_warning() {
+        log::warn!("{warning}");
+    }
     let passwords = Arc::new(Passwords::new(&cfg.passwords).map_err(BuildError::Passwords)?);
     let store = Arc::new(Store::new(redis, &cfg.redis.key_prefix));
     let t = &cfg.tokens;
@@ -328,9 +331,9 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
 }
 
 /// Run `server` until it stops (SIGINT at once; SIGTERM and SIGQUIT once no
-/// connection is left, or after the grace period), then write out what the
-/// access log still holds.
+/// connection is left, or after the grace period), then leave by the one exit
+/// path ([`crate::shutdown::exit_path`]).
 pub fn run(server: Server) {
     server.run(pingora_core::server::RunArgs::default());
-    crate::proxy::access_log::flush();
+    crate::shutdown::exit_path();
 }

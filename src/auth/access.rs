@@ -25,6 +25,11 @@ pub enum TokenRejection {
     WrongAlgorithm,
     /// Past `exp`.
     Expired,
+    /// Before `nbf` (with the same zero leeway as `exp`).
+    NotYetValid,
+    /// Its header carries `crit`: the gateway understands no header extension,
+    /// so RFC 7515 §4.1.11 requires refusing any `crit`, an empty list included.
+    CriticalHeader,
     /// Its session was revoked (logout, reuse detected, password changed...).
     Revoked,
     /// Its `kid` names no key of the ring (or it has none where one is required).
@@ -46,6 +51,8 @@ impl TokenRejection {
             TokenRejection::BadSignature => "bad_signature",
             TokenRejection::WrongAlgorithm => "wrong_algorithm",
             TokenRejection::Expired => "expired",
+            TokenRejection::NotYetValid => "not_yet_valid",
+            TokenRejection::CriticalHeader => "unsupported_crit",
             TokenRejection::Revoked => "revoked",
             TokenRejection::UnknownKey => "unknown_key",
             TokenRejection::WrongIssuer => "wrong_issuer",
@@ -65,7 +72,14 @@ struct Claims {
     /// by generation, not by issue time.
     #[serde(rename = "iat")]
     _issued_at: u64,
+    /// An integer on purpose, as `iat`: RFC 7519's NumericDate allows
+    /// fractions, but jsonwebtoken-based upstreams refuse them, so a token the
+    /// gateway passed would fail behind it (a fraction is `malformed`).
     exp: u64,
+    /// Checked by jsonwebtoken (`validate_nbf`); read here only so that a
+    /// non-integer one is refused like a non-integer `exp`.
+    #[serde(default, rename = "nbf")]
+    _not_before: Option<u64>,
     /// The session (refresh-token family) this token was issued in.
     #[serde(default)]
     sid: Option<String>,
@@ -237,10 +251,12 @@ fn verify_signed(ring: &KeyRing, token: &str) -> Result<(Identity, u64), TokenRe
         Err(NoKey::Malformed) => return Err(TokenRejection::Malformed),
         Err(NoKey::UnknownKey) => return Err(TokenRejection::UnknownKey),
         Err(NoKey::WrongAlgorithm) => return Err(TokenRejection::WrongAlgorithm),
+        Err(NoKey::Critical) => return Err(TokenRejection::CriticalHeader),
     };
     let data =
         jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => TokenRejection::Expired,
+            ErrorKind::ImmatureSignature => TokenRejection::NotYetValid,
             ErrorKind::InvalidSignature => TokenRejection::BadSignature,
             ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
                 TokenRejection::WrongAlgorithm

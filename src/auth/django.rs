@@ -19,8 +19,23 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq as _;
 
 /// The most memory one stored hash may make a verification use (argon2 `m`,
-/// scrypt 128·r·N): 1 GiB. Django's defaults need 100 MiB (argon2) and 16 MiB (scrypt).
-const MAX_MEMORY_BYTES: u64 = 1 << 30;
+/// scrypt 128·r·N): 256 MiB, on each hashing thread. Django's defaults need
+/// 100 MiB (argon2) and 16 MiB (scrypt).
+const MAX_MEMORY_BYTES: u64 = 256 << 20;
+
+/// Ceilings on the work one stored hash may ask of a login, a few times
+/// Django's current defaults (pbkdf2 1 000 000 iterations, bcrypt cost 12,
+/// argon2 t=2 p=8, scrypt p=5): an export with absurd costs would otherwise
+/// let each login attempt hold a hashing thread for minutes.
+const MAX_PBKDF2_ITERATIONS: u32 = 5_000_000;
+const MAX_BCRYPT_COST: u32 = 15;
+const MAX_ARGON2_PASSES: u32 = 16;
+const MAX_ARGON2_LANES: u32 = 64;
+const MAX_SCRYPT_P: u32 = 16;
+
+/// Shortest argon2 or scrypt digest accepted (Django writes 32 and 64 bytes):
+/// a short digest is matched by many passwords.
+const MIN_DIGEST_BYTES: usize = 16;
 
 /// A Django password hash, its fields read and checked.
 #[derive(Debug)]
@@ -65,11 +80,27 @@ impl<'a> DjangoHash<'a> {
                     .ok()
                     .and_then(std::num::NonZeroU32::new)
                     .ok_or_else(|| malformed("iterations"))?;
+                if iterations.get() > MAX_PBKDF2_ITERATIONS {
+                    return Err(malformed(&format!(
+                        "more than {MAX_PBKDF2_ITERATIONS} iterations"
+                    )));
+                }
+                let sha1 = algorithm == "pbkdf2_sha1";
+                let hash = base64(hash).ok_or_else(|| malformed("hash"))?;
+                // Django's digest is as long as the hash function's output; a
+                // shorter one would be matched by one password in 256^len.
+                let full = if sha1 { 20 } else { 32 };
+                if hash.len() != full {
+                    return Err(malformed(&format!(
+                        "a {}-byte digest where {algorithm} makes {full}",
+                        hash.len()
+                    )));
+                }
                 Ok(DjangoHash::Pbkdf2 {
-                    sha1: algorithm == "pbkdf2_sha1",
+                    sha1,
                     iterations,
                     salt,
-                    hash: base64(hash).ok_or_else(|| malformed("hash"))?,
+                    hash,
                 })
             }
             "argon2" => {
@@ -78,7 +109,17 @@ impl<'a> DjangoHash<'a> {
                 let params =
                     argon2::Params::try_from(&parsed).map_err(|e| malformed(&e.to_string()))?;
                 if u64::from(params.m_cost()) * 1024 > MAX_MEMORY_BYTES {
-                    return Err(malformed("more than 1 GiB of memory"));
+                    return Err(malformed("more than 256 MiB of memory"));
+                }
+                if params.t_cost() > MAX_ARGON2_PASSES || params.p_cost() > MAX_ARGON2_LANES {
+                    return Err(malformed(&format!(
+                        "more than {MAX_ARGON2_PASSES} passes or {MAX_ARGON2_LANES} lanes"
+                    )));
+                }
+                if parsed.hash.is_some_and(|h| h.len() < MIN_DIGEST_BYTES) {
+                    return Err(malformed(&format!(
+                        "a digest shorter than {MIN_DIGEST_BYTES} bytes"
+                    )));
                 }
                 if argon2::Algorithm::new(parsed.algorithm.as_str()).is_err()
                     || parsed.salt.is_none()
@@ -96,9 +137,11 @@ impl<'a> DjangoHash<'a> {
                     && rest
                         .get(4..6)
                         .and_then(|c| c.parse::<u32>().ok())
-                        .is_some_and(|c| (4..=31).contains(&c));
+                        .is_some_and(|c| (4..=MAX_BCRYPT_COST).contains(&c));
                 if !well_formed {
-                    return Err(malformed("not a $2b$ bcrypt string"));
+                    return Err(malformed(&format!(
+                        "not a $2b$ bcrypt string of cost 4 to {MAX_BCRYPT_COST}"
+                    )));
                 }
                 Ok(DjangoHash::Bcrypt {
                     sha256: algorithm == "bcrypt_sha256",
@@ -114,9 +157,17 @@ impl<'a> DjangoHash<'a> {
                     return Err(malformed("N is not a power of 2"));
                 }
                 if 128 * u64::from(r) * n > MAX_MEMORY_BYTES {
-                    return Err(malformed("more than 1 GiB of memory"));
+                    return Err(malformed("more than 256 MiB of memory"));
+                }
+                if p > MAX_SCRYPT_P {
+                    return Err(malformed(&format!("p above {MAX_SCRYPT_P}")));
                 }
                 let hash = base64(hash).ok_or_else(|| malformed("hash"))?;
+                if hash.len() < MIN_DIGEST_BYTES {
+                    return Err(malformed(&format!(
+                        "a digest shorter than {MIN_DIGEST_BYTES} bytes"
+                    )));
+                }
                 let log_n = n.trailing_zeros() as u8;
                 let params = scrypt::Params::new(log_n, r, p, hash.len())
                     .map_err(|_| malformed("parameters"))?;

@@ -57,6 +57,7 @@ pub const VARIABLES: &[EnvVar] = &[
     var!("AUTHGATE_TOKEN_ISSUER",             tokens.issuer,               some_text),
     var!("AUTHGATE_ARGON2_MEMORY_KIB",        passwords.memory_kib,        number),
     var!("AUTHGATE_ARGON2_ITERATIONS",        passwords.iterations,        number),
+    var!("AUTHGATE_ARGON2_ALLOW_INSECURE",    passwords.allow_insecure_parameters, flag),
     var!("AUTHGATE_HASH_THREADS",             passwords.hash_threads,      number),
     var!("AUTHGATE_HASH_NICE",                passwords.nice,              number),
     var!("AUTHGATE_HASH_MAX_QUEUE",           passwords.max_queue,         some_number),

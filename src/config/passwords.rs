@@ -27,7 +27,14 @@ pub struct PasswordConfig {
     /// cannot fill the queue for everyone. Unset: a quarter of the queue and the
     /// threads, at least 2 (see [`PasswordConfig::max_queue_per_client`]).
     pub max_queue_per_client: Option<usize>,
+    /// Load Argon2 parameters below OWASP's minimum (tests, never production):
+    /// a warning line is logged at start.
+    pub allow_insecure_parameters: bool,
 }
+
+/// OWASP's Argon2id configurations (Password Storage Cheat Sheet), each as
+/// (memory KiB, iterations) at parallelism 1; any one of them is the floor.
+const OWASP_ARGON2ID: [(u32, u32); 5] = [(47104, 1), (19456, 2), (12288, 3), (9216, 4), (7168, 5)];
 
 impl Default for PasswordConfig {
     fn default() -> Self {
@@ -42,6 +49,7 @@ impl Default for PasswordConfig {
             queue_timeout_ms: 10_000,
             max_queue: None,
             max_queue_per_client: None,
+            allow_insecure_parameters: false,
         }
     }
 }
@@ -60,6 +68,23 @@ impl PasswordConfig {
             .unwrap_or_else(|| ((self.hash_threads + self.max_queue()) / 4).max(2))
     }
 
+    /// Whether memory and iterations reach at least one of OWASP's rows.
+    pub fn meets_owasp_minimum(&self) -> bool {
+        OWASP_ARGON2ID
+            .iter()
+            .any(|&(m, t)| self.memory_kib >= m && self.iterations >= t)
+    }
+
+    /// The warning to log at start when insecure parameters were let through.
+    pub fn insecure_warning(&self) -> Option<String> {
+        (self.allow_insecure_parameters && !self.meets_owasp_minimum()).then(|| {
+            format!(
+                "passwords.allow_insecure_parameters: Argon2 memory_kib={} iterations={} is below OWASP's minimum; password hashes are cheap to crack (never use this in production)",
+                self.memory_kib, self.iterations
+            )
+        })
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_queue_per_client == Some(0) {
             return Err(invalid(
@@ -73,6 +98,15 @@ impl PasswordConfig {
                 format!(
                     "argon2 rejects memory_kib={} iterations={} parallelism={} (memory must be >= 8 x parallelism, iterations >= 1)",
                     self.memory_kib, self.iterations, self.parallelism
+                ),
+            ));
+        }
+        if !self.allow_insecure_parameters && !self.meets_owasp_minimum() {
+            return Err(invalid(
+                "passwords",
+                format!(
+                    "memory_kib={} iterations={} is below OWASP's Argon2id minimum (memory_kib >= 19456 with iterations >= 2, or 47104/1, 12288/3, 9216/4, 7168/5); raise them, or set passwords.allow_insecure_parameters: true (AUTHGATE_ARGON2_ALLOW_INSECURE=1) for tests only",
+                    self.memory_kib, self.iterations
                 ),
             ));
         }

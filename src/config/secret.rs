@@ -26,12 +26,24 @@ impl Secret {
         &self.0
     }
 
-    /// The secret in `bytes` if it is long enough; the reason (never the bytes) if not.
+    /// The secret in `bytes` if it is long enough and not obviously guessable;
+    /// the rule it breaks (never the bytes) if not.
     pub fn checked(bytes: Vec<u8>) -> Result<Secret, String> {
         if bytes.len() < MIN_SECRET_BYTES {
             return Err(format!(
                 "the JWT secret must be at least {MIN_SECRET_BYTES} bytes, it has {}",
                 bytes.len()
+            ));
+        }
+        let distinct = distinct_bytes(&bytes);
+        if distinct < MIN_DISTINCT_BYTES {
+            return Err(format!(
+                "the JWT secret must hold at least {MIN_DISTINCT_BYTES} distinct byte values, it has {distinct}: generate one with `openssl rand -base64 48`"
+            ));
+        }
+        if let Some(period) = repeat_period(&bytes) {
+            return Err(format!(
+                "the JWT secret is a pattern of {period} bytes repeated: its strength is that of the pattern; generate one with `openssl rand -base64 48`"
             ));
         }
         Ok(Secret(bytes))
@@ -44,6 +56,25 @@ impl Secret {
         }
         Secret::checked(bytes)
     }
+}
+
+/// Fewest distinct byte values a JWT secret may hold: a 32-byte string of one
+/// letter (or of a few) is long but guessable. Random base64 of 32 bytes holds
+/// about 26.
+const MIN_DISTINCT_BYTES: usize = 16;
+
+fn distinct_bytes(bytes: &[u8]) -> usize {
+    let mut seen = [false; 256];
+    for &b in bytes {
+        seen[usize::from(b)] = true;
+    }
+    seen.iter().filter(|s| **s).count()
+}
+
+/// The shortest period `p` (at most half the length) with `bytes[i] == bytes[i - p]`
+/// throughout, if any: `abcd...pabcd...p` repeats a 16-byte pattern.
+fn repeat_period(bytes: &[u8]) -> Option<usize> {
+    (1..=bytes.len() / 2).find(|&p| bytes[p..].iter().zip(bytes).all(|(a, b)| a == b))
 }
 
 impl fmt::Debug for Secret {
@@ -106,6 +137,22 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("at least 32 bytes"), "{err}");
         assert!(!err.to_string().contains("short"), "secret leaked: {err}");
+    }
+
+    #[test]
+    fn low_entropy_secrets_are_refused_by_rule() {
+        let one_letter = "a".repeat(40);
+        let few = "abcdefghijklmno".repeat(3);
+        let pattern = "0123456789abcdefghij".repeat(2);
+        for (secret, rule) in [
+            (one_letter.as_str(), "distinct byte values"),
+            (few.as_str(), "distinct byte values"),
+            (pattern.as_str(), "pattern of 20 bytes repeated"),
+        ] {
+            let err = Secret::checked(secret.as_bytes().to_vec()).unwrap_err();
+            assert!(err.contains(rule), "{err}");
+        }
+        assert!(Secret::checked(b"test-secret-0123456789abcdef0123456789abcdef".to_vec()).is_ok());
     }
 
     #[test]

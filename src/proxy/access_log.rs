@@ -1,10 +1,11 @@
-//! One JSON line per request on stdout; never a token, password, cookie or Authorization header.
+//! One JSON line per request on stdout, written by a thread of its own; never a token,
+//! password, cookie or Authorization header.
 
 use super::RequestCtx;
 use pingora_proxy::Session;
 use serde::Serialize;
 use std::io::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 #[derive(Serialize)]
@@ -85,68 +86,187 @@ fn now_rfc3339(out: &mut [u8; 24]) -> &str {
     std::str::from_utf8(out).unwrap_or_default()
 }
 
-/// Lines waiting to be written. A write(2) per request cost ~3 us of the
-/// proxy path (bench/RESULTS.md), so lines are batched: written when 64 KiB
-/// have gathered, and at least every FLUSH_EVERY by a small thread.
-static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+/// Lines are batched (a write(2) per request cost ~3 us of the proxy path,
+/// bench/RESULTS.md) and written by one thread of their own, so a request
+/// never waits on stdout: when the reader of stdout does not keep up (a pipe
+/// nobody reads), whole batches of access lines are dropped and counted in
+/// `authgate_log_lines_dropped_total`; security events are queued apart and
+/// never dropped. The lock is held only to append or take a buffer, never
+/// while writing.
+struct Queues {
+    /// Access lines not yet handed to the writer, and how many.
+    pending: Vec<u8>,
+    pending_lines: u64,
+    /// Full batches waiting for the writer, at most `MAX_BATCHES`.
+    batches: std::collections::VecDeque<(Vec<u8>, u64)>,
+    /// Security events waiting for the writer: never dropped.
+    events: Vec<u8>,
+    /// The writer is writing (what it took is not in the queues any more).
+    writing: bool,
+}
+
+static QUEUES: Mutex<Queues> = Mutex::new(Queues {
+    pending: Vec::new(),
+    pending_lines: 0,
+    batches: std::collections::VecDeque::new(),
+    events: Vec::new(),
+    writing: false,
+});
+/// Wakes the writer (work queued) and `flush` (the writer went idle).
+static WAKE: Condvar = Condvar::new();
+/// A batch is handed to the writer at this size...
 const FLUSH_AT: usize = 64 * 1024;
+/// ...or when it is this old.
 const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Batches that may wait for a slow stdout: 1 MiB of access lines.
+const MAX_BATCHES: usize = 16;
+/// How long `flush` at exit waits for a stdout that does not drain.
+const EXIT_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+fn queues() -> std::sync::MutexGuard<'static, Queues> {
+    QUEUES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Encode `line` as one JSON line straight into the pending buffer (no
-/// allocation per request); security events use the same stream.
+/// allocation per request); may be dropped (and counted) if stdout stalls.
 pub(crate) fn append<T: Serialize>(line: &T) {
-    start_flusher();
-    let Ok(mut pending) = PENDING.lock() else {
-        return;
-    };
-    let start = pending.len();
-    if let Err(e) = serde_json::to_writer(&mut *pending, line) {
-        pending.truncate(start);
+    start_writer();
+    let mut q = queues();
+    let start = q.pending.len();
+    if let Err(e) = serde_json::to_writer(&mut q.pending, line) {
+        q.pending.truncate(start);
+        drop(q);
         log::error!("cannot encode access log line: {e}");
         return;
     }
-    pending.push(b'\n');
-    if pending.len() >= FLUSH_AT {
-        write_out(&mut pending);
+    q.pending.push(b'\n');
+    q.pending_lines += 1;
+    if q.pending.len() >= FLUSH_AT {
+        hand_over(&mut q);
     }
 }
 
-/// Write every pending line out now: the process is about to exit.
+/// Queue one security or audit event line: never dropped, whatever stdout does.
+pub(crate) fn append_event<T: Serialize>(line: &T) {
+    start_writer();
+    let mut q = queues();
+    let start = q.events.len();
+    if let Err(e) = serde_json::to_writer(&mut q.events, line) {
+        q.events.truncate(start);
+        drop(q);
+        log::error!("cannot encode security event line: {e}");
+        return;
+    }
+    q.events.push(b'\n');
+    WAKE.notify_all();
+}
+
+/// Move the pending access lines into the writer's queue, or drop and count
+/// them when it is full.
+fn hand_over(q: &mut Queues) {
+    if q.pending.is_empty() {
+        return;
+    }
+    let batch = std::mem::replace(&mut q.pending, Vec::with_capacity(FLUSH_AT + 1024));
+    let lines = std::mem::take(&mut q.pending_lines);
+    if q.batches.len() >= MAX_BATCHES {
+        crate::metrics::METRICS.log_lines_dropped.inc_by(lines);
+    } else {
+        q.batches.push_back((batch, lines));
+        WAKE.notify_all();
+    }
+}
+
+/// Write out what is queued, waiting at most a little for a stdout that does
+/// not drain: the process is about to exit. Lines still unwritten then are
+/// counted as dropped.
 pub(crate) fn flush() {
-    let mut pending = PENDING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !pending.is_empty() {
-        write_out(&mut pending);
+    let deadline = std::time::Instant::now() + EXIT_FLUSH_WAIT;
+    let mut q = queues();
+    hand_over(&mut q);
+    WAKE.notify_all();
+    if !writer_running() {
+        // No writer (nothing was ever logged, or it could not start): write here.
+        let events = std::mem::take(&mut q.events);
+        let batches: Vec<_> = q.batches.drain(..).collect();
+        drop(q);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&events);
+        for (batch, _) in batches {
+            let _ = out.write_all(&batch);
+        }
+        let _ = out.flush();
+        return;
     }
-    let _ = std::io::stdout().lock().flush();
+    while q.writing || !q.batches.is_empty() || !q.events.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let lines: u64 = q.batches.iter().map(|(_, n)| n).sum();
+            crate::metrics::METRICS.log_lines_dropped.inc_by(lines);
+            return;
+        }
+        q = WAKE
+            .wait_timeout(q, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0);
+    }
 }
 
-fn write_out(pending: &mut Vec<u8>) {
-    // Whole lines only ever reach stdout, so lines from several threads never interleave.
-    let _ = std::io::stdout().lock().write_all(pending);
-    pending.clear();
+static WRITER: OnceLock<bool> = OnceLock::new();
+
+fn writer_running() -> bool {
+    WRITER.get().copied().unwrap_or(false)
 }
 
 /// Started on first use rather than at start-up: a thread started before
 /// Pingora daemonises (forks) would not exist in the serving process.
-fn start_flusher() {
-    static STARTED: OnceLock<()> = OnceLock::new();
-    STARTED.get_or_init(|| {
+fn start_writer() {
+    WRITER.get_or_init(|| {
         let spawned = std::thread::Builder::new()
             .name("authgate-access-log".into())
-            .spawn(|| loop {
-                std::thread::sleep(FLUSH_EVERY);
-                if let Ok(mut pending) = PENDING.lock() {
-                    if !pending.is_empty() {
-                        write_out(&mut pending);
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            log::error!("cannot start the access log flusher: {e}");
+            .spawn(write_forever);
+        if let Err(e) = &spawned {
+            log::error!("cannot start the access log writer: {e}");
         }
+        spawned.is_ok()
     });
+}
+
+/// The writer: events first (they are never dropped), then the batches; the
+/// pending lines once they are `FLUSH_EVERY` old. Whole lines only ever reach
+/// stdout, so lines from several threads never interleave.
+fn write_forever() {
+    let mut q = queues();
+    let mut handed = std::time::Instant::now();
+    loop {
+        if handed.elapsed() >= FLUSH_EVERY {
+            hand_over(&mut q);
+            handed = std::time::Instant::now();
+        }
+        if q.events.is_empty() && q.batches.is_empty() {
+            q.writing = false;
+            WAKE.notify_all();
+            q = WAKE
+                .wait_timeout(q, FLUSH_EVERY)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+            continue;
+        }
+        q.writing = true;
+        let events = std::mem::take(&mut q.events);
+        let batch = q.batches.pop_front();
+        drop(q);
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(&events);
+        if let Some((batch, _)) = batch {
+            let _ = out.write_all(&batch);
+        }
+        let _ = out.flush();
+        drop(out);
+        q = queues();
+    }
 }
 
 #[cfg(test)]

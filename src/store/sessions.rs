@@ -163,6 +163,9 @@ if s[1] == ARGV[2] then
   redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'prev', ARGV[2], 'prev_at', now, 'last_used_at', now)
   local ttl = math.min(idle, abs_end - now)
   redis.call('PEXPIRE', KEYS[1], ttl)
+  -- The new token's lookup, when it shares this script (a single Redis): it
+  -- lives no longer than the session, with no command after the script.
+  if KEYS[4] then redis.call('SET', KEYS[4], ARGV[7], 'PX', ttl) end
   redis.call('ZADD', KEYS[2], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[2], idle)
   local stamp = redis.call('HMGET', KEYS[3], 'gen', 'roles')
@@ -326,8 +329,11 @@ impl Store {
     }
 
     /// Present `fp` of session `sid` and, if it is current, replace it with
-    /// `new_fp`: the new lookup and the compare-and-rotate script in one round
-    /// trip, so the refresh costs two round trips with `refresh_owner`.
+    /// `new_fp`: the compare-and-rotate script writes the new lookup itself on
+    /// a single Redis, so the refresh costs two round trips with
+    /// `refresh_owner`. On a cluster the lookup lives in another slot: it is
+    /// set beside the script (concurrently) and, when the session ends sooner
+    /// than the idle TTL, its expiry shortened after it (a third round trip).
     pub async fn rotate(
         &self,
         user: UserId,
@@ -340,18 +346,29 @@ impl Store {
         let session = self.keys.session(user, sid);
         let sessions = self.keys.sessions(user);
         let new_lookup = self.keys.refresh(new_fp);
-        let set_lookup = set_px(&new_lookup, &owner_value(user, sid), policy.idle_ttl_ms);
         let user_key = self.keys.user(user.0);
-        let mut rotate = eval(ROTATE, &[&session, &sessions, &user_key]);
+        let cluster = self.redis.is_cluster();
+        let mut keys = vec![session.as_str(), sessions.as_str(), user_key.as_str()];
+        if !cluster {
+            keys.push(new_lookup.as_str());
+        }
+        let mut rotate = eval(ROTATE, &keys);
         rotate
             .arg(sid.to_string())
             .arg(fp.as_str())
             .arg(new_fp.as_str())
             .arg(now_ms)
             .arg(policy.reuse_grace_ms)
-            .arg(policy.idle_ttl_ms);
-        // Two slots, one round trip (see create_session).
-        let ((), reply): ((), Vec<String>) = self.redis.both(&set_lookup, &rotate).await?;
+            .arg(policy.idle_ttl_ms)
+            .arg(owner_value(user, sid));
+        let reply: Vec<String> = if cluster {
+            // Two slots, one round trip (see create_session).
+            let set_lookup = set_px(&new_lookup, &owner_value(user, sid), policy.idle_ttl_ms);
+            let ((), reply): ((), Vec<String>) = self.redis.both(&set_lookup, &rotate).await?;
+            reply
+        } else {
+            self.redis.query(&rotate).await?
+        };
         let mut stale = Vec::new();
         let outcome = match reply.first().map(String::as_str) {
             Some("rotated") => {
@@ -361,7 +378,7 @@ impl Store {
                     stale.push(self.keys.refresh_hex(old));
                 }
                 if let Some(ttl) = reply.get(1).and_then(|t| t.parse::<u64>().ok()) {
-                    if ttl < policy.idle_ttl_ms {
+                    if cluster && ttl < policy.idle_ttl_ms {
                         let _: () = self
                             .redis
                             .query(redis::cmd("PEXPIRE").arg(&new_lookup).arg(ttl))
@@ -397,7 +414,7 @@ impl Store {
                 )))
             }
         };
-        if !matches!(outcome, Rotation::Rotated { .. }) {
+        if cluster && !matches!(outcome, Rotation::Rotated { .. }) {
             // This lookup names a token no session will ever hold.
             stale.push(new_lookup);
         }

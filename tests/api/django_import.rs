@@ -443,3 +443,92 @@ async fn registration_can_be_closed_and_kept_above_a_floor() {
     let out = import_ok(&gw, &[file.to_str().unwrap()]);
     assert!(out.contains("imported: 1 "), "{out}");
 }
+
+/// `pbkdf2_sha256$<iterations>$<salt>$<digest of password, first len bytes>`.
+fn pbkdf2_sha256(password: &str, salt: &str, iterations: u32, len: usize) -> String {
+    use base64::Engine;
+    let mut out = vec![0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(iterations).unwrap(),
+        salt.as_bytes(),
+        password.as_bytes(),
+        &mut out,
+    );
+    out.truncate(len);
+    let digest = base64::engine::general_purpose::STANDARD.encode(out);
+    format!("pbkdf2_sha256${iterations}${salt}${digest}")
+}
+
+/// Issue #23: Django hashes past the cost ceilings (pbkdf2 iterations, bcrypt
+/// cost, argon2 passes/lanes, scrypt p) or with a short digest are refused at
+/// import, naming why; a truncated pbkdf2 digest already in Redis (stored by an
+/// older version) never matches at login, though it is the password's own.
+#[tokio::test]
+async fn django_hashes_past_the_ceilings_or_truncated_are_refused() {
+    let gw = TestGateway::start();
+    let good = pbkdf2_sha256("pw-of-601", "NaCl601", 1000, 32);
+    let cases: [(u64, String, &str); 7] = [
+        (602, pbkdf2_sha256("pw", "NaCl", 1000, 1), "a 1-byte digest where pbkdf2_sha256 makes 32"),
+        (603, pbkdf2_sha256("pw", "NaCl", 1000, 31), "a 31-byte digest"),
+        (
+            604,
+            "pbkdf2_sha256$50000000$NaCl$y6UK+57OG2yJnZIbS3E5E599IliwIIbBdkxEFXXGYlM=".into(),
+            "more than 5000000 iterations",
+        ),
+        (
+            605,
+            "pbkdf2_sha1$1000$NaCl$y6UK+57OG2yJnZIbS3E5E599IliwIIbBdkxEFXXGYlM=".into(),
+            "a 32-byte digest where pbkdf2_sha1 makes 20",
+        ),
+        (
+            606,
+            "bcrypt_sha256$$2b$20$D6fLhrCNndir0LVy1OBMpO2HHUs7YjSw6WdyiE1egK74Q2oPEeN8O".into(),
+            "cost 4 to 15",
+        ),
+        (
+            607,
+            "argon2$argon2id$v=19$m=102400,t=200,p=8$Qzl3VW5FamYxdndPdjdIMkkyNFdWNA$OhIUepu2HvBPVfVVUI2g7UnFY/sF3avKhOUJFk2KTkM".into(),
+            "more than 16 passes",
+        ),
+        (
+            608,
+            "scrypt$16384$sDjsTbqVH1rWLuTlAIJlcp$8$500$cyDxXBWL5CngFfdAVgoNdCqLZ0sJ4bS4ndqWgI0Wh8TxF8ViA1kKnNXbHOKB19rQrbj9kWbTDRcTPRdY58DbJQ==".into(),
+            "p above 16",
+        ),
+    ];
+    let mut csv = format!("id,email,username,password\n601,ceil.601@example.com,u601,{good}\n");
+    for (pk, hash, _) in &cases {
+        // Quoted: an argon2 hash holds commas.
+        csv.push_str(&format!("{pk},ceil.{pk}@example.com,u{pk},\"{hash}\"\n"));
+    }
+    let out = import_ok(&gw, &[scratch("ceilings.csv", &csv).to_str().unwrap()]);
+    for (pk, _, why) in &cases {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("(pk {pk}):")))
+            .unwrap_or_else(|| panic!("no line for pk {pk} in:\n{out}"));
+        assert!(
+            line.contains("skipped, unsupported_hash") && line.contains(why),
+            "pk {pk}: {line}"
+        );
+    }
+    assert!(out.contains("imported: 1"), "{out}");
+    let (s, b) = gw.login("ceil.601@example.com", "pw-of-601").await;
+    assert_eq!(s, 200, "{b}");
+
+    // A truncated digest of the right password, as an older version stored it.
+    let (pk, email, password) = (609, "ceil.609@example.com", "pw-of-609");
+    let csv = format!(
+        "id,email,username,password\n{pk},{email},u{pk},{}\n",
+        pbkdf2_sha256(password, "NaCl609", 1000, 32)
+    );
+    import_ok(&gw, &[scratch("one.csv", &csv).to_str().unwrap()]);
+    let key = format!("{}user:{{{pk}}}", gw.prefix);
+    let truncated = pbkdf2_sha256(password, "NaCl609", 1000, 1);
+    shared_redis().cli(&["HSET", &key, "password_hash", &truncated]);
+    let (s, b) = gw.login(email, password).await;
+    assert_eq!(s, 401, "a truncated digest matched: {b}");
+    assert_error(&b, "invalid_credentials");
+    assert_eq!(stored_password(&gw, pk), truncated, "left as it is");
+}

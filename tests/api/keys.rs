@@ -481,3 +481,206 @@ fn keygen_writes_an_owner_only_key_and_never_overwrites() {
         "{again:?}"
     );
 }
+
+/// Issue #23: `nbf` in the future, any `crit` header (an empty list included)
+/// and a fractional `exp`/`iat`/`nbf` are refused as `invalid_token`, each
+/// reason counted; an `nbf` already past passes.
+#[tokio::test]
+async fn nbf_crit_and_fractional_dates_are_refused() {
+    use jsonwebtoken::Header;
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder().upstream(up.addr).start();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let signed =
+        |header: &Header, claims: &Value| jsonwebtoken::encode(header, claims, &key).unwrap();
+    let plain = Header::new(Algorithm::HS256);
+    let base = json!({"user_id": 7, "sub": "7", "iat": now, "exp": now + 300});
+    let with = |field: &str, value: Value| {
+        let mut c = base.clone();
+        c[field] = value;
+        c
+    };
+    assert_eq!(
+        gw.get_status("/api/x", Some(&signed(&plain, &base))).await,
+        200
+    );
+    assert_eq!(
+        gw.get_status(
+            "/api/x",
+            Some(&signed(&plain, &with("nbf", json!(now - 5))))
+        )
+        .await,
+        200,
+        "an nbf already past passes"
+    );
+    let crit = |names: Vec<String>| Header {
+        crit: Some(names),
+        ..Header::new(Algorithm::HS256)
+    };
+    let cases = [
+        (
+            "nbf in an hour",
+            signed(&plain, &with("nbf", json!(now + 3600))),
+        ),
+        ("nbf in 5 s", signed(&plain, &with("nbf", json!(now + 5)))),
+        ("crit [exp]", signed(&crit(vec!["exp".into()]), &base)),
+        ("crit []", signed(&crit(vec![]), &base)),
+        (
+            "fractional exp",
+            signed(&plain, &with("exp", json!(now as f64 + 300.5))),
+        ),
+        (
+            "fractional iat",
+            signed(&plain, &with("iat", json!(now as f64 - 0.5))),
+        ),
+        (
+            "fractional nbf",
+            signed(&plain, &with("nbf", json!(now as f64 - 10.5))),
+        ),
+    ];
+    for (what, jwt) in &cases {
+        let r = gw.get("/api/x", Some(jwt)).await;
+        assert_eq!(r.status(), 401, "{what}");
+        assert_error(&r.json().await.unwrap(), "invalid_token");
+        assert_eq!(gw.get_status("/me", Some(jwt)).await, 401, "{what} on /me");
+    }
+    let metrics = gw.metrics().await;
+    for reason in ["not_yet_valid", "unsupported_crit", "malformed"] {
+        assert!(
+            metrics.contains(&format!(
+                "authgate_token_rejections_total{{reason=\"{reason}\"}}"
+            )),
+            "{reason}: {metrics}"
+        );
+    }
+}
+
+/// Issue #23: a key file others may write (a verify-only public key included)
+/// or a directory others may write is refused by `-t`, at start and on SIGHUP:
+/// whoever can replace a key can mint tokens after the next reload.
+#[tokio::test]
+async fn key_files_or_directories_others_can_write_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let signer = KeyFiles::generate("EdDSA", "w-sign");
+    let verifier = KeyFiles::generate("EdDSA", "w-verify");
+    let public_entry = format!(
+        "    - {{kid: w-verify, alg: EdDSA, public_key_file: {}}}\n",
+        verifier.public.display()
+    );
+    let yaml = tokens_yaml(&[signer.entry(true), public_entry], "");
+    let (code, out) = check_config(&yaml);
+    assert_eq!(code, Some(0), "{out}");
+    let public = verifier.public.display().to_string();
+    let dir = verifier.public.parent().unwrap().to_owned();
+    for (path, mode, says) in [
+        (&verifier.public, 0o666, format!("chmod go-w {public}")),
+        (&verifier.public, 0o620, format!("chmod go-w {public}")),
+        (&dir, 0o777, format!("chmod go-w {}", dir.display())),
+        (&dir, 0o770, format!("chmod go-w {}", dir.display())),
+    ] {
+        let before = std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        chmod(path, mode);
+        let (code, out) = check_config(&yaml);
+        chmod(path, before);
+        assert_eq!(code, Some(2), "{mode:o}: {out}");
+        assert!(
+            out.contains("tokens.keys[1].public_key_file") && out.contains(&says),
+            "{mode:o}: {out}"
+        );
+    }
+    let (code, out) = check_config(&yaml);
+    assert_eq!(code, Some(0), "restored: {out}");
+
+    let sdir = signer.private.parent().unwrap().to_owned();
+    chmod(&sdir, 0o777);
+    let (code, out) = check_config(&yaml);
+    chmod(&sdir, 0o700);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("tokens.keys[0].private_key_file"), "{out}");
+
+    let (_up, gw) = gateway(&yaml).await;
+    let user = gw.new_user().await;
+    chmod(&verifier.public, 0o666);
+    let answer = gw.sighup().await;
+    chmod(&verifier.public, 0o644);
+    assert!(
+        answer.contains("keeping the current signing keys")
+            && answer.contains(&format!("chmod go-w {public}")),
+        "{answer}"
+    );
+    assert_eq!(gw.get_status("/api/x", Some(&user.access)).await, 200);
+}
+
+/// Issue #23: `authgate keygen` writes standard PKCS#8 (private) and SPKI
+/// (public) PEM, for each algorithm: `openssl pkey` reads both and derives the
+/// same public key, and Python's `cryptography` loads both and signs with the
+/// private key what the public key verifies.
+#[test]
+fn keygen_pem_is_read_by_openssl_and_python_cryptography() {
+    let have = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    assert!(
+        have("openssl", "version"),
+        "openssl CLI missing: apt-get install openssl"
+    );
+    assert!(have("python3", "--version"), "python3 missing");
+    let script = r#"
+import sys
+from cryptography.hazmat.primitives import serialization, hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+private = serialization.load_pem_private_key(open(sys.argv[1], "rb").read(), password=None)
+public = serialization.load_pem_public_key(open(sys.argv[2], "rb").read())
+spki = lambda k: k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+assert spki(private.public_key()) == spki(public), "not the same key"
+if isinstance(private, ed25519.Ed25519PrivateKey):
+    public.verify(private.sign(b"m"), b"m")
+    print("Ed25519")
+else:
+    assert isinstance(private.curve, ec.SECP256R1)
+    public.verify(private.sign(b"m", ec.ECDSA(hashes.SHA256())), b"m", ec.ECDSA(hashes.SHA256()))
+    print("P-256")
+"#;
+    for (alg, kid, curve) in [("EdDSA", "pem-ed", "Ed25519"), ("ES256", "pem-ec", "P-256")] {
+        let k = KeyFiles::generate(alg, kid);
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success(), "{alg}: {cmd:?}: {text}");
+            text
+        };
+        run(Command::new("openssl")
+            .args(["pkey", "-noout", "-in"])
+            .arg(&k.private));
+        run(Command::new("openssl")
+            .args(["pkey", "-pubin", "-noout", "-in"])
+            .arg(&k.public));
+        let derived = run(Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&k.private));
+        assert_eq!(
+            derived,
+            std::fs::read_to_string(&k.public).unwrap(),
+            "{alg}"
+        );
+        let printed = run(Command::new("python3")
+            .args(["-c", script])
+            .arg(&k.private)
+            .arg(&k.public));
+        assert!(printed.contains(curve), "{alg}: {printed}");
+    }
+}

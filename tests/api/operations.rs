@@ -315,3 +315,70 @@ async fn https_listener_serves_with_the_configured_certificate() {
         "{body}"
     );
 }
+
+/// Issue #23: with stdout a pipe nobody reads, requests keep being answered
+/// promptly once the pipe is full: access lines are dropped and counted in
+/// `authgate_log_lines_dropped_total`, never waited for. A security event
+/// made meanwhile is never dropped: it comes out once stdout is read.
+#[tokio::test]
+async fn an_unread_stdout_never_stalls_requests() {
+    let gw = std::sync::Arc::new(TestGateway::builder().stdout_unread().start());
+    // Long paths make long lines: the 64 KiB pipe and the writer's 1 MiB queue
+    // fill after a few thousand requests.
+    let path = format!("/unrouted/{}", "x".repeat(400));
+    let started = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..8 {
+        let (gw, path) = (gw.clone(), path.clone());
+        workers.push(tokio::spawn(async move {
+            for _ in 0..800 {
+                let answered =
+                    tokio::time::timeout(std::time::Duration::from_secs(3), gw.get(&path, None))
+                        .await;
+                assert!(answered.is_ok(), "a request waited on stdout");
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let metrics = tokio::time::timeout(std::time::Duration::from_secs(3), gw.metrics())
+        .await
+        .expect("metrics answered");
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("authgate_log_lines_dropped_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no authgate_log_lines_dropped_total: {metrics}"));
+    assert!(dropped > 0, "6400 long lines fit an unread pipe? {dropped}");
+    eprintln!(
+        "6400 requests in {:?}, {dropped} lines dropped",
+        started.elapsed()
+    );
+
+    let (s, _) = gw.login("nobody-23@example.com", "not a password").await;
+    assert_eq!(s, 401);
+    // More access lines after it: a batch holding the event would be dropped.
+    for _ in 0..400 {
+        gw.get(&path, None).await;
+    }
+    let mut gw = std::sync::Arc::into_inner(gw).expect("the workers are done");
+    let mut stdout = gw.take_stdout().expect("an unread stdout");
+    // A thread of its own (not spawn_blocking, which the runtime would wait
+    // for): it ends when the gateway, dropped at the end, closes the pipe.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(&mut stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(r#""event":"login_failed""#) {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let found = rx.recv_timeout(Duration::from_secs(10)).ok();
+    assert!(found.is_some(), "the security event was dropped");
+}

@@ -702,3 +702,41 @@ async fn a_missed_revocation_is_reread_after_the_feed_reconnects_and_a_stale_fee
     })
     .await;
 }
+
+/// Issue #23: a refresh costs the 2 Redis round trips the README states (the
+/// lookup, then the rotate script that also writes the new lookup), counted by
+/// a relay that sees every command; the old lookup two generations back is
+/// deleted after the answer, off its path.
+#[tokio::test]
+async fn a_refresh_takes_two_redis_round_trips() {
+    let redis = RedisServer::start();
+    let relay = RedisRelay::start(std::net::SocketAddr::from(([127, 0, 0, 1], redis.port))).await;
+    let gw = TestGateway::builder().redis_url(relay.url()).start();
+    let user = gw.new_user().await;
+    const BACKGROUND: [&str; 6] = ["SUBSCRIBE", "PING", "CLIENT", "HELLO", "SELECT", "INFO"];
+    let mut refresh = user.refresh.clone();
+    for round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let before = relay.seen().len();
+        let (s, b) = gw.refresh(&refresh).await;
+        assert_eq!(s, 200, "{b}");
+        let during: Vec<Seen> = relay.seen()[before..]
+            .iter()
+            .filter(|c| !BACKGROUND.contains(&c.name.as_str()))
+            .cloned()
+            .collect();
+        let names: Vec<&str> = during.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["GET", "EVAL"], "refresh {round}: {during:?}");
+        let flights: std::collections::BTreeSet<(usize, usize)> =
+            during.iter().map(|c| (c.conn, c.flight)).collect();
+        assert_eq!(flights.len(), 2, "refresh {round}: {during:?}");
+        refresh = token_of(&b, "refresh_token");
+        assert_eq!(
+            gw.get_status("/me", Some(&token_of(&b, "access_token")))
+                .await,
+            200
+        );
+    }
+    let (s, b) = gw.refresh(&refresh).await;
+    assert_eq!(s, 200, "the last lookup written by the script works: {b}");
+}

@@ -410,3 +410,44 @@ routes:
         "a new connection after the timeout"
     );
 }
+
+/// Issue #23: SIGTERM leaves by the one exit path, not by `process::exit` from
+/// the shutdown watcher: the grace period is ended early, Pingora stops its
+/// runtimes and returns, and the gateway's exit path writes out the access
+/// log and the security events last, with status 0, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_by_the_one_exit_path_after_pingoras_shutdown() {
+    let up = Upstream::start("a").await;
+    let gw = gateway(up.addr, 30).await;
+    let r = client()
+        .get(gw.url("/x"))
+        .bearer_auth(bearer(1))
+        .header("X-Request-Id", "exit-path-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (s, _) = gw.login("exit-path@example.com", "not the password").await;
+    assert_eq!(s, 401);
+    gw.signal("TERM");
+    let (status, took, out) = exit_of(gw, Duration::from_secs(40)).await;
+    let status = status.expect("no exit after SIGTERM");
+    assert!(status.success(), "exit status {status}: {out}");
+    assert!(
+        took < Duration::from_secs(3),
+        "took {took:?} (grace 30 s): {out}"
+    );
+    let at = |text: &str| {
+        out.find(text)
+            .unwrap_or_else(|| panic!("no {text:?} in the output: {out}"))
+    };
+    let ended_early = at("grace period ended early");
+    let runtimes = at("All runtimes exited");
+    let exiting = at("authgate exiting");
+    assert!(
+        ended_early < runtimes && runtimes < exiting,
+        "Pingora's shutdown, then the exit path: {out}"
+    );
+    assert!(out.contains(r#""request_id":"exit-path-1""#), "{out}");
+    assert!(out.contains(r#""event":"login_failed""#), "{out}");
+}

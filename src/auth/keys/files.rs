@@ -1,5 +1,6 @@
 //! Key files: PKCS#8 PEM private keys, SPKI PEM public keys and HS256 secrets, read into
-//! what jsonwebtoken and the JWKS need. Files holding a secret must be owner-only.
+//! what jsonwebtoken and the JWKS need. Files holding a secret must be owner-only;
+//! no key file, public ones included, nor its directory may be writable by others.
 
 use crate::config::{KeyAlgorithm, Secret};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
@@ -32,6 +33,42 @@ pub(super) struct Asymmetric {
     pub(super) public: Vec<u8>,
 }
 
+/// Refuse a key file, or the directory holding it, that group or others may
+/// write: whoever can replace a key, public (verify-only) ones included, can
+/// mint tokens for any user after the next reload. A directory with the sticky
+/// bit (`/tmp`) is fine: others may add files there but not replace ours.
+fn refuse_writable(key: &str, path: &Path, meta: &std::fs::Metadata) -> Result<(), KeyError> {
+    let shown = path.display();
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(key_error(
+            key,
+            format!(
+                "{shown} is writable by group or others (mode {mode:04o}): whoever can write it can mint tokens; chmod go-w {shown}"
+            ),
+        ));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir_meta = std::fs::metadata(dir)
+        .map_err(|e| key_error(key, format!("cannot read {}: {e}", dir.display())))?;
+    let dir_mode = dir_meta.permissions().mode() & 0o7777;
+    if dir_mode & 0o022 != 0 && dir_mode & 0o1000 == 0 {
+        return Err(key_error(
+            key,
+            format!(
+                "{} (the directory of {shown}) is writable by group or others (mode {:04o}): whoever can write it can replace the key; chmod go-w {}",
+                dir.display(),
+                dir_mode & 0o777,
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Read a file that holds a secret, refusing one that group or others may access:
 /// whoever reads it can mint tokens for any user.
 pub(super) fn read_private(key: &str, path: &Path) -> Result<Vec<u8>, KeyError> {
@@ -47,6 +84,7 @@ pub(super) fn read_private(key: &str, path: &Path) -> Result<Vec<u8>, KeyError> 
             ),
         ));
     }
+    refuse_writable(key, path, &meta)?;
     std::fs::read(path).map_err(|e| key_error(key, format!("cannot read {shown}: {e}")))
 }
 
@@ -54,6 +92,9 @@ fn read_text(key: &str, path: &Path, private: bool) -> Result<String, KeyError> 
     let bytes = if private {
         read_private(key, path)?
     } else {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| key_error(key, format!("cannot read {}: {e}", path.display())))?;
+        refuse_writable(key, path, &meta)?;
         std::fs::read(path)
             .map_err(|e| key_error(key, format!("cannot read {}: {e}", path.display())))?
     };

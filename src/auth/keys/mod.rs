@@ -47,6 +47,8 @@ pub(crate) enum NoKey {
     UnknownKey,
     /// The header's `alg` is not its key's.
     WrongAlgorithm,
+    /// The header has `crit` (RFC 7515 §4.1.11): no extension is understood here.
+    Critical,
 }
 
 /// The keys, the claims they sign, the JWKS.
@@ -141,6 +143,11 @@ impl KeyRing {
     /// before `iss`/`aud`), whose claims are checked only when present.
     pub(crate) fn choose(&self, token: &str) -> Result<(&DecodingKey, &Validation), NoKey> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| NoKey::Malformed)?;
+        // jsonwebtoken reads `crit` but never enforces it; any value (an empty
+        // list included, which the RFC forbids) names nothing this gateway knows.
+        if header.crit.is_some() {
+            return Err(NoKey::Critical);
+        }
         let Some(kid) = header.kid.as_deref() else {
             return match (&self.legacy, self.keys.first()) {
                 (Some(v), Some(key)) if header.alg == Algorithm::HS256 => Ok((&key.decoding, v)),
@@ -213,11 +220,13 @@ fn algorithm(alg: KeyAlgorithm) -> Algorithm {
     }
 }
 
-/// `exp` always (no leeway: lifetimes are 30 s, the library's 60 s default would
-/// double them); `iss` and `aud` required when `strict`, checked when present otherwise.
+/// `exp` always and `nbf` when present (no leeway for either: lifetimes are
+/// 30 s, the library's 60 s default would double them); `iss` and `aud` required
+/// when `strict`, checked when present otherwise.
 fn validation(alg: KeyAlgorithm, issuer: &str, audience: &[String], strict: bool) -> Validation {
     let mut v = Validation::new(algorithm(alg));
     v.leeway = 0;
+    v.validate_nbf = true;
     if strict {
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
     } else {

@@ -49,6 +49,8 @@ pub struct GatewayBuilder {
     also_listen: Vec<SocketAddr>,
     /// `fast_path`; unset: the suite's choice (`fast_path_default`).
     fast_path: Option<bool>,
+    /// stdout to a pipe this process holds open and never reads.
+    stdout_unread: bool,
 }
 
 /// Whether gateways run the fast path unless a test says: on, or off when
@@ -121,6 +123,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Send the gateway's stdout (the access log) to a pipe nobody reads; its
+    /// stderr still goes to the log file.
+    pub fn stdout_unread(mut self) -> Self {
+        self.stdout_unread = true;
+        self
+    }
+
     /// Start it and wait until it listens.
     pub fn start(self) -> TestGateway {
         let dir = scratch_dir();
@@ -152,6 +161,7 @@ passwords:
   memory_kib: 1024
   iterations: 1
   parallelism: 1
+  allow_insecure_parameters: true
   hash_threads: 2
 redis:
   url: {url}
@@ -177,7 +187,13 @@ redis:
         ];
         env.extend(self.env);
         let args = vec!["-c".to_owned(), conf.display().to_string()];
-        let mut child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &env, &log);
+        let mut child = spawn_tied(
+            env!("CARGO_BIN_EXE_authgate"),
+            &args,
+            &env,
+            &log,
+            self.stdout_unread,
+        );
         wait_for_port(port, &mut child, "authgate", &log);
         wait_for_port(ops_port, &mut child, "authgate ops", &log);
         TestGateway {
@@ -229,6 +245,7 @@ impl TestGateway {
             env: vec![],
             also_listen: vec![],
             fast_path: None,
+            stdout_unread: false,
         }
     }
 
@@ -369,6 +386,11 @@ impl TestGateway {
             .unwrap_or(0.0)
     }
 
+    /// The unread stdout pipe of a gateway started with `stdout_unread`, to read at last.
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     /// Everything it printed so far.
     pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -438,7 +460,13 @@ impl TestGateway {
             "-c".to_owned(),
             self.conf.display().to_string(),
         ];
-        let child = spawn_tied(env!("CARGO_BIN_EXE_authgate"), &args, &self.env, &log);
+        let child = spawn_tied(
+            env!("CARGO_BIN_EXE_authgate"),
+            &args,
+            &self.env,
+            &log,
+            false,
+        );
         TestGateway {
             addr: self.addr,
             ops: self.ops,

@@ -12,6 +12,7 @@ mod process;
 pub mod raw;
 mod redis;
 mod redis_cluster;
+mod relay;
 mod skip;
 pub mod tls_redis;
 mod upstream;
@@ -21,6 +22,7 @@ pub use keys::{claims, sign_with, token_part, tokens_yaml, KeyFiles};
 pub use process::{free_port, listens_on, unique};
 pub use redis::{shared_cluster, shared_redis, RedisServer};
 pub use redis_cluster::RedisCluster;
+pub use relay::{RedisRelay, Seen};
 pub use skip::skip;
 pub use upstream::{DeadPort, Upstream};
 

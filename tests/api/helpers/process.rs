@@ -89,11 +89,13 @@ pub(super) fn scratch_dir() -> PathBuf {
 
 /// Run `program` so that it dies with this test process even if the process is killed:
 /// a shell watches our pid and then `exec`s the program, so the child's pid is the program's.
+/// With `stdout_unread` its stdout is a pipe kept open in the returned `Child` and never read.
 pub(super) fn spawn_tied(
     program: &str,
     args: &[String],
     envs: &[(String, String)],
     log: &Path,
+    stdout_unread: bool,
 ) -> Child {
     let script = format!(
         "(while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill -9 $$ 2>/dev/null) & exec \"$0\" \"$@\"",
@@ -105,8 +107,13 @@ pub(super) fn spawn_tied(
     for (k, v) in envs {
         cmd.env(k, v);
     }
+    let stdout = if stdout_unread {
+        Stdio::piped()
+    } else {
+        Stdio::from(log_file.try_clone().expect("clone log"))
+    };
     cmd.stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("clone log"))
+        .stdout(stdout)
         .stderr(log_file)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {program}: {e}"))

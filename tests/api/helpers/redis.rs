@@ -38,7 +38,7 @@ impl RedisServer {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let mut child = spawn_tied(&which_redis(), &args, &[], &log);
+        let mut child = spawn_tied(&which_redis(), &args, &[], &log, false);
         wait_for_port(port, &mut child, "redis-server", &log);
         RedisServer { port, child }
     }

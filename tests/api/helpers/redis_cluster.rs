@@ -61,7 +61,7 @@ impl Node {
         .collect();
         // One log across restarts would be truncated by spawn_tied; keep each run's.
         let log = self.dir.join(format!("redis-{}.log", unix_millis()));
-        let mut child = spawn_tied(&which_redis(), &args, &[], &log);
+        let mut child = spawn_tied(&which_redis(), &args, &[], &log, false);
         wait_for_port(self.port, &mut child, "redis-server (cluster node)", &log);
         self.child = Some(child);
     }

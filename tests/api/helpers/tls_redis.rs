@@ -45,7 +45,7 @@ impl TlsRedis {
             "--dir".into(),
             path(&pki.dir),
         ];
-        let mut child = spawn_tied(&which_redis(), &args, &[], &log);
+        let mut child = spawn_tied(&which_redis(), &args, &[], &log, false);
         wait_for_port(port, &mut child, "redis-server (TLS)", &log);
         TlsRedis { port, pki, child }
     }

@@ -808,8 +808,11 @@ impl Server {
                 .grace_period_seconds
                 .unwrap_or(EXIT_TIMEOUT);
             info!("Graceful shutdown: grace period {}s starts", exit_timeout);
-            thread::sleep(Duration::from_secs(exit_timeout));
-            info!("Graceful shutdown: grace period ends");
+            if grace_period::wait(Duration::from_secs(exit_timeout)) {
+                info!("Graceful shutdown: grace period ended early: nothing left to finish");
+            } else {
+                info!("Graceful shutdown: grace period ends");
+            }
         }
 
         // Give tokio runtimes time to exit
@@ -868,6 +871,43 @@ impl Server {
             .blocking_pool_opts(blocking_opts)
             .runtime_opts(runtime_opts)
             .build()
+    }
+}
+
+/// Ending the grace period early: the application, which knows when nothing
+/// it serves is left in flight, says so instead of letting the process sleep
+/// out the whole `grace_period_seconds` (or leave it with `process::exit`,
+/// skipping the runtimes' shutdown and every `Drop`).
+pub mod grace_period {
+    use std::sync::{Condvar, Mutex};
+    use std::time::{Duration, Instant};
+
+    static ENDED: Mutex<bool> = Mutex::new(false);
+    static WAKE: Condvar = Condvar::new();
+
+    /// End the grace period now (or at once when it starts, if it has not yet):
+    /// shutdown goes on to stop the runtimes.
+    pub fn end() {
+        let mut ended = ENDED.lock().unwrap_or_else(|p| p.into_inner());
+        *ended = true;
+        WAKE.notify_all();
+    }
+
+    /// Sleep `limit` or until [end] is called; whether it was ended early.
+    pub(super) fn wait(limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut ended = ENDED.lock().unwrap_or_else(|p| p.into_inner());
+        while !*ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            ended = WAKE
+                .wait_timeout(ended, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        true
     }
 }
 
