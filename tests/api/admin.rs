@@ -657,3 +657,80 @@ async fn the_cli_verbs_work_against_the_store_and_reach_running_gateways() {
     let (code, _, _) = users(&gw, &["show"], None);
     assert_eq!(code, 2, "no selector is a usage error");
 }
+
+/// Where the admin API's OpenAPI document is.
+const ADMIN_DOCUMENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/admin/openapi.json");
+
+#[tokio::test]
+async fn the_admin_api_serves_its_document_and_answers_as_it_says() {
+    let up = Upstream::start("echo").await;
+    let gw = AdminGateway::start(&up, "");
+    let served: Value = client()
+        .get(gw.gw.ops_url("/admin/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(ADMIN_DOCUMENT).unwrap()).unwrap();
+    assert_eq!(served, file);
+    let Ok(out) = Command::new("schemathesis").arg("--version").output() else {
+        skip(
+            "admin::the_admin_api_serves_its_document_and_answers_as_it_says",
+            "schemathesis is not installed (scripts/test.sh installs it into target/test-venv)",
+        );
+        return;
+    };
+    assert!(out.status.success());
+    // A few users to act on; Schemathesis then calls every operation with the
+    // admin token: no 5xx, every status, body and header as documented, every
+    // other method 405 with the documented Allow.
+    for _ in 0..3 {
+        gw.gw.new_user().await;
+    }
+    let work = std::env::temp_dir().join(unique("schemathesis-admin"));
+    std::fs::create_dir_all(&work).unwrap();
+    let url = gw.gw.ops_url("");
+    let token = gw.token.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("schemathesis")
+            .args(["run", ADMIN_DOCUMENT, "--url", &url])
+            .args(["--header", &format!("Authorization: Bearer {token}")])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,response_schema_conformance,\
+                 content_type_conformance,response_headers_conformance,unsupported_method",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                "25",
+                "--seed",
+                "20261203",
+                "--workers",
+                "1",
+                "--request-timeout",
+                "15",
+                "--generation-database",
+                "none",
+            ])
+            .current_dir(&work)
+            .env("NO_COLOR", "1")
+            .env("SCHEMATHESIS_TELEMETRY", "false")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "schemathesis found problems:\n{text}");
+    assert!(
+        !gw.gw.output().contains(&gw.token),
+        "the admin token was logged"
+    );
+}

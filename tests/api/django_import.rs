@@ -165,12 +165,16 @@ async fn django_users_log_in_with_their_passwords_and_keep_their_ids() {
     let ann = user_hash(&gw, 7);
     assert!(ann.contains("ann") && ann.contains("1551675960"), "{ann}");
 
-    // Inactive: imported as disabled, the right password gets the same 401 as a wrong one.
+    // Inactive: imported as disabled. A wrong password gets the 401 anyone gets;
+    // only the right one learns that the account is disabled (docs/roles-and-admin.md).
+    let (s, b) = gw.login("gus.inactive@example.com", "wrong password").await;
+    assert_eq!(s, 401, "{b}");
+    assert_error(&b, "invalid_credentials");
     let (s, b) = gw
         .login("gus.inactive@example.com", &password("pbkdf2_sha256"))
         .await;
-    assert_eq!(s, 401, "{b}");
-    assert_error(&b, "invalid_credentials");
+    assert_eq!(s, 403, "{b}");
+    assert_error(&b, "account_disabled");
     assert!(user_hash(&gw, 13).contains("disabled"));
     // An unusable password never logs in, whatever is sent.
     let unusable = stored_password(&gw, 18);

@@ -346,12 +346,14 @@ async fn correct_logins_count_as_attempts_per_account_and_per_ip() {
 /// has a fair share of the queue; the others are served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_client_cannot_fill_the_hashing_queue_for_everyone() {
-    // Slow hashing (64 MiB, 3 passes), one thread, room for 16 waiting; no
-    // throttle, so only the queue's rules decide.
+    // Slow hashing (OWASP's 19 MiB, 2 passes), one thread, room for 16 waiting;
+    // no throttle, so only the queue's rules decide. Not slower: on a loaded CI
+    // machine a 64 MiB hash took seconds, and queued logins ran past the
+    // client's timeout.
     let gw = TestGateway::builder()
         .yaml("trusted_proxies: [\"127.0.0.1/32\"]\nthrottle:\n  enabled: false\n")
-        .env("AUTHGATE_ARGON2_MEMORY_KIB", "65536")
-        .env("AUTHGATE_ARGON2_ITERATIONS", "3")
+        .env("AUTHGATE_ARGON2_MEMORY_KIB", "19456")
+        .env("AUTHGATE_ARGON2_ITERATIONS", "2")
         .env("AUTHGATE_HASH_THREADS", "1")
         .env("AUTHGATE_HASH_MAX_QUEUE", "16")
         .env("AUTHGATE_HASH_MAX_QUEUE_PER_CLIENT", "2")
@@ -367,13 +369,19 @@ async fn one_client_cannot_fill_the_hashing_queue_for_everyone() {
                 let c = client();
                 let mut busy = 0u32;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let r = c
+                    let r = match c
                         .post(&url)
                         .header("X-Forwarded-For", "203.0.113.66")
                         .json(&json!({"email": email, "password": PASSWORD}))
                         .send()
                         .await
-                        .unwrap();
+                    {
+                        Ok(r) => r,
+                        // The flood only has to keep the queue full; what
+                        // is asserted is the other client's answers.
+                        Err(e) if e.is_timeout() => continue,
+                        Err(e) => panic!("flood request failed: {e}"),
+                    };
                     match r.status().as_u16() {
                         200 => {}
                         503 => busy += 1,
