@@ -43,6 +43,10 @@ pub(super) fn apply(
     for name in &inspection.remove {
         req.remove_header(name);
     }
+    if let Some(host) = inspection.add_host {
+        req.insert_header(http::header::HOST, host)
+            .map_err(|e| ErrorReply::internal(format!("setting Host: {e}")))?;
+    }
     if let Some(target) = inspection.new_target {
         // Only reachable with a path the edge built from a valid one, so a
         // failure here is ours, not the client's.

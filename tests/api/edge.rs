@@ -235,6 +235,61 @@ async fn hosts_are_canonical_and_must_agree() {
     assert_eq!(up.count(), before);
 }
 
+/// RFC 9112 §3.2: no Host (or an empty one) is a 400, for HTTP/1.0 too, through
+/// either engine; an absolute-form target's authority is forwarded as `Host`.
+#[tokio::test]
+async fn a_request_without_a_host_is_refused_and_absolute_form_supplies_one() {
+    let up = RawUpstream::start().await;
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&routes(&up))
+            .fast_path(fast_path)
+            .start();
+        let before = up.count();
+        for req in [
+            "GET /pub/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "GET /pub/x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
+            "GET /pub/x HTTP/1.0\r\n\r\n",
+            "GET /pub/x HTTP/1.0\r\nHost:\r\n\r\n",
+            "POST /pub/x HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ] {
+            let r = send_raw(gw.addr, req.as_bytes()).await;
+            assert_eq!(r.status, 400, "fast_path {fast_path}: {req:?}: {r:?}");
+            assert_error(&r.json(), "invalid_host");
+        }
+        // An empty Host is a second, different answer to "which host?"
+        // (Pingora's parser refuses it before the edge: its empty 400).
+        let r = send_raw(
+            gw.addr,
+            b"GET http://a.example/pub/x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(r.status, 400, "{r:?}");
+        assert_eq!(up.count(), before, "{:?}", up.requests());
+
+        for (req, host) in [
+            (
+                "GET http://Internal.example/host/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+                "Internal.example",
+            ),
+            (
+                "GET http://internal.example:8080/host/x HTTP/1.0\r\n\r\n",
+                "internal.example:8080",
+            ),
+            (
+                "GET /pub/x HTTP/1.0\r\nHost: a.example\r\n\r\n",
+                "a.example",
+            ),
+        ] {
+            let r = send_raw(gw.addr, req.as_bytes()).await;
+            assert_eq!(r.status, 200, "fast_path {fast_path}: {req:?}: {r:?}");
+            let seen = up.last().expect("forwarded");
+            assert_eq!(seen.header("host"), vec![host], "{req:?}: {seen:?}");
+            assert!(seen.target().starts_with('/'), "{seen:?}");
+        }
+    }
+}
+
 const FORWARDING_CLAIMS: &str = "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX-Original-URL: /api/admin\r\nX-Rewrite-URL: /api/admin\r\n";
 
 #[tokio::test]
