@@ -34,10 +34,12 @@ fn spells(name: &str, identity: &str) -> bool {
             .all(|(a, b)| a == b || (a == b'_' && b == b'-'))
 }
 
-/// Headers the gateway itself sets or vouches for: under `allow`, an
-/// underscore spelling of one is still removed, since CGI-style upstreams read
-/// `X_Forwarded_For` as `X-Forwarded-For`.
-const GATEWAY_HEADERS: [&str; 7] = [
+/// Headers the gateway itself sets or vouches for (the forwarding family
+/// only a trusted proxy may send): under `allow`, an underscore spelling of
+/// one is still removed, since CGI-style upstreams read `X_Forwarded_For` as
+/// `X-Forwarded-For`. The hyphen spellings are dealt with in
+/// `proxy::headers`, which knows whether the peer is trusted.
+const GATEWAY_HEADERS: [&str; 16] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
@@ -45,6 +47,15 @@ const GATEWAY_HEADERS: [&str; 7] = [
     "x-original-url",
     "x-rewrite-url",
     "x-request-id",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-protocol",
+    "x-forwarded-server",
+    "x-host",
+    "x-url-scheme",
+    "front-end-https",
 ];
 
 /// The header names to remove from `headers` before anything is forwarded:
@@ -110,12 +121,18 @@ mod tests {
     #[test]
     fn underscore_policy() {
         let lax = to_remove(
-            &map(&["x_forwarded_for", "X_Real_IP", "x_trace"]),
+            &map(&[
+                "x_forwarded_for",
+                "X_Real_IP",
+                "x_trace",
+                "X_Forwarded_Ssl",
+                "front_end_https",
+            ]),
             &ids(),
             UnderscoreHeaders::Allow,
         )
         .unwrap();
-        assert_eq!(lax.len(), 2, "gateway headers go even under allow: {lax:?}");
+        assert_eq!(lax.len(), 4, "gateway headers go even under allow: {lax:?}");
         let h = map(&["x_trace", "accept"]);
         assert_eq!(
             to_remove(&h, &ids(), UnderscoreHeaders::Drop).unwrap(),

@@ -292,6 +292,87 @@ async fn a_request_without_a_host_is_refused_and_absolute_form_supplies_one() {
 
 const FORWARDING_CLAIMS: &str = "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX-Original-URL: /api/admin\r\nX-Rewrite-URL: /api/admin\r\n";
 
+/// The rest of the forwarding family, as frameworks read it: each only from a trusted proxy.
+const FORWARDING_FAMILY: [(&str, &str); 9] = [
+    ("X-Forwarded-Ssl", "on"),
+    ("X-Forwarded-Scheme", "https"),
+    ("X-Forwarded-Port", "443"),
+    ("X-Forwarded-Prefix", "/evil"),
+    ("X-Forwarded-Protocol", "https"),
+    ("X-Forwarded-Server", "evil.example"),
+    ("X-Host", "evil.example"),
+    ("X-Url-Scheme", "https"),
+    ("Front-End-Https", "on"),
+];
+
+/// Each of `FORWARDING_FAMILY` in the spellings a CGI-style upstream folds together.
+fn family_spellings() -> String {
+    FORWARDING_FAMILY
+        .iter()
+        .flat_map(|(n, v)| {
+            [
+                format!("{n}: {v}\r\n"),
+                format!("{}: {v}\r\n", n.to_ascii_uppercase()),
+                format!("{}: {v}\r\n", n.replace('-', "_")),
+            ]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_forwarding_family_passes_only_from_a_trusted_proxy() {
+    let up = RawUpstream::start().await;
+    let yaml = format!(
+        "{}  - {{ prefix: /strip/me, upstream: up, auth: public, strip_prefix: true }}\n",
+        routes(&up)
+    );
+    for fast_path in [true, false] {
+        for underscores in ["drop", "allow"] {
+            let gw = TestGateway::builder()
+                .yaml(&format!("{yaml}underscore_headers: {underscores}\n"))
+                .fast_path(fast_path)
+                .start();
+            for path in ["/pub/x", "/strip/me/x"] {
+                let r = send_raw(gw.addr, &get(path, &family_spellings())).await;
+                assert_eq!(r.status, 200, "{r:?}");
+                let seen = up.last().expect("forwarded");
+                for (name, _) in FORWARDING_FAMILY {
+                    let kept = seen.spellings_of(name);
+                    if name == "X-Forwarded-Prefix" && path == "/strip/me/x" {
+                        assert_eq!(kept, vec!["X-Forwarded-Prefix"], "{seen:?}");
+                        assert_eq!(seen.header(name), vec!["/strip/me"], "{seen:?}");
+                        assert_eq!(seen.target(), "/x");
+                    } else {
+                        assert!(
+                            kept.is_empty(),
+                            "fast_path {fast_path}, {underscores}, {path}: {name} kept: {seen:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // A trusted proxy speaks for the client: its hyphen spellings pass, and a
+    // stripped prefix is added after its own.
+    let gw = TestGateway::builder()
+        .yaml(&format!("{yaml}trusted_proxies: ['127.0.0.0/8']\n"))
+        .start();
+    let sent: String = FORWARDING_FAMILY
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
+    let r = send_raw(gw.addr, &get("/pub/x", &sent)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.last().expect("forwarded");
+    for (name, value) in FORWARDING_FAMILY {
+        assert_eq!(seen.header(name), vec![value], "{seen:?}");
+    }
+    let r = send_raw(gw.addr, &get("/strip/me/x", &sent)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.last().expect("forwarded");
+    assert_eq!(seen.header("x-forwarded-prefix"), vec!["/evil/strip/me"]);
+}
+
 #[tokio::test]
 async fn forwarding_headers_from_an_untrusted_peer_are_replaced() {
     let up = RawUpstream::start().await;
