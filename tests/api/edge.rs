@@ -102,6 +102,73 @@ async fn underscore_headers_can_be_refused_or_allowed() {
     assert!(seen.spellings_of("x-real-ip").is_empty(), "{seen:?}");
 }
 
+/// gunicorn reads a `SCRIPT_NAME` header as the mount point: `SCRIPT_NAME: /pub`
+/// on `/pub/admin` would reach its `/admin` with the public route's policy.
+#[tokio::test]
+async fn cgi_variable_names_never_reach_the_upstream() {
+    let up = RawUpstream::start().await;
+    let spoof: String = [
+        "SCRIPT_NAME: /pub",
+        "Script-Name: /pub",
+        "PATH_INFO: /admin",
+        "Path-Info: /admin",
+        "REMOTE_USER: admin",
+        "remote-user: admin",
+        "REMOTE_ADDR: 10.0.0.1",
+        "Server_Name: internal.example",
+        "QUERY_STRING: admin=1",
+        "AUTH_TYPE: Basic",
+        "CONTENT_TYPE: text/plain",
+        "Content_Length: 5",
+        "GATEWAY-INTERFACE: CGI/1.1",
+    ]
+    .iter()
+    .map(|h| format!("{h}\r\n"))
+    .collect();
+    for fast_path in [true, false] {
+        for underscores in ["drop", "allow"] {
+            let gw = TestGateway::builder()
+                .yaml(&format!(
+                    "{}underscore_headers: {underscores}\n",
+                    routes(&up)
+                ))
+                .fast_path(fast_path)
+                .start();
+            let r = send_raw(gw.addr, &get("/pub/admin", &spoof)).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            let seen = up.last().expect("forwarded");
+            for name in [
+                "script-name",
+                "path-info",
+                "remote-user",
+                "remote-addr",
+                "server-name",
+                "query-string",
+                "auth-type",
+                "content-type",
+                "content-length",
+                "gateway-interface",
+            ] {
+                assert!(
+                    seen.spellings_of(name).is_empty(),
+                    "fast_path {fast_path}, {underscores}: {name} reached the upstream: {seen:?}"
+                );
+            }
+        }
+    }
+    // The real Content-Type and Content-Length are not CGI names.
+    let gw = TestGateway::builder().yaml(&routes(&up)).start();
+    let r = send_raw(
+        gw.addr,
+        b"POST /pub/x HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.last().expect("forwarded");
+    assert_eq!(seen.header("content-type"), vec!["text/plain"], "{seen:?}");
+    assert_eq!(seen.header("content-length"), vec!["2"], "{seen:?}");
+}
+
 #[tokio::test]
 async fn connection_naming_the_identity_header_keeps_the_injected_one() {
     let up = RawUpstream::start().await;
