@@ -6,6 +6,7 @@
 
 pub(crate) mod authorization;
 pub(crate) mod forwarded;
+pub(crate) mod framing;
 pub(crate) mod host;
 pub(crate) mod identity;
 pub(crate) mod path;
@@ -42,6 +43,8 @@ pub enum EdgeRejection {
     UnderscoreHeader,
     /// Several `Authorization` headers or credentials.
     AmbiguousAuthorization,
+    /// A `Transfer-Encoding` other than `chunked` alone.
+    Framing(framing::FramingError),
 }
 
 /// What the edge decided about an acceptable request.
@@ -105,6 +108,7 @@ impl EdgeRules {
             }),
         };
 
+        framing::check(&req.headers).map_err(EdgeRejection::Framing)?;
         authorization::single(&req.headers).map_err(|_| EdgeRejection::AmbiguousAuthorization)?;
         let remove = identity::to_remove(
             &req.headers,

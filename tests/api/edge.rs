@@ -1,6 +1,6 @@
 //! The edge, attacked over raw sockets: what the upstream actually receives for each trick a client can try.
 
-use crate::helpers::raw::{read_response, send_raw, RawUpstream};
+use crate::helpers::raw::{closed, read_response, send_raw, RawUpstream};
 use crate::helpers::*;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -671,5 +671,128 @@ async fn a_request_id_that_is_not_plain_is_replaced_before_the_upstream() {
                 "attempt {i}: {ids:?}"
             );
         }
+    }
+}
+
+/// Send `request` on a fresh connection: the response, and whether the gateway then closed it.
+async fn send_and_watch(
+    gw: &TestGateway,
+    request: &[u8],
+) -> (crate::helpers::raw::RawResponse, bool) {
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let r = read_response(&mut s).await;
+    (r, closed(&mut s).await)
+}
+
+/// A second request after each one, on the same socket: it must never be served.
+const SMUGGLED: &str = "GET /pub/smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// Framing two parsers could read differently is refused, the connection
+/// closed, and nothing of it (or of what follows) reaches the upstream.
+#[tokio::test]
+async fn ambiguous_framing_is_refused_and_the_connection_closed() {
+    let up = RawUpstream::start().await;
+    let post = |headers: &str, body: &str| {
+        format!("POST /pub/x HTTP/1.1\r\nHost: a\r\n{headers}\r\n{body}{SMUGGLED}").into_bytes()
+    };
+    let cases: [(&str, Vec<u8>, u16, Option<&str>); 6] = [
+        (
+            "TE and CL",
+            post(
+                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+            400,
+            None,
+        ),
+        (
+            "CL and TE",
+            post(
+                "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+                "0\r\n\r\n",
+            ),
+            400,
+            None,
+        ),
+        (
+            "chunked twice",
+            post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"),
+            400,
+            Some("invalid_framing"),
+        ),
+        (
+            "two chunked lines",
+            post(
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+            400,
+            Some("invalid_framing"),
+        ),
+        (
+            "gzip, chunked",
+            post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"),
+            501,
+            Some("unsupported_transfer_coding"),
+        ),
+        (
+            "gzip line, chunked line",
+            post(
+                "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+            501,
+            Some("unsupported_transfer_coding"),
+        ),
+    ];
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&routes(&up))
+            .fast_path(fast_path)
+            .start();
+        for (what, request, status, code) in &cases {
+            let (r, closed) = send_and_watch(&gw, request).await;
+            assert_eq!(r.status, *status, "fast_path {fast_path}, {what}: {r:?}");
+            if let Some(code) = code {
+                assert_error(&r.json(), code);
+            }
+            assert!(
+                closed,
+                "fast_path {fast_path}, {what}: connection left open"
+            );
+            assert_eq!(up.count(), 0, "{what}: {:?}", up.requests());
+        }
+    }
+}
+
+/// httparse reads an empty chunk-size line as the last chunk (and what follows
+/// as trailers); it is refused, and the upstream never gets a complete body.
+#[tokio::test]
+async fn an_empty_chunk_size_line_is_refused() {
+    let up = RawUpstream::start().await;
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&routes(&up))
+            .fast_path(fast_path)
+            .start();
+        for body in ["\r\n", ";ext\r\n\r\n"] {
+            let request = format!(
+                "POST /pub/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{SMUGGLED}"
+            );
+            let (r, closed) = send_and_watch(&gw, request.as_bytes()).await;
+            assert_eq!(r.status, 400, "fast_path {fast_path}, {body:?}: {r:?}");
+            assert!(closed, "fast_path {fast_path}: connection left open");
+        }
+    }
+    // The head may have gone ahead of the body; a body that ends never did.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for seen in up.requests() {
+        assert!(!seen.contains("/pub/smuggled"), "{seen:?}");
+        let body = seen.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert!(
+            !body.contains("0\r\n\r\n"),
+            "a complete body was forwarded: {seen:?}"
+        );
     }
 }

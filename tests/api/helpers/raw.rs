@@ -214,3 +214,19 @@ pub async fn read_response(s: &mut TcpStream) -> RawResponse {
     .await
     .expect("response within 10 s")
 }
+
+/// Whether the server closes `s` (end of stream or reset) within 5 s, reading
+/// and dropping whatever else it sends.
+pub async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}

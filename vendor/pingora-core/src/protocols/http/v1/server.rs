@@ -425,6 +425,15 @@ impl HttpSession {
                         // Disable keepalive if both Transfer-Encoding and Content-Length were present
                         if has_both_te_and_cl {
                             self.set_keepalive(None);
+                            // RFC 9112 section 6.1 lets a server reject such a request
+                            // instead of framing it by Transfer-Encoding; a front proxy
+                            // that frames by Content-Length would read the rest of the
+                            // stream as another request. nginx (since 1.21.1) and
+                            // Node's llhttp refuse it too.
+                            return Error::e_explain(
+                                InvalidHTTPHeader,
+                                "both Transfer-Encoding and Content-Length",
+                            );
                         }
                         self.validate_request()?;
 
@@ -2168,18 +2177,25 @@ mod tests_stream {
             .read(input2.as_bytes())
             .build();
         let mut http_stream = HttpSession::new(Box::new(mock_io));
-        let _ = http_stream.read_request().await.unwrap();
+        let res = http_stream.read_request().await;
 
         match (content_length_header, transfer_encoding_header) {
-            (Some(_) | None, Some(_)) => {
+            (Some(_), Some(_)) => {
+                assert_eq!(*res.unwrap_err().etype(), InvalidHTTPHeader);
+                assert!(!http_stream.will_keepalive());
+            }
+            (None, Some(_)) => {
+                res.unwrap();
                 assert!(http_stream.get_header(TRANSFER_ENCODING).is_some());
                 assert!(http_stream.get_header(CONTENT_LENGTH).is_none());
             }
             (Some(_), None) => {
+                res.unwrap();
                 assert!(http_stream.get_header(TRANSFER_ENCODING).is_none());
                 assert!(http_stream.get_header(CONTENT_LENGTH).is_some());
             }
             _ => {
+                res.unwrap();
                 assert!(http_stream.get_header(CONTENT_LENGTH).is_none());
                 assert!(http_stream.get_header(TRANSFER_ENCODING).is_none());
             }
@@ -3091,9 +3107,9 @@ mod tests_stream {
     }
 
     #[tokio::test]
-    async fn test_te_and_cl_disables_keepalive() {
-        // When both Transfer-Encoding and Content-Length are present,
-        // we must disable keepalive per RFC 9112 Section 6.1
+    async fn test_te_and_cl_rejected_and_keepalive_disabled() {
+        // When both Transfer-Encoding and Content-Length are present, the
+        // request is refused and keepalive disabled per RFC 9112 Section 6.1
         // https://datatracker.ietf.org/doc/html/rfc9112#section-6.1-15
         let input = b"POST / HTTP/1.1\r\n\
 Host: pingora.org\r\n\
@@ -3106,22 +3122,11 @@ hello\r\n\
 \r\n";
         let mock_io = Builder::new().read(&input[..]).build();
         let mut http_stream = HttpSession::new(Box::new(mock_io));
-        http_stream.read_request().await.unwrap();
+        let err = http_stream.read_request().await.unwrap_err();
+        assert_eq!(*err.etype(), InvalidHTTPHeader);
 
         // Keepalive should be disabled
         assert_eq!(http_stream.keepalive_timeout, KeepaliveStatus::Off);
-
-        // Content-Length header should have been removed
-        assert!(!http_stream
-            .req_header()
-            .headers
-            .contains_key(CONTENT_LENGTH));
-
-        // Transfer-Encoding should still be present
-        assert!(http_stream
-            .req_header()
-            .headers
-            .contains_key(TRANSFER_ENCODING));
     }
 
     #[tokio::test]
