@@ -16,6 +16,9 @@ pub(crate) struct Metrics {
     pub latency: HistogramVec,
     /// Proxy failures by kind (bad_gateway, upstream_timeout, no_healthy_upstream, ...).
     pub upstream_errors: IntCounterVec,
+    /// Proxy attempts the client ended by breaking the protocol (bytes sent
+    /// where none may come, a malformed body), by the code answered.
+    pub client_errors: IntCounterVec,
     /// Auth endpoint outcomes: endpoint, outcome (`ok` or the error code).
     pub auth: IntCounterVec,
     /// Access tokens refused on protected routes, by reason.
@@ -57,6 +60,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         Opts::new("upstream_errors_total", "Proxy failures by kind"),
         &["kind"],
     )?;
+    let client_errors = IntCounterVec::new(
+        Opts::new(
+            "client_errors_total",
+            "Proxy attempts the client broke off with invalid bytes, by the code answered",
+        ),
+        &["kind"],
+    )?;
     let auth = IntCounterVec::new(
         Opts::new(
             "auth_requests_total",
@@ -82,6 +92,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(latency.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
+    registry.register(Box::new(client_errors.clone()))?;
     registry.register(Box::new(auth.clone()))?;
     registry.register(Box::new(token_rejections.clone()))?;
     registry.register(Box::new(redis_errors.clone()))?;
@@ -116,6 +127,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         requests,
         latency,
         upstream_errors,
+        client_errors,
         auth,
         token_rejections,
         redis_errors,
