@@ -26,4 +26,5 @@ mod routing;
 mod sessions;
 mod settings;
 mod shutdown;
+mod smuggling;
 mod throttle;
