@@ -38,6 +38,8 @@ pub(crate) struct Metrics {
     pub revocations_held: IntGauge,
     /// Requests read by the body-less fast path (the others went to pingora-proxy).
     pub fast_path: IntCounter,
+    /// Client connections closed at accept, by the cap that refused them.
+    pub connections_refused: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -122,6 +124,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "Requests served by the body-less HTTP/1 fast path; the rest went through pingora-proxy",
     )?;
     registry.register(Box::new(fast_path.clone()))?;
+    let connections_refused = IntCounterVec::new(
+        Opts::new(
+            "connections_refused_total",
+            "Client connections closed at accept, by reason (max_connections, max_connections_per_ip)",
+        ),
+        &["reason"],
+    )?;
+    registry.register(Box::new(connections_refused.clone()))?;
     Ok(Metrics {
         registry,
         requests,
@@ -137,6 +147,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         revocation_feed_up,
         revocations_held,
         fast_path,
+        connections_refused,
     })
 }
 

@@ -18,6 +18,7 @@
 //! here; a plain body-less GET or HEAD is served by the fast path, anything
 //! else goes to pingora-proxy with those bytes as its session's prefix.
 
+use super::conn_limit::ConnectionLimits;
 use super::fast_path::{self, FastPath, Verdict};
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -39,6 +40,7 @@ pub(crate) struct IdleParking<A> {
     idle_timeout: Duration,
     enabled: bool,
     fast_path: Option<FastPath>,
+    limits: Arc<ConnectionLimits>,
 }
 
 impl<A> IdleParking<A> {
@@ -46,17 +48,20 @@ impl<A> IdleParking<A> {
     /// or between requests) is closed. With `enabled` false every connection
     /// goes to Pingora's own loop, as without this wrapper. With `fast_path`,
     /// plain body-less requests are served by it (only when `enabled`).
+    /// Every connection, whichever loop serves it, is first admitted by `limits`.
     pub(crate) fn new(
         app: A,
         idle_timeout: Duration,
         enabled: bool,
         fast_path: Option<FastPath>,
+        limits: Arc<ConnectionLimits>,
     ) -> Self {
         IdleParking {
             app: Arc::new(app),
             idle_timeout,
             enabled,
             fast_path,
+            limits,
         }
     }
 }
@@ -71,11 +76,25 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let permit = match self.limits.admit(peer) {
+            Ok(p) => p,
+            Err(why) => {
+                crate::metrics::METRICS
+                    .connections_refused
+                    .with_label_values(&[why.as_str()])
+                    .inc();
+                // Dropped unread: closed at accept.
+                return None;
+            }
+        };
         // Counted until it closes, so a graceful shutdown can end once none is left.
         let open = crate::shutdown::Connection::open();
         let h2c = self.app.server_options().is_some_and(|o| o.h2c);
         if !self.enabled || h2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            // `open` is dropped when this returns.
+            // `open` and `permit` are dropped when this returns.
             return self.app.process_new(stream, shutdown).await;
         }
         // Pingora's accept task is ~9 kB (its future has room for a TLS handshake)
@@ -86,6 +105,7 @@ where
         tokio::spawn(async move {
             this.serve_http1(stream, &shutdown).await;
             drop(open);
+            drop(permit);
         });
         None
     }

@@ -796,3 +796,62 @@ async fn an_empty_chunk_size_line_is_refused() {
         );
     }
 }
+
+/// A keep-alive connection that has been served once (so the gateway holds it).
+async fn held_connection(gw: &TestGateway) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /pub/held HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s).await.status, 200);
+    s
+}
+
+/// `authgate_connections_refused_total{reason}` as the gateway reports it.
+async fn refused(gw: &TestGateway, reason: &str) -> u64 {
+    let series = format!("authgate_connections_refused_total{{reason=\"{reason}\"}} ");
+    gw.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()).map(str::to_owned))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn connections_over_a_cap_are_closed_at_accept_and_counted() {
+    let up = RawUpstream::start().await;
+    for (cap, reason) in [
+        ("max_connections_per_ip: 2", "max_connections_per_ip"),
+        ("max_connections: 2", "max_connections"),
+    ] {
+        let gw = gateway(&up, &format!("limits:\n  {cap}\n"));
+        let first = held_connection(&gw).await;
+        let _second = held_connection(&gw).await;
+        let mut third = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let _ = third
+            .write_all(b"GET /pub/third HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await;
+        assert!(
+            closed(&mut third).await,
+            "{cap}: a third connection was kept"
+        );
+        assert_eq!(refused(&gw, reason).await, 1, "{cap}");
+        assert!(
+            !up.requests().iter().any(|r| r.contains("/pub/third")),
+            "{cap}: the refused connection was served"
+        );
+        // A closed connection gives its place back.
+        drop(first);
+        eventually(Duration::from_secs(5), "a freed place", || async {
+            let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+            s.write_all(b"GET /pub/again HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                .await
+                .is_ok()
+                && crate::helpers::raw::try_read_response(&mut s)
+                    .await
+                    .is_some_and(|r| r.status == 200)
+        })
+        .await;
+    }
+}
