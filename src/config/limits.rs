@@ -11,6 +11,8 @@ pub struct LimitsConfig {
     pub max_auth_body_bytes: usize,
     /// Total time a client gets to send an auth request body (not per read).
     pub auth_body_timeout_ms: u64,
+    /// Total time a request header gets from its first byte (not per read).
+    pub request_head_timeout_ms: u64,
     /// Most client connections open at once (none: no cap); more are closed at accept.
     pub max_connections: Option<usize>,
     /// Most client connections open at once from one address (none: no cap).
@@ -22,6 +24,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_auth_body_bytes: 64 * 1024,
             auth_body_timeout_ms: 10_000,
+            request_head_timeout_ms: 10_000,
             max_connections: None,
             max_connections_per_ip: None,
         }
@@ -32,6 +35,10 @@ impl LimitsConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         above_zero("limits.max_auth_body_bytes", self.max_auth_body_bytes)?;
         above_zero("limits.auth_body_timeout_ms", self.auth_body_timeout_ms)?;
+        above_zero(
+            "limits.request_head_timeout_ms",
+            self.request_head_timeout_ms,
+        )?;
         if let Some(n) = self.max_connections {
             above_zero("limits.max_connections", n)?;
         }

@@ -41,6 +41,7 @@ pub(crate) struct IdleParking<A> {
     enabled: bool,
     fast_path: Option<FastPath>,
     limits: Arc<ConnectionLimits>,
+    head_timeout: Duration,
 }
 
 impl<A> IdleParking<A> {
@@ -49,12 +50,16 @@ impl<A> IdleParking<A> {
     /// goes to Pingora's own loop, as without this wrapper. With `fast_path`,
     /// plain body-less requests are served by it (only when `enabled`).
     /// Every connection, whichever loop serves it, is first admitted by `limits`.
+    /// A request header must arrive whole within `head_timeout` of its first
+    /// byte, however it trickles in (on plain TCP; on TLS, from its first read
+    /// when the fast path is on).
     pub(crate) fn new(
         app: A,
         idle_timeout: Duration,
         enabled: bool,
         fast_path: Option<FastPath>,
         limits: Arc<ConnectionLimits>,
+        head_timeout: Duration,
     ) -> Self {
         IdleParking {
             app: Arc::new(app),
@@ -62,6 +67,7 @@ impl<A> IdleParking<A> {
             enabled,
             fast_path,
             limits,
+            head_timeout,
         }
     }
 }
@@ -123,9 +129,11 @@ where
     async fn serve_http1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
         let mut settings: Option<HttpPersistentSettings> = None;
         loop {
-            if !wait_for_request(&mut stream, self.idle_timeout, shutdown).await {
+            let Some(byte_seen) = wait_for_request(&mut stream, self.idle_timeout, shutdown).await
+            else {
                 return;
-            }
+            };
+            let head_deadline = byte_seen.then(|| self.head_deadline());
             let reused = match &self.fast_path {
                 // Shutting down: Pingora's loop reads the request, or gives up
                 // on it, under its own shutdown rules.
@@ -134,11 +142,17 @@ where
                     // request's whole state (sessions both ways, headers) would
                     // make this task's future, held by every idle connection,
                     // ~11 kB larger (bench/idle-connections.sh: 72 -> 189 MB).
-                    Box::pin(self.serve_fast_or_handoff(fast, stream, settings.take(), shutdown))
-                        .await
+                    Box::pin(self.serve_fast_or_handoff(
+                        fast,
+                        stream,
+                        settings.take(),
+                        head_deadline,
+                        shutdown,
+                    ))
+                    .await
                 }
                 _ => {
-                    self.to_pingora(stream, None, settings.take(), shutdown)
+                    self.to_pingora(stream, None, settings.take(), head_deadline, shutdown)
                         .await
                 }
             };
@@ -156,16 +170,20 @@ where
         fast: &FastPath,
         mut stream: Stream,
         settings: Option<HttpPersistentSettings>,
+        mut head_deadline: Option<tokio::time::Instant>,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let mut read = BytesMut::with_capacity(REQUEST_READ_BYTES);
         // The peek has seen a byte on plain TCP (and kept it: the first read may
         // return only that byte); a TLS stream cannot peek, so its first read is
         // where it waits, and where a shutdown must end the wait as Pingora's
-        // own loop would. The whole header gets the idle timeout, not each read.
-        let deadline = tokio::time::Instant::now()
-            .checked_add(self.idle_timeout)
-            .unwrap_or_else(far_future);
+        // own loop would. Until its first byte the idle timeout applies, from
+        // then on one deadline for the whole header, not one per read.
+        let mut deadline = head_deadline.unwrap_or_else(|| {
+            tokio::time::Instant::now()
+                .checked_add(self.idle_timeout)
+                .unwrap_or_else(far_future)
+        });
         let verdict = loop {
             let waiting = read.is_empty();
             let more = tokio::time::timeout_at(deadline, stream.read_buf(&mut read));
@@ -183,6 +201,10 @@ where
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return None,
             }
+            if head_deadline.is_none() {
+                let d = self.head_deadline();
+                (head_deadline, deadline) = (Some(d), d);
+            }
             match fast_path::classify(&read) {
                 // A header larger than the first buffer is pingora-proxy's to read.
                 Verdict::NeedMore if read.len() < REQUEST_READ_BYTES => continue,
@@ -192,11 +214,16 @@ where
         };
         if verdict == Verdict::Fast {
             let mut session = pingora_proxy::Session::new_h1(stream);
-            self.prepare(&mut session.downstream_session, settings, shutdown);
+            self.prepare(
+                &mut session.downstream_session,
+                settings,
+                head_deadline,
+                shutdown,
+            );
             set_prefix(&mut session.downstream_session, read);
             fast.serve(session, shutdown).await
         } else {
-            self.to_pingora(stream, Some(read), settings, shutdown)
+            self.to_pingora(stream, Some(read), settings, head_deadline, shutdown)
                 .await
         }
     }
@@ -208,10 +235,11 @@ where
         stream: Stream,
         read: Option<BytesMut>,
         settings: Option<HttpPersistentSettings>,
+        head_deadline: Option<tokio::time::Instant>,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let mut session = ServerSession::new_http1(stream);
-        self.prepare(&mut session, settings, shutdown);
+        self.prepare(&mut session, settings, head_deadline, shutdown);
         if let Some(read) = read {
             set_prefix(&mut session, read);
         }
@@ -220,13 +248,18 @@ where
 
     /// The keep-alive state a session starts with: carried over from the
     /// previous request, or what Pingora's own loop sets on a new connection
-    /// (the gateway narrows it per request in `early_request`).
+    /// (the gateway narrows it per request in `early_request`), and the
+    /// deadline for the rest of the request header.
     fn prepare(
         &self,
         session: &mut ServerSession,
         settings: Option<HttpPersistentSettings>,
+        head_deadline: Option<tokio::time::Instant>,
         shutdown: &ShutdownWatch,
     ) {
+        if let ServerSession::H1(h1) = session {
+            h1.set_request_head_deadline(head_deadline);
+        }
         match settings {
             Some(s) => s.apply_to_session(session),
             None => {
@@ -239,6 +272,15 @@ where
                 );
             }
         }
+    }
+}
+
+impl<A> IdleParking<A> {
+    /// When a request header whose first byte has just arrived must be complete.
+    fn head_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+            .checked_add(self.head_timeout)
+            .unwrap_or_else(far_future)
     }
 }
 
@@ -257,8 +299,10 @@ fn set_prefix(session: &mut ServerSession, read: BytesMut) {
     }
 }
 
-/// Wait until the client has sent something: true to serve it, false to close
-/// (idle timeout, client gone, or the server shutting down while idle, which is
+/// Wait until the client has sent something: `Some(true)` when a byte is known
+/// to have arrived, `Some(false)` to go on without knowing (a TLS stream, or
+/// shutting down with a request perhaps already sent), `None` to close (idle
+/// timeout, client gone, or the server shutting down while idle, which is
 /// what Pingora does with connections idle in its own loop).
 ///
 /// Pingora's `Stream::try_peek` reads the byte and rewinds it, so the request is
@@ -266,18 +310,23 @@ fn set_prefix(session: &mut ServerSession, read: BytesMut) {
 /// Pingora's own timeouts apply to them. HTTP/1.1 pipelining stays off (Pingora's
 /// default): with it on, a next request already read into the persistent
 /// settings' prefix would wait here for bytes the client has already sent.
-async fn wait_for_request(stream: &mut Stream, idle: Duration, shutdown: &ShutdownWatch) -> bool {
+async fn wait_for_request(
+    stream: &mut Stream,
+    idle: Duration,
+    shutdown: &ShutdownWatch,
+) -> Option<bool> {
     if *shutdown.borrow() {
         // Still serve a request already sent; do not wait for one.
-        return true;
+        return Some(false);
     }
     let mut first = [0u8; 1];
     let mut shutdown = shutdown.clone();
     tokio::select! {
         biased;
-        peeked = tokio::time::timeout(idle, stream.try_peek(&mut first)) => {
-            matches!(peeked, Ok(Ok(_)))
-        }
-        _ = shutdown.wait_for(|down| *down) => false,
+        peeked = tokio::time::timeout(idle, stream.try_peek(&mut first)) => match peeked {
+            Ok(Ok(seen)) => Some(seen),
+            _ => None,
+        },
+        _ = shutdown.wait_for(|down| *down) => None,
     }
 }

@@ -855,3 +855,65 @@ async fn connections_over_a_cap_are_closed_at_accept_and_counted() {
         .await;
     }
 }
+
+/// A request header trickled in a line at a time (each read on its own
+/// quick) meets one deadline from its first byte, below and above the 4 KiB
+/// first read, through either engine.
+#[tokio::test]
+async fn a_request_head_that_trickles_in_meets_one_deadline() {
+    use tokio::io::AsyncReadExt;
+    let up = RawUpstream::start().await;
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&format!(
+                "{}limits:\n  request_head_timeout_ms: 500\n",
+                routes(&up)
+            ))
+            .fast_path(fast_path)
+            .start();
+        for padding in [0, 5000] {
+            let s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+            let (mut r, mut w) = s.into_split();
+            let started = std::time::Instant::now();
+            let head = format!(
+                "GET /pub/slow HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n",
+                "a".repeat(padding)
+            );
+            w.write_all(head.as_bytes()).await.unwrap();
+            let trickle = async {
+                for _ in 0..40 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if w.write_all(b"X-T: 1\r\n").await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let closed = async {
+                let mut buf = [0u8; 512];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            tokio::select! {
+                _ = closed => {}
+                _ = trickle => {}
+            }
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_millis(2500),
+                "fast_path {fast_path}, {padding} bytes of padding: open for {took:?}"
+            );
+        }
+        // An ordinary request is unaffected.
+        let r = send_raw(gw.addr, &get("/pub/quick", "")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert!(
+        !up.requests().iter().any(|r| r.contains("/pub/slow")),
+        "{:?}",
+        up.requests()
+    );
+}

@@ -103,6 +103,8 @@ pub struct HttpSession {
     keepalive_timeout: KeepaliveStatus,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// When the whole request header must have arrived, however it trickles in.
+    request_head_deadline: Option<tokio::time::Instant>,
     /// How long to wait to make downstream session reusable, if body needs to be drained.
     total_drain_timeout: Option<Duration>,
     /// A copy of the response that is already written to the client
@@ -187,6 +189,7 @@ impl HttpSession {
             response_written: None,
             request_header: None,
             read_timeout: Some(Duration::from_secs(60)),
+            request_head_deadline: None,
             write_timeout: None,
             total_drain_timeout: None,
             body_bytes_sent: 0,
@@ -215,7 +218,23 @@ impl HttpSession {
         already_read: usize,
     ) -> Result<Option<usize>> {
         let read_result = {
+            let head_deadline = self.request_head_deadline;
             let read_event = self.underlying_stream.read_buf(buf);
+            // The per-read timeouts below restart with every byte, so a header
+            // sent a byte at a time would live for its size times the timeout.
+            let read_event = async {
+                match head_deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, read_event)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "request header deadline passed",
+                            ))
+                        }),
+                    None => read_event.await,
+                }
+            };
             match self.keepalive_timeout {
                 KeepaliveStatus::Timeout(d) => match timeout(d, read_event).await {
                     Ok(res) => res,
@@ -1346,6 +1365,15 @@ impl HttpSession {
     /// Gets the downstream read timeout.
     pub fn get_read_timeout(&self) -> Option<Duration> {
         self.read_timeout
+    }
+
+    /// Sets when the whole request header must have been read, in total rather
+    /// than per read (`None`: no deadline, the default). Past it, reading the
+    /// header fails as a read error and the connection is closed. Set it once
+    /// the request's first byte is known to have arrived, so that idle time
+    /// before a request does not count.
+    pub fn set_request_head_deadline(&mut self, deadline: Option<tokio::time::Instant>) {
+        self.request_head_deadline = deadline;
     }
 
     /// Sets the downstream write timeout. This will trigger if we're unable
