@@ -209,6 +209,7 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
                 cfg.limits.max_connections_per_ip,
             ),
             Duration::from_millis(cfg.limits.request_head_timeout_ms),
+            Some(cfg.limits.min_send_bytes_per_second).filter(|r| *r > 0),
         ),
     );
     let buffers = L4BufferSettings::default().read(cfg.client_read_buffer_bytes);

@@ -13,6 +13,9 @@ pub struct LimitsConfig {
     pub auth_body_timeout_ms: u64,
     /// Total time a request header gets from its first byte (not per read).
     pub request_head_timeout_ms: u64,
+    /// Slowest a client may read a response: each write to it must finish
+    /// within its size at this rate (at least 1 s); 0 turns it off.
+    pub min_send_bytes_per_second: usize,
     /// Most client connections open at once (none: no cap); more are closed at accept.
     pub max_connections: Option<usize>,
     /// Most client connections open at once from one address (none: no cap).
@@ -25,6 +28,7 @@ impl Default for LimitsConfig {
             max_auth_body_bytes: 64 * 1024,
             auth_body_timeout_ms: 10_000,
             request_head_timeout_ms: 10_000,
+            min_send_bytes_per_second: 1024,
             max_connections: None,
             max_connections_per_ip: None,
         }

@@ -42,6 +42,7 @@ pub(crate) struct IdleParking<A> {
     fast_path: Option<FastPath>,
     limits: Arc<ConnectionLimits>,
     head_timeout: Duration,
+    min_send_rate: Option<usize>,
 }
 
 impl<A> IdleParking<A> {
@@ -52,7 +53,10 @@ impl<A> IdleParking<A> {
     /// Every connection, whichever loop serves it, is first admitted by `limits`.
     /// A request header must arrive whole within `head_timeout` of its first
     /// byte, however it trickles in (on plain TCP; on TLS, from its first read
-    /// when the fast path is on).
+    /// when the fast path is on). Each write to a client must finish within its
+    /// size at `min_send_rate` bytes per second (at least 1 s), so a client
+    /// that stops reading cannot hold a response, and its upstream
+    /// connection, forever.
     pub(crate) fn new(
         app: A,
         idle_timeout: Duration,
@@ -60,6 +64,7 @@ impl<A> IdleParking<A> {
         fast_path: Option<FastPath>,
         limits: Arc<ConnectionLimits>,
         head_timeout: Duration,
+        min_send_rate: Option<usize>,
     ) -> Self {
         IdleParking {
             app: Arc::new(app),
@@ -68,6 +73,7 @@ impl<A> IdleParking<A> {
             fast_path,
             limits,
             head_timeout,
+            min_send_rate,
         }
     }
 }
@@ -259,6 +265,7 @@ where
     ) {
         if let ServerSession::H1(h1) = session {
             h1.set_request_head_deadline(head_deadline);
+            h1.set_min_send_rate(self.min_send_rate);
         }
         match settings {
             Some(s) => s.apply_to_session(session),

@@ -917,3 +917,62 @@ async fn a_request_head_that_trickles_in_meets_one_deadline() {
         up.requests()
     );
 }
+
+/// An upstream that answers every request with an endless body; `gone` is set
+/// once a write to the gateway fails (the gateway let go of the connection).
+async fn endless_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gone = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = gone.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let chunk = vec![b'x'; 64 * 1024];
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: 1099511627776\r\n\r\n";
+                if s.write_all(head.as_bytes()).await.is_ok() {
+                    while s.write_all(&chunk).await.is_ok() {}
+                }
+                flag.store(true, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, gone)
+}
+
+/// A client that stops reading a response does not hold it, and the upstream
+/// connection behind it, forever: each write must keep to
+/// `limits.min_send_bytes_per_second`.
+#[tokio::test]
+async fn a_client_that_never_reads_is_let_go() {
+    use std::sync::atomic::Ordering;
+    for fast_path in [true, false] {
+        let (up, gone) = endless_upstream().await;
+        let gw = TestGateway::builder()
+            .yaml(&format!(
+                "upstreams:\n  up: {{ peers: ['{up}'] }}\nroutes:\n  - {{ prefix: /, upstream: up, auth: public }}\nlimits:\n  min_send_bytes_per_second: 100000\n"
+            ))
+            .fast_path(fast_path)
+            .start();
+        let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        // Never read from `s`.
+        eventually(
+            Duration::from_secs(20),
+            "the gateway let go of the upstream",
+            || async { gone.load(Ordering::SeqCst) },
+        )
+        .await;
+        drop(s);
+    }
+}
