@@ -1,6 +1,7 @@
 //! Every failure the gateway answers itself, and the one place that maps each to a status, a code and a sentence.
 
 use crate::auth::access::TokenRejection;
+use crate::edge::framing::FramingError;
 use crate::edge::EdgeRejection;
 use crate::store::StoreError;
 use http::StatusCode;
@@ -118,6 +119,7 @@ fn edge_detail(r: EdgeRejection) -> &'static str {
         EdgeRejection::AmbiguousAuthorization => {
             "send one Authorization header with one credential"
         }
+        EdgeRejection::Framing(f) => f.detail(),
     }
 }
 
@@ -168,6 +170,12 @@ impl ErrorReply {
             Refused(EdgeRejection::UnderscoreHeader) => (S::BAD_REQUEST, "invalid_header"),
             Refused(EdgeRejection::AmbiguousAuthorization) => {
                 (S::BAD_REQUEST, "invalid_authorization")
+            }
+            Refused(EdgeRejection::Framing(FramingError::Ambiguous)) => {
+                (S::BAD_REQUEST, "invalid_framing")
+            }
+            Refused(EdgeRejection::Framing(FramingError::UnsupportedCoding)) => {
+                (S::NOT_IMPLEMENTED, "unsupported_transfer_coding")
             }
             InvalidCredentials => (S::UNAUTHORIZED, "invalid_credentials"),
             InvalidToken(TokenRejection::Missing) => (S::UNAUTHORIZED, "missing_token"),
@@ -222,11 +230,14 @@ impl ErrorReply {
         }
     }
 
-    /// Whether the connection must close after the answer (the body was not read to its end).
+    /// Whether the connection must close after the answer (the body was not
+    /// read to its end, or where it ends is in doubt).
     pub fn closes_connection(&self) -> bool {
         matches!(
             self,
-            ErrorReply::BodyTooLarge { .. } | ErrorReply::RequestTimeout
+            ErrorReply::BodyTooLarge { .. }
+                | ErrorReply::RequestTimeout
+                | ErrorReply::Refused(EdgeRejection::Framing(_))
         )
     }
 

@@ -248,9 +248,9 @@ pub fn route_host(value: &str) -> Result<String, &'static str> {
 pub fn routing_host(
     host_header: Option<&[u8]>,
     target_authority: Option<&[u8]>,
-) -> Result<Option<String>, &'static str> {
+) -> Result<String, &'static str> {
     host::routing_host(host_header, target_authority)
-        .map(|h| h.map(Cow::into_owned))
+        .map(Cow::into_owned)
         .map_err(host::HostError::detail)
 }
 

@@ -16,6 +16,9 @@ pub(crate) struct Metrics {
     pub latency: HistogramVec,
     /// Proxy failures by kind (bad_gateway, upstream_timeout, no_healthy_upstream, ...).
     pub upstream_errors: IntCounterVec,
+    /// Proxy attempts the client ended by breaking the protocol (bytes sent
+    /// where none may come, a malformed body), by the code answered.
+    pub client_errors: IntCounterVec,
     /// Auth endpoint outcomes: endpoint, outcome (`ok` or the error code).
     pub auth: IntCounterVec,
     /// Access tokens refused on protected routes, by reason.
@@ -44,6 +47,8 @@ pub(crate) struct Metrics {
     pub password_hashes: IntCounter,
     /// Access log lines dropped because stdout did not keep up (never security events).
     pub log_lines_dropped: IntCounter,
+    /// Client connections closed at accept, by the cap that refused them.
+    pub connections_refused: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -64,6 +69,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
     )?;
     let upstream_errors = IntCounterVec::new(
         Opts::new("upstream_errors_total", "Proxy failures by kind"),
+        &["kind"],
+    )?;
+    let client_errors = IntCounterVec::new(
+        Opts::new(
+            "client_errors_total",
+            "Proxy attempts the client broke off with invalid bytes, by the code answered",
+        ),
         &["kind"],
     )?;
     let auth = IntCounterVec::new(
@@ -91,6 +103,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     registry.register(Box::new(requests.clone()))?;
     registry.register(Box::new(latency.clone()))?;
     registry.register(Box::new(upstream_errors.clone()))?;
+    registry.register(Box::new(client_errors.clone()))?;
     registry.register(Box::new(auth.clone()))?;
     registry.register(Box::new(token_rejections.clone()))?;
     registry.register(Box::new(redis_errors.clone()))?;
@@ -146,6 +159,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         "Access log lines dropped because stdout did not keep up; the log is complete while this is 0",
     )?;
     registry.register(Box::new(log_lines_dropped.clone()))?;
+    let connections_refused = IntCounterVec::new(
+        Opts::new(
+            "connections_refused_total",
+            "Client connections closed at accept, by reason (max_connections, max_connections_per_ip)",
+        ),
+        &["reason"],
+    )?;
+    registry.register(Box::new(connections_refused.clone()))?;
     Ok(Metrics {
         role_refusals,
         admin,
@@ -153,6 +174,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         requests,
         latency,
         upstream_errors,
+        client_errors,
         auth,
         token_rejections,
         redis_errors,
@@ -164,6 +186,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         fast_path,
         password_hashes,
         log_lines_dropped,
+        connections_refused,
     })
 }
 

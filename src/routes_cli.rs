@@ -20,7 +20,7 @@ pub enum RoutesCommand {
     /// The canonical path, the route that matches, and the answer a request
     /// would get with a valid token holding `--roles` (or with no token).
     Explain {
-        /// The Host header (an absolute URL's own authority is used otherwise).
+        /// The Host header (default: an absolute URL's own authority, else `localhost`).
         #[arg(long)]
         host: Option<String>,
         /// The roles of the caller's valid token, comma-separated (default: none).

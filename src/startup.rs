@@ -282,7 +282,18 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let idle_timeout = Duration::from_secs(cfg.keepalive_timeout_seconds);
     let mut proxy = pingora_core::services::listening::Service::new(
         "authgate".into(),
-        IdleParking::new(proxy, idle_timeout, cfg.idle_parking, fast_path),
+        IdleParking::new(
+            proxy,
+            idle_timeout,
+            cfg.idle_parking,
+            fast_path,
+            crate::proxy::conn_limit::ConnectionLimits::new(
+                cfg.limits.max_connections,
+                cfg.limits.max_connections_per_ip,
+            ),
+            Duration::from_millis(cfg.limits.request_head_timeout_ms),
+            Some(cfg.limits.min_send_bytes_per_second).filter(|r| *r > 0),
+        ),
     );
     let buffers = L4BufferSettings::default().read(cfg.client_read_buffer_bytes);
     for addr in &cfg.listen {

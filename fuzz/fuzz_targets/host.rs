@@ -11,7 +11,9 @@
 //!   or upper-casing the input changes nothing;
 //! - a route host (no port allowed) canonicalises like a request host;
 //! - `routing_host` is the header's host if any, else the target's; it refuses
-//!   (Mismatch) exactly when both are valid and differ; it is symmetric when both are given.
+//!   (Mismatch) exactly when both are valid and differ, or the header is empty
+//!   and the target valid; with neither (an empty header counts as none) it
+//!   refuses (Missing); it is symmetric when both are given.
 #![no_main]
 
 use authgate::fuzz_api::{canonical_host, route_host, routing_host};
@@ -88,16 +90,19 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let routed = routing_host(header, target);
-    // An empty Host is treated as absent.
     let h = header.filter(|h| !h.is_empty());
+    let empty_header = header.is_some() && h.is_none();
     match (h.map(canonical_host), target.map(canonical_host)) {
         (Some(Err(_)), _) | (_, Some(Err(_))) => assert!(routed.is_err(), "{data:?}"),
         (Some(Ok(a)), Some(Ok(b))) if a != b => {
             assert_eq!(routed, Err(authgate_mismatch()), "{data:?}")
         }
-        (Some(Ok(a)), _) => assert_eq!(routed, Ok(Some(a)), "{data:?}"),
-        (None, Some(Ok(b))) => assert_eq!(routed, Ok(Some(b)), "{data:?}"),
-        (None, None) => assert_eq!(routed, Ok(None), "{data:?}"),
+        (Some(Ok(a)), _) => assert_eq!(routed, Ok(a), "{data:?}"),
+        (None, Some(Ok(_))) if empty_header => {
+            assert_eq!(routed, Err(authgate_mismatch()), "{data:?}")
+        }
+        (None, Some(Ok(b))) => assert_eq!(routed, Ok(b), "{data:?}"),
+        (None, None) => assert!(routed.is_err(), "{data:?}"),
     }
     // Symmetric when both are non-empty (an empty Host counts as absent, an
     // empty target authority is malformed).

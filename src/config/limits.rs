@@ -1,4 +1,4 @@
-//! The `limits` section: how large and how slow an auth request body may be.
+//! The `limits` section: how large and how slow an auth request body may be, and how many connections may be open.
 
 use super::{above_zero, ConfigError};
 use serde::Deserialize;
@@ -11,6 +11,15 @@ pub struct LimitsConfig {
     pub max_auth_body_bytes: usize,
     /// Total time a client gets to send an auth request body (not per read).
     pub auth_body_timeout_ms: u64,
+    /// Total time a request header gets from its first byte (not per read).
+    pub request_head_timeout_ms: u64,
+    /// Slowest a client may read a response: each write to it must finish
+    /// within its size at this rate (at least 1 s); 0 turns it off.
+    pub min_send_bytes_per_second: usize,
+    /// Most client connections open at once (none: no cap); more are closed at accept.
+    pub max_connections: Option<usize>,
+    /// Most client connections open at once from one address (none: no cap).
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl Default for LimitsConfig {
@@ -18,6 +27,10 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_auth_body_bytes: 64 * 1024,
             auth_body_timeout_ms: 10_000,
+            request_head_timeout_ms: 10_000,
+            min_send_bytes_per_second: 1024,
+            max_connections: None,
+            max_connections_per_ip: None,
         }
     }
 }
@@ -25,6 +38,17 @@ impl Default for LimitsConfig {
 impl LimitsConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         above_zero("limits.max_auth_body_bytes", self.max_auth_body_bytes)?;
-        above_zero("limits.auth_body_timeout_ms", self.auth_body_timeout_ms)
+        above_zero("limits.auth_body_timeout_ms", self.auth_body_timeout_ms)?;
+        above_zero(
+            "limits.request_head_timeout_ms",
+            self.request_head_timeout_ms,
+        )?;
+        if let Some(n) = self.max_connections {
+            above_zero("limits.max_connections", n)?;
+        }
+        if let Some(n) = self.max_connections_per_ip {
+            above_zero("limits.max_connections_per_ip", n)?;
+        }
+        Ok(())
     }
 }

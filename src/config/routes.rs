@@ -98,6 +98,12 @@ impl RouteConfig {
                 format!("must start with /, got {:?}", self.prefix),
             ));
         }
+        prefix_can_match(&self.prefix).map_err(|why| {
+            invalid(
+                format!("routes[{i}].prefix"),
+                format!("{:?} can never match a request: {why}", self.prefix),
+            )
+        })?;
         if let Some(h) = &self.host {
             crate::edge::host::route_host(h).map_err(|_| {
                 invalid(
@@ -128,9 +134,66 @@ impl RouteConfig {
     }
 }
 
+/// Requests are routed on their canonical path (`edge::path`), so a prefix
+/// matches only if it is canonical itself: `/%61dmin`, `/a//b` or `/a/../b`
+/// would never match, and requests meant for them fall to a shorter route,
+/// possibly with a weaker policy. Letter case is not a difference: routes
+/// match ignoring ASCII case, and escapes are upper-cased by the canonical form.
+fn prefix_can_match(prefix: &str) -> Result<(), String> {
+    if let Some(c) = prefix
+        .bytes()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, b'?' | b'#'))
+    {
+        return Err(format!("a request path never contains {:?}", char::from(c)));
+    }
+    match crate::edge::path::canonical(prefix) {
+        Ok(c) if c.eq_ignore_ascii_case(prefix) => Ok(()),
+        Ok(c) => Err(format!(
+            "requests are matched on their canonical path, and this one's is {c:?}"
+        )),
+        Err(e) => Err(format!("a request with it is refused ({})", e.detail())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::Config;
+
+    #[test]
+    fn only_canonical_prefixes_load() {
+        for ok in [
+            "/",
+            "/api",
+            "/api/",
+            "/API/Admin",
+            "/caf%C3%A9",
+            "/caf%c3%a9",
+            "/a.b/~x",
+        ] {
+            assert_eq!(super::prefix_can_match(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "/%61dmin",
+            "/a//b",
+            "//a",
+            "/a/./b",
+            "/a/../b",
+            "/a/..",
+            "/a/.",
+            "/a%2Fb",
+            "/a;b",
+            "/a\\b",
+            "/a%zz",
+            "/a%252e",
+            "/a?x",
+            "/a#x",
+            "/a b",
+            "/caf\u{e9}",
+            "/a%2e%2e/b",
+        ] {
+            assert!(super::prefix_can_match(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn route_to_missing_upstream_is_named() {

@@ -9,6 +9,10 @@ pub enum HostError {
     Malformed,
     /// The absolute-form target names another host than `Host`.
     Mismatch,
+    /// No `Host` header (or an empty one) and no absolute-form target: RFC 9112
+    /// §3.2 makes that a 400 for HTTP/1.1, and an HTTP/1.0 request without it
+    /// would reach the upstream as HTTP/1.1 with no host at all.
+    Missing,
 }
 
 impl HostError {
@@ -17,6 +21,7 @@ impl HostError {
         match self {
             HostError::Malformed => "the Host header is not a valid host name",
             HostError::Mismatch => "the request target and the Host header name different hosts",
+            HostError::Missing => "the request has no Host header",
         }
     }
 }
@@ -88,21 +93,26 @@ fn canonical_name(name: &[u8]) -> Result<Cow<'_, str>, HostError> {
 }
 
 /// The host a request is routed by: `Host`, else the absolute-form target's
-/// authority; both present must name the same host. `None` when neither is
-/// there (HTTP/1.0) or `Host` is empty.
+/// authority; both present must name the same host (stricter than RFC 9112
+/// §3.2.2, which lets the target win: two answers to "which host?" are refused,
+/// not chosen between). An empty `Host` is no host: with an absolute-form
+/// target it disagrees with it, without one the request has none.
 pub(crate) fn routing_host<'a>(
     host_header: Option<&'a [u8]>,
     target_authority: Option<&'a [u8]>,
-) -> Result<Option<Cow<'a, str>>, HostError> {
-    let from_header = match host_header {
-        Some(h) if !h.is_empty() => Some(canonical_host(h)?),
-        _ => None,
-    };
+) -> Result<Cow<'a, str>, HostError> {
     let from_target = target_authority.map(canonical_host).transpose()?;
-    match (from_header, from_target) {
-        (Some(h), Some(t)) if h != t => Err(HostError::Mismatch),
-        (Some(h), _) => Ok(Some(h)),
-        (None, t) => Ok(t),
+    match (host_header, from_target) {
+        (Some([]), Some(_)) => Err(HostError::Mismatch),
+        (None | Some([]), None) => Err(HostError::Missing),
+        (None, Some(t)) => Ok(t),
+        (Some(h), t) => {
+            let h = canonical_host(h)?;
+            match t {
+                Some(t) if t != h => Err(HostError::Mismatch),
+                _ => Ok(h),
+            }
+        }
     }
 }
 
@@ -144,7 +154,7 @@ mod tests {
     fn target_and_header_must_agree() {
         assert_eq!(
             routing_host(Some(b"a.example"), Some(b"A.example.:80")),
-            Ok(Some("a.example".into()))
+            Ok("a.example".into())
         );
         assert_eq!(
             routing_host(Some(b"a.example"), Some(b"b.example")),
@@ -152,9 +162,14 @@ mod tests {
         );
         assert_eq!(
             routing_host(None, Some(b"b.example")),
-            Ok(Some("b.example".into()))
+            Ok("b.example".into())
         );
-        assert_eq!(routing_host(Some(b""), None), Ok(None));
+        assert_eq!(
+            routing_host(Some(b""), Some(b"b.example")),
+            Err(HostError::Mismatch)
+        );
+        assert_eq!(routing_host(Some(b""), None), Err(HostError::Missing));
+        assert_eq!(routing_host(None, None), Err(HostError::Missing));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub(crate) mod authorization;
 pub(crate) mod forwarded;
+pub(crate) mod framing;
 pub(crate) mod host;
 pub(crate) mod identity;
 pub(crate) mod path;
@@ -42,6 +43,8 @@ pub enum EdgeRejection {
     UnderscoreHeader,
     /// Several `Authorization` headers or credentials.
     AmbiguousAuthorization,
+    /// A `Transfer-Encoding` other than `chunked` alone.
+    Framing(framing::FramingError),
 }
 
 /// What the edge decided about an acceptable request.
@@ -50,8 +53,12 @@ pub struct Inspection {
     /// The request target to forward when it differs from the one received
     /// (a path made canonical, or an absolute-form target made origin-form).
     pub new_target: Option<String>,
-    /// The routing host, canonical.
+    /// The routing host, canonical (only when some route is host-specific).
     pub host: Option<String>,
+    /// The `Host` to add: an absolute-form target's authority, when the
+    /// request came without `Host` (the target becomes origin-form, so the
+    /// upstream would otherwise get no host at all).
+    pub add_host: Option<http::HeaderValue>,
     /// Header names to delete before anything else sees the request.
     pub remove: Vec<HeaderName>,
 }
@@ -73,9 +80,16 @@ impl EdgeRules {
         }
         // Always checked; kept (allocated) only when some route is host-specific.
         let host = host::routing_host(host_header.map(|h| h.as_bytes()), target_authority)
-            .map_err(EdgeRejection::Host)?
-            .filter(|_| self.route_by_host)
-            .map(Cow::into_owned);
+            .map_err(EdgeRejection::Host)?;
+        let host = self.route_by_host.then(|| host.into_owned());
+        let add_host = match (host_header, target_authority) {
+            // Validated as a host with an optional port just above.
+            (None, Some(a)) => Some(
+                http::HeaderValue::from_bytes(a)
+                    .map_err(|_| EdgeRejection::Host(host::HostError::Malformed))?,
+            ),
+            _ => None,
+        };
 
         if !req.raw_path_is_utf8() {
             return Err(EdgeRejection::Path(path::PathError::NotUtf8));
@@ -94,6 +108,7 @@ impl EdgeRules {
             }),
         };
 
+        framing::check(&req.headers).map_err(EdgeRejection::Framing)?;
         authorization::single(&req.headers).map_err(|_| EdgeRejection::AmbiguousAuthorization)?;
         let remove = identity::to_remove(
             &req.headers,
@@ -104,6 +119,7 @@ impl EdgeRules {
         Ok(Inspection {
             new_target,
             host,
+            add_host,
             remove,
         })
     }
@@ -153,6 +169,12 @@ mod tests {
             .inspect(&req(b"http://a.example/x", &[("Host", "a.example")]))
             .unwrap();
         assert_eq!(i.new_target.as_deref(), Some("/x"));
+        assert!(i.add_host.is_none(), "Host was sent");
+        let i = rules()
+            .inspect(&req(b"http://A.example:8080/x", &[]))
+            .unwrap();
+        assert_eq!(i.host.as_deref(), Some("a.example"));
+        assert_eq!(i.add_host.unwrap(), "A.example:8080");
         assert_eq!(
             rules()
                 .inspect(&req(b"http://b.example/x", &[("Host", "a.example")]))
@@ -166,14 +188,24 @@ mod tests {
         let r = rules();
         for target in [&b"/a%2fb"[..], b"pub/x", b"*"] {
             assert!(matches!(
-                r.inspect(&req(target, &[])),
+                r.inspect(&req(target, &[("Host", "a")])),
                 Err(EdgeRejection::Path(_))
             ));
+        }
+        for host in [&[][..], &[("Host", "")][..]] {
+            assert_eq!(
+                r.inspect(&req(b"/", host)).unwrap_err(),
+                EdgeRejection::Host(host::HostError::Missing)
+            );
         }
         assert_eq!(
             r.inspect(&req(
                 b"/",
-                &[("Authorization", "Bearer a"), ("Authorization", "Bearer b")]
+                &[
+                    ("Host", "a"),
+                    ("Authorization", "Bearer a"),
+                    ("Authorization", "Bearer b")
+                ]
             ))
             .unwrap_err(),
             EdgeRejection::AmbiguousAuthorization
@@ -183,7 +215,9 @@ mod tests {
             ..rules()
         };
         assert_eq!(
-            strict.inspect(&req(b"/", &[("x_a", "1")])).unwrap_err(),
+            strict
+                .inspect(&req(b"/", &[("Host", "a"), ("x_a", "1")]))
+                .unwrap_err(),
             EdgeRejection::UnderscoreHeader
         );
     }

@@ -48,7 +48,10 @@ pub(crate) fn explain(
 ) -> Result<Explanation, String> {
     let mut req = RequestHeader::build(method, target.as_bytes(), None)
         .map_err(|e| format!("{method} {target}: not a request line ({e})"))?;
-    if let Some(h) = host {
+    // Without --host an origin-form request still needs one (HTTP/1.1 without
+    // Host is 400): `localhost`, which only a route naming it would match.
+    let absolute = target.contains("://");
+    if let Some(h) = host.or((!absolute).then_some("localhost")) {
         req.insert_header(http::header::HOST, h)
             .map_err(|e| format!("--host {h:?}: {e}"))?;
     }

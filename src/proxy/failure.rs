@@ -1,4 +1,4 @@
-//! Proxy failures turned into JSON answers: 503 no healthy peer, 504 upstream timeout, 502 anything else upstream.
+//! Proxy failures turned into JSON answers: 503 no healthy peer, 504 upstream timeout, 502 anything else upstream, 400 a client that broke the protocol.
 
 use super::{respond, RequestCtx};
 use crate::error::ErrorReply;
@@ -12,6 +12,19 @@ pub(super) const NO_HEALTHY_PEER: &str = "NoHealthyPeer";
 pub(super) fn classify(e: &Error) -> Option<ErrorReply> {
     match (e.esource(), e.etype()) {
         (_, ErrorType::Custom(NO_HEALTHY_PEER)) => Some(ErrorReply::NoHealthyUpstream),
+        // Before the connect kinds below: Pingora reports a client byte sent
+        // where no body may come ("Sent data after end of body") as a
+        // ConnectError on the downstream side, which is the client's fault,
+        // not the upstream's.
+        (
+            ErrorSource::Downstream,
+            ErrorType::ReadError
+            | ErrorType::WriteError
+            | ErrorType::ConnectionClosed
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout,
+        ) => None,
+        (ErrorSource::Downstream, _) => Some(ErrorReply::MalformedRequest),
         (
             ErrorSource::Upstream,
             ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
@@ -25,12 +38,6 @@ pub(super) fn classify(e: &Error) -> Option<ErrorReply> {
             | ErrorType::ConnectError
             | ErrorType::TLSHandshakeFailure,
         ) => Some(ErrorReply::BadGateway),
-        (
-            ErrorSource::Downstream,
-            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed,
-        ) => None,
-        (ErrorSource::Downstream, ErrorType::ReadTimedout | ErrorType::WriteTimedout) => None,
-        (ErrorSource::Downstream, _) => Some(ErrorReply::MalformedRequest),
         _ => Some(ErrorReply::internal(format!("proxying failed: {e}"))),
     }
 }
@@ -50,18 +57,28 @@ pub(super) async fn answer(session: &mut Session, e: &Error, ctx: &mut RequestCt
             can_reuse_downstream: false,
         };
     };
-    // Internal errors are logged by `respond::error`, with their cause.
-    if !matches!(err, ErrorReply::Internal(_)) {
-        log::warn!(
-            "proxy failure for request {} to {:?}: {e}",
-            ctx.request_id,
-            ctx.peer
-        );
+    if matches!(e.esource(), ErrorSource::Downstream) {
+        // The client broke the exchange: not worth a warning, and no mark
+        // against the upstream.
+        log::info!("client error for request {}: {e}", ctx.request_id);
+        crate::metrics::METRICS
+            .client_errors
+            .with_label_values(&[err.code()])
+            .inc();
+    } else {
+        // Internal errors are logged by `respond::error`, with their cause.
+        if !matches!(err, ErrorReply::Internal(_)) {
+            log::warn!(
+                "proxy failure for request {} to {:?}: {e}",
+                ctx.request_id,
+                ctx.peer
+            );
+        }
+        crate::metrics::METRICS
+            .upstream_errors
+            .with_label_values(&[err.code()])
+            .inc();
     }
-    crate::metrics::METRICS
-        .upstream_errors
-        .with_label_values(&[err.code()])
-        .inc();
     let code = err.status().as_u16();
     if nothing_final_written(session) {
         // Pingora closes the connection after a failed proxy attempt; say so, or

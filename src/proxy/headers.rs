@@ -8,9 +8,26 @@ use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use std::net::IpAddr;
 
-/// Headers that tell an upstream who the client is or which URL it asked
-/// for; only a trusted proxy may send the first kind, and nobody the second.
-const CLIENT_CLAIMS: [&str; 2] = ["forwarded", "x-real-ip"];
+/// Headers that tell an upstream who the client is, how it connected or
+/// under which prefix it is mounted: only a trusted proxy may send them
+/// (gunicorn takes `X-Forwarded-Ssl: on` as https, Django, Rails and Spring
+/// read `-Prefix` and `-Port`). `X-Forwarded-For/-Proto/-Host` are replaced
+/// instead (`forwarding_headers`); underscore spellings of all of them are
+/// removed at the edge (`identity::GATEWAY_HEADERS`).
+const CLIENT_CLAIMS: [&str; 11] = [
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-protocol",
+    "x-forwarded-server",
+    "x-host",
+    "x-url-scheme",
+    "front-end-https",
+];
+/// Headers that name another URL than the request's: nobody may send them.
 const URL_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
 
 fn peer_ip(session: &Session) -> Option<IpAddr> {
@@ -42,6 +59,10 @@ pub(super) fn apply(
     let req = session.req_header_mut();
     for name in &inspection.remove {
         req.remove_header(name);
+    }
+    if let Some(host) = inspection.add_host {
+        req.insert_header(http::header::HOST, host)
+            .map_err(|e| ErrorReply::internal(format!("setting Host: {e}")))?;
     }
     if let Some(target) = inspection.new_target {
         // Only reachable with a path the edge built from a valid one, so a
@@ -82,6 +103,7 @@ pub(super) fn prepare_upstream_request(
 
     if let Some(route) = &ctx.route {
         if let Some(new_path) = route.rewrite(req.uri.path()) {
+            forwarded_prefix(session, req, edge, route.prefix())?;
             let pq = match req.uri.query() {
                 Some(q) => format!("{new_path}?{q}"),
                 None => new_path,
@@ -110,6 +132,44 @@ fn remove_present(req: &mut RequestHeader, names: &[&str]) {
     }
 }
 
+/// Remove each header named in `names` in one pass over the request's names
+/// (stored lowercase), cheaper than a hash lookup per name when, as nearly
+/// always, none is there; nothing is allocated then.
+fn remove_named(req: &mut RequestHeader, names: &[&str]) {
+    let mut found = Vec::new();
+    for name in req.headers.keys() {
+        if names.contains(&name.as_str()) && !found.contains(name) {
+            found.push(name.clone());
+        }
+    }
+    for name in found {
+        req.remove_header(&name);
+    }
+}
+
+/// `X-Forwarded-Prefix` for a route that strips its prefix: the prefix the
+/// upstream no longer sees, after a trusted proxy's own when it sent one.
+fn forwarded_prefix(
+    session: &Session,
+    req: &mut RequestHeader,
+    edge: &EdgeRules,
+    prefix: &str,
+) -> Result<()> {
+    let trusted = peer_ip(session).is_some_and(|ip| edge.trusted_proxies.contains(ip));
+    let prior = trusted
+        .then(|| req.headers.get("x-forwarded-prefix"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_end_matches('/'))
+        .filter(|v| v.starts_with('/'));
+    let value = match prior {
+        Some(p) => format!("{p}{prefix}"),
+        None => prefix.to_owned(),
+    };
+    req.insert_header("X-Forwarded-Prefix", value)?;
+    Ok(())
+}
+
 /// X-Forwarded-For/-Proto/-Host: appended to behind a trusted proxy,
 /// replaced by the gateway's own view otherwise.
 fn forwarding_headers(session: &Session, req: &mut RequestHeader, edge: &EdgeRules) -> Result<()> {
@@ -125,7 +185,7 @@ fn forwarding_headers(session: &Session, req: &mut RequestHeader, edge: &EdgeRul
         "http"
     };
     if !trusted {
-        remove_present(req, &CLIENT_CLAIMS);
+        remove_named(req, &CLIENT_CLAIMS);
     }
     let prior = |req: &RequestHeader, name: &str| -> Option<String> {
         let values: Vec<&str> = req

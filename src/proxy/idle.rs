@@ -18,6 +18,7 @@
 //! here; a plain body-less GET or HEAD is served by the fast path, anything
 //! else goes to pingora-proxy with those bytes as its session's prefix.
 
+use super::conn_limit::ConnectionLimits;
 use super::fast_path::{self, FastPath, Verdict};
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -39,6 +40,9 @@ pub(crate) struct IdleParking<A> {
     idle_timeout: Duration,
     enabled: bool,
     fast_path: Option<FastPath>,
+    limits: Arc<ConnectionLimits>,
+    head_timeout: Duration,
+    min_send_rate: Option<usize>,
 }
 
 impl<A> IdleParking<A> {
@@ -46,17 +50,30 @@ impl<A> IdleParking<A> {
     /// or between requests) is closed. With `enabled` false every connection
     /// goes to Pingora's own loop, as without this wrapper. With `fast_path`,
     /// plain body-less requests are served by it (only when `enabled`).
+    /// Every connection, whichever loop serves it, is first admitted by `limits`.
+    /// A request header must arrive whole within `head_timeout` of its first
+    /// byte, however it trickles in (on plain TCP; on TLS, from its first read
+    /// when the fast path is on). Each write to a client must finish within its
+    /// size at `min_send_rate` bytes per second (at least 1 s), so a client
+    /// that stops reading cannot hold a response, and its upstream
+    /// connection, forever.
     pub(crate) fn new(
         app: A,
         idle_timeout: Duration,
         enabled: bool,
         fast_path: Option<FastPath>,
+        limits: Arc<ConnectionLimits>,
+        head_timeout: Duration,
+        min_send_rate: Option<usize>,
     ) -> Self {
         IdleParking {
             app: Arc::new(app),
             idle_timeout,
             enabled,
             fast_path,
+            limits,
+            head_timeout,
+            min_send_rate,
         }
     }
 }
@@ -71,11 +88,25 @@ where
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let peer = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
+        let permit = match self.limits.admit(peer) {
+            Ok(p) => p,
+            Err(why) => {
+                crate::metrics::METRICS
+                    .connections_refused
+                    .with_label_values(&[why.as_str()])
+                    .inc();
+                // Dropped unread: closed at accept.
+                return None;
+            }
+        };
         // Counted until it closes, so a graceful shutdown can end once none is left.
         let open = crate::shutdown::Connection::open();
         let h2c = self.app.server_options().is_some_and(|o| o.h2c);
         if !self.enabled || h2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            // `open` is dropped when this returns.
+            // `open` and `permit` are dropped when this returns.
             return self.app.process_new(stream, shutdown).await;
         }
         // Pingora's accept task is ~9 kB (its future has room for a TLS handshake)
@@ -86,6 +117,7 @@ where
         tokio::spawn(async move {
             this.serve_http1(stream, &shutdown).await;
             drop(open);
+            drop(permit);
         });
         None
     }
@@ -103,9 +135,11 @@ where
     async fn serve_http1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
         let mut settings: Option<HttpPersistentSettings> = None;
         loop {
-            if !wait_for_request(&mut stream, self.idle_timeout, shutdown).await {
+            let Some(byte_seen) = wait_for_request(&mut stream, self.idle_timeout, shutdown).await
+            else {
                 return;
-            }
+            };
+            let head_deadline = byte_seen.then(|| self.head_deadline());
             let reused = match &self.fast_path {
                 // Shutting down: Pingora's loop reads the request, or gives up
                 // on it, under its own shutdown rules.
@@ -114,11 +148,17 @@ where
                     // request's whole state (sessions both ways, headers) would
                     // make this task's future, held by every idle connection,
                     // ~11 kB larger (bench/idle-connections.sh: 72 -> 189 MB).
-                    Box::pin(self.serve_fast_or_handoff(fast, stream, settings.take(), shutdown))
-                        .await
+                    Box::pin(self.serve_fast_or_handoff(
+                        fast,
+                        stream,
+                        settings.take(),
+                        head_deadline,
+                        shutdown,
+                    ))
+                    .await
                 }
                 _ => {
-                    self.to_pingora(stream, None, settings.take(), shutdown)
+                    self.to_pingora(stream, None, settings.take(), head_deadline, shutdown)
                         .await
                 }
             };
@@ -136,16 +176,20 @@ where
         fast: &FastPath,
         mut stream: Stream,
         settings: Option<HttpPersistentSettings>,
+        mut head_deadline: Option<tokio::time::Instant>,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let mut read = BytesMut::with_capacity(REQUEST_READ_BYTES);
         // The peek has seen a byte on plain TCP (and kept it: the first read may
         // return only that byte); a TLS stream cannot peek, so its first read is
         // where it waits, and where a shutdown must end the wait as Pingora's
-        // own loop would. The whole header gets the idle timeout, not each read.
-        let deadline = tokio::time::Instant::now()
-            .checked_add(self.idle_timeout)
-            .unwrap_or_else(far_future);
+        // own loop would. Until its first byte the idle timeout applies, from
+        // then on one deadline for the whole header, not one per read.
+        let mut deadline = head_deadline.unwrap_or_else(|| {
+            tokio::time::Instant::now()
+                .checked_add(self.idle_timeout)
+                .unwrap_or_else(far_future)
+        });
         let verdict = loop {
             let waiting = read.is_empty();
             let more = tokio::time::timeout_at(deadline, stream.read_buf(&mut read));
@@ -163,6 +207,10 @@ where
                 Ok(Ok(n)) if n > 0 => {}
                 _ => return None,
             }
+            if head_deadline.is_none() {
+                let d = self.head_deadline();
+                (head_deadline, deadline) = (Some(d), d);
+            }
             match fast_path::classify(&read) {
                 // A header larger than the first buffer is pingora-proxy's to read.
                 Verdict::NeedMore if read.len() < REQUEST_READ_BYTES => continue,
@@ -172,11 +220,16 @@ where
         };
         if verdict == Verdict::Fast {
             let mut session = pingora_proxy::Session::new_h1(stream);
-            self.prepare(&mut session.downstream_session, settings, shutdown);
+            self.prepare(
+                &mut session.downstream_session,
+                settings,
+                head_deadline,
+                shutdown,
+            );
             set_prefix(&mut session.downstream_session, read);
             fast.serve(session, shutdown).await
         } else {
-            self.to_pingora(stream, Some(read), settings, shutdown)
+            self.to_pingora(stream, Some(read), settings, head_deadline, shutdown)
                 .await
         }
     }
@@ -188,10 +241,11 @@ where
         stream: Stream,
         read: Option<BytesMut>,
         settings: Option<HttpPersistentSettings>,
+        head_deadline: Option<tokio::time::Instant>,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let mut session = ServerSession::new_http1(stream);
-        self.prepare(&mut session, settings, shutdown);
+        self.prepare(&mut session, settings, head_deadline, shutdown);
         if let Some(read) = read {
             set_prefix(&mut session, read);
         }
@@ -200,13 +254,19 @@ where
 
     /// The keep-alive state a session starts with: carried over from the
     /// previous request, or what Pingora's own loop sets on a new connection
-    /// (the gateway narrows it per request in `early_request`).
+    /// (the gateway narrows it per request in `early_request`), and the
+    /// deadline for the rest of the request header.
     fn prepare(
         &self,
         session: &mut ServerSession,
         settings: Option<HttpPersistentSettings>,
+        head_deadline: Option<tokio::time::Instant>,
         shutdown: &ShutdownWatch,
     ) {
+        if let ServerSession::H1(h1) = session {
+            h1.set_request_head_deadline(head_deadline);
+            h1.set_min_send_rate(self.min_send_rate);
+        }
         match settings {
             Some(s) => s.apply_to_session(session),
             None => {
@@ -219,6 +279,15 @@ where
                 );
             }
         }
+    }
+}
+
+impl<A> IdleParking<A> {
+    /// When a request header whose first byte has just arrived must be complete.
+    fn head_deadline(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+            .checked_add(self.head_timeout)
+            .unwrap_or_else(far_future)
     }
 }
 
@@ -237,8 +306,10 @@ fn set_prefix(session: &mut ServerSession, read: BytesMut) {
     }
 }
 
-/// Wait until the client has sent something: true to serve it, false to close
-/// (idle timeout, client gone, or the server shutting down while idle, which is
+/// Wait until the client has sent something: `Some(true)` when a byte is known
+/// to have arrived, `Some(false)` to go on without knowing (a TLS stream, or
+/// shutting down with a request perhaps already sent), `None` to close (idle
+/// timeout, client gone, or the server shutting down while idle, which is
 /// what Pingora does with connections idle in its own loop).
 ///
 /// Pingora's `Stream::try_peek` reads the byte and rewinds it, so the request is
@@ -246,18 +317,23 @@ fn set_prefix(session: &mut ServerSession, read: BytesMut) {
 /// Pingora's own timeouts apply to them. HTTP/1.1 pipelining stays off (Pingora's
 /// default): with it on, a next request already read into the persistent
 /// settings' prefix would wait here for bytes the client has already sent.
-async fn wait_for_request(stream: &mut Stream, idle: Duration, shutdown: &ShutdownWatch) -> bool {
+async fn wait_for_request(
+    stream: &mut Stream,
+    idle: Duration,
+    shutdown: &ShutdownWatch,
+) -> Option<bool> {
     if *shutdown.borrow() {
         // Still serve a request already sent; do not wait for one.
-        return true;
+        return Some(false);
     }
     let mut first = [0u8; 1];
     let mut shutdown = shutdown.clone();
     tokio::select! {
         biased;
-        peeked = tokio::time::timeout(idle, stream.try_peek(&mut first)) => {
-            matches!(peeked, Ok(Ok(_)))
-        }
-        _ = shutdown.wait_for(|down| *down) => false,
+        peeked = tokio::time::timeout(idle, stream.try_peek(&mut first)) => match peeked {
+            Ok(Ok(seen)) => Some(seen),
+            _ => None,
+        },
+        _ = shutdown.wait_for(|down| *down) => None,
     }
 }

@@ -4,6 +4,7 @@ pub(crate) mod access_log;
 mod admission;
 mod auth_endpoint;
 mod body;
+pub(crate) mod conn_limit;
 mod ctx;
 pub(crate) mod explain;
 mod failure;

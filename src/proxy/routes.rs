@@ -90,6 +90,11 @@ impl Route {
         self
     }
 
+    /// The prefix, without a trailing slash (`""` for the root).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The rest of `path` after this route's prefix, if it matches on whole
     /// segments. ASCII case is ignored: Express, ASP.NET and IIS serve `/ADMIN`
     /// as `/admin`, so a case-sensitive match would let `/ADMIN` past the

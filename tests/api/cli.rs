@@ -121,6 +121,45 @@ routes:
     }
 }
 
+/// Requests are routed on their canonical path: a prefix that is not canonical
+/// never matches, and its requests would fall to a shorter route.
+#[test]
+fn route_prefixes_that_can_never_match_are_refused_naming_the_route() {
+    for (prefix, why) in [
+        ("/%61dmin", "\"/admin\""),
+        ("/a//b", "\"/a/b\""),
+        ("/pub/../admin", "\"/admin\""),
+        ("/a/./b", "\"/a/b\""),
+        ("/a%2Fb", "encoded /"),
+        ("/a;v=1", "';'"),
+        ("/a?x=1", "never contains"),
+    ] {
+        let p = conf(&format!(
+            "upstreams:\n  a: {{ peers: ['127.0.0.1:1'] }}\nroutes:\n  - {{ prefix: /ok, upstream: a }}\n  - {{ prefix: '{prefix}', upstream: a }}\n"
+        ));
+        let (code, out) = authgate(
+            &["-t", "-c", p.to_str().unwrap()],
+            &[("AUTHGATE_JWT_SECRET", SECRET)],
+        );
+        assert_ne!(code, 0, "{prefix} accepted: {out}");
+        assert!(
+            out.contains("routes[1].prefix") && out.contains(why),
+            "message for {prefix} does not name routes[1].prefix and {why}: {out}"
+        );
+    }
+    let p = conf(
+        "upstreams:\n  a: { peers: ['127.0.0.1:1'] }\nroutes:\n  - { prefix: '/Caf%c3%a9/', upstream: a }\n",
+    );
+    let (code, out) = authgate(
+        &["-t", "-c", p.to_str().unwrap()],
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
+    assert_eq!(
+        code, 0,
+        "a canonical prefix but for letter case is refused: {out}"
+    );
+}
+
 #[test]
 fn a_missing_or_short_secret_is_refused_without_echoing_it() {
     let (code, out) = authgate(&["-c", "conf/gateway.yaml"], &[]);

@@ -419,6 +419,16 @@ async fn reach(g: &Gateways, d: &Documented) -> RawResponse {
             r.host = "bad host!".into();
             r.send(&g.main).await
         }
+        "invalid_framing" | "unsupported_transfer_coding" => {
+            let mut r = main();
+            r.body = None;
+            r.declared = None;
+            let coding = match d.code.as_str() {
+                "invalid_framing" => "chunked, chunked",
+                _ => "gzip, chunked",
+            };
+            r.header("Transfer-Encoding", coding).send(&g.main).await
+        }
         "invalid_path" => {
             let mut r = main();
             r.path = "/sessions/a%2Fb".into();

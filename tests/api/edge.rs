@@ -1,6 +1,6 @@
 //! The edge, attacked over raw sockets: what the upstream actually receives for each trick a client can try.
 
-use crate::helpers::raw::{read_response, send_raw, RawUpstream};
+use crate::helpers::raw::{closed, read_response, send_raw, RawUpstream};
 use crate::helpers::*;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -100,6 +100,73 @@ async fn underscore_headers_can_be_refused_or_allowed() {
         "{seen:?}"
     );
     assert!(seen.spellings_of("x-real-ip").is_empty(), "{seen:?}");
+}
+
+/// gunicorn reads a `SCRIPT_NAME` header as the mount point: `SCRIPT_NAME: /pub`
+/// on `/pub/admin` would reach its `/admin` with the public route's policy.
+#[tokio::test]
+async fn cgi_variable_names_never_reach_the_upstream() {
+    let up = RawUpstream::start().await;
+    let spoof: String = [
+        "SCRIPT_NAME: /pub",
+        "Script-Name: /pub",
+        "PATH_INFO: /admin",
+        "Path-Info: /admin",
+        "REMOTE_USER: admin",
+        "remote-user: admin",
+        "REMOTE_ADDR: 10.0.0.1",
+        "Server_Name: internal.example",
+        "QUERY_STRING: admin=1",
+        "AUTH_TYPE: Basic",
+        "CONTENT_TYPE: text/plain",
+        "Content_Length: 5",
+        "GATEWAY-INTERFACE: CGI/1.1",
+    ]
+    .iter()
+    .map(|h| format!("{h}\r\n"))
+    .collect();
+    for fast_path in [true, false] {
+        for underscores in ["drop", "allow"] {
+            let gw = TestGateway::builder()
+                .yaml(&format!(
+                    "{}underscore_headers: {underscores}\n",
+                    routes(&up)
+                ))
+                .fast_path(fast_path)
+                .start();
+            let r = send_raw(gw.addr, &get("/pub/admin", &spoof)).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            let seen = up.last().expect("forwarded");
+            for name in [
+                "script-name",
+                "path-info",
+                "remote-user",
+                "remote-addr",
+                "server-name",
+                "query-string",
+                "auth-type",
+                "content-type",
+                "content-length",
+                "gateway-interface",
+            ] {
+                assert!(
+                    seen.spellings_of(name).is_empty(),
+                    "fast_path {fast_path}, {underscores}: {name} reached the upstream: {seen:?}"
+                );
+            }
+        }
+    }
+    // The real Content-Type and Content-Length are not CGI names.
+    let gw = TestGateway::builder().yaml(&routes(&up)).start();
+    let r = send_raw(
+        gw.addr,
+        b"POST /pub/x HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.last().expect("forwarded");
+    assert_eq!(seen.header("content-type"), vec!["text/plain"], "{seen:?}");
+    assert_eq!(seen.header("content-length"), vec!["2"], "{seen:?}");
 }
 
 #[tokio::test]
@@ -235,7 +302,143 @@ async fn hosts_are_canonical_and_must_agree() {
     assert_eq!(up.count(), before);
 }
 
+/// RFC 9112 §3.2: no Host (or an empty one) is a 400, for HTTP/1.0 too, through
+/// either engine; an absolute-form target's authority is forwarded as `Host`.
+#[tokio::test]
+async fn a_request_without_a_host_is_refused_and_absolute_form_supplies_one() {
+    let up = RawUpstream::start().await;
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&routes(&up))
+            .fast_path(fast_path)
+            .start();
+        let before = up.count();
+        for req in [
+            "GET /pub/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "GET /pub/x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
+            "GET /pub/x HTTP/1.0\r\n\r\n",
+            "GET /pub/x HTTP/1.0\r\nHost:\r\n\r\n",
+            "POST /pub/x HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ] {
+            let r = send_raw(gw.addr, req.as_bytes()).await;
+            assert_eq!(r.status, 400, "fast_path {fast_path}: {req:?}: {r:?}");
+            assert_error(&r.json(), "invalid_host");
+        }
+        // An empty Host is a second, different answer to "which host?"
+        // (Pingora's parser refuses it before the edge: its empty 400).
+        let r = send_raw(
+            gw.addr,
+            b"GET http://a.example/pub/x HTTP/1.1\r\nHost: \r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert_eq!(r.status, 400, "{r:?}");
+        assert_eq!(up.count(), before, "{:?}", up.requests());
+
+        for (req, host) in [
+            (
+                "GET http://Internal.example/host/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+                "Internal.example",
+            ),
+            (
+                "GET http://internal.example:8080/host/x HTTP/1.0\r\n\r\n",
+                "internal.example:8080",
+            ),
+            (
+                "GET /pub/x HTTP/1.0\r\nHost: a.example\r\n\r\n",
+                "a.example",
+            ),
+        ] {
+            let r = send_raw(gw.addr, req.as_bytes()).await;
+            assert_eq!(r.status, 200, "fast_path {fast_path}: {req:?}: {r:?}");
+            let seen = up.last().expect("forwarded");
+            assert_eq!(seen.header("host"), vec![host], "{req:?}: {seen:?}");
+            assert!(seen.target().starts_with('/'), "{seen:?}");
+        }
+    }
+}
+
 const FORWARDING_CLAIMS: &str = "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.example\r\nForwarded: for=1.2.3.4\r\nX-Real-IP: 1.2.3.4\r\nX-Original-URL: /api/admin\r\nX-Rewrite-URL: /api/admin\r\n";
+
+/// The rest of the forwarding family, as frameworks read it: each only from a trusted proxy.
+const FORWARDING_FAMILY: [(&str, &str); 9] = [
+    ("X-Forwarded-Ssl", "on"),
+    ("X-Forwarded-Scheme", "https"),
+    ("X-Forwarded-Port", "443"),
+    ("X-Forwarded-Prefix", "/evil"),
+    ("X-Forwarded-Protocol", "https"),
+    ("X-Forwarded-Server", "evil.example"),
+    ("X-Host", "evil.example"),
+    ("X-Url-Scheme", "https"),
+    ("Front-End-Https", "on"),
+];
+
+/// Each of `FORWARDING_FAMILY` in the spellings a CGI-style upstream folds together.
+fn family_spellings() -> String {
+    FORWARDING_FAMILY
+        .iter()
+        .flat_map(|(n, v)| {
+            [
+                format!("{n}: {v}\r\n"),
+                format!("{}: {v}\r\n", n.to_ascii_uppercase()),
+                format!("{}: {v}\r\n", n.replace('-', "_")),
+            ]
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_forwarding_family_passes_only_from_a_trusted_proxy() {
+    let up = RawUpstream::start().await;
+    let yaml = format!(
+        "{}  - {{ prefix: /strip/me, upstream: up, auth: public, strip_prefix: true }}\n",
+        routes(&up)
+    );
+    for fast_path in [true, false] {
+        for underscores in ["drop", "allow"] {
+            let gw = TestGateway::builder()
+                .yaml(&format!("{yaml}underscore_headers: {underscores}\n"))
+                .fast_path(fast_path)
+                .start();
+            for path in ["/pub/x", "/strip/me/x"] {
+                let r = send_raw(gw.addr, &get(path, &family_spellings())).await;
+                assert_eq!(r.status, 200, "{r:?}");
+                let seen = up.last().expect("forwarded");
+                for (name, _) in FORWARDING_FAMILY {
+                    let kept = seen.spellings_of(name);
+                    if name == "X-Forwarded-Prefix" && path == "/strip/me/x" {
+                        assert_eq!(kept, vec!["X-Forwarded-Prefix"], "{seen:?}");
+                        assert_eq!(seen.header(name), vec!["/strip/me"], "{seen:?}");
+                        assert_eq!(seen.target(), "/x");
+                    } else {
+                        assert!(
+                            kept.is_empty(),
+                            "fast_path {fast_path}, {underscores}, {path}: {name} kept: {seen:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // A trusted proxy speaks for the client: its hyphen spellings pass, and a
+    // stripped prefix is added after its own.
+    let gw = TestGateway::builder()
+        .yaml(&format!("{yaml}trusted_proxies: ['127.0.0.0/8']\n"))
+        .start();
+    let sent: String = FORWARDING_FAMILY
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
+    let r = send_raw(gw.addr, &get("/pub/x", &sent)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.last().expect("forwarded");
+    for (name, value) in FORWARDING_FAMILY {
+        assert_eq!(seen.header(name), vec![value], "{seen:?}");
+    }
+    let r = send_raw(gw.addr, &get("/strip/me/x", &sent)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = up.last().expect("forwarded");
+    assert_eq!(seen.header("x-forwarded-prefix"), vec!["/evil/strip/me"]);
+}
 
 #[tokio::test]
 async fn forwarding_headers_from_an_untrusted_peer_are_replaced() {
@@ -468,5 +671,308 @@ async fn a_request_id_that_is_not_plain_is_replaced_before_the_upstream() {
                 "attempt {i}: {ids:?}"
             );
         }
+    }
+}
+
+/// Send `request` on a fresh connection: the response, and whether the gateway then closed it.
+async fn send_and_watch(
+    gw: &TestGateway,
+    request: &[u8],
+) -> (crate::helpers::raw::RawResponse, bool) {
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    let r = read_response(&mut s).await;
+    (r, closed(&mut s).await)
+}
+
+/// A second request after each one, on the same socket: it must never be served.
+const SMUGGLED: &str = "GET /pub/smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+
+/// Framing two parsers could read differently is refused, the connection
+/// closed, and nothing of it (or of what follows) reaches the upstream.
+#[tokio::test]
+async fn ambiguous_framing_is_refused_and_the_connection_closed() {
+    let up = RawUpstream::start().await;
+    let post = |headers: &str, body: &str| {
+        format!("POST /pub/x HTTP/1.1\r\nHost: a\r\n{headers}\r\n{body}{SMUGGLED}").into_bytes()
+    };
+    let cases: [(&str, Vec<u8>, u16, Option<&str>); 6] = [
+        (
+            "TE and CL",
+            post(
+                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+            400,
+            None,
+        ),
+        (
+            "CL and TE",
+            post(
+                "Transfer-Encoding: chunked\r\nContent-Length: 0\r\n",
+                "0\r\n\r\n",
+            ),
+            400,
+            None,
+        ),
+        (
+            "chunked twice",
+            post("Transfer-Encoding: chunked, chunked\r\n", "0\r\n\r\n"),
+            400,
+            Some("invalid_framing"),
+        ),
+        (
+            "two chunked lines",
+            post(
+                "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+            400,
+            Some("invalid_framing"),
+        ),
+        (
+            "gzip, chunked",
+            post("Transfer-Encoding: gzip, chunked\r\n", "0\r\n\r\n"),
+            501,
+            Some("unsupported_transfer_coding"),
+        ),
+        (
+            "gzip line, chunked line",
+            post(
+                "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
+            501,
+            Some("unsupported_transfer_coding"),
+        ),
+    ];
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&routes(&up))
+            .fast_path(fast_path)
+            .start();
+        for (what, request, status, code) in &cases {
+            let (r, closed) = send_and_watch(&gw, request).await;
+            assert_eq!(r.status, *status, "fast_path {fast_path}, {what}: {r:?}");
+            if let Some(code) = code {
+                assert_error(&r.json(), code);
+            }
+            assert!(
+                closed,
+                "fast_path {fast_path}, {what}: connection left open"
+            );
+            assert_eq!(up.count(), 0, "{what}: {:?}", up.requests());
+        }
+    }
+}
+
+/// httparse reads an empty chunk-size line as the last chunk (and what follows
+/// as trailers); it is refused, and the upstream never gets a complete body.
+#[tokio::test]
+async fn an_empty_chunk_size_line_is_refused() {
+    let up = RawUpstream::start().await;
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&routes(&up))
+            .fast_path(fast_path)
+            .start();
+        for body in ["\r\n", ";ext\r\n\r\n"] {
+            let request = format!(
+                "POST /pub/x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}{SMUGGLED}"
+            );
+            let (r, closed) = send_and_watch(&gw, request.as_bytes()).await;
+            assert_eq!(r.status, 400, "fast_path {fast_path}, {body:?}: {r:?}");
+            assert!(closed, "fast_path {fast_path}: connection left open");
+        }
+    }
+    // The head may have gone ahead of the body; a body that ends never did.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for seen in up.requests() {
+        assert!(!seen.contains("/pub/smuggled"), "{seen:?}");
+        let body = seen.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        assert!(
+            !body.contains("0\r\n\r\n"),
+            "a complete body was forwarded: {seen:?}"
+        );
+    }
+}
+
+/// A keep-alive connection that has been served once (so the gateway holds it).
+async fn held_connection(gw: &TestGateway) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"GET /pub/held HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut s).await.status, 200);
+    s
+}
+
+/// `authgate_connections_refused_total{reason}` as the gateway reports it.
+async fn refused(gw: &TestGateway, reason: &str) -> u64 {
+    let series = format!("authgate_connections_refused_total{{reason=\"{reason}\"}} ");
+    gw.metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(series.as_str()).map(str::to_owned))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn connections_over_a_cap_are_closed_at_accept_and_counted() {
+    let up = RawUpstream::start().await;
+    for (cap, reason) in [
+        ("max_connections_per_ip: 2", "max_connections_per_ip"),
+        ("max_connections: 2", "max_connections"),
+    ] {
+        let gw = gateway(&up, &format!("limits:\n  {cap}\n"));
+        let first = held_connection(&gw).await;
+        let _second = held_connection(&gw).await;
+        let mut third = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        let _ = third
+            .write_all(b"GET /pub/third HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await;
+        assert!(
+            closed(&mut third).await,
+            "{cap}: a third connection was kept"
+        );
+        assert_eq!(refused(&gw, reason).await, 1, "{cap}");
+        assert!(
+            !up.requests().iter().any(|r| r.contains("/pub/third")),
+            "{cap}: the refused connection was served"
+        );
+        // A closed connection gives its place back.
+        drop(first);
+        eventually(Duration::from_secs(5), "a freed place", || async {
+            let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+            s.write_all(b"GET /pub/again HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                .await
+                .is_ok()
+                && crate::helpers::raw::try_read_response(&mut s)
+                    .await
+                    .is_some_and(|r| r.status == 200)
+        })
+        .await;
+    }
+}
+
+/// A request header trickled in a line at a time (each read on its own
+/// quick) meets one deadline from its first byte, below and above the 4 KiB
+/// first read, through either engine.
+#[tokio::test]
+async fn a_request_head_that_trickles_in_meets_one_deadline() {
+    use tokio::io::AsyncReadExt;
+    let up = RawUpstream::start().await;
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&format!(
+                "{}limits:\n  request_head_timeout_ms: 500\n",
+                routes(&up)
+            ))
+            .fast_path(fast_path)
+            .start();
+        for padding in [0, 5000] {
+            let s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+            let (mut r, mut w) = s.into_split();
+            let started = std::time::Instant::now();
+            let head = format!(
+                "GET /pub/slow HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\n",
+                "a".repeat(padding)
+            );
+            w.write_all(head.as_bytes()).await.unwrap();
+            let trickle = async {
+                for _ in 0..40 {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    if w.write_all(b"X-T: 1\r\n").await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let closed = async {
+                let mut buf = [0u8; 512];
+                loop {
+                    match r.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            tokio::select! {
+                _ = closed => {}
+                _ = trickle => {}
+            }
+            let took = started.elapsed();
+            assert!(
+                took < Duration::from_millis(2500),
+                "fast_path {fast_path}, {padding} bytes of padding: open for {took:?}"
+            );
+        }
+        // An ordinary request is unaffected.
+        let r = send_raw(gw.addr, &get("/pub/quick", "")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert!(
+        !up.requests().iter().any(|r| r.contains("/pub/slow")),
+        "{:?}",
+        up.requests()
+    );
+}
+
+/// An upstream that answers every request with an endless body; `gone` is set
+/// once a write to the gateway fails (the gateway let go of the connection).
+async fn endless_upstream() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let gone = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = gone.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let chunk = vec![b'x'; 64 * 1024];
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: 1099511627776\r\n\r\n";
+                if s.write_all(head.as_bytes()).await.is_ok() {
+                    while s.write_all(&chunk).await.is_ok() {}
+                }
+                flag.store(true, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, gone)
+}
+
+/// A client that stops reading a response does not hold it, and the upstream
+/// connection behind it, forever: each write must keep to
+/// `limits.min_send_bytes_per_second`.
+#[tokio::test]
+async fn a_client_that_never_reads_is_let_go() {
+    use std::sync::atomic::Ordering;
+    for fast_path in [true, false] {
+        let (up, gone) = endless_upstream().await;
+        let gw = TestGateway::builder()
+            .yaml(&format!(
+                "upstreams:\n  up: {{ peers: ['{up}'] }}\nroutes:\n  - {{ prefix: /, upstream: up, auth: public }}\nlimits:\n  min_send_bytes_per_second: 100000\n"
+            ))
+            .fast_path(fast_path)
+            .start();
+        let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        // Never read from `s`.
+        eventually(
+            Duration::from_secs(20),
+            "the gateway let go of the upstream",
+            || async { gone.load(Ordering::SeqCst) },
+        )
+        .await;
+        drop(s);
     }
 }

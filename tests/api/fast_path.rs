@@ -302,3 +302,75 @@ async fn a_client_that_leaves_frees_the_upstream_connection_it_was_waiting_on() 
         .expect("an upstream connection was made");
     assert!(freed.duration_since(left) < Duration::from_secs(2));
 }
+
+/// An upstream that reads a request head, then answers 200 after `delay`.
+async fn slow_upstream(delay: Duration) -> std::net::SocketAddr {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                tokio::time::sleep(delay).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// The value of the metric line starting with `series` (0 when absent).
+fn metric(metrics: &str, series: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A byte from the client while the upstream has not answered yet (a body-less
+/// request has nothing more to send) is the client's error: 400, counted as a
+/// client error, never as an upstream failure.
+#[tokio::test]
+async fn a_client_byte_while_the_upstream_thinks_is_a_client_error() {
+    let up = slow_upstream(Duration::from_millis(1500)).await;
+    for fast_path in [true, false] {
+        let gw = TestGateway::builder()
+            .yaml(&format!(
+                "upstreams:\n  up: {{ peers: ['{up}'] }}\nroutes:\n  - {{ prefix: /, upstream: up, auth: public }}\n"
+            ))
+            .fast_path(fast_path)
+            .start();
+        let mut s = TcpStream::connect(gw.addr).await.unwrap();
+        s.write_all(b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        // Past the fast path's 50 ms before it watches the client.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.write_all(b"X").await.unwrap();
+        let r = read_response(&mut s).await;
+        assert_eq!(r.status, 400, "fast_path {fast_path}: {r:?}");
+        assert_error(&r.json(), "bad_request");
+        let m = gw.metrics().await;
+        assert_eq!(
+            metric(&m, "authgate_client_errors_total{kind=\"bad_request\"}"),
+            1,
+            "fast_path {fast_path}: {m}"
+        );
+        assert!(
+            !m.contains("authgate_upstream_errors_total{"),
+            "fast_path {fast_path}: counted against the upstream: {m}"
+        );
+        gw.output_containing("client error for request").await;
+    }
+}

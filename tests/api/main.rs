@@ -30,4 +30,5 @@ mod sessions;
 mod settings;
 mod shutdown;
 mod suite;
+mod smuggling;
 mod throttle;

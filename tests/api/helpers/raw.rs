@@ -194,23 +194,42 @@ pub async fn send_raw(addr: std::net::SocketAddr, request: &[u8]) -> RawResponse
     read_response(&mut s).await
 }
 
+/// Read one response from `s`, `None` if it closes first; panic after 10 s.
+pub async fn try_read_response(s: &mut TcpStream) -> Option<RawResponse> {
+    let msg = tokio::time::timeout(Duration::from_secs(10), read_message(s))
+        .await
+        .expect("response within 10 s")?;
+    let text = String::from_utf8_lossy(&msg).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Some(RawResponse {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    })
+}
+
 /// Read one response from `s`, or panic after 10 s.
 pub async fn read_response(s: &mut TcpStream) -> RawResponse {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        let msg = read_message(s).await.expect("a response");
-        let text = String::from_utf8_lossy(&msg).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        RawResponse {
-            status,
-            head: head.to_owned(),
-            body: body.to_owned(),
+    try_read_response(s).await.expect("a response")
+}
+
+/// Whether the server closes `s` (end of stream or reset) within 5 s, reading
+/// and dropping whatever else it sends.
+pub async fn closed(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
         }
     })
     .await
-    .expect("response within 10 s")
+    .unwrap_or(false)
 }

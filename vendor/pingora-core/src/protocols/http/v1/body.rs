@@ -666,6 +666,15 @@ impl BodyReader {
         buf_index_end: usize,
     ) -> Result<(Option<BufRef>, Option<usize>)> {
         let buf = &self.body_buf.as_ref().unwrap()[buf_index_start..buf_index_end];
+        // httparse::parse_chunk_size reads a size line without digits (`\r\n`,
+        // `;ext\r\n`) as size 0, the last chunk, and what follows as trailers.
+        // RFC 9112 section 7.1 requires at least one HEXDIG; a parser that skips
+        // such a line would frame the rest as more chunks, so the two disagree on
+        // where the body ends.
+        if buf.first().is_some_and(|c| !c.is_ascii_hexdigit()) {
+            self.body_state = self.body_state.done(0);
+            return Error::e_explain(INVALID_CHUNK, "chunk size line without a size");
+        }
         let chunk_status = httparse::parse_chunk_size(buf);
         match chunk_status {
             Ok(status) => {
@@ -2046,6 +2055,19 @@ mod tests {
         let overread = body_reader.take_body_overread().unwrap();
         assert_eq!(overread.as_ptr(), rewind_ptr);
         assert_eq!(overread.as_ref(), b"next request");
+    }
+
+    #[tokio::test]
+    async fn read_with_body_chunked_size_line_without_digits() {
+        init_log();
+        for input in [&b"\r\nGET / HTTP/1.1\r\n\r\n"[..], b";ext\r\n\r\n"] {
+            let mut mock_io = Builder::new().read(input).build();
+            let mut body_reader = BodyReader::new(false);
+            body_reader.init_chunked(b"");
+            let res = body_reader.read_body(&mut mock_io).await;
+            assert_eq!(*res.unwrap_err().etype(), INVALID_CHUNK, "{input:?}");
+            assert_eq!(body_reader.body_state, ParseState::Done(0));
+        }
     }
 
     #[tokio::test]

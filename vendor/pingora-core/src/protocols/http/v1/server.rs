@@ -103,6 +103,8 @@ pub struct HttpSession {
     keepalive_timeout: KeepaliveStatus,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// When the whole request header must have arrived, however it trickles in.
+    request_head_deadline: Option<tokio::time::Instant>,
     /// How long to wait to make downstream session reusable, if body needs to be drained.
     total_drain_timeout: Option<Duration>,
     /// A copy of the response that is already written to the client
@@ -187,6 +189,7 @@ impl HttpSession {
             response_written: None,
             request_header: None,
             read_timeout: Some(Duration::from_secs(60)),
+            request_head_deadline: None,
             write_timeout: None,
             total_drain_timeout: None,
             body_bytes_sent: 0,
@@ -215,7 +218,23 @@ impl HttpSession {
         already_read: usize,
     ) -> Result<Option<usize>> {
         let read_result = {
+            let head_deadline = self.request_head_deadline;
             let read_event = self.underlying_stream.read_buf(buf);
+            // The per-read timeouts below restart with every byte, so a header
+            // sent a byte at a time would live for its size times the timeout.
+            let read_event = async {
+                match head_deadline {
+                    Some(deadline) => tokio::time::timeout_at(deadline, read_event)
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(std::io::Error::new(
+                                std::io::ErrorKind::TimedOut,
+                                "request header deadline passed",
+                            ))
+                        }),
+                    None => read_event.await,
+                }
+            };
             match self.keepalive_timeout {
                 KeepaliveStatus::Timeout(d) => match timeout(d, read_event).await {
                     Ok(res) => res,
@@ -425,6 +444,15 @@ impl HttpSession {
                         // Disable keepalive if both Transfer-Encoding and Content-Length were present
                         if has_both_te_and_cl {
                             self.set_keepalive(None);
+                            // RFC 9112 section 6.1 lets a server reject such a request
+                            // instead of framing it by Transfer-Encoding; a front proxy
+                            // that frames by Content-Length would read the rest of the
+                            // stream as another request. nginx (since 1.21.1) and
+                            // Node's llhttp refuse it too.
+                            return Error::e_explain(
+                                InvalidHTTPHeader,
+                                "both Transfer-Encoding and Content-Length",
+                            );
                         }
                         self.validate_request()?;
 
@@ -1339,6 +1367,15 @@ impl HttpSession {
         self.read_timeout
     }
 
+    /// Sets when the whole request header must have been read, in total rather
+    /// than per read (`None`: no deadline, the default). Past it, reading the
+    /// header fails as a read error and the connection is closed. Set it once
+    /// the request's first byte is known to have arrived, so that idle time
+    /// before a request does not count.
+    pub fn set_request_head_deadline(&mut self, deadline: Option<tokio::time::Instant>) {
+        self.request_head_deadline = deadline;
+    }
+
     /// Sets the downstream write timeout. This will trigger if we're unable
     /// to write to the stream after `timeout`. If a `min_send_rate` is
     /// configured then the `min_send_rate` calculated timeout has higher priority.
@@ -2168,18 +2205,25 @@ mod tests_stream {
             .read(input2.as_bytes())
             .build();
         let mut http_stream = HttpSession::new(Box::new(mock_io));
-        let _ = http_stream.read_request().await.unwrap();
+        let res = http_stream.read_request().await;
 
         match (content_length_header, transfer_encoding_header) {
-            (Some(_) | None, Some(_)) => {
+            (Some(_), Some(_)) => {
+                assert_eq!(*res.unwrap_err().etype(), InvalidHTTPHeader);
+                assert!(!http_stream.will_keepalive());
+            }
+            (None, Some(_)) => {
+                res.unwrap();
                 assert!(http_stream.get_header(TRANSFER_ENCODING).is_some());
                 assert!(http_stream.get_header(CONTENT_LENGTH).is_none());
             }
             (Some(_), None) => {
+                res.unwrap();
                 assert!(http_stream.get_header(TRANSFER_ENCODING).is_none());
                 assert!(http_stream.get_header(CONTENT_LENGTH).is_some());
             }
             _ => {
+                res.unwrap();
                 assert!(http_stream.get_header(CONTENT_LENGTH).is_none());
                 assert!(http_stream.get_header(TRANSFER_ENCODING).is_none());
             }
@@ -3091,9 +3135,9 @@ mod tests_stream {
     }
 
     #[tokio::test]
-    async fn test_te_and_cl_disables_keepalive() {
-        // When both Transfer-Encoding and Content-Length are present,
-        // we must disable keepalive per RFC 9112 Section 6.1
+    async fn test_te_and_cl_rejected_and_keepalive_disabled() {
+        // When both Transfer-Encoding and Content-Length are present, the
+        // request is refused and keepalive disabled per RFC 9112 Section 6.1
         // https://datatracker.ietf.org/doc/html/rfc9112#section-6.1-15
         let input = b"POST / HTTP/1.1\r\n\
 Host: pingora.org\r\n\
@@ -3106,22 +3150,11 @@ hello\r\n\
 \r\n";
         let mock_io = Builder::new().read(&input[..]).build();
         let mut http_stream = HttpSession::new(Box::new(mock_io));
-        http_stream.read_request().await.unwrap();
+        let err = http_stream.read_request().await.unwrap_err();
+        assert_eq!(*err.etype(), InvalidHTTPHeader);
 
         // Keepalive should be disabled
         assert_eq!(http_stream.keepalive_timeout, KeepaliveStatus::Off);
-
-        // Content-Length header should have been removed
-        assert!(!http_stream
-            .req_header()
-            .headers
-            .contains_key(CONTENT_LENGTH));
-
-        // Transfer-Encoding should still be present
-        assert!(http_stream
-            .req_header()
-            .headers
-            .contains_key(TRANSFER_ENCODING));
     }
 
     #[tokio::test]
