@@ -29,6 +29,6 @@ mod routing;
 mod sessions;
 mod settings;
 mod shutdown;
-mod suite;
 mod smuggling;
+mod suite;
 mod throttle;
