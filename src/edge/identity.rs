@@ -42,14 +42,22 @@ fn spells(name: &str, identity: &str) -> bool {
 /// one is still removed, since CGI-style upstreams read `X_Forwarded_For` as
 /// `X-Forwarded-For`. The hyphen spellings are dealt with in
 /// `proxy::headers`, which knows whether the peer is trusted.
-const GATEWAY_HEADERS: [&str; 16] = [
+const GATEWAY_HEADERS: [&str; 6] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
-    "x-real-ip",
     "x-original-url",
     "x-rewrite-url",
     "x-request-id",
+];
+
+/// The rest of the forwarding family: headers that tell an upstream who the
+/// client is or how it connected, believed only from a trusted proxy
+/// (`proxy::headers` removes them from anyone else) and never in an
+/// underscore spelling (here). One list for both, so they cannot drift.
+pub(crate) const CLIENT_CLAIMS: [&str; 11] = [
+    "forwarded",
+    "x-real-ip",
     "x-forwarded-ssl",
     "x-forwarded-scheme",
     "x-forwarded-port",
@@ -110,7 +118,11 @@ pub(crate) fn to_remove(
         let remove = (underscore && policy == UnderscoreHeaders::Drop)
             || identity.iter().any(|id| spells(n, id.as_str()))
             || spells_cgi_variable(n, underscore)
-            || (underscore && GATEWAY_HEADERS.iter().any(|g| spells(n, g)));
+            || (underscore
+                && GATEWAY_HEADERS
+                    .iter()
+                    .chain(CLIENT_CLAIMS.iter())
+                    .any(|g| spells(n, g)));
         if remove && !out.contains(name) {
             out.push(name.clone());
         }

@@ -13,20 +13,8 @@ use std::net::IpAddr;
 /// (gunicorn takes `X-Forwarded-Ssl: on` as https, Django, Rails and Spring
 /// read `-Prefix` and `-Port`). `X-Forwarded-For/-Proto/-Host` are replaced
 /// instead (`forwarding_headers`); underscore spellings of all of them are
-/// removed at the edge (`identity::GATEWAY_HEADERS`).
-const CLIENT_CLAIMS: [&str; 11] = [
-    "forwarded",
-    "x-real-ip",
-    "x-forwarded-ssl",
-    "x-forwarded-scheme",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-protocol",
-    "x-forwarded-server",
-    "x-host",
-    "x-url-scheme",
-    "front-end-https",
-];
+/// removed at the edge (`edge::identity`, which holds the one list).
+use crate::edge::identity::CLIENT_CLAIMS;
 /// Headers that name another URL than the request's: nobody may send them.
 const URL_OVERRIDES: [&str; 2] = ["x-original-url", "x-rewrite-url"];
 

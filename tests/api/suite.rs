@@ -121,3 +121,50 @@ async fn a_started_gateway_is_the_process_listening_on_its_port() {
     drop(mine);
     assert!(!listens_on(std::process::id(), port), "a closed listener");
 }
+
+/// Every relative link of the README and of docs/*.md, and every `src/...`,
+/// `docs/...`, `bench/...` or `scripts/...` path the README names, exists in
+/// the tree: a moved file cannot leave a dead pointer behind.
+#[test]
+fn the_readme_and_docs_point_only_at_files_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pages = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            pages.push(p);
+        }
+    }
+    let mut dead = Vec::new();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        let base = page.parent().unwrap();
+        // Markdown links: ](target) with no scheme.
+        for part in text.split("](").skip(1) {
+            let target = part.split(')').next().unwrap_or("");
+            let path = target.split('#').next().unwrap_or("");
+            if path.is_empty() || path.contains("://") || path.starts_with("mailto:") {
+                continue;
+            }
+            if !base.join(path).exists() {
+                dead.push(format!("{}: link {target}", page.display()));
+            }
+        }
+    }
+    // Paths in the README's text and commands (`src/x.rs`, `bench/y.sh`...).
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for word in readme.split(|c: char| c.is_whitespace() || "`()[],;:'\"".contains(c)) {
+        let word = word.trim_end_matches('.');
+        let tracked = [
+            "src/", "docs/", "bench/", "scripts/", "conf/", "tests/", "patches/",
+        ];
+        if tracked.iter().any(|t| word.starts_with(t))
+            && !word.contains('*')
+            && !word.contains('<')
+            && !root.join(word).exists()
+        {
+            dead.push(format!("README.md: path {word}"));
+        }
+    }
+    assert!(dead.is_empty(), "dead pointers:\n{}", dead.join("\n"));
+}

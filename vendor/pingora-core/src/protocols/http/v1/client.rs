@@ -358,7 +358,12 @@ impl HttpSession {
                     HeaderParseState::Invalid(e) => {
                         return self.fail_response_header_read(Error::because(
                             InvalidHTTPHeader,
-                            format!("buf: {}", self.response_header_read_buf.escape_ascii()),
+                            // Its size, not its bytes: a response head carries
+                            // Set-Cookie and other credentials into the log.
+                            format!(
+                                "{} bytes of response head, not shown: they may carry credentials",
+                                self.response_header_read_buf.len()
+                            ),
                             e,
                         ));
                     }

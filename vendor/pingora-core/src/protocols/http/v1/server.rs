@@ -162,6 +162,13 @@ pub struct HttpSession {
     pipelined_idle_bytes_stashed: bool,
 }
 
+/// The error context for a request head that failed to parse: its size, not
+/// its bytes, which carry the client's credentials (Authorization, Cookie,
+/// tokens in the query) into whatever logs the error.
+fn unshown_head(len: usize) -> String {
+    format!("{len} bytes of request head, not shown: they may carry credentials")
+}
+
 impl HttpSession {
     /// Create a new http server session from an established (TCP or TLS) [`Stream`].
     /// The created session needs to call [`Self::read_request()`] first before performing
@@ -485,7 +492,7 @@ impl HttpSession {
                                 buf.truncate(MAX_ERR_BUF_LEN);
                                 return Error::e_because(
                                     InvalidHTTPHeader,
-                                    format!("buf: {}", buf.escape_ascii()),
+                                    unshown_head(buf.len()),
                                     e,
                                 );
                             }
@@ -495,7 +502,7 @@ impl HttpSession {
                             buf.truncate(MAX_ERR_BUF_LEN);
                             return Error::e_because(
                                 InvalidHTTPHeader,
-                                format!("buf: {:?}", buf.as_bstr()),
+                                unshown_head(buf.len()),
                                 e,
                             );
                         }
