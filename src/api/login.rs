@@ -8,7 +8,7 @@ use crate::events::{self, Event};
 use crate::store::sessions::Guard;
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
-    let obj = json::object(req.body)?;
+    let obj = req.fields()?;
     let raw_email = json::string(&obj, "email")?;
     let password = json::string(&obj, "password")?;
     // An address that cannot exist is just another unknown account: same cost,

@@ -21,7 +21,7 @@ pub(super) async fn get(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorR
 
 pub(super) async fn put(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let caller = api.caller(&req)?;
-    let obj = json::object(req.body)?;
+    let obj = req.fields()?;
     let username = Username::parse(&json::string(&obj, "username")?)?;
     let profile = api
         .store

@@ -16,7 +16,7 @@ pub(super) const MAX_FAILURES_PER_SESSION: u64 = 5;
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let caller = api.caller(&req)?;
-    let obj = json::object(req.body)?;
+    let obj = req.fields()?;
     let current = json::string(&obj, "current_password")?;
     let new = Password::parse_field(json::string(&obj, "new_password")?, "new_password")?;
     api.attempt_per_ip(Endpoint::Password, &req).await?;

@@ -11,7 +11,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
     if !api.registration.enabled {
         return Err(ErrorReply::RegistrationClosed);
     }
-    let obj = json::object(req.body)?;
+    let obj = req.fields()?;
     let email = Email::parse(&json::string(&obj, "email")?)?;
     let password = Password::parse(json::string(&obj, "password")?)?;
     // Every well-formed attempt counts, a taken email's too (or the 409 would
