@@ -18,6 +18,10 @@ pub enum ErrorReply {
     /// The body is not JSON, or not an object.
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
+    /// A form body (by its Content-Type) that cannot be read: the same code as
+    /// unreadable JSON, `malformed_json`, the code of an unreadable body.
+    #[error("request body is not a valid form: {0}")]
+    MalformedForm(String),
     /// The request itself is not valid HTTP.
     #[error("the request is not valid HTTP")]
     MalformedRequest,
@@ -162,7 +166,7 @@ impl ErrorReply {
         use StatusCode as S;
         match self {
             MalformedRequest => (S::BAD_REQUEST, "bad_request"),
-            MalformedJson(_) => (S::BAD_REQUEST, "malformed_json"),
+            MalformedJson(_) | MalformedForm(_) => (S::BAD_REQUEST, "malformed_json"),
             MissingField(_) => (S::BAD_REQUEST, "missing_field"),
             InvalidField { .. } => (S::BAD_REQUEST, "invalid_field"),
             Refused(EdgeRejection::Path(_)) => (S::BAD_REQUEST, "invalid_path"),

@@ -79,7 +79,10 @@ pub fn read_body(endpoint: Endpoint, body: &[u8]) -> Result<Accepted, Refused> {
 }
 
 fn read_body_inner(endpoint: Endpoint, body: &[u8]) -> Result<Accepted, ErrorReply> {
-    // The handlers' own parse functions: what runs here is what runs there.
+    // The handlers' own parse functions: what runs here is what runs there
+    // (for a JSON body; forms reach the same functions through `form.rs`).
+    let fields = api::json::object(body)?;
+    let body = &fields;
     let mut out = Accepted::default();
     match endpoint {
         Endpoint::Register => {

@@ -3,6 +3,9 @@
 use crate::error::ErrorReply;
 use serde_json::{Map, Value};
 
+/// A body's fields, however it was encoded (JSON, or a form: `Request::fields`).
+pub(crate) type Fields = Map<String, Value>;
+
 /// The body as a JSON object.
 pub(crate) fn object(body: &[u8]) -> Result<Map<String, Value>, ErrorReply> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -20,10 +20,9 @@ pub(crate) struct Body {
 
 /// Read a login body: everything the handler knows before its first store
 /// call (also what the `auth_json` fuzz target runs, through src/fuzz_api.rs).
-pub(crate) fn parse(body: &[u8]) -> Result<Body, ErrorReply> {
-    let obj = json::object(body)?;
-    let raw_email = json::string(&obj, "email")?;
-    let password = json::string(&obj, "password")?;
+pub(crate) fn parse(obj: &json::Fields) -> Result<Body, ErrorReply> {
+    let raw_email = json::string(obj, "email")?;
+    let password = json::string(obj, "password")?;
     // An address that cannot exist is just another unknown account: same cost,
     // same answer, and throttled alike (on its trimmed lowercase text).
     let email = Email::parse(&raw_email).ok();
@@ -39,7 +38,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         raw_email,
         email,
         password,
-    } = parse(req.body)?;
+    } = parse(&req.fields()?)?;
     let account = match &email {
         Some(email) => email.as_str().to_owned(),
         None => raw_email.trim().to_lowercase(),

@@ -21,14 +21,13 @@ pub(super) async fn get(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorR
 
 /// Read a `PUT /me` body: the new username (also what the `auth_json` fuzz
 /// target runs, through src/fuzz_api.rs).
-pub(crate) fn parse(body: &[u8]) -> Result<Username, ErrorReply> {
-    let obj = json::object(body)?;
-    Username::parse(&json::string(&obj, "username")?)
+pub(crate) fn parse(obj: &json::Fields) -> Result<Username, ErrorReply> {
+    Username::parse(&json::string(obj, "username")?)
 }
 
 pub(super) async fn put(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let caller = api.caller(&req)?;
-    let username = parse(req.body)?;
+    let username = parse(&req.fields()?)?;
     let profile = api
         .store
         .set_username(caller.user, &username)

@@ -1,5 +1,6 @@
 //! The auth API the gateway answers itself: which paths it owns, and the handler for each.
 
+mod form;
 pub(crate) mod json;
 mod jwks;
 pub(crate) mod login;
@@ -182,10 +183,23 @@ pub struct Request<'a> {
     pub authorization: Option<&'a [u8]>,
     /// The whole body (already capped).
     pub body: &'a [u8],
+    /// The Content-Type header: a form type reads the body as a form, anything else as JSON.
+    pub content_type: Option<&'a [u8]>,
     /// The client's address by the trusted-proxy rule.
     pub client_ip: Option<std::net::IpAddr>,
     /// The User-Agent header, if it is text.
     pub user_agent: Option<&'a str>,
+}
+
+impl Request<'_> {
+    /// The body's fields: a form when `Content-Type` names one (as the
+    /// original service's parsers took), JSON otherwise.
+    pub(crate) fn fields(&self) -> Result<serde_json::Map<String, serde_json::Value>, ErrorReply> {
+        match form::kind(self.content_type) {
+            Some(kind) => form::object(&kind, self.body),
+            None => json::object(self.body),
+        }
+    }
 }
 
 /// Everything the endpoints need.
@@ -343,7 +357,7 @@ impl AuthApi {
         &self,
         req: &Request<'_>,
     ) -> Result<(Fingerprint, Option<Owner>), ErrorReply> {
-        let fp = refresh::parse(req.body)?;
+        let fp = refresh::parse(&req.fields()?)?;
         let owner = self.store.refresh_owner(&fp).await?;
         Ok((fp, owner))
     }

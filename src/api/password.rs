@@ -25,16 +25,15 @@ pub(crate) struct Body {
 
 /// Read a `/password` body (also what the `auth_json` fuzz target runs,
 /// through src/fuzz_api.rs).
-pub(crate) fn parse(body: &[u8]) -> Result<Body, ErrorReply> {
-    let obj = json::object(body)?;
-    let current = json::string(&obj, "current_password")?;
-    let new = Password::parse_field(json::string(&obj, "new_password")?, "new_password")?;
+pub(crate) fn parse(obj: &json::Fields) -> Result<Body, ErrorReply> {
+    let current = json::string(obj, "current_password")?;
+    let new = Password::parse_field(json::string(obj, "new_password")?, "new_password")?;
     Ok(Body { current, new })
 }
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
     let caller = api.caller(&req)?;
-    let Body { current, new } = parse(req.body)?;
+    let Body { current, new } = parse(&req.fields()?)?;
     api.attempt_per_ip(Endpoint::Password, &req).await?;
     let Some((stored, email)) = api.store.password_and_email(caller.user).await? else {
         return Err(ErrorReply::UnknownUser);

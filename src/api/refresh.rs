@@ -15,9 +15,8 @@ use crate::store::sessions::{Guard, Owner, Rotation};
 /// Read a `{"refresh_token"}` body (`/refresh`, `/logout`): the token's
 /// fingerprint, or 401 for a token of a shape the gateway never issues. Also
 /// what the `auth_json` fuzz target runs, through src/fuzz_api.rs.
-pub(crate) fn parse(body: &[u8]) -> Result<Fingerprint, ErrorReply> {
-    let obj = json::object(body)?;
-    let token = json::string(&obj, "refresh_token")?;
+pub(crate) fn parse(obj: &json::Fields) -> Result<Fingerprint, ErrorReply> {
+    let token = json::string(obj, "refresh_token")?;
     Fingerprint::of_token(&token).ok_or(ErrorReply::InvalidRefreshToken)
 }
 

@@ -18,10 +18,9 @@ pub(crate) struct Body {
 
 /// Read a register body: everything the handler knows before its first store
 /// call (also what the `auth_json` fuzz target runs, through src/fuzz_api.rs).
-pub(crate) fn parse(body: &[u8]) -> Result<Body, ErrorReply> {
-    let obj = json::object(body)?;
-    let email = Email::parse(&json::string(&obj, "email")?)?;
-    let password = Password::parse(json::string(&obj, "password")?)?;
+pub(crate) fn parse(obj: &json::Fields) -> Result<Body, ErrorReply> {
+    let email = Email::parse(&json::string(obj, "email")?)?;
+    let password = Password::parse(json::string(obj, "password")?)?;
     Ok(Body { email, password })
 }
 
@@ -29,7 +28,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
     if !api.registration.enabled {
         return Err(ErrorReply::RegistrationClosed);
     }
-    let Body { email, password } = parse(req.body)?;
+    let Body { email, password } = parse(&req.fields()?)?;
     // Every well-formed attempt counts, a taken email's too (or the 409 would
     // probe for accounts unthrottled).
     api.attempt_per_ip(Endpoint::Register, &req).await?;

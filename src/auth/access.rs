@@ -97,7 +97,13 @@ struct Claims {
 struct NewClaims<'a> {
     iss: &'a str,
     sub: String,
-    aud: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a serde_json::Value>,
+    /// Seed shape only: what SimpleJWT's consumers check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
     iat: u64,
     exp: u64,
     user_id: u64,
@@ -194,6 +200,8 @@ impl AccessTokens {
             iss: ring.issuer(),
             sub: user.0.to_string(),
             aud: ring.audience(),
+            token_type: ring.seed_shape().then_some("access"),
+            jti: ring.seed_shape().then(new_jti),
             iat,
             exp: iat + self.ttl_seconds,
             user_id: user.0,
@@ -242,6 +250,14 @@ impl AccessTokens {
     pub fn ttl_seconds(&self) -> u64 {
         self.ttl_seconds
     }
+}
+
+/// A fresh token id (128 random bits, hex), as SimpleJWT's `jti`.
+fn new_jti() -> String {
+    use rand_core::RngCore;
+    let mut id = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut id);
+    hex::encode(id)
 }
 
 /// Verify `token` with the key its header names; its identity and `exp`.

@@ -29,7 +29,7 @@ pub use routes::{AuthPolicy, RouteConfig};
 pub use secret::{Secret, MIN_SECRET_BYTES};
 pub use server::TlsConfig;
 pub use throttle::{Rate, ThrottleConfig};
-pub use tokens::{KeyAlgorithm, KeyConfig, TokenConfig};
+pub use tokens::{KeyAlgorithm, KeyConfig, TokenConfig, TokenShape};
 pub use upstreams::{HealthCheckConfig, HealthCheckKind, HostPort, UpstreamConfig};
 
 use serde::Deserialize;

@@ -34,6 +34,24 @@ pub struct TokenConfig {
     pub audience: Vec<String>,
     /// `Cache-Control: max-age` of `/.well-known/jwks.json`.
     pub jwks_max_age_seconds: u64,
+    /// The claims of issued access tokens: `standard`, or `seed` for consumers
+    /// of the original service (no `aud`; `token_type` and `jti`).
+    pub shape: TokenShape,
+}
+
+/// What an issued access token carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenShape {
+    /// `iss`, `aud` and the rest; `aud` required on every token with a `kid`.
+    #[default]
+    Standard,
+    /// As the original service's SimpleJWT tokens: no `aud` (PyJWT's
+    /// `jwt.decode(token, secret, algorithms=["HS256"])` refuses a token with
+    /// one), `token_type: "access"` and a `jti`; `aud` is then checked only
+    /// when present. HS256-only rings: with an asymmetric key, `aud` is what
+    /// keeps a staging token out of production.
+    Seed,
 }
 
 /// A signing algorithm the gateway issues and verifies tokens with.
@@ -98,6 +116,7 @@ impl Default for TokenConfig {
             issuer: None,
             audience: vec!["authgate".into()],
             jwks_max_age_seconds: 300,
+            shape: TokenShape::Standard,
         }
     }
 }
@@ -114,6 +133,13 @@ impl TokenConfig {
             return Err(invalid(
                 "tokens.audience",
                 "must list at least one non-empty name",
+            ));
+        }
+        if self.shape == TokenShape::Seed && self.keys.iter().any(|k| k.alg != KeyAlgorithm::HS256)
+        {
+            return Err(invalid(
+                "tokens.shape",
+                "seed tokens carry no aud, so they are for HS256-only rings: with an EdDSA or ES256 key, aud is what keeps another deployment's tokens out; use shape: standard",
             ));
         }
         self.validate_keys()

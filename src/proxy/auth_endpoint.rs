@@ -88,12 +88,17 @@ async fn outcome(
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let content_type = head
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().to_vec());
     let path = head.uri.path().to_owned();
     let req = Request {
         method: &method,
         path: &path,
         authorization: authorization.as_deref(),
         body: &body,
+        content_type: content_type.as_deref(),
         client_ip,
         user_agent: user_agent.as_deref(),
     };

@@ -481,3 +481,126 @@ async fn an_email_with_a_bidi_override_is_refused_and_stores_nothing() {
     let stored: Vec<&str> = keys.lines().filter(|k| !k.starts_with(&thr)).collect();
     assert!(stored.is_empty(), "nothing was written: {stored:?}");
 }
+
+/// Issue #23 (form bodies): as the original service's DRF parsers did, the
+/// endpoints take `application/x-www-form-urlencoded` (`curl -d`) and
+/// `multipart/form-data` with the same field rules and JSON answers; a
+/// repeated field is 400 `invalid_field`, a malformed form 400 `malformed_json`.
+#[tokio::test]
+async fn form_bodies_are_read_as_the_seed_read_them() {
+    let gw = TestGateway::start();
+    let send = |path: &'static str, ct: &str, body: String| {
+        let r = gw
+            .request(Method::POST, path)
+            .header("content-type", ct)
+            .body(body);
+        async move {
+            let r = r.send().await.unwrap();
+            let status = r.status().as_u16();
+            assert_eq!(r.headers()["content-type"], "application/json", "{path}");
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let email = format!("{}@example.com", unique("form"));
+    let enc = |s: &str| s.replace('@', "%40").replace(' ', "+");
+    let (s, b) = send(
+        "/register",
+        FORM,
+        format!("email={}&password={}", enc(&email), enc(PASSWORD)),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(b["email"], email.as_str());
+    let (s, b) = send(
+        "/login",
+        FORM,
+        format!("email={}&password={}", enc(&email), enc(PASSWORD)),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let refresh = b["refresh_token"].as_str().unwrap().to_owned();
+
+    let boundary = "----authgate23";
+    let multipart = |fields: &[(&str, &str)]| {
+        let mut body = String::new();
+        for (name, value) in fields {
+            body.push_str(&format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body + &format!("--{boundary}--\r\n")
+    };
+    let mp = format!("multipart/form-data; boundary={boundary}");
+    let (s, b) = send(
+        "/login",
+        &mp,
+        multipart(&[("email", &email), ("password", PASSWORD)]),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send("/refresh", &mp, multipart(&[("refresh_token", &refresh)])).await;
+    assert_eq!(s, 200, "{b}");
+    let access = b["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(gw.get_status("/me", Some(&access)).await, 200);
+
+    // The same field rules as JSON.
+    let (s, b) = send("/login", FORM, format!("email={}", enc(&email))).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("missing_field")),
+        "{b}"
+    );
+    let (s, b) = send(
+        "/login",
+        FORM,
+        format!("email={}&password=wrong-password", enc(&email)),
+    )
+    .await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (401, Some("invalid_credentials")),
+        "{b}"
+    );
+    // A repeated field is refused, unlike DRF's last-wins.
+    for (ct, body) in [
+        (
+            FORM.to_owned(),
+            format!(
+                "email=x%40example.com&email={}&password={}",
+                enc(&email),
+                enc(PASSWORD)
+            ),
+        ),
+        (
+            mp.clone(),
+            multipart(&[
+                ("email", "x@example.com"),
+                ("email", &email),
+                ("password", PASSWORD),
+            ]),
+        ),
+    ] {
+        let (s, b) = send("/login", &ct, body).await;
+        assert_eq!(
+            (s, b["error"].as_str()),
+            (400, Some("invalid_field")),
+            "{ct}: {b}"
+        );
+        assert!(b["detail"].as_str().unwrap().contains("repeated"), "{b}");
+    }
+    let (s, b) = send("/login", FORM, "email=%zz".into()).await;
+    assert_eq!(
+        (s, b["error"].as_str()),
+        (400, Some("malformed_json")),
+        "{b}"
+    );
+    // Anything else is still JSON.
+    let (s, b) = send(
+        "/login",
+        "text/plain",
+        json!({"email": email, "password": PASSWORD}).to_string(),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+}

@@ -684,3 +684,123 @@ else:
         assert!(printed.contains(curve), "{alg}: {printed}");
     }
 }
+
+/// Issue #23 (seed-compatible tokens): with `tokens.shape: seed` an access token
+/// carries no `aud` but `token_type: "access"` and a `jti`, so the original
+/// service's consumers read it with exactly `jwt.decode(token, secret,
+/// algorithms=["HS256"])` (a standard token fails that call on its `aud`);
+/// the gateway still checks an `aud` when one is present; an asymmetric ring
+/// refuses the shape.
+#[tokio::test]
+async fn seed_shaped_tokens_read_by_pyjwt_as_the_seed_did() {
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml("tokens:\n  shape: seed\n")
+        .start();
+    let user = gw.new_user().await;
+    let c = token_part(&user.access, 1);
+    assert!(c.get("aud").is_none(), "{c}");
+    assert_eq!(c["token_type"], "access");
+    let jti = c["jti"].as_str().unwrap();
+    assert!(
+        jti.len() == 32 && jti.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{c}"
+    );
+    assert_eq!(c["iss"], gw.issuer());
+    assert_eq!(gw.get_status("/api/x", Some(&user.access)).await, 200);
+    assert_eq!(gw.get_status("/me", Some(&user.access)).await, 200);
+    let (s, b) = gw.refresh(&user.refresh).await;
+    assert_eq!(s, 200, "{b}");
+    let refreshed = b["access_token"].as_str().unwrap();
+    assert_ne!(token_part(refreshed, 1)["jti"], c["jti"], "a jti per token");
+
+    // `aud` is still checked when a token carries one.
+    let kid = token_part(&user.access, 0)["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut foreign = claims(user.id, &gw.issuer(), "another-service");
+    foreign["token_type"] = json!("access");
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let jwt = sign_with(Algorithm::HS256, Some(&kid), &key, &foreign);
+    assert_eq!(gw.get_status("/api/x", Some(&jwt)).await, 401);
+
+    let standard = {
+        let (_up2, gw2) = gateway("").await;
+        gw2.new_user().await.access
+    };
+    let script = r#"
+import sys
+import jwt
+token, secret = sys.argv[1], sys.argv[2]
+try:
+    print(jwt.decode(token, secret, algorithms=["HS256"])["user_id"])
+except jwt.InvalidTokenError as e:
+    print("refused", type(e).__name__)
+"#;
+    let run = |token: &str| {
+        let out = Command::new("python3")
+            .args(["-c", script, token, SECRET])
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "PyJWT: {out:?} (pip install pyjwt)");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(run(&user.access), user.id.to_string());
+    assert_eq!(run(refreshed), user.id.to_string());
+    assert_eq!(
+        run(&standard),
+        "refused InvalidAudienceError",
+        "the control"
+    );
+
+    // djangorestframework-simplejwt's stateless authentication, as a backend
+    // moved from the Django service uses it (SIGNING_KEY: the shared secret).
+    let simplejwt = r#"
+import sys
+try:
+    import django
+    from django.conf import settings
+except ImportError as e:
+    sys.exit(f"Django is missing ({e}): pip install djangorestframework-simplejwt")
+token, secret = sys.argv[1], sys.argv[2]
+settings.configure(
+    SECRET_KEY="not the jwt secret",
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "rest_framework"],
+    SIMPLE_JWT={"SIGNING_KEY": secret, "ALGORITHM": "HS256"},
+)
+django.setup()
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
+from rest_framework_simplejwt.authentication import JWTStatelessUserAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
+request = Request(APIRequestFactory().get("/", HTTP_AUTHORIZATION="Bearer " + token))
+try:
+    user, validated = JWTStatelessUserAuthentication().authenticate(request)
+    print(user.id, validated["token_type"])
+except InvalidToken:
+    print("refused")
+"#;
+    let drf = |token: &str| {
+        let out = Command::new("python3")
+            .args(["-c", simplejwt, token, SECRET])
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "SimpleJWT: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(drf(&user.access), format!("{} access", user.id));
+    assert_eq!(drf(&standard), "refused", "the control");
+
+    let ed = KeyFiles::generate("EdDSA", "seed-ed");
+    let (code, out) = check_config(&format!(
+        "{}  shape: seed\n",
+        tokens_yaml(&[ed.entry(true)], "")
+    ));
+    assert_eq!(code, Some(2), "{out}");
+    assert!(
+        out.contains("tokens.shape") && out.contains("HS256-only"),
+        "{out}"
+    );
+}

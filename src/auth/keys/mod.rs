@@ -12,7 +12,7 @@ pub(crate) mod testing;
 
 pub(crate) use files::KeyError;
 
-use crate::config::{Config, KeyAlgorithm, Secret};
+use crate::config::{Config, KeyAlgorithm, Secret, TokenShape};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use files::key_error;
@@ -61,6 +61,8 @@ pub(crate) struct KeyRing {
     issuer: String,
     /// `aud` as issued: a string for one audience, a list for several.
     audience: Value,
+    /// `tokens.shape`: seed tokens carry no `aud`, and `token_type`, `jti`.
+    shape: TokenShape,
     /// `{"keys": [...]}`, public keys only.
     jwks: Value,
     jwks_max_age: u64,
@@ -74,7 +76,12 @@ impl KeyRing {
     pub(crate) fn from_config(cfg: &Config) -> Result<KeyRing, KeyError> {
         let t = &cfg.tokens;
         let issuer = t.issuer.clone().unwrap_or_else(|| default_issuer(cfg));
-        let checks = |alg| validation(alg, &issuer, &t.audience, true);
+        // Seed-shaped tokens carry no `aud`: required only on standard ones.
+        let required: &[&str] = match t.shape {
+            TokenShape::Standard => &["exp", "iss", "aud"],
+            TokenShape::Seed => &["exp", "iss"],
+        };
+        let checks = |alg| validation(alg, &issuer, &t.audience, required);
         let mut keys = Vec::new();
         let mut active = 0;
         if t.keys.is_empty() {
@@ -120,7 +127,7 @@ impl KeyRing {
         };
         let legacy = match keys.as_slice() {
             [only] if only.alg == KeyAlgorithm::HS256 => {
-                Some(validation(only.alg, &issuer, &t.audience, false))
+                Some(validation(only.alg, &issuer, &t.audience, &["exp"]))
             }
             _ => None,
         };
@@ -131,6 +138,7 @@ impl KeyRing {
             legacy,
             issuer,
             audience,
+            shape: t.shape,
             jwks,
             jwks_max_age: t.jwks_max_age_seconds,
             cache_entries: t.verify_cache_entries,
@@ -178,9 +186,14 @@ impl KeyRing {
         &self.issuer
     }
 
-    /// `aud` of new tokens.
-    pub(crate) fn audience(&self) -> &Value {
-        &self.audience
+    /// `aud` of new tokens (none for the seed shape).
+    pub(crate) fn audience(&self) -> Option<&Value> {
+        (self.shape == TokenShape::Standard).then_some(&self.audience)
+    }
+
+    /// Whether new tokens take the seed shape (`token_type`, `jti`, no `aud`).
+    pub(crate) fn seed_shape(&self) -> bool {
+        self.shape == TokenShape::Seed
     }
 
     /// The JWK Set of the ring's public keys, and how long it may be cached.
@@ -221,17 +234,18 @@ fn algorithm(alg: KeyAlgorithm) -> Algorithm {
 }
 
 /// `exp` always and `nbf` when present (no leeway for either: lifetimes are
-/// 30 s, the library's 60 s default would double them); `iss` and `aud` required
-/// when `strict`, checked when present otherwise.
-fn validation(alg: KeyAlgorithm, issuer: &str, audience: &[String], strict: bool) -> Validation {
+/// 30 s, the library's 60 s default would double them); the `required` claims
+/// (of `exp`, `iss`, `aud`) must be there, `iss` and `aud` are checked when present.
+fn validation(
+    alg: KeyAlgorithm,
+    issuer: &str,
+    audience: &[String],
+    required: &[&str],
+) -> Validation {
     let mut v = Validation::new(algorithm(alg));
     v.leeway = 0;
     v.validate_nbf = true;
-    if strict {
-        v.set_required_spec_claims(&["exp", "iss", "aud"]);
-    } else {
-        v.set_required_spec_claims(&["exp"]);
-    }
+    v.set_required_spec_claims(required);
     v.set_issuer(&[issuer]);
     v.set_audience(audience);
     v
