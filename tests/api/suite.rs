@@ -154,7 +154,7 @@ fn the_readme_and_docs_point_only_at_files_that_exist() {
     // Paths in the README's text and commands (`src/x.rs`, `bench/y.sh`...).
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     for word in readme.split(|c: char| c.is_whitespace() || "`()[],;:'\"".contains(c)) {
-        let word = word.trim_end_matches('.');
+        let word = word.split('#').next().unwrap_or("").trim_end_matches('.');
         let tracked = [
             "src/", "docs/", "bench/", "scripts/", "conf/", "tests/", "patches/",
         ];
