@@ -78,6 +78,9 @@ pub enum ErrorReply {
     /// A valid token whose roles include none the route names.
     #[error("this route needs a role the token does not have")]
     Forbidden,
+    /// A WebSocket upgrade from an `Origin` the route does not list.
+    #[error("this origin may not open WebSockets on this route")]
+    OriginNotAllowed,
     /// The right password for a disabled account.
     #[error("this account is disabled")]
     AccountDisabled,
@@ -193,6 +196,7 @@ impl ErrorReply {
             EmailTaken => (S::CONFLICT, "email_taken"),
             RegistrationClosed => (S::FORBIDDEN, "registration_closed"),
             Forbidden => (S::FORBIDDEN, "forbidden"),
+            OriginNotAllowed => (S::FORBIDDEN, "origin_not_allowed"),
             AccountDisabled => (S::FORBIDDEN, "account_disabled"),
             TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
             BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),

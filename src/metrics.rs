@@ -27,6 +27,8 @@ pub(crate) struct Metrics {
     pub role_refusals: IntCounterVec,
     /// Admin operations (API and CLI), by operation and outcome.
     pub admin: IntCounterVec,
+    /// WebSocket upgrades refused by a WebSocket rule, by reason.
+    pub websocket_refusals: IntCounterVec,
     /// Redis calls that failed or timed out, by node (`host:port`; `unknown`
     /// for a cluster call whose node was not known yet).
     pub redis_errors: IntCounterVec,
@@ -152,6 +154,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["operation", "outcome"],
     )?;
+    let websocket_refusals = IntCounterVec::new(
+        Opts::new(
+            "websocket_refusals_total",
+            "WebSocket upgrades refused by a WebSocket rule, by reason",
+        ),
+        &["reason"],
+    )?;
+    registry.register(Box::new(websocket_refusals.clone()))?;
     registry.register(Box::new(role_refusals.clone()))?;
     registry.register(Box::new(admin.clone()))?;
     let log_lines_dropped = IntCounter::new(
@@ -170,6 +180,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     Ok(Metrics {
         role_refusals,
         admin,
+        websocket_refusals,
         registry,
         requests,
         latency,

@@ -227,7 +227,8 @@ pub(crate) fn routing(cfg: &Config) -> Result<Routing, BuildError> {
             .with_methods(
                 r.method_list()
                     .map_err(|reason| BuildError::RouteRule { route: i, reason })?,
-            ),
+            )
+            .with_websocket_origins(r.websocket_origins.clone()),
         );
     }
     let mut identity_headers = cfg.identity_headers.clone();

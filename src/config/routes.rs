@@ -46,6 +46,10 @@ pub struct RouteConfig {
     /// The only methods the route takes (none: every method); others are 405.
     #[serde(default)]
     pub methods: Vec<String>,
+    /// The `Origin`s allowed to open WebSockets here (none: any origin);
+    /// others are 403 `origin_not_allowed` (cross-site WebSocket hijacking).
+    #[serde(default)]
+    pub websocket_origins: Vec<String>,
 }
 
 impl RouteConfig {
@@ -60,6 +64,7 @@ impl RouteConfig {
             forward_authorization: false,
             roles: Vec::new(),
             methods: Vec::new(),
+            websocket_origins: Vec::new(),
         }
     }
 
@@ -124,6 +129,14 @@ impl RouteConfig {
         if let Err(e) = self.method_list() {
             return Err(invalid(format!("routes[{i}].methods"), e));
         }
+        for (j, o) in self.websocket_origins.iter().enumerate() {
+            if !is_origin(o) {
+                return Err(invalid(
+                    format!("routes[{i}].websocket_origins[{j}]"),
+                    format!("{o:?} is not an origin (scheme://host[:port], nothing after it)"),
+                ));
+            }
+        }
         if !upstreams.contains_key(&self.upstream) {
             return Err(invalid(
                 format!("routes[{i}].upstream"),
@@ -153,6 +166,21 @@ fn prefix_can_match(prefix: &str) -> Result<(), String> {
         )),
         Err(e) => Err(format!("a request with it is refused ({})", e.detail())),
     }
+}
+
+/// Whether `o` is an origin as browsers send it: `http(s)://host[:port]`, no
+/// path, query or trailing slash (which would never equal an `Origin` header).
+fn is_origin(o: &str) -> bool {
+    let Some(rest) = o
+        .strip_prefix("https://")
+        .or_else(|| o.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub struct Route {
     pub forward_authorization: bool,
     /// A token must hold one of these (empty: any valid token).
     pub roles: Roles,
+    /// The `Origin`s allowed to open WebSockets (empty: any).
+    pub websocket_origins: Vec<String>,
     /// The methods taken (empty: all), and the `Allow` value naming them.
     methods: Vec<http::Method>,
     allow: String,
@@ -52,6 +54,7 @@ impl Route {
             label: prefix.to_owned(),
             forward_authorization: false,
             roles: Roles::NONE,
+            websocket_origins: Vec::new(),
             methods: Vec::new(),
             allow: String::new(),
             metrics: RequestMetrics::new(prefix),
@@ -61,6 +64,12 @@ impl Route {
     /// Only tokens holding one of `roles` pass (none: any valid token).
     pub fn with_roles(mut self, roles: Roles) -> Self {
         self.roles = roles;
+        self
+    }
+
+    /// Only these `Origin`s may open WebSockets (none: any).
+    pub fn with_websocket_origins(mut self, origins: Vec<String>) -> Self {
+        self.websocket_origins = origins;
         self
     }
 

@@ -32,3 +32,4 @@ mod shutdown;
 mod smuggling;
 mod suite;
 mod throttle;
+mod websocket;

@@ -1,0 +1,212 @@
+//! WebSockets through the gateway with real clients and a real server: Bearer and browser-style query tokens, what the upstream receives, origins, and refusals before the upgrade.
+
+use crate::helpers::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A WebSocket server that, once upgraded, sends the request it received as
+/// JSON (`target` and lowercase `headers`), then echoes every text message.
+struct WsUpstream {
+    addr: std::net::SocketAddr,
+    upgrades: Arc<AtomicUsize>,
+}
+
+impl WsUpstream {
+    async fn start() -> WsUpstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let upgrades = Arc::new(AtomicUsize::new(0));
+        let count = upgrades.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let mut seen = json!({});
+                    // tungstenite's own callback type, whose error is a whole response.
+                    #[allow(clippy::result_large_err)]
+                    let callback = |req: &Request, resp: Response| {
+                        let headers: serde_json::Map<String, Value> = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
+                            .collect();
+                        seen = json!({ "target": req.uri().to_string(), "headers": headers });
+                        Ok(resp)
+                    };
+                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await
+                    else {
+                        return;
+                    };
+                    count.fetch_add(1, Ordering::SeqCst);
+                    if ws.send(Message::text(seen.to_string())).await.is_err() {
+                        return;
+                    }
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if msg.is_text() && ws.send(msg).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        WsUpstream { addr, upgrades }
+    }
+
+    fn upgrades(&self) -> usize {
+        self.upgrades.load(Ordering::SeqCst)
+    }
+}
+
+/// Open `ws://gateway{target}` with `headers`: the upstream's first message, or the refusal's status and body.
+async fn open(
+    gw: &TestGateway,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Value, impl FnOnce()), (u16, String)> {
+    let mut req = format!("ws://{}{target}", gw.addr)
+        .into_client_request()
+        .unwrap();
+    for (k, v) in headers {
+        req.headers_mut().append(
+            http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((mut ws, resp)) => {
+            assert_eq!(resp.status(), 101);
+            let first = ws.next().await.unwrap().unwrap();
+            let seen: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+            // Frames both ways through the gateway.
+            ws.send(Message::text("ping through")).await.unwrap();
+            let echoed = ws.next().await.unwrap().unwrap();
+            assert_eq!(echoed.to_text().unwrap(), "ping through");
+            Ok((seen, move || drop(ws)))
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err((
+            resp.status().as_u16(),
+            String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).into_owned(),
+        )),
+        Err(e) => panic!("websocket to {target}: {e}"),
+    }
+}
+
+fn gateway(up: &WsUpstream) -> TestGateway {
+    TestGateway::builder()
+        .upstream(up.addr)
+        .yaml(
+            r#"
+routes:
+  - prefix: /app
+    upstream: default
+    websocket_origins: ["https://app.example.com"]
+  - prefix: /
+    upstream: default
+"#,
+        )
+        .start()
+}
+
+#[tokio::test]
+async fn a_browser_style_query_token_opens_a_websocket_and_never_reaches_the_upstream() {
+    let up = WsUpstream::start().await;
+    let gw = gateway(&up);
+    let user = gw.new_user().await;
+    let target = format!("/chat?room=7&access_token={}&x=1", user.access);
+    let (seen, close) = open(&gw, &target, &[("X-User-Id", "999"), ("X_User_Id", "998")])
+        .await
+        .unwrap();
+    assert_eq!(seen["target"], "/chat?room=7&x=1", "{seen}");
+    assert_eq!(seen["headers"]["x-user-id"], user.id.to_string(), "{seen}");
+    assert!(seen["headers"].get("x_user_id").is_none(), "{seen}");
+    assert!(seen["headers"].get("authorization").is_none(), "{seen}");
+    close();
+    // The Bearer header works as before.
+    let bearer = format!("Bearer {}", user.access);
+    let (seen, close) = open(&gw, "/chat", &[("Authorization", &bearer)])
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["x-user-id"], user.id.to_string());
+    close();
+    assert_eq!(up.upgrades(), 2);
+    let log = gw.output();
+    assert!(!log.contains(&user.access), "the query token was logged");
+}
+
+/// A refused upgrade: target, headers, status, error code.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+
+#[tokio::test]
+async fn without_a_valid_token_or_with_two_the_upgrade_is_refused_before_the_upstream() {
+    let up = WsUpstream::start().await;
+    let gw = gateway(&up);
+    let user = gw.new_user().await;
+    let bearer = format!("Bearer {}", user.access);
+    let twice = format!("/chat?access_token={0}&access_token={0}", user.access);
+    let query = format!("/chat?access_token={}", user.access);
+    let cases: [Case; 4] = [
+        ("/chat", vec![], 401, "missing_token"),
+        (
+            "/chat?access_token=not.a.token",
+            vec![],
+            401,
+            "invalid_token",
+        ),
+        (&twice, vec![], 400, "invalid_authorization"),
+        (
+            &query,
+            vec![("Authorization", &bearer)],
+            400,
+            "invalid_authorization",
+        ),
+    ];
+    for (target, headers, status, code) in cases {
+        let (s, body) = open(&gw, target, &headers).await.err().expect("refused");
+        assert_eq!(s, status, "{target}: {body}");
+        assert_error(&serde_json::from_str(&body).unwrap(), code);
+    }
+    assert_eq!(up.upgrades(), 0, "a refused upgrade reached the upstream");
+    // On a request that is not an upgrade the parameter means nothing: 401 as before.
+    let r = gw
+        .get(&format!("/chat?access_token={}", user.access), None)
+        .await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn a_route_with_websocket_origins_refuses_other_origins() {
+    let up = WsUpstream::start().await;
+    let gw = gateway(&up);
+    let user = gw.new_user().await;
+    let target = format!("/app/live?access_token={}", user.access);
+    let (seen, close) = open(&gw, &target, &[("Origin", "https://app.example.com")])
+        .await
+        .unwrap();
+    assert_eq!(seen["headers"]["origin"], "https://app.example.com");
+    close();
+    for origin in [
+        Some("https://evil.example"),
+        Some("https://app.example.com.evil.example"),
+        None,
+    ] {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("Origin", o)).into_iter().collect();
+        let (s, body) = open(&gw, &target, &headers).await.err().expect("refused");
+        assert_eq!(s, 403, "{origin:?}: {body}");
+        assert_error(&serde_json::from_str(&body).unwrap(), "origin_not_allowed");
+    }
+    assert_eq!(up.upgrades(), 1);
+    assert!(gw
+        .metrics()
+        .await
+        .contains("authgate_websocket_refusals_total{reason=\"origin_not_allowed\"} 3"));
+    // Elsewhere any origin may open one.
+    let other = format!("/chat?access_token={}", user.access);
+    assert!(open(&gw, &other, &[("Origin", "https://evil.example")])
+        .await
+        .is_ok());
+}
