@@ -1,0 +1,298 @@
+//! HTTP/2 over TLS (ALPN `h2`): the auth API and proxied routes answer as over HTTP/1.1, `:authority` is the host, a missing token is refused before the body.
+
+use crate::helpers::pki::Pki;
+use crate::helpers::*;
+use bytes::Bytes;
+use reqwest::Version;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A gateway serving HTTPS (certificate of `pki`) in front of `up`, with
+/// `alpn` (a YAML list) when given; its HTTPS port.
+fn https_gateway(up: &Upstream, pki: &Pki, alpn: Option<&str>) -> (TestGateway, u16) {
+    let tls_port = free_port();
+    let alpn = alpn.map(|a| format!("  alpn: {a}\n")).unwrap_or_default();
+    let gw = TestGateway::builder()
+        .yaml(&format!(
+            r#"
+upstreams:
+  up: {{ peers: ['{up}'] }}
+routes:
+  - {{ prefix: /pub, upstream: up, auth: public }}
+  - {{ prefix: /, upstream: up }}
+tls:
+  listen: ['127.0.0.1:{tls_port}']
+  cert_file: {cert}
+  key_file: {key}
+{alpn}"#,
+            up = up.addr,
+            cert = pki.server_cert.display(),
+            key = pki.server_key.display()
+        ))
+        .start();
+    (gw, tls_port)
+}
+
+/// reqwest over TLS trusting only the test CA, `localhost` resolving to the
+/// gateway; it offers `h2` and `http/1.1` by ALPN.
+fn https_client(pki: &Pki, tls_port: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(pki.ca_certificate())
+        .resolve("localhost", SocketAddr::from(([127, 0, 0, 1], tls_port)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("build HTTPS client")
+}
+
+fn url(tls_port: u16, path: &str) -> String {
+    format!("https://localhost:{tls_port}{path}")
+}
+
+/// POST `body` as JSON; the status, the protocol it was answered in, the JSON.
+async fn post_json(
+    c: &reqwest::Client,
+    tls_port: u16,
+    path: &str,
+    body: Value,
+) -> (u16, Version, Value) {
+    let r = c
+        .post(url(tls_port, path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let (status, version) = (r.status().as_u16(), r.version());
+    (status, version, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A raw HTTP/2 connection over TLS (ALPN `h2` only), for what reqwest
+/// will not send: a `host` that disagrees with `:authority`, a request whose
+/// body never comes.
+async fn raw_h2(pki: &Pki, tls_port: u16) -> h2::client::SendRequest<Bytes> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&pki.ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (send, conn) = h2::client::handshake(tls).await.unwrap();
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    send.ready().await.unwrap()
+}
+
+/// The status and body of a raw HTTP/2 response, within 5 s.
+async fn raw_response(resp: h2::client::ResponseFuture) -> (u16, String) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        let resp = resp.await.unwrap();
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut text = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.unwrap();
+            let _ = body.flow_control().release_capacity(chunk.len());
+            text.extend_from_slice(&chunk);
+        }
+        (status, String::from_utf8_lossy(&text).into_owned())
+    })
+    .await
+    .expect("no HTTP/2 response within 5 s")
+}
+
+#[tokio::test]
+async fn the_auth_api_answers_over_http2_as_over_http1() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (gw, port) = https_gateway(&up, &pki, None);
+    let h2 = https_client(&pki, port);
+    let email = format!("{}@example.com", unique("h2"));
+    let creds = json!({"email": email, "password": PASSWORD});
+
+    let (status, version, body) = post_json(&h2, port, "/register", creds.clone()).await;
+    assert_eq!(version, Version::HTTP_2);
+    assert_eq!(status, 201, "{body}\n{}", gw.output());
+    let (status, version, login) = post_json(&h2, port, "/login", creds.clone()).await;
+    assert_eq!((status, version), (200, Version::HTTP_2), "{login}");
+    let access = login["access_token"].as_str().expect("access_token");
+    let refresh = login["refresh_token"].as_str().expect("refresh_token");
+
+    let (status, _, refreshed) =
+        post_json(&h2, port, "/refresh", json!({"refresh_token": refresh})).await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert!(refreshed["access_token"].is_string(), "{refreshed}");
+    let me = h2
+        .get(url(port, "/me"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((me.status().as_u16(), me.version()), (200, Version::HTTP_2));
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(me["email"], email.as_str(), "{me}");
+
+    // The same refusals, word for word, on both protocols.
+    let wrong = json!({"email": email, "password": "not the password"});
+    let over_h2 = post_json(&h2, port, "/login", wrong.clone()).await;
+    let over_h1 = gw.post_json("/login", wrong).await;
+    assert_eq!((over_h2.0, &over_h2.2), (over_h1.0, &over_h1.1));
+    assert_error(&over_h2.2, "invalid_credentials");
+    let taken = post_json(&h2, port, "/register", creds.clone()).await;
+    assert_eq!((taken.0, &taken.2), {
+        let (s, b) = gw.post_json("/register", creds).await;
+        (s, &b.clone())
+    });
+    assert_eq!(up.hits(), 0, "the auth API reached the upstream");
+}
+
+#[tokio::test]
+async fn proxied_requests_over_http2_carry_the_gateways_identity_only() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (gw, port) = https_gateway(&up, &pki, None);
+    let h2 = https_client(&pki, port);
+
+    let r = h2
+        .get(url(port, "/api/items?a=1"))
+        .bearer_auth(token(7))
+        .header("x-user-id", "1")
+        .header("X-User-Roles", "admin")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", gw.output()));
+    assert_eq!((r.status().as_u16(), r.version()), (200, Version::HTTP_2));
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(seen["path"], "/api/items");
+    assert_eq!(seen["query"], "a=1");
+    assert_eq!(header_values(&seen, "x-user-id"), ["7"], "{seen}");
+    assert!(header_values(&seen, "x-user-roles").is_empty(), "{seen}");
+    assert!(header_values(&seen, "authorization").is_empty(), "{seen}");
+    // The HTTP/1.1 upstream gets `Host` from `:authority`.
+    assert_eq!(
+        header_values(&seen, "host"),
+        [format!("localhost:{port}")],
+        "{seen}"
+    );
+
+    let r = h2
+        .post(url(port, "/api/upload"))
+        .bearer_auth(token(8))
+        .header("x-user-id", "1")
+        .body("a body over HTTP/2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (200, Version::HTTP_2));
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["body"], "a body over HTTP/2");
+    assert_eq!(header_values(&seen, "x-user-id"), ["8"], "{seen}");
+
+    // Without a token: the same 401 as over HTTP/1.1, nothing forwarded.
+    let before = up.hits();
+    let r = h2.get(url(port, "/api/items")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (401, Version::HTTP_2));
+    let over_h2: Value = r.json().await.unwrap();
+    let r = gw.get("/api/items", None).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(over_h2, r.json::<Value>().await.unwrap());
+    assert_error(&over_h2, "missing_token");
+    assert_eq!(up.hits(), before);
+}
+
+/// Auth is decided on the header alone: HEADERS without END_STREAM, no DATA
+/// ever sent, and the 401 still comes.
+#[tokio::test]
+async fn a_request_without_a_token_is_refused_before_its_body() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (gw, port) = https_gateway(&up, &pki, None);
+    let mut send = raw_h2(&pki, port).await;
+    let req = http::Request::post(url(port, "/api/upload"))
+        .header("content-type", "application/octet-stream")
+        .header("content-length", "1000000")
+        .body(())
+        .unwrap();
+    // The body's stream stays open (held here) and empty.
+    let (resp, _body) = send.send_request(req, false).unwrap();
+    let (status, body) = raw_response(resp).await;
+    assert_eq!(status, 401, "{body}\n{}", gw.output());
+    assert_error(&serde_json::from_str(&body).unwrap(), "missing_token");
+    assert_eq!(up.hits(), 0);
+}
+
+#[tokio::test]
+async fn the_authority_is_the_host_and_must_agree_with_host() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (gw, port) = https_gateway(&up, &pki, None);
+    let mut send = raw_h2(&pki, port).await;
+    let get = |authority: &str, host: Option<&str>| {
+        let mut b = http::Request::get(format!("https://{authority}/pub/x"));
+        if let Some(h) = host {
+            b = b.header("host", h);
+        }
+        b.body(()).unwrap()
+    };
+    // `:authority` alone, and with a `host` naming it too: served.
+    let me = format!("localhost:{port}");
+    for host in [None, Some(me.as_str())] {
+        let (resp, _) = send.send_request(get(&me, host), true).unwrap();
+        let (status, body) = raw_response(resp).await;
+        assert_eq!(status, 200, "{host:?}: {body}\n{}", gw.output());
+        let seen: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(header_values(&seen, "host"), [me.as_str()], "{seen}");
+    }
+    let served = up.hits();
+    // A `host` naming another host (or the same one spelt differently: one
+    // answer to "which host?", byte for byte, as for HTTP/1.1): 400.
+    for host in ["other.example", "LOCALHOST"] {
+        let (resp, _) = send.send_request(get(&me, Some(host)), true).unwrap();
+        let (status, body) = raw_response(resp).await;
+        assert_eq!(status, 400, "host {host}: {body}");
+        send = send.ready().await.expect("the connection serves on");
+    }
+    // An `:authority` that is no host name: the edge's own 400.
+    let (resp, _) = send.send_request(get("bad..host", None), true).unwrap();
+    let (status, body) = raw_response(resp).await;
+    assert_eq!(status, 400, "{body}");
+    assert_error(&serde_json::from_str(&body).unwrap(), "invalid_host");
+    assert_eq!(up.hits(), served, "a refused request was forwarded");
+}
+
+#[tokio::test]
+async fn tls_alpn_can_turn_http2_off() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    for (alpn, want) in [
+        (None, Version::HTTP_2),
+        (Some("[h2, http/1.1]"), Version::HTTP_2),
+        (Some("['http/1.1']"), Version::HTTP_11),
+    ] {
+        let (gw, port) = https_gateway(&up, &pki, alpn);
+        let r = https_client(&pki, port)
+            .get(url(port, "/pub/x"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{alpn:?}: {e:?}\n{}", gw.output()));
+        assert_eq!((r.status().as_u16(), r.version()), (200, want), "{alpn:?}");
+    }
+}
