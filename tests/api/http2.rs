@@ -12,6 +12,16 @@ use std::time::Duration;
 /// A gateway serving HTTPS (certificate of `pki`) in front of `up`, with
 /// `alpn` (a YAML list) when given; its HTTPS port.
 fn https_gateway(up: &Upstream, pki: &Pki, alpn: Option<&str>) -> (TestGateway, u16) {
+    https_gateway_with(up, pki, alpn, "")
+}
+
+/// `https_gateway` with `extra` top-level config.
+fn https_gateway_with(
+    up: &Upstream,
+    pki: &Pki,
+    alpn: Option<&str>,
+    extra: &str,
+) -> (TestGateway, u16) {
     let tls_port = free_port();
     let alpn = alpn.map(|a| format!("  alpn: {a}\n")).unwrap_or_default();
     let gw = TestGateway::builder()
@@ -26,7 +36,7 @@ tls:
   listen: ['127.0.0.1:{tls_port}']
   cert_file: {cert}
   key_file: {key}
-{alpn}"#,
+{alpn}{extra}"#,
             up = up.addr,
             cert = pki.server_cert.display(),
             key = pki.server_key.display()
@@ -205,6 +215,33 @@ async fn proxied_requests_over_http2_carry_the_gateways_identity_only() {
     assert_eq!(seen["method"], "POST");
     assert_eq!(seen["body"], "a body over HTTP/2");
     assert_eq!(header_values(&seen, "x-user-id"), ["8"], "{seen}");
+    assert_eq!(
+        header_values(&seen, "x-forwarded-proto"),
+        ["https"],
+        "{seen}"
+    );
+
+    // A body of unknown length (DATA frames, no content-length) reaches the
+    // HTTP/1.1 upstream chunked, whole.
+    let parts = ["part one, ", "part two"].map(|p| Ok::<_, std::io::Error>(Bytes::from(p)));
+    let r = h2
+        .post(url(port, "/api/stream"))
+        .bearer_auth(token(9))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            parts,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), r.version()), (200, Version::HTTP_2));
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(seen["body"], "part one, part two", "{seen}");
+    assert_eq!(
+        header_values(&seen, "transfer-encoding"),
+        ["chunked"],
+        "{seen}"
+    );
+    assert_eq!(header_values(&seen, "x-user-id"), ["9"], "{seen}");
 
     // Without a token: the same 401 as over HTTP/1.1, nothing forwarded.
     let before = up.hits();
@@ -295,4 +332,46 @@ async fn tls_alpn_can_turn_http2_off() {
             .unwrap_or_else(|e| panic!("{alpn:?}: {e:?}\n{}", gw.output()));
         assert_eq!((r.status().as_u16(), r.version()), (200, want), "{alpn:?}");
     }
+}
+
+#[tokio::test]
+async fn http2_limits_are_the_configured_ones() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (gw, port) = https_gateway_with(
+        &up,
+        &pki,
+        None,
+        "http2: { max_concurrent_streams: 7, max_header_list_bytes: 4096 }\n",
+    );
+    let mut send = raw_h2(&pki, port).await;
+    // The server's SETTINGS have arrived once a first answer has.
+    let big = "x".repeat(6000);
+    for (value, want) in [("small", 200), (big.as_str(), 431)] {
+        let req = http::Request::get(url(port, "/pub/x"))
+            .header("x-padding", value)
+            .body(())
+            .unwrap();
+        let (resp, _) = send.send_request(req, true).unwrap();
+        let (status, body) = raw_response(resp).await;
+        assert_eq!(
+            status,
+            want,
+            "{} bytes: {body}\n{}",
+            value.len(),
+            gw.output()
+        );
+        send = send.ready().await.expect("the connection serves on");
+    }
+    assert_eq!(send.current_max_send_streams(), 7);
+    // The defaults: the same large header is served.
+    let (_gw, port) = https_gateway(&up, &pki, None);
+    let mut send = raw_h2(&pki, port).await;
+    let req = http::Request::get(url(port, "/pub/x"))
+        .header("x-padding", big.as_str())
+        .body(())
+        .unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    assert_eq!(raw_response(resp).await.0, 200);
+    assert_eq!(send.current_max_send_streams(), 100);
 }
