@@ -81,6 +81,18 @@ async fn post_json(
 /// will not send: a `host` that disagrees with `:authority`, a request whose
 /// body never comes.
 async fn raw_h2(pki: &Pki, tls_port: u16) -> h2::client::SendRequest<Bytes> {
+    raw_h2_connection(pki, tls_port).await.0
+}
+
+/// `raw_h2`, with the task driving the connection: it ends with the
+/// connection, with the error (a GOAWAY's reason) that ended it.
+async fn raw_h2_connection(
+    pki: &Pki,
+    tls_port: u16,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_file_iter(&pki.ca).unwrap() {
@@ -104,10 +116,8 @@ async fn raw_h2(pki: &Pki, tls_port: u16) -> h2::client::SendRequest<Bytes> {
         .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (send, conn) = h2::client::handshake(tls).await.unwrap();
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    send.ready().await.unwrap()
+    let driver = tokio::spawn(conn);
+    (send.ready().await.unwrap(), driver)
 }
 
 /// The status and body of a raw HTTP/2 response, within 5 s.
@@ -374,4 +384,128 @@ async fn http2_limits_are_the_configured_ones() {
     let (resp, _) = send.send_request(req, true).unwrap();
     assert_eq!(raw_response(resp).await.0, 200);
     assert_eq!(send.current_max_send_streams(), 100);
+}
+
+/// A TLS connection offering only ALPN `h2`, with nothing of HTTP/2 sent yet.
+async fn tls_h2_stream(
+    pki: &Pki,
+    tls_port: u16,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(&pki.ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    tls
+}
+
+/// One HTTP/2 frame: 9-byte header, then `payload`.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = Vec::with_capacity(9 + payload.len());
+    f.extend_from_slice(&len.to_be_bytes()[1..]);
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// CVE-2023-44487's shape, written frame by frame (the h2 crate's own client
+/// would not put a reset stream's HEADERS on the wire): HEADERS then
+/// RST_STREAM for stream after stream, as fast as TLS takes them. The gateway
+/// ends that connection (GOAWAY, or closes it) long before the loop's bound,
+/// and serves another client meanwhile.
+#[tokio::test]
+async fn a_rapid_reset_flood_loses_its_connection_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const STREAMS: u32 = 100_000;
+    const BATCH: u32 = 100;
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (gw, port) = https_gateway(&up, &pki, None);
+    let tls = tls_h2_stream(&pki, port).await;
+    let (mut rx, mut tx) = tokio::io::split(tls);
+    // What the server sends, until it sends GOAWAY (frame type 7) or closes.
+    let reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            while buf.len() >= 9 {
+                let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
+                if buf.len() < 9 + len {
+                    break;
+                }
+                if buf[3] == 7 {
+                    return "GOAWAY";
+                }
+                buf.drain(..9 + len);
+            }
+            match rx.read(&mut chunk).await {
+                Ok(0) | Err(_) => return "closed",
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    });
+    // :method GET, :scheme https, :path / (static table), :authority literal.
+    let authority = format!("localhost:{port}");
+    let mut block = vec![0x82, 0x87, 0x84, 0x01, authority.len() as u8];
+    block.extend_from_slice(authority.as_bytes());
+    let flood = tokio::spawn(async move {
+        let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        wire.extend(frame(4, 0, 0, &[]));
+        if tx.write_all(&wire).await.is_err() {
+            return Some(0);
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut id = 1u32;
+        while id < 2 * STREAMS && tokio::time::Instant::now() < deadline {
+            let mut wire = Vec::new();
+            for _ in 0..BATCH {
+                wire.extend(frame(1, 0x4, id, &block));
+                wire.extend(frame(3, 0, id, &8u32.to_be_bytes())); // CANCEL
+                id += 2;
+            }
+            if tx.write_all(&wire).await.is_err() || tx.flush().await.is_err() {
+                return Some(id / 2);
+            }
+        }
+        None
+    });
+    // Another client, on a connection of its own, while the flood runs.
+    let other = https_client(&pki, port);
+    let r = other
+        .get(url(port, "/pub/other"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}\n{}", gw.output()));
+    assert_eq!((r.status().as_u16(), r.version()), (200, Version::HTTP_2));
+
+    let ended = tokio::time::timeout(Duration::from_secs(25), reader)
+        .await
+        .expect("the flooding connection was neither sent GOAWAY nor closed")
+        .unwrap();
+    let sent = flood.await.unwrap();
+    assert!(
+        sent.is_some() || ended == "GOAWAY",
+        "{STREAMS} streams reset and the connection still open ({ended})"
+    );
+    let r = other.get(url(port, "/pub/after")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the gateway serves on after the flood");
 }
