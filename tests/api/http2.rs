@@ -31,6 +31,7 @@ upstreams:
   up: {{ peers: ['{up}'] }}
 routes:
   - {{ prefix: /pub, upstream: up, auth: public }}
+  - {{ prefix: /hosted, upstream: up, auth: public, host: localhost }}
   - {{ prefix: /, upstream: up }}
 tls:
   listen: ['127.0.0.1:{tls_port}']
@@ -318,6 +319,20 @@ async fn the_authority_is_the_host_and_must_agree_with_host() {
         assert_eq!(status, 200, "{host:?}: {body}\n{}", gw.output());
         let seen: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(header_values(&seen, "host"), [me.as_str()], "{seen}");
+    }
+    // Host routing goes by `:authority`, canonical: `host: localhost` is
+    // matched by `LocalHost.:port`, not by `127.0.0.1:port`.
+    for (authority, want) in [
+        (format!("LocalHost.:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 401),
+    ] {
+        let req = http::Request::get(format!("https://{authority}/hosted/x"))
+            .body(())
+            .unwrap();
+        let (resp, _) = send.send_request(req, true).unwrap();
+        let (status, body) = raw_response(resp).await;
+        assert_eq!(status, want, "{authority}: {body}");
+        send = send.ready().await.expect("the connection serves on");
     }
     let served = up.hits();
     // A `host` naming another host (or the same one spelt differently: one
