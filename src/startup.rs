@@ -294,6 +294,11 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let mut proxy = pingora_proxy::http_proxy(&server.configuration, Proxy(gateway));
     proxy.h2_options = Some(h2_options(&cfg.http2));
     let idle_timeout = Duration::from_secs(cfg.keepalive_timeout_seconds);
+    // Pingora keeps an idle HTTP/2 connection forever unless told; the same
+    // keepalive_timeout_seconds as for HTTP/1 (the rest is Pingora's default).
+    let mut server_options = pingora_core::apps::HttpServerOptions::default();
+    server_options.h2_idle_timeout = Some(idle_timeout);
+    proxy.server_options = Some(server_options);
     let mut proxy = pingora_core::services::listening::Service::new(
         "authgate".into(),
         IdleParking::new(

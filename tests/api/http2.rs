@@ -535,3 +535,20 @@ async fn a_rapid_reset_flood_loses_its_connection_and_others_are_served() {
     let r = other.get(url(port, "/pub/after")).send().await.unwrap();
     assert_eq!(r.status(), 200, "the gateway serves on after the flood");
 }
+
+/// `keepalive_timeout_seconds` closes an idle HTTP/2 connection as it does an
+/// HTTP/1 one (Pingora's own default keeps it forever).
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (gw, port) = https_gateway_with(&up, &pki, None, "keepalive_timeout_seconds: 1\n");
+    let (mut send, driver) = raw_h2_connection(&pki, port).await;
+    let req = http::Request::get(url(port, "/pub/x")).body(()).unwrap();
+    let (resp, _) = send.send_request(req, true).unwrap();
+    assert_eq!(raw_response(resp).await.0, 200, "{}", gw.output());
+    // `send` is held: the client keeps the connection, the server must end it.
+    let ended = tokio::time::timeout(Duration::from_secs(10), driver).await;
+    assert!(ended.is_ok(), "an idle HTTP/2 connection was kept 10 s");
+    drop(send);
+}
