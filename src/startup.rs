@@ -15,6 +15,7 @@ use crate::proxy::{FastPath, Gateway, IdleParking, Proxy};
 use crate::store::revocation_feed::RevocationFeed;
 use crate::store::sessions::SessionPolicy;
 use crate::store::{Redis, RedisSetupError, Store};
+use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::listeners::ListenerConfig;
 use pingora_core::protocols::l4::stream::L4BufferSettings;
 use pingora_core::server::configuration::{Opt, ServerConf};
@@ -269,6 +270,18 @@ pub fn server_conf(cfg: &Config) -> ServerConf {
     }
 }
 
+/// The HTTP/2 SETTINGS each client connection is held to: Pingora's bounded
+/// defaults with `http2.*` applied.
+fn h2_options(
+    cfg: &crate::config::Http2Config,
+) -> pingora_core::protocols::http::v2::server::H2Options {
+    let mut options = pingora_core::protocols::http::v2::server::default_h2_options();
+    options
+        .max_concurrent_streams(cfg.max_concurrent_streams)
+        .max_header_list_size(cfg.max_header_list_bytes);
+    options
+}
+
 /// A bootstrapped server with every service added, ready for `run_forever`.
 pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let parts = build_parts(cfg)?;
@@ -279,8 +292,14 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let fast_path = cfg
         .fast_path
         .then(|| FastPath::new(Arc::clone(&gateway), &server.configuration));
-    let proxy = pingora_proxy::http_proxy(&server.configuration, Proxy(gateway));
+    let mut proxy = pingora_proxy::http_proxy(&server.configuration, Proxy(gateway));
+    proxy.h2_options = Some(h2_options(&cfg.http2));
     let idle_timeout = Duration::from_secs(cfg.keepalive_timeout_seconds);
+    // Pingora keeps an idle HTTP/2 connection forever unless told; the same
+    // keepalive_timeout_seconds as for HTTP/1 (the rest is Pingora's default).
+    let mut server_options = pingora_core::apps::HttpServerOptions::default();
+    server_options.h2_idle_timeout = Some(idle_timeout);
+    proxy.server_options = Some(server_options);
     let mut proxy = pingora_core::services::listening::Service::new(
         "authgate".into(),
         IdleParking::new(
@@ -302,13 +321,13 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     }
     if let Some(tls) = &cfg.tls {
         for addr in &tls.listen {
-            proxy
-                .add_tls(
-                    &addr.to_string(),
-                    &tls.cert_file.to_string_lossy(),
-                    &tls.key_file.to_string_lossy(),
-                )
-                .map_err(BuildError::Tls)?;
+            let mut settings = TlsSettings::intermediate(
+                &tls.cert_file.to_string_lossy(),
+                &tls.key_file.to_string_lossy(),
+            )
+            .map_err(BuildError::Tls)?;
+            settings.set_alpn(tls.pingora_alpn());
+            proxy.add_tls_with_settings(&addr.to_string(), None, settings);
         }
     }
     server.add_service(proxy);

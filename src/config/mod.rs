@@ -9,6 +9,7 @@ mod admin;
 mod de;
 mod edge;
 pub mod env;
+mod http2;
 mod limits;
 mod passwords;
 mod redis;
@@ -21,13 +22,14 @@ mod tokens;
 mod upstreams;
 
 pub use admin::AdminConfig;
+pub use http2::Http2Config;
 pub use limits::LimitsConfig;
 pub use passwords::PasswordConfig;
 pub use redis::RedisConfig;
 pub use registration::RegistrationConfig;
 pub use routes::{AuthPolicy, RouteConfig};
 pub use secret::{Secret, MIN_SECRET_BYTES};
-pub use server::TlsConfig;
+pub use server::{Alpn, TlsConfig};
 pub use throttle::{Rate, ThrottleConfig};
 pub use tokens::{KeyAlgorithm, KeyConfig, TokenConfig, TokenShape};
 pub use upstreams::{HealthCheckConfig, HealthCheckKind, HostPort, UpstreamConfig};
@@ -100,6 +102,8 @@ pub struct Config {
     pub ops_listen: Option<SocketAddr>,
     /// HTTPS listeners, when set.
     pub tls: Option<TlsConfig>,
+    /// HTTP/2 limits (HTTPS listeners offering `h2`).
+    pub http2: Http2Config,
     /// One JSON line per request on stdout.
     pub access_log: bool,
     /// PEM CA bundle trusted for TLS upstreams (default: the system's roots).
@@ -172,6 +176,7 @@ impl Default for Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
             ops_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             tls: None,
+            http2: Http2Config::default(),
             access_log: true,
             upstream_ca_file: None,
             threads: 2,
@@ -241,6 +246,7 @@ impl Config {
     /// Check everything the types cannot, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         server::validate(self)?;
+        self.http2.validate()?;
         self.redis.validate()?;
         self.tokens.validate()?;
         self.passwords.validate()?;
@@ -293,6 +299,35 @@ mod tests {
         }
         let c = Config::from_yaml("ops_listen: ''\n", Path::new("x.yaml")).unwrap();
         assert_eq!(c.ops_listen, None);
+    }
+
+    #[test]
+    fn tls_alpn_offers_h2_and_http1_unless_told() {
+        let tls = |alpn: &str| {
+            let yaml = format!("tls: {{ listen: ['127.0.0.1:1'], cert_file: Cargo.toml, key_file: Cargo.toml{alpn} }}\n");
+            Config::from_yaml(&yaml, Path::new("x.yaml"))
+        };
+        use pingora_core::protocols::ALPN;
+        let alpn_of = |alpn: &str| tls(alpn).unwrap().tls.unwrap().pingora_alpn();
+        assert_eq!(alpn_of(""), ALPN::H2H1);
+        assert_eq!(alpn_of(", alpn: ['http/1.1']"), ALPN::H1);
+        assert_eq!(alpn_of(", alpn: [h2]"), ALPN::H2);
+        assert_eq!(alpn_of(", alpn: ['http/1.1', h2]"), ALPN::H2H1);
+        let err = tls(", alpn: [h3]").unwrap_err().to_string();
+        assert!(err.contains("tls.alpn"), "{err}");
+        for bad in [", alpn: []", ", alpn: [h2, h2]"] {
+            let err = tls(bad).unwrap().validate().unwrap_err().to_string();
+            assert!(err.contains("tls.alpn"), "{bad}: {err}");
+        }
+        let err = Config::from_yaml(
+            "http2: { max_concurrent_streams: 0 }\n",
+            Path::new("x.yaml"),
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("http2.max_concurrent_streams"), "{err}");
     }
 
     #[test]

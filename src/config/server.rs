@@ -36,10 +36,54 @@ pub struct TlsConfig {
     pub cert_file: PathBuf,
     /// PEM private key.
     pub key_file: PathBuf,
+    /// Protocols offered by ALPN: `h2`, `http/1.1` (default both, `h2`
+    /// preferred; `[http/1.1]` turns HTTP/2 off, `[h2]` refuses HTTP/1 clients
+    /// that use ALPN).
+    #[serde(default = "default_alpn")]
+    pub alpn: Vec<Alpn>,
+}
+
+/// A protocol the HTTPS listener offers by ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Alpn {
+    /// HTTP/2.
+    #[serde(rename = "h2")]
+    H2,
+    /// HTTP/1.1.
+    #[serde(rename = "http/1.1")]
+    Http11,
+}
+
+fn default_alpn() -> Vec<Alpn> {
+    vec![Alpn::H2, Alpn::Http11]
+}
+
+impl TlsConfig {
+    /// Pingora's ALPN choice for `alpn` (validated: one or both protocols).
+    pub fn pingora_alpn(&self) -> pingora_core::protocols::ALPN {
+        use pingora_core::protocols::ALPN;
+        match (
+            self.alpn.contains(&Alpn::H2),
+            self.alpn.contains(&Alpn::Http11),
+        ) {
+            (true, true) => ALPN::H2H1,
+            (true, false) => ALPN::H2,
+            _ => ALPN::H1,
+        }
+    }
 }
 
 impl TlsConfig {
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.alpn.is_empty() {
+            return Err(invalid(
+                "tls.alpn",
+                "at least one of h2, http/1.1 is needed",
+            ));
+        }
+        if (1..self.alpn.len()).any(|i| self.alpn[..i].contains(&self.alpn[i])) {
+            return Err(invalid("tls.alpn", "a protocol is listed twice"));
+        }
         readable("tls.cert_file", &self.cert_file)?;
         readable("tls.key_file", &self.key_file)
     }

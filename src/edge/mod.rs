@@ -55,9 +55,10 @@ pub struct Inspection {
     pub new_target: Option<String>,
     /// The routing host, canonical (only when some route is host-specific).
     pub host: Option<String>,
-    /// The `Host` to add: an absolute-form target's authority, when the
-    /// request came without `Host` (the target becomes origin-form, so the
-    /// upstream would otherwise get no host at all).
+    /// The `Host` to add: an absolute-form target's or HTTP/2 `:authority`,
+    /// when the request came without `Host` (the target becomes origin-form,
+    /// or an HTTP/1 upstream's request is written from it, so the upstream
+    /// would otherwise get no host at all).
     pub add_host: Option<http::HeaderValue>,
     /// Header names to delete before anything else sees the request.
     pub remove: Vec<HeaderName>,
@@ -66,12 +67,21 @@ pub struct Inspection {
 impl EdgeRules {
     /// Check a request header; nothing is changed here, the caller applies the result.
     pub fn inspect(&self, req: &RequestHeader) -> Result<Inspection, EdgeRejection> {
-        let target_authority = match raw_target_authority(req.raw_path()) {
+        let absolute_form = match raw_target_authority(req.raw_path()) {
             RawTargetAuthority::Absolute { authority, .. } => Some(authority),
             RawTargetAuthority::None => None,
             RawTargetAuthority::AmbiguousAuthority => {
                 return Err(EdgeRejection::Host(host::HostError::Malformed))
             }
+        };
+        // HTTP/2 names its host in `:authority` (the URI's authority; Pingora
+        // refuses an absolute-form `:path`), usually without `Host`: it is
+        // judged, and supplies `Host`, as an absolute-form target's would.
+        let target_authority = match absolute_form {
+            None if req.version == http::Version::HTTP_2 => {
+                req.uri.authority().map(|a| a.as_str().as_bytes())
+            }
+            a => a,
         };
         let mut hosts = req.headers.get_all(http::header::HOST).iter();
         let host_header = hosts.next();
@@ -96,11 +106,11 @@ impl EdgeRules {
         }
         // Pingora maps a target that is neither origin- nor absolute-form
         // (`pub/x`, `*`) to `/`; routing that would answer for a path never asked.
-        if target_authority.is_none() && req.raw_path().first() != Some(&b'/') {
+        if absolute_form.is_none() && req.raw_path().first() != Some(&b'/') {
             return Err(EdgeRejection::Path(path::PathError::NotAbsolute));
         }
         let canonical = path::canonical(req.uri.path()).map_err(EdgeRejection::Path)?;
-        let new_target = match (&canonical, target_authority) {
+        let new_target = match (&canonical, absolute_form) {
             (Cow::Borrowed(_), None) => None,
             (p, _) => Some(match req.uri.query() {
                 Some(q) => format!("{p}?{q}"),
@@ -180,6 +190,47 @@ mod tests {
                 .inspect(&req(b"http://b.example/x", &[("Host", "a.example")]))
                 .unwrap_err(),
             EdgeRejection::Host(host::HostError::Mismatch)
+        );
+    }
+
+    /// What `RequestHeader::from(http::request::Parts)` gives for an HTTP/2
+    /// request: the URI carries `:authority`, the raw path is `:path`.
+    fn h2_req(authority: &str, path: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut b = http::Request::builder()
+            .version(http::Version::HTTP_2)
+            .uri(format!("https://{authority}{path}"));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let (parts, ()) = b.body(()).unwrap().into_parts();
+        parts.into()
+    }
+
+    #[test]
+    fn http2_authority_is_the_host() {
+        let i = rules()
+            .inspect(&h2_req("Internal.Example:8443", "/x?a=1", &[]))
+            .unwrap();
+        assert_eq!(i.host.as_deref(), Some("internal.example"));
+        assert_eq!(i.add_host.unwrap(), "Internal.Example:8443");
+        assert!(i.new_target.is_none(), "{:?}", i.new_target);
+        let i = rules()
+            .inspect(&h2_req("a.example", "/x", &[("host", "A.example.")]))
+            .unwrap();
+        assert!(i.add_host.is_none(), "Host was sent");
+        assert_eq!(
+            rules()
+                .inspect(&h2_req("a.example", "/x", &[("host", "b.example")]))
+                .unwrap_err(),
+            EdgeRejection::Host(host::HostError::Mismatch)
+        );
+        assert_eq!(
+            rules()
+                .inspect(&h2_req("a.example", "/p/../x", &[]))
+                .unwrap()
+                .new_target
+                .as_deref(),
+            Some("/x")
         );
     }
 

@@ -79,6 +79,14 @@ const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Answer with the JSON form of `err`; its cause, if any, is logged here and only here.
 pub(super) async fn error(session: &mut Session, ctx: &RequestCtx, err: &ErrorReply) {
     err.record(ctx.request_id.as_str());
+    if session.downstream_session.is_http2() {
+        // The answer ends only its own stream: an unread body is reset with
+        // it (RST_STREAM) when the session ends, the connection and its other
+        // streams go on. Nothing to drain for reuse or linger for, and a
+        // refusal must not wait for DATA (auth is decided on HEADERS alone).
+        json(session, ctx, err.status(), &err.body(), &err.headers()).await;
+        return;
+    }
     let reuse = !err.closes_connection() && drain_small_body(session).await;
     if !reuse {
         // Draining an unread body of unknown or large size to reuse the

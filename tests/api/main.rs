@@ -18,6 +18,7 @@ mod contract;
 mod django_import;
 mod edge;
 mod fast_path;
+mod http2;
 mod keys;
 mod operations;
 mod proxy;
