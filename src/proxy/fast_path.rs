@@ -7,7 +7,7 @@
 //! keep-alive|close`, none of that has work to do. Such a request is read here
 //! by pingora-core's HTTP/1 session, as before, and goes through the same
 //! `Gateway` phases in the same order (edge, auth endpoints, routing, token
-//! check, peer selection and connect retry, upstream request headers,
+//! check, peer selection, retries and passive health, upstream request headers,
 //! response filter, failure answers, metrics and access log): only the driving
 //! loop and the upstream pool (`upstream_pool.rs`) are this module's own.
 //!
