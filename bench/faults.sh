@@ -15,11 +15,26 @@
 # on pass. Loopback only; stops by itself after about DUR + 15 s.
 # Usage: bench/faults.sh   FSYNC=always|everysec DUR=150 (at least 60) AUTH_WORKERS=8 PROXY_WORKERS=8
 #        GATEWAY_BIN=path/to/authgate (default target/release/authgate)
+#
+# MODE=peer-kill: only the dead-peer case, at full speed. wrk sends GETs (CONN
+# keep-alive connections) and a trickle of POSTs (4 connections) to a cluster
+# of two nginx peers for DUR (default 20) seconds; one peer is SIGKILLed at
+# DUR/3 with pooled connections open to it, and restarted at 2*DUR/3. Reports
+# req/s and every client-visible error of each stream (wrk's non-2xx and socket
+# errors) and the gateway's ejection and retry counters. GETs must see none:
+# exit status 0 then. POSTs the dying peer may have received are 502 by design.
+# HC=none (default: passive health and retries alone) or HC=tcp (1 s checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
 need nginx redis-server redis-cli curl python3
-FSYNC=${FSYNC:-always}; DUR=${DUR:-150}
+FSYNC=${FSYNC:-always}; MODE=${MODE:-all}; HC=${HC:-$([ "$MODE" = peer-kill ] && echo none || echo tcp)}
+DUR=${DUR:-$([ "$MODE" = peer-kill ] && echo 20 || echo 150)}
+case $HC in
+  tcp) API_HC="    health_check: { kind: tcp, interval_seconds: 1 }" ;;
+  none) API_HC="" ;;
+  *) echo "HC=$HC: none or tcp" >&2; exit 2 ;;
+esac
 AUTH_WORKERS=${AUTH_WORKERS:-8}; PROXY_WORKERS=${PROXY_WORKERS:-8}
 PEER_A=19220; PEER_B=19221; STALL=19222
 EV=$T/events; : > "$EV"
@@ -72,7 +87,7 @@ upstreams:
     peers: ["127.0.0.1:$PEER_A", "127.0.0.1:$PEER_B"]
     connect_timeout_ms: 1000
     read_timeout_ms: 2000
-    health_check: { kind: tcp, interval_seconds: 1 }
+$API_HC
   stall:
     peers: ["127.0.0.1:$STALL"]
     connect_timeout_ms: 1000
@@ -87,6 +102,48 @@ start_gw() { # [-u]
   AUTHGATE_JWT_SECRET=$SECRET "$GATEWAY_BIN" "$@" -c "$T/gateway.yaml" >>"$T/gw.log" 2>&1 & PIDS+=($!)
   GW_PID=$!
 }
+
+peer_kill() {
+  need wrk taskset
+  start_peer $PEER_A; PEER_A_PID=${PIDS[-1]}
+  start_peer $PEER_B
+  start_redis
+  gateway_conf
+  AUTHGATE_JWT_SECRET=$SECRET taskset -c 0 "$GATEWAY_BIN" -c "$T/gateway.yaml" >>"$T/gw.log" 2>&1 & PIDS+=($!)
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$GW/" && break; sleep 0.05; done
+  local token; token=$(python3 bench/mkjwt.py "$SECRET" 1 3600)
+  local url="http://127.0.0.1:$GW/api/items"
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$url") == 200 ]] || { tail "$T/gw.log"; exit 1; }
+  cat > "$T/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"items":[{"sku":"sku-1","qty":1}]}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+  echo "gateway $GATEWAY_BIN, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo '+local changes'); HC=$HC; ${DUR}s: GETs on ${CONN:-32} connections, POSTs on 4; peer 127.0.0.1:$PEER_A SIGKILLed at $((DUR / 3))s, restarted at $((2 * DUR / 3))s"
+  taskset -c 1 wrk -t1 -c"${CONN:-32}" -d"${DUR}s" -H "Authorization: Bearer $token" "$url" > "$T/get.txt" &
+  local get=$!
+  taskset -c 1 wrk -t1 -c4 -d"${DUR}s" -s "$T/post.lua" -H "Authorization: Bearer $token" "$url" > "$T/post.txt" &
+  local post=$!
+  sleep $((DUR / 3)); kill -9 "$PEER_A_PID"; wait "$PEER_A_PID" 2>/dev/null || true
+  echo "  t=$((DUR / 3))s: SIGKILL peer 127.0.0.1:$PEER_A"
+  sleep $((2 * DUR / 3 - DUR / 3)); start_peer $PEER_A
+  echo "  t=$((2 * DUR / 3))s: peer 127.0.0.1:$PEER_A restarted"
+  wait "$get" "$post"
+  local status=0 name f errs
+  for name in get post; do
+    f=$T/$name.txt
+    errs=$(grep -E "Non-2xx|Socket errors" "$f" | tr -s ' \n' ' ' || true)
+    printf "%-5s %10s req/s  %9s requests  errors: %s\n" "$(tr a-z A-Z <<<"$name")" \
+      "$(awk '/Requests\/sec/ {print $2}' "$f")" "$(awk '/requests in/ {print $1}' "$f")" "${errs:-none}"
+  done
+  grep -qE "Non-2xx|Socket errors" "$T/get.txt" && { echo "FAIL: client-visible GET errors"; status=1; }
+  echo "gateway counters:"
+  curl -s "http://127.0.0.1:$OPS/metrics" | grep -E '^authgate_(peer_ejections|upstream_retries|upstream_errors)_total' | sed 's/^/  /'
+  echo "gateway log: $(grep -c ' ERROR ' "$T/gw.log" || true) ERROR lines, $(grep -c 'panicked' "$T/gw.log" || true) panics"
+  exit $status
+}
+[ "$MODE" = peer-kill ] && peer_kill
+[ "$MODE" = all ] || { echo "MODE=$MODE: all or peer-kill" >&2; exit 2; }
 
 start_peer $PEER_A; PEER_A_PID=${PIDS[-1]}
 start_peer $PEER_B

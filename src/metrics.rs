@@ -51,6 +51,10 @@ pub(crate) struct Metrics {
     pub log_lines_dropped: IntCounter,
     /// Client connections closed at accept, by the cap that refused them.
     pub connections_refused: IntCounterVec,
+    /// Peers skipped after a refused or reset connect (passive health), by cluster and peer.
+    pub peer_ejections: IntCounterVec,
+    /// Upstream tries repeated on another peer, by reason (connect_failed, before_response).
+    pub upstream_retries: IntCounterVec,
 }
 
 fn build() -> Result<Metrics, prometheus::Error> {
@@ -177,6 +181,22 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["reason"],
     )?;
     registry.register(Box::new(connections_refused.clone()))?;
+    let peer_ejections = IntCounterVec::new(
+        Opts::new(
+            "peer_ejections_total",
+            "Peers skipped for a few seconds after a refused or reset connect, by cluster and peer",
+        ),
+        &["cluster", "peer"],
+    )?;
+    registry.register(Box::new(peer_ejections.clone()))?;
+    let upstream_retries = IntCounterVec::new(
+        Opts::new(
+            "upstream_retries_total",
+            "Upstream tries repeated on another peer, by reason (connect_failed, before_response)",
+        ),
+        &["reason"],
+    )?;
+    registry.register(Box::new(upstream_retries.clone()))?;
     Ok(Metrics {
         role_refusals,
         admin,
@@ -198,6 +218,8 @@ fn build() -> Result<Metrics, prometheus::Error> {
         password_hashes,
         log_lines_dropped,
         connections_refused,
+        peer_ejections,
+        upstream_retries,
     })
 }
 

@@ -31,7 +31,7 @@ pub(crate) struct RequestCtx {
     pub client_ip: Option<std::net::IpAddr>,
     /// The peer chosen for this try.
     pub peer: Option<std::net::SocketAddr>,
-    /// A peer that failed to connect, avoided on the retry.
+    /// The peer of the failed try, avoided on the retry.
     pub failed_peer: Option<std::net::SocketAddr>,
     /// Retries taken.
     pub retries: u8,

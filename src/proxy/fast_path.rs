@@ -7,7 +7,7 @@
 //! keep-alive|close`, none of that has work to do. Such a request is read here
 //! by pingora-core's HTTP/1 session, as before, and goes through the same
 //! `Gateway` phases in the same order (edge, auth endpoints, routing, token
-//! check, peer selection and connect retry, upstream request headers,
+//! check, peer selection, retries and passive health, upstream request headers,
 //! response filter, failure answers, metrics and access log): only the driving
 //! loop and the upstream pool (`upstream_pool.rs`) are this module's own.
 //!
@@ -195,13 +195,13 @@ impl FastPath {
                 Err(e) => return (Some(e), tries),
             };
             let key = peer.reuse_hash();
-            let (stream, reused) = match self.pool.take(key, peer.address()) {
-                Some(s) => (s, true),
+            let stream = match self.pool.take(key, peer.address()) {
+                Some(s) => s,
                 None => match self.connector.new_stream(&*peer).await {
-                    Ok(s) => (s, false),
+                    Ok(s) => s,
                     Err(mut e) => {
                         e.as_up();
-                        let e = gw.connect_failed(session, ctx, e).into_up();
+                        let e = gw.connect_failed(ctx, e).into_up();
                         if e.retry() {
                             last = Some(e);
                             continue;
@@ -213,12 +213,9 @@ impl FastPath {
             match self.exchange(session, ctx, stream, &peer, key).await {
                 Ok(()) => return (None, tries),
                 Err(e) => {
-                    // As pingora-proxy's default `error_while_proxy`: a GET or HEAD
-                    // that failed before any answer on a pooled connection the
-                    // upstream had closed is tried again.
-                    let mut e = e.more_context(format!("Peer: {peer}"));
-                    e.retry.decide_reuse(reused);
-                    if e.retry() && super::failure::nothing_final_written(session) {
+                    // As pingora-proxy's `error_while_proxy` hook: the same policy.
+                    let e = gw.proxy_failed(session, ctx, &peer, e);
+                    if e.retry() {
                         last = Some(e);
                         continue;
                     }

@@ -6,6 +6,7 @@ mod auth_endpoint;
 mod body;
 pub(crate) mod conn_limit;
 mod ctx;
+mod ejection;
 pub(crate) mod explain;
 mod failure;
 mod fast_path;
@@ -13,6 +14,7 @@ mod headers;
 mod idle;
 mod request_id;
 mod respond;
+mod retry;
 pub(crate) mod routes;
 mod upstream_pool;
 pub(crate) mod upstreams;
@@ -207,19 +209,57 @@ impl Gateway {
         Ok(peer)
     }
 
-    /// A failed connect: one more try, on another peer, and only where repeating is harmless.
-    pub(crate) fn connect_failed(
+    /// A failed connect: nothing of the request was sent, so it goes once more,
+    /// to another peer, whatever its method (`retry.rs`); a peer that refused or
+    /// reset is ejected at once (`ejection.rs`).
+    pub(crate) fn connect_failed(&self, ctx: &mut RequestCtx, mut e: Box<Error>) -> Box<Error> {
+        let peers = ctx.route.as_ref().map_or(0, |r| r.cluster.peer_count());
+        if retry::ejects(&e) {
+            if let (Some(route), Some(peer)) = (&ctx.route, ctx.peer) {
+                route.cluster.eject(peer);
+            }
+        }
+        let reason = retry::after_connect_failure(ctx.retries, peers);
+        self.retry_if(ctx, &mut e, reason);
+        e
+    }
+
+    /// A failure on an established or reused upstream connection: tried again
+    /// on another peer only where that is harmless (`retry::after_proxy_failure`);
+    /// every other failure is final, whatever Pingora had marked on it.
+    pub(crate) fn proxy_failed(
         &self,
         session: &Session,
         ctx: &mut RequestCtx,
-        mut e: Box<Error>,
+        peer: &HttpPeer,
+        e: Box<Error>,
     ) -> Box<Error> {
-        if ctx.retries == 0 && session.req_header().method.is_idempotent() {
-            ctx.retries += 1;
-            ctx.failed_peer = ctx.peer.take();
-            e.set_retry(true);
-        }
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let attempt = retry::Attempt {
+            retries: ctx.retries,
+            idempotent: session.req_header().method.is_idempotent(),
+            // Even a 1xx: the client would see a second one.
+            response_begun: session.response_written().is_some(),
+            body_lost: session.as_ref().retry_buffer_truncated(),
+        };
+        let reason = retry::after_proxy_failure(&e, &attempt);
+        self.retry_if(ctx, &mut e, reason);
         e
+    }
+
+    fn retry_if(&self, ctx: &mut RequestCtx, e: &mut Error, reason: Option<retry::Reason>) {
+        match reason {
+            Some(reason) => {
+                ctx.retries += 1;
+                ctx.failed_peer = ctx.peer.take();
+                METRICS
+                    .upstream_retries
+                    .with_label_values(&[reason.label()])
+                    .inc();
+                e.set_retry(true);
+            }
+            None => e.set_retry(false),
+        }
     }
 
     /// The upstream's copy of the response header, before it goes to the client.
@@ -309,12 +349,23 @@ impl ProxyHttp for Proxy {
 
     fn fail_to_connect(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
         e: Box<Error>,
     ) -> Box<Error> {
-        self.0.connect_failed(session, ctx, e)
+        self.0.connect_failed(ctx, e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        _client_reused: bool,
+    ) -> Box<Error> {
+        self.0.proxy_failed(session, ctx, peer, e)
     }
 
     async fn upstream_request_filter(

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ejection::Ejections;
 use super::failure::NO_HEALTHY_PEER;
 
 /// The background task that health-checks one cluster.
@@ -28,6 +29,8 @@ pub struct Cluster {
     connect_timeout: Duration,
     read_timeout: Duration,
     idle_timeout: Duration,
+    /// Peers skipped for a while after a refused or reset connect (passive health).
+    ejections: Ejections,
 }
 
 /// Why a cluster cannot be built; `Display` says what, `key` which key below `upstreams.<name>`.
@@ -112,19 +115,37 @@ impl Cluster {
                 connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
                 read_timeout: Duration::from_millis(cfg.read_timeout_ms),
                 idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
+                ejections: Ejections::new(&addrs),
             },
             task,
         ))
     }
 
-    /// The next healthy peer, avoiding `avoid` (a peer that just failed) when another is healthy.
+    /// The next healthy peer, avoiding `avoid` (a peer that just failed) when
+    /// another is healthy, and ejected peers (`eject`) while another is not.
     pub fn select_peer(&self, avoid: Option<SocketAddr>) -> Result<Box<HttpPeer>> {
-        let pick = |skip: Option<SocketAddr>| {
+        let pick = |skip: Option<SocketAddr>, ejected_at: Option<u64>| {
             self.lb.select_with(b"", 256, |b: &Backend, healthy| {
-                healthy && (skip.is_none() || b.addr.as_inet() != skip.as_ref())
+                let addr = b.addr.as_inet();
+                healthy
+                    && (skip.is_none() || addr != skip.as_ref())
+                    && ejected_at
+                        .is_none_or(|now| addr.is_none_or(|a| !self.ejections.is_ejected(a, now)))
             })
         };
-        let backend = pick(avoid).or_else(|| pick(None)).ok_or_else(|| {
+        let backend = match self.ejections.active() {
+            // The usual case: nothing ejected, one atomic load.
+            None => pick(avoid, None).or_else(|| pick(None, None)),
+            // A peer that is not ejected first, even the one to avoid: it failed
+            // on a connection, the ejected ones on connecting. With every
+            // healthy peer ejected, the ejections are ignored rather than
+            // turning them all into 503s.
+            now @ Some(_) => pick(avoid, now)
+                .or_else(|| pick(None, now))
+                .or_else(|| pick(avoid, None))
+                .or_else(|| pick(None, None)),
+        }
+        .ok_or_else(|| {
             Error::explain(
                 ErrorType::Custom(NO_HEALTHY_PEER),
                 format!("cluster {}", self.name),
@@ -147,6 +168,26 @@ impl Cluster {
         peer.options.write_timeout = Some(self.read_timeout);
         peer.options.idle_timeout = Some(self.idle_timeout);
         Ok(Box::new(peer))
+    }
+
+    /// How many peers the cluster has (resolved addresses).
+    pub(crate) fn peer_count(&self) -> usize {
+        self.ejections.len()
+    }
+
+    /// Skip `peer` for `ejection::EJECT_FOR`: its connect was refused or reset.
+    pub(crate) fn eject(&self, peer: SocketAddr) {
+        if self.ejections.eject(&peer) {
+            log::warn!(
+                "cluster {}: peer {peer} ejected for {:?} after a failed connect",
+                self.name,
+                super::ejection::EJECT_FOR
+            );
+            crate::metrics::METRICS
+                .peer_ejections
+                .with_label_values(&[self.name.as_str(), peer.to_string().as_str()])
+                .inc();
+        }
     }
 
     /// Each peer and whether it is currently healthy.
@@ -172,5 +213,48 @@ impl Cluster {
         Cluster::from_config("test", &cfg)
             .map(|(c, _)| c)
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HostPort;
+    use pingora_core::upstreams::peer::Peer;
+
+    fn two_peers() -> Cluster {
+        let cfg = UpstreamConfig {
+            peers: vec![HostPort::new("127.0.0.1", 1), HostPort::new("127.0.0.1", 2)],
+            ..UpstreamConfig::default()
+        };
+        Cluster::from_config("two", &cfg)
+            .map(|(c, _)| c)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn picked(c: &Cluster, avoid: Option<SocketAddr>) -> SocketAddr {
+        let peer = c.select_peer(avoid).unwrap_or_else(|e| panic!("{e}"));
+        *peer.address().as_inet().expect("an inet peer")
+    }
+
+    #[test]
+    fn an_ejected_peer_is_skipped_until_every_peer_is() {
+        let c = two_peers();
+        let (one, two): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        );
+        c.eject(one);
+        for _ in 0..6 {
+            assert_eq!(picked(&c, None), two);
+        }
+        // The peer to avoid failed on a connection, the ejected one on
+        // connecting: the former is the better bet.
+        assert_eq!(picked(&c, Some(two)), two);
+        // Every peer ejected: the ejections are ignored, not a 503.
+        c.eject(two);
+        let both: Vec<SocketAddr> = (0..4).map(|_| picked(&c, None)).collect();
+        assert!(both.contains(&one) && both.contains(&two), "{both:?}");
+        assert_eq!(c.peer_count(), 2);
     }
 }

@@ -15,6 +15,7 @@ mod auth_api;
 mod cli;
 mod cluster;
 mod contract;
+mod dead_peer;
 mod django_import;
 mod edge;
 mod fast_path;

@@ -150,7 +150,7 @@ async fn load_is_spread_across_peers() {
 }
 
 #[tokio::test]
-async fn idempotent_requests_retry_on_another_peer_when_connecting_fails() {
+async fn requests_retry_on_another_peer_when_connecting_fails() {
     let a = Upstream::start("a").await;
     let dead = DeadPort::new();
     let gw = gateway_with_pool(&format!("{{ peers: ['{}', '{}'] }}", a.addr, dead.addr));
@@ -158,8 +158,8 @@ async fn idempotent_requests_retry_on_another_peer_when_connecting_fails() {
         let status = gw.get_status("/x", Some(&token(1))).await;
         assert_eq!(status, 200, "GET {i} was not retried");
     }
-    let mut failed_posts = 0;
-    for _ in 0..10 {
+    // A refused connect sent nothing: a POST goes to the other peer too.
+    for i in 0..10 {
         let r = gw
             .request(Method::POST, "/x")
             .bearer_auth(token(1))
@@ -167,16 +167,14 @@ async fn idempotent_requests_retry_on_another_peer_when_connecting_fails() {
             .send()
             .await
             .unwrap();
-        match r.status().as_u16() {
-            200 => {}
-            502 => failed_posts += 1,
-            s => panic!("unexpected {s}"),
-        }
+        assert_eq!(r.status(), 200, "POST {i} was not retried");
     }
-    assert!(
-        failed_posts > 0,
-        "POSTs must not be retried, so some reach the dead peer"
+    assert_eq!(a.hits(), 20);
+    let ejections = format!(
+        "authgate_peer_ejections_total{{cluster=\"pool\",peer=\"{}\"}}",
+        dead.addr
     );
+    assert!(gw.metric(&ejections).await >= 1.0, "{}", gw.metrics().await);
 }
 
 #[tokio::test]
@@ -196,15 +194,18 @@ async fn health_checks_take_a_dead_peer_out_and_put_it_back() {
     })
     .await;
     let before_b = b.hits();
-    // POSTs are not retried on another peer: only the health checks keep them
-    // off b, and every one must then reach a, the live peer (its health checks
-    // add to its hits, never take away).
+    // With b checked down, every request goes to a, the live peer (its health
+    // checks add to its hits, never take away), and none even tries b: no
+    // refused connect, so no retry.
     let before_a = a.hits();
+    let retries = gw
+        .metric("authgate_upstream_retries_total{reason=\"connect_failed\"}")
+        .await;
     for i in 0..20 {
         let r = gw
             .request(Method::POST, "/x")
             .bearer_auth(token(1))
-            .body("not retried")
+            .body("to a")
             .send()
             .await
             .expect("request");
@@ -216,6 +217,12 @@ async fn health_checks_take_a_dead_peer_out_and_put_it_back() {
         a.hits() >= before_a + 20,
         "the live peer got {} of 20 requests",
         a.hits() - before_a
+    );
+    assert_eq!(
+        gw.metric("authgate_upstream_retries_total{reason=\"connect_failed\"}")
+            .await,
+        retries,
+        "a request tried the peer checked down"
     );
     assert!(
         peer_shows(&gw, b.addr, 0).await,
