@@ -272,8 +272,11 @@ impl Accounts {
             .await?
             .ok_or(AdminError::NotFound)?;
         if disabled {
-            // The flag is set first, so no refresh or login wins a race with
-            // this: every session then ends, with its tokens.
+            // The generation the script counted up is published before
+            // anything else can fail, so every access token stops even if
+            // ending the sessions below does not get through. The flag is
+            // set first, so no refresh or login wins a race with this.
+            self.revoke_user(id, changed.gen).await?;
             self.end_sessions(id).await?;
         }
         let event = if disabled {
@@ -302,6 +305,10 @@ impl Accounts {
             .await?
             .ok_or(AdminError::NotFound)?;
         self.revoke_user(id, changed.gen).await?;
+        // A login that opened a session between the first pass and the
+        // tombstone: that session can no longer be renewed (the scripts
+        // refuse a tombstone), and this ends it now.
+        self.end_sessions(id).await?;
         emit_admin(AdminEvent::UserDeleted, id, actor, None, None);
         Ok(())
     }

@@ -13,9 +13,13 @@ use pingora_http::RequestHeader;
 /// The query parameter a browser's WebSocket puts its access token in.
 const PARAMETER: &str = "access_token";
 
-/// Whether `req` asks to become a WebSocket: GET with `Upgrade: websocket`.
+/// Whether `req` is a WebSocket opening handshake (RFC 6455 §4.1): GET with
+/// `Upgrade: websocket` and a `Sec-WebSocket-Key`. Only these may carry the
+/// token in the query: a plain request with an `Upgrade` header added by hand
+/// is not one.
 pub(super) fn is_upgrade(req: &RequestHeader) -> bool {
     req.method == http::Method::GET
+        && req.headers.contains_key(http::header::SEC_WEBSOCKET_KEY)
         && req.headers.get_all(http::header::UPGRADE).iter().any(|v| {
             v.as_bytes()
                 .split(|&b| b == b',')
@@ -46,11 +50,22 @@ pub(super) fn query_token(
     let mut kept: Vec<&str> = Vec::new();
     for pair in query.split('&') {
         let name = pair.split('=').next().unwrap_or("");
-        if name != PARAMETER {
+        if !names_the_parameter(name) {
+            // A `;`-separated segment (some parsers split on it too) naming
+            // the parameter would reach the upstream as a second token.
+            if pair
+                .split(';')
+                .skip(1)
+                .any(|seg| names_the_parameter(seg.split('=').next().unwrap_or("")))
+            {
+                return Err(EdgeRejection::AmbiguousAuthorization);
+            }
             kept.push(pair);
             continue;
         }
-        if token.is_some() {
+        if token.is_some() || name != PARAMETER {
+            // Twice, or in another spelling (`access%5Ftoken`, `Access_Token`)
+            // that an upstream's query parser reads as the same name.
             return Err(EdgeRejection::AmbiguousAuthorization);
         }
         // Tokens are base64url and dots; a percent-encoded one is decoded,
@@ -75,6 +90,16 @@ pub(super) fn query_token(
         authorization: format!("Bearer {token}"),
         target,
     }))
+}
+
+/// Whether a query parameter name reads as `access_token` to some parser:
+/// percent-decoded, ASCII case ignored (ASP.NET Core's query is case-insensitive).
+fn names_the_parameter(raw: &str) -> bool {
+    let decoded: String = form_urlencoded::parse(format!("{raw}=").as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default();
+    decoded.eq_ignore_ascii_case(PARAMETER)
 }
 
 /// Whether the upgrade's `Origin` is one of `allowed` (empty: any origin).
@@ -136,6 +161,23 @@ mod tests {
     }
 
     #[test]
+    fn other_spellings_of_the_parameter_are_refused() {
+        for q in [
+            "access_token=a&access%5Ftoken=b",
+            "access_token=a&Access_Token=b",
+            "access_token=a&x=1;access_token=b",
+            "ACCESS_TOKEN=a",
+            "x=1;access_token=b",
+        ] {
+            assert_eq!(
+                query_token("/ws", Some(q), &headers(&[])),
+                Err(EdgeRejection::AmbiguousAuthorization),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
     fn two_credentials_are_refused() {
         let twice = query_token("/ws", Some("access_token=a&access_token=b"), &headers(&[]));
         assert_eq!(twice, Err(EdgeRejection::AmbiguousAuthorization));
@@ -152,6 +194,9 @@ mod tests {
         let mut req = RequestHeader::build("GET", b"/ws", None).unwrap();
         assert!(!is_upgrade(&req));
         req.insert_header("upgrade", "WebSocket").unwrap();
+        assert!(!is_upgrade(&req), "no Sec-WebSocket-Key: not a handshake");
+        req.insert_header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .unwrap();
         assert!(is_upgrade(&req));
         req.set_method(http::Method::POST);
         assert!(!is_upgrade(&req));

@@ -71,7 +71,10 @@ return {was, tostring(gen)}
 
 /// Turn a user record into its tombstone: every field goes but the generation
 /// (counted up, so every token is revoked) and `deleted_at` (ARGV[1]), so the
-/// id is never handed out again. `{email, gen}`, or false without a live user.
+/// id is never handed out again; it is also marked disabled and logged out
+/// everywhere (`sessions_nbf`), so no script that checks either for a live
+/// user can ever open or renew a session for it. `{email, gen}`, or false
+/// without a live user.
 const TOMBSTONE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleted_at') == 1 then
   return false
@@ -79,7 +82,7 @@ end
 local email = redis.call('HGET', KEYS[1], 'email') or ''
 local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'gen', gen, 'deleted_at', ARGV[1])
+redis.call('HSET', KEYS[1], 'gen', gen, 'deleted_at', ARGV[1], 'disabled', '1', 'sessions_nbf', ARGV[1])
 return {email, tostring(gen)}
 ";
 

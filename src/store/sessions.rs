@@ -116,7 +116,9 @@ pub struct SessionInfo {
 }
 
 const CREATE: &str = r"
-if redis.call('HGET', KEYS[3], 'disabled') == '1' then return {'stale'} end
+-- No session for a user that is gone (deleted: only a tombstone is left) or disabled.
+if redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HEXISTS', KEYS[3], 'deleted_at') == 1
+  or redis.call('HGET', KEYS[3], 'disabled') == '1' then return {'stale'} end
 if ARGV[9] == 'password' then
   if redis.call('HGET', KEYS[3], 'password_hash') ~= ARGV[10] then return {'stale'} end
 elseif redis.call('HEXISTS', KEYS[3], 'sessions_nbf') == 1 then
@@ -154,8 +156,9 @@ local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'abs_end')
 if not s[1] then return {'gone'} end
 local now, grace, idle = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local abs_end = tonumber(s[4])
-if now >= abs_end or redis.call('HGET', KEYS[3], 'disabled') == '1' then
-  -- Past its end, or its user was disabled: the session ends with its tokens.
+if now >= abs_end or redis.call('HGET', KEYS[3], 'disabled') == '1'
+  or redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HEXISTS', KEYS[3], 'deleted_at') == 1 then
+  -- Past its end, or its user was disabled or deleted: the session ends with its tokens.
   redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
   return {'gone', s[1], s[2] or ''}
 end

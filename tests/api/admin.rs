@@ -746,3 +746,43 @@ async fn the_admin_api_serves_its_document_and_answers_as_it_says() {
         )
     );
 }
+
+/// Review finding: a deleted user's refresh token from before sessions existed
+/// opened a new session (the tombstone had lost the logout-everywhere mark), and
+/// a session that a login opened while the delete ran kept rotating on the
+/// tombstone. Neither may: a deleted user gets no token of any kind.
+#[tokio::test]
+async fn a_deleted_user_gets_no_session_from_any_refresh_token() {
+    use sha2::Digest;
+    let up = Upstream::start("echo").await;
+    let gw = AdminGateway::start(&up, "");
+    let user = gw.gw.new_user().await;
+    // What the gateway stored before sessions existed: the token's SHA-256 -> user id.
+    let legacy = "5b3e4c6d-0a1f-4e8b-9c7d-23456789abcd";
+    let fp = hex::encode(sha2::Sha256::digest(legacy.as_bytes()));
+    let key = format!("{}rt:{fp}", gw.gw.prefix);
+    shared_redis().cli(&["SET", &key, &user.id.to_string(), "EX", "600"]);
+    let (s, _) = admin_call(
+        &gw,
+        Method::DELETE,
+        &format!("/admin/users/{}", user.id),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, b) = gw.gw.refresh(legacy).await;
+    assert_eq!(
+        s, 401,
+        "a deleted user's legacy token opened a session: {b}"
+    );
+
+    // The state a login racing the delete leaves: a live session beside the
+    // tombstone (written here as the tombstone of an older version looked).
+    let other = gw.gw.new_user().await;
+    let user_key = format!("{}user:{{{}}}", gw.gw.prefix, other.id);
+    shared_redis().cli(&["DEL", &user_key]);
+    shared_redis().cli(&["HSET", &user_key, "gen", "9", "deleted_at", "1"]);
+    let (s, b) = gw.gw.refresh(&other.refresh).await;
+    assert_eq!(s, 401, "a session on a tombstone was renewed: {b}");
+    assert_error(&b, "invalid_refresh_token");
+}

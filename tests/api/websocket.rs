@@ -210,3 +210,39 @@ async fn a_route_with_websocket_origins_refuses_other_origins() {
         .await
         .is_ok());
 }
+
+/// Review finding: other spellings of the parameter reached the upstream as a
+/// second token (`access%5Ftoken`, `Access_Token`, a `;` segment), and a plain
+/// GET with an `Upgrade` header added by hand counted as a handshake.
+#[tokio::test]
+async fn other_spellings_of_the_token_and_handshakes_in_name_only_are_refused() {
+    let up = WsUpstream::start().await;
+    let gw = gateway(&up);
+    let user = gw.new_user().await;
+    let t = &user.access;
+    for target in [
+        format!("/chat?access_token={t}&access%5Ftoken=other"),
+        format!("/chat?access_token={t}&Access_Token=other"),
+        format!("/chat?access_token={t}&x=1;access_token=other"),
+        // Alone, too: which name an upstream's parser reads is not ours to guess.
+        format!("/chat?access%5Ftoken={t}"),
+    ] {
+        let (s, body) = open(&gw, &target, &[]).await.err().expect("refused");
+        assert_eq!(s, 400, "{target}: {body}");
+        assert_error(
+            &serde_json::from_str(&body).unwrap(),
+            "invalid_authorization",
+        );
+    }
+    assert_eq!(up.upgrades(), 0);
+    // `Upgrade: websocket` without a Sec-WebSocket-Key is no handshake: the
+    // query token counts for nothing.
+    let r = client()
+        .get(gw.url(&format!("/chat?access_token={t}")))
+        .header("Upgrade", "websocket")
+        .header("Connection", "Upgrade")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
