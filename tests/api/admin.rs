@@ -38,6 +38,16 @@ impl AdminGateway {
     }
 }
 
+/// A gateway with the admin API, and a second instance of the same deployment.
+fn admin_and_second(up: &Upstream) -> (AdminGateway, TestGateway) {
+    let a = AdminGateway::start(up, "");
+    let b = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&a.gw)
+        .start();
+    (a, b)
+}
+
 /// `method path` on the ops listener with the admin token; status and JSON body.
 pub async fn admin_call(
     gw: &AdminGateway,
@@ -448,11 +458,7 @@ async fn a_disabled_user_keeps_the_cost_of_a_login_and_learns_only_with_the_pass
 #[tokio::test]
 async fn a_deleted_user_is_gone_everywhere_its_email_is_free_and_its_id_is_never_reused() {
     let up = Upstream::start("echo").await;
-    let a = AdminGateway::start(&up, "");
-    let b = TestGateway::builder()
-        .upstream(up.addr)
-        .same_store_as(&a.gw)
-        .start();
+    let (a, b) = admin_and_second(&up);
     let user = b.new_user().await;
     let (s, sessions) = admin_call(
         &a,
@@ -508,11 +514,7 @@ async fn a_deleted_user_is_gone_everywhere_its_email_is_free_and_its_id_is_never
 #[tokio::test]
 async fn a_forced_logout_ends_every_session_on_every_instance() {
     let up = Upstream::start("echo").await;
-    let a = AdminGateway::start(&up, "");
-    let b = TestGateway::builder()
-        .upstream(up.addr)
-        .same_store_as(&a.gw)
-        .start();
+    let (a, b) = admin_and_second(&up);
     let user = b.new_user().await;
     let (s, second) = b.login(&user.email, PASSWORD).await;
     assert_eq!(s, 200);
