@@ -4,7 +4,7 @@
 //! generation up in the same script that makes it, so the caller publishes one
 //! `g <user> <gen>` revocation and every instance refuses older tokens.
 
-use super::{Store, StoreError};
+use super::{eval, Store, StoreError};
 use crate::auth::roles::Roles;
 use crate::domain::{Email, UserId};
 
@@ -99,12 +99,6 @@ pub struct Changed<T> {
     pub old: T,
     /// The generation now (tokens below it are revoked once published).
     pub gen: u64,
-}
-
-fn eval(script: &str, key: &str) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(script).arg(1).arg(key);
-    cmd
 }
 
 fn parse_changed(reply: Option<Vec<String>>) -> Result<Option<(String, u64)>, StoreError> {
@@ -206,7 +200,7 @@ impl Store {
         user: UserId,
         roles: &Roles,
     ) -> Result<Option<Changed<Roles>>, StoreError> {
-        let mut cmd = eval(SET_ROLES, &self.keys.user(user.0));
+        let mut cmd = eval(SET_ROLES, &[&self.keys.user(user.0)]);
         cmd.arg(roles.as_str());
         let Some((old, gen)) = parse_changed(self.redis.query(&cmd).await?)? else {
             return Ok(None);
@@ -223,7 +217,7 @@ impl Store {
         user: UserId,
         disabled: bool,
     ) -> Result<Option<Changed<bool>>, StoreError> {
-        let mut cmd = eval(SET_DISABLED, &self.keys.user(user.0));
+        let mut cmd = eval(SET_DISABLED, &[&self.keys.user(user.0)]);
         cmd.arg(if disabled { "1" } else { "" });
         Ok(
             parse_changed(self.redis.query(&cmd).await?)?.map(|(was, gen)| Changed {
@@ -241,13 +235,13 @@ impl Store {
         user: UserId,
         now_s: u64,
     ) -> Result<Option<Changed<String>>, StoreError> {
-        let mut cmd = eval(TOMBSTONE, &self.keys.user(user.0));
+        let mut cmd = eval(TOMBSTONE, &[&self.keys.user(user.0)]);
         cmd.arg(now_s);
         let Some((email, gen)) = parse_changed(self.redis.query(&cmd).await?)? else {
             return Ok(None);
         };
         if !email.is_empty() {
-            let mut release = eval(RELEASE_EMAIL, &self.keys.email(&email));
+            let mut release = eval(RELEASE_EMAIL, &[&self.keys.email(&email)]);
             release.arg(user.0);
             let _: u64 = self.redis.query(&release).await?;
         }

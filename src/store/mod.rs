@@ -14,6 +14,15 @@ pub(crate) use keys::Keys;
 pub(crate) use redis_conn::{Redis, RedisSetupError};
 pub(crate) use users::Profile;
 
+/// `script` over `keys` as one EVAL. With the source: Redis compiles a script
+/// once and caches it by hash, and EVAL never meets EVALSHA's NOSCRIPT (a
+/// replica promoted by a failover, a restarted Redis).
+fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVAL");
+    cmd.arg(script).arg(keys.len()).arg(keys);
+    cmd
+}
+
 /// What can go wrong talking to Redis.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

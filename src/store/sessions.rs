@@ -10,7 +10,7 @@
 //! lookup the session does not name fails closed, so a crash between the two can lose a
 //! session, never resurrect one.
 
-use super::{Store, StoreError};
+use super::{eval, Store, StoreError};
 use crate::auth::access::Stamp;
 use crate::auth::refresh::Fingerprint;
 use crate::auth::revocations::{Revocation, CLOCK_SKEW_SECONDS};
@@ -200,15 +200,6 @@ local gone = redis.call('HMGET', KEYS[1], 'cur', 'prev')
 redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
 return {gone[1] or '', gone[2] or ''}
 ";
-
-fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
-    // EVAL with the source: Redis compiles a script once and caches it by
-    // hash, and EVAL never meets EVALSHA's NOSCRIPT (a replica promoted by a
-    // failover, a restarted Redis).
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(script).arg(keys.len()).arg(keys);
-    cmd
-}
 
 /// `SET key value PX ttl_ms`.
 fn set_px(key: &str, value: &str, ttl_ms: u64) -> redis::Cmd {
