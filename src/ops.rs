@@ -106,7 +106,8 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<
     r
 }
 
-fn json(status: StatusCode, v: serde_json::Value) -> Response<Vec<u8>> {
+/// A JSON answer of the ops listener (and of the admin API on it), with its length.
+pub(crate) fn json(status: StatusCode, v: serde_json::Value) -> Response<Vec<u8>> {
     reply(status, "application/json", v.to_string().into_bytes())
 }
 

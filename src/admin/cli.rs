@@ -1,6 +1,6 @@
 //! `authgate users ...`: the admin operations from a shell, straight against the Redis of the conf file; JSON lines on stdout, audit lines on stderr.
 
-use super::{account_json, session_json, Accounts, AdminError, DEFAULT_PAGE};
+use super::{account_json, Accounts, AdminError, DEFAULT_PAGE};
 use crate::auth::password::Passwords;
 use crate::config::{Config, ConfigError};
 use crate::domain::UserId;
@@ -233,8 +233,12 @@ async fn verb(a: &Accounts, c: &UsersCommand) -> Result<(), CliError> {
         }
         UsersCommand::Sessions(s) => {
             let id = chosen(a, s).await?;
-            let rows: Vec<serde_json::Value> =
-                a.sessions(id).await?.iter().map(session_json).collect();
+            let rows: Vec<serde_json::Value> = a
+                .sessions(id)
+                .await?
+                .iter()
+                .map(crate::api::sessions::row)
+                .collect();
             print(&serde_json::json!({ "sessions": rows }));
         }
     }

@@ -3,7 +3,7 @@
 //! The public listener never answers `/admin/*` itself: there it is a path
 //! like any other, routed to an upstream (teams' own consoles live there).
 
-use super::{account_json, session_json, Accounts, AdminError, DEFAULT_PAGE};
+use super::{account_json, Accounts, AdminError, DEFAULT_PAGE};
 use crate::domain::UserId;
 use crate::edge::EdgeRules;
 use crate::error::ErrorReply;
@@ -28,21 +28,13 @@ const OPENAPI: &str = include_str!("openapi.json");
 #[error("admin.token_file: {0}")]
 pub struct AdminTokenError(String);
 
-/// Read the admin token: owner-only file, at least [`MIN_TOKEN_BYTES`] after
-/// trimming the line end. Only its SHA-256 is kept.
+/// Read the admin token: a file held like the signing keys (owner-only, in a
+/// directory others cannot write: `auth::keys::read_secret_file`), at least
+/// [`MIN_TOKEN_BYTES`] after trimming the line end. Only its SHA-256 is kept.
 pub(crate) fn read_token(path: &Path) -> Result<[u8; 32], AdminTokenError> {
-    use std::os::unix::fs::PermissionsExt;
     let shown = path.display();
-    let meta = std::fs::metadata(path)
-        .map_err(|e| AdminTokenError(format!("cannot read {shown}: {e}")))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(AdminTokenError(format!(
-            "{shown} is open to group or others (mode {mode:04o}); chmod 600 {shown}"
-        )));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| AdminTokenError(format!("cannot read {shown}: {e}")))?;
+    let bytes = crate::auth::keys::read_secret_file("admin.token_file", path)
+        .map_err(|e| AdminTokenError(e.reason))?;
     let token = bytes.trim_ascii_end();
     if token.len() < MIN_TOKEN_BYTES {
         return Err(AdminTokenError(format!(
@@ -215,18 +207,16 @@ fn reply(
     body: Option<Value>,
     headers: &[(&'static str, String)],
 ) -> Response<Vec<u8>> {
-    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-    let len = bytes.len();
-    let mut r = Response::new(bytes);
-    *r.status_mut() = status;
+    let mut r = match body {
+        Some(v) => crate::ops::json(status, v),
+        // 204: no body, so no type or length either.
+        None => {
+            let mut r = Response::new(Vec::new());
+            *r.status_mut() = status;
+            r
+        }
+    };
     let h = r.headers_mut();
-    if status != StatusCode::NO_CONTENT {
-        h.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        h.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
-    }
     h.insert(
         http::header::CACHE_CONTROL,
         http::HeaderValue::from_static("no-store"),
@@ -270,14 +260,6 @@ fn roles_field(
             "roles",
             "must be an array of strings",
         )),
-    }
-}
-
-fn body_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ErrorReply> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(o)) => Ok(o),
-        Ok(_) => Err(ErrorReply::MalformedJson("expected a JSON object".into())),
-        Err(e) => Err(ErrorReply::MalformedJson(e.to_string())),
     }
 }
 
@@ -468,12 +450,8 @@ impl AdminApi {
                 }
             },
             Call::CreateUser => {
-                let obj = body_object(body)?;
-                let email = match obj.get("email") {
-                    Some(Value::String(s)) => s.clone(),
-                    Some(_) => return Err(ErrorReply::invalid_field("email", "must be a string")),
-                    None => return Err(ErrorReply::MissingField("email")),
-                };
+                let obj = crate::api::json::object(body)?;
+                let email = crate::api::json::string(&obj, "email")?;
                 let password = optional_string(&obj, "password")?;
                 let roles = roles_field(&obj, false)?;
                 let acc = a
@@ -488,7 +466,7 @@ impl AdminApi {
                 Ok(reply(StatusCode::NO_CONTENT, None, &[]))
             }
             Call::SetRoles(id) => {
-                let obj = body_object(body)?;
+                let obj = crate::api::json::object(body)?;
                 let roles = roles_field(&obj, true)?;
                 user(a.set_roles(*id, &roles, actor).await)
             }
@@ -496,7 +474,7 @@ impl AdminApi {
             Call::Enable(id) => user(a.set_disabled(*id, false, actor).await),
             Call::ListSessions(id) => {
                 let sessions = a.sessions(*id).await.map_err(AdminError::into_reply)?;
-                let rows: Vec<Value> = sessions.iter().map(session_json).collect();
+                let rows: Vec<Value> = sessions.iter().map(crate::api::sessions::row).collect();
                 Ok(reply(
                     StatusCode::OK,
                     Some(json!({ "sessions": rows })),

@@ -81,9 +81,7 @@ fn roles_error(e: RoleError) -> AdminError {
 
 /// A user as the admin API and CLI print it.
 pub(crate) fn account_json(a: &Account) -> Value {
-    let created = chrono::DateTime::from_timestamp(a.created_at as i64, 0)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_default();
+    let created = crate::api::sessions::iso(a.created_at.saturating_mul(1000));
     json!({
         "id": a.id.0,
         "email": a.email,
@@ -91,22 +89,6 @@ pub(crate) fn account_json(a: &Account) -> Value {
         "roles": a.roles.to_json(),
         "disabled": a.disabled,
         "created_at": created,
-    })
-}
-
-/// One session as `GET /sessions` shows it (without `current`: no caller's session here).
-pub(crate) fn session_json(s: &SessionInfo) -> Value {
-    let iso = |ms: u64| {
-        chrono::DateTime::from_timestamp_millis(ms as i64)
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-            .unwrap_or_default()
-    };
-    json!({
-        "id": s.sid.to_string(),
-        "created_at": iso(s.created_at_ms),
-        "last_used_at": iso(s.last_used_at_ms),
-        "ip": s.ip,
-        "user_agent": s.user_agent,
     })
 }
 

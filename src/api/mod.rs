@@ -10,7 +10,7 @@ mod openapi;
 pub(crate) mod password;
 pub(crate) mod refresh;
 pub(crate) mod register;
-mod sessions;
+pub(crate) mod sessions;
 mod throttle;
 
 use crate::auth::access::{bearer_token, now_unix, AccessTokens, Stamp};

@@ -12,6 +12,13 @@ pub(crate) mod testing;
 
 pub(crate) use files::KeyError;
 
+/// Read any file that holds a secret (a key, the admin token) by the one rule
+/// for such files: readable by the gateway's user only, in a directory others
+/// cannot write. `key` names the config key in the error.
+pub(crate) fn read_secret_file(key: &str, path: &std::path::Path) -> Result<Vec<u8>, KeyError> {
+    files::read_private(key, path)
+}
+
 use crate::config::{Config, KeyAlgorithm, Secret, TokenShape};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
