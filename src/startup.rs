@@ -289,8 +289,17 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     let phases = server.watch_execution_phase();
     server.bootstrap();
     let gateway = Arc::new(parts.gateway);
-    let fast_path = cfg
-        .fast_path
+    // The fast path speaks HTTP/1.1 to upstreams, and which cluster a request
+    // goes to is known only after it has taken the request: with any cluster
+    // on HTTP/2 every request goes through pingora-proxy.
+    let h1_upstreams = cfg
+        .upstreams
+        .values()
+        .all(|u| u.protocol == crate::config::UpstreamProtocol::Http1);
+    if cfg.fast_path && !h1_upstreams {
+        log::info!("fast path off: a cluster speaks HTTP/2 (protocol: h2 or auto)");
+    }
+    let fast_path = (cfg.fast_path && h1_upstreams)
         .then(|| FastPath::new(Arc::clone(&gateway), &server.configuration));
     let mut proxy = pingora_proxy::http_proxy(&server.configuration, Proxy(gateway));
     proxy.h2_options = Some(h2_options(&cfg.http2));

@@ -32,7 +32,9 @@ pub use secret::{Secret, MIN_SECRET_BYTES};
 pub use server::{Alpn, TlsConfig};
 pub use throttle::{Rate, ThrottleConfig};
 pub use tokens::{KeyAlgorithm, KeyConfig, TokenConfig, TokenShape};
-pub use upstreams::{HealthCheckConfig, HealthCheckKind, HostPort, UpstreamConfig};
+pub use upstreams::{
+    HealthCheckConfig, HealthCheckKind, HostPort, UpstreamConfig, UpstreamProtocol,
+};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

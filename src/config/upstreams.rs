@@ -17,6 +17,8 @@ pub struct UpstreamConfig {
     pub tls: bool,
     /// SNI (and certificate name) for TLS peers; defaults to the peer host.
     pub sni: Option<String>,
+    /// The HTTP version spoken to the peers.
+    pub protocol: UpstreamProtocol,
     /// Connect timeout.
     pub connect_timeout_ms: u64,
     /// Timeout for each read from the peer (the response header included).
@@ -33,6 +35,7 @@ impl Default for UpstreamConfig {
             peers: Vec::new(),
             tls: false,
             sni: None,
+            protocol: UpstreamProtocol::Http1,
             connect_timeout_ms: 2_000,
             read_timeout_ms: 30_000,
             idle_timeout_ms: 60_000,
@@ -47,6 +50,14 @@ impl UpstreamConfig {
             return Err(invalid(
                 format!("upstreams.{name}.peers"),
                 "at least one peer is needed",
+            ));
+        }
+        if self.protocol == UpstreamProtocol::Auto && !self.tls {
+            // Without TLS there is no ALPN to choose by: the connector would
+            // guess, and a wrong guess is a broken connection, not a fallback.
+            return Err(invalid(
+                format!("upstreams.{name}.protocol"),
+                "auto needs tls: true (ALPN chooses); over plain TCP say h2 or http1",
             ));
         }
         if let Some(hc) = &self.health_check {
@@ -121,6 +132,18 @@ impl<'de> Deserialize<'de> for HostPort {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         de::one(d)
     }
+}
+
+/// The HTTP version spoken to a cluster's peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only: h2c (prior knowledge) over plain TCP, ALPN `h2` over TLS.
+    H2,
+    /// ALPN offers `h2` and `http/1.1`; the peer chooses (TLS only).
+    Auto,
 }
 
 /// Active health check for a cluster.

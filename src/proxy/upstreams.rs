@@ -1,6 +1,6 @@
 //! Upstream clusters: peers load-balanced round robin by pingora-load-balancing, optionally health-checked.
 
-use crate::config::{HealthCheckKind, UpstreamConfig};
+use crate::config::{HealthCheckKind, UpstreamConfig, UpstreamProtocol};
 use pingora_core::services::background::{background_service, GenBackgroundService};
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
@@ -24,6 +24,8 @@ pub struct Cluster {
     pub name: String,
     lb: Arc<LoadBalancer<RoundRobin>>,
     tls: bool,
+    /// HTTP versions for the peer options: (max, min).
+    http_versions: (u8, u8),
     /// SNI per resolved address: the configured `sni`, or the host the peer was written with.
     sni: HashMap<SocketAddr, String>,
     connect_timeout: Duration,
@@ -111,6 +113,14 @@ impl Cluster {
                 name: name.to_owned(),
                 lb,
                 tls: cfg.tls,
+                http_versions: match cfg.protocol {
+                    UpstreamProtocol::Http1 => (1, 1),
+                    // Over plain TCP, min 2 makes Pingora's connector speak
+                    // h2c with prior knowledge (no Upgrade dance), as gRPC
+                    // servers expect.
+                    UpstreamProtocol::H2 => (2, 2),
+                    UpstreamProtocol::Auto => (2, 1),
+                },
                 sni,
                 connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
                 read_timeout: Duration::from_millis(cfg.read_timeout_ms),
@@ -167,6 +177,8 @@ impl Cluster {
         peer.options.read_timeout = Some(self.read_timeout);
         peer.options.write_timeout = Some(self.read_timeout);
         peer.options.idle_timeout = Some(self.idle_timeout);
+        peer.options
+            .set_http_version(self.http_versions.0, self.http_versions.1);
         Ok(Box::new(peer))
     }
 

@@ -19,6 +19,7 @@ mod dead_peer;
 mod django_import;
 mod edge;
 mod fast_path;
+mod grpc;
 mod http2;
 mod keys;
 mod operations;
