@@ -209,6 +209,30 @@ impl ErrorReply {
         }
     }
 
+    /// The gRPC status code of this answer to a gRPC request, after gRPC's
+    /// own HTTP mapping (doc/http-grpc-status-mapping.md), made finer where
+    /// the gateway knows more than a status: a 400 is the client's argument
+    /// (3, not 13), a 504 a deadline (4), a 429 or 413 exhaustion (8).
+    pub fn grpc_code(&self) -> u8 {
+        use ErrorReply::*;
+        match self {
+            NoRoute | MethodNotAllowed { .. } => 12,
+            Internal(_) => 13,
+            _ => match self.status().as_u16() {
+                400 => 3,
+                401 => 16,
+                403 => 7,
+                404 => 5,
+                408 | 504 => 4,
+                409 => 6,
+                413 | 429 => 8,
+                501 => 12,
+                502 | 503 => 14,
+                _ => 2,
+            },
+        }
+    }
+
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status_and_code().0

@@ -1,4 +1,4 @@
-//! Writing the gateway's own JSON answers: always Content-Length, never cached, request id echoed.
+//! Writing the gateway's own answers: JSON (always Content-Length, never cached, request id echoed), or a gRPC status to a gRPC request.
 
 use super::RequestCtx;
 use crate::error::ErrorReply;
@@ -76,9 +76,18 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 /// How long a client gets to send that body.
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Answer with the JSON form of `err`; its cause, if any, is logged here and only here.
+/// Answer with the JSON form of `err` (its gRPC form to a gRPC request); its
+/// cause, if any, is logged here and only here.
 pub(super) async fn error(session: &mut Session, ctx: &RequestCtx, err: &ErrorReply) {
     err.record(ctx.request_id.as_str());
+    if is_grpc(session.req_header()) {
+        if !session.downstream_session.is_http2() {
+            // Not a gRPC transport: nothing of the body is read, so close.
+            session.set_keepalive(None);
+        }
+        grpc(session, ctx, err).await;
+        return;
+    }
     if session.downstream_session.is_http2() {
         // The answer ends only its own stream: an unread body is reset with
         // it (RST_STREAM) when the session ends, the connection and its other
@@ -128,4 +137,104 @@ async fn drain_small_body(session: &mut Session) -> bool {
         && tokio::time::timeout(DRAIN_TIMEOUT, session.drain_request_body())
             .await
             .is_ok_and(|r| r.is_ok())
+}
+
+/// Whether the request is gRPC (`application/grpc`, `application/grpc+proto`...):
+/// its client reads only a gRPC status, never a JSON body.
+pub(super) fn is_grpc(req: &pingora_http::RequestHeader) -> bool {
+    req.headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(..16))
+        .is_some_and(|t| t.eq_ignore_ascii_case("application/grpc"))
+}
+
+/// A trailers-only gRPC answer: HTTP 200 whose one HEADERS frame carries
+/// `grpc-status` and `grpc-message`, and ends the stream.
+async fn grpc(session: &mut Session, ctx: &RequestCtx, err: &ErrorReply) {
+    let h2 = session.downstream_session.is_http2();
+    let header = match grpc_header(err, ctx, h2) {
+        Ok(h) => h,
+        Err(e) => {
+            log::error!("cannot build response header: {e}");
+            return;
+        }
+    };
+    // `Session::write_response_header` never sets END_STREAM on an HTTP/2
+    // HEADERS frame (an empty DATA frame ends the stream later), and a gRPC
+    // client takes such headers for the leading ones, not for trailers-only.
+    let task = pingora_core::protocols::http::HttpTask::Header(Box::new(header), true);
+    if let Err(e) = session
+        .downstream_session
+        .response_duplex_vec(vec![task])
+        .await
+    {
+        log::debug!("client gone before the response header: {e}");
+    }
+}
+
+fn grpc_header(
+    err: &ErrorReply,
+    ctx: &RequestCtx,
+    h2: bool,
+) -> pingora_error::Result<ResponseHeader> {
+    let mut h = ResponseHeader::build(StatusCode::OK, Some(5))?;
+    if !h2 {
+        h.insert_header("Content-Length", "0")?;
+    }
+    h.insert_header("Content-Type", "application/grpc")?;
+    h.insert_header("grpc-status", err.grpc_code().to_string())?;
+    h.insert_header("grpc-message", grpc_message(&err.to_string()))?;
+    if !ctx.request_id.is_empty() {
+        h.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+    }
+    Ok(h)
+}
+
+/// `grpc-message` is percent-encoded: every byte outside printable ASCII, and `%`.
+fn grpc_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_messages_are_percent_encoded() {
+        assert_eq!(
+            grpc_message("no route for this path"),
+            "no route for this path"
+        );
+        assert_eq!(grpc_message("50% \u{e9}\n"), "50%25 %C3%A9%0A");
+    }
+
+    #[test]
+    fn grpc_requests_are_known_by_their_content_type() {
+        let req = |ct: Option<&str>| {
+            let mut r = pingora_http::RequestHeader::build("POST", b"/a.B/C", None).unwrap();
+            if let Some(ct) = ct {
+                r.insert_header("content-type", ct).unwrap();
+            }
+            r
+        };
+        for grpc in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC",
+        ] {
+            assert!(is_grpc(&req(Some(grpc))), "{grpc}");
+        }
+        for not in [None, Some("application/json"), Some("application/gr")] {
+            assert!(!is_grpc(&req(not)), "{not:?}");
+        }
+    }
 }

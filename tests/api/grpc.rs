@@ -141,8 +141,8 @@ fn have_grpcio(test: &str) -> bool {
 
 /// A gateway with HTTPS (ALPN h2) in front of `grpc` (protocol h2, plain TCP);
 /// `/test.Echo/` needs a token, `/test.Admin/` the `admin` role, `/test.Down/`
-/// goes to a dead peer. Its HTTPS port.
-fn gateway(grpc: u16, dead: &DeadPort, pki: &Pki) -> (TestGateway, u16) {
+/// goes to a dead peer; `extra` is more top-level config. Its HTTPS port.
+fn gateway(grpc: u16, dead: &DeadPort, pki: &Pki, extra: &str) -> (TestGateway, u16) {
     let tls_port = free_port();
     let gw = TestGateway::builder()
         .yaml(&format!(
@@ -158,6 +158,7 @@ tls:
   listen: ['127.0.0.1:{tls_port}']
   cert_file: {cert}
   key_file: {key}
+{extra}
 "#,
             dead = dead.addr,
             cert = pki.server_cert.display(),
@@ -209,14 +210,14 @@ async fn unary_and_server_streaming_calls_reach_a_grpcio_server_with_the_identit
     let server = GrpcServer::start();
     let dead = DeadPort::new();
     let pki = Pki::generate();
-    let (gw, tls_port) = gateway(server.port, &dead, &pki);
+    let (gw, tls_port) = gateway(server.port, &dead, &pki, "");
     let t = token(4242);
     let answers = run_client(
         tls_port,
         &pki.ca,
         json!([
             {"kind": "unary", "path": "/test.Echo/Unary", "body": "hi", "token": t,
-             "metadata": [["x-user-id", "1"], ["x-custom", "kept"]]},
+             "metadata": [["x-user-id", "1"], ["x_user_id", "2"], ["x-custom", "kept"]]},
             {"kind": "stream", "path": "/test.Echo/Stream", "body": "3", "token": t},
             {"kind": "unary", "path": "/test.Echo/Fail", "token": t},
         ]),
@@ -228,6 +229,10 @@ async fn unary_and_server_streaming_calls_reach_a_grpcio_server_with_the_identit
         metadata(unary, "x-user-id"),
         ["4242"],
         "the identity, and not the client's spoofed one: {unary}"
+    );
+    assert!(
+        metadata(unary, "x_user_id").is_empty(),
+        "a spoofed spelling is removed: {unary}"
     );
     assert_eq!(metadata(unary, "x-custom"), ["kept"], "{unary}");
     assert!(
@@ -299,4 +304,63 @@ fn protocol_auto_without_tls_is_refused_at_load() {
     }
     let (code, text) = check_config(&conf("h3", false));
     assert_ne!(code, Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn the_gateways_own_refusals_are_grpc_statuses_and_reach_no_upstream() {
+    let test = "grpc::the_gateways_own_refusals_are_grpc_statuses_and_reach_no_upstream";
+    if !have_grpcio(test) {
+        return;
+    }
+    let server = GrpcServer::start();
+    let dead = DeadPort::new();
+    let pki = Pki::generate();
+    let (gw, tls_port) = gateway(server.port, &dead, &pki, "underscore_headers: reject");
+    let t = token(7);
+    let answers = run_client(
+        tls_port,
+        &pki.ca,
+        json!([
+            {"kind": "unary", "path": "/test.Echo/Unary"},
+            {"kind": "stream", "path": "/test.Echo/Stream", "body": "2"},
+            {"kind": "unary", "path": "/test.Echo/Unary", "token": "not.a.token"},
+            {"kind": "unary", "path": "/other.Service/Call", "token": t},
+            {"kind": "unary", "path": "/test.Admin/Unary", "token": t},
+            {"kind": "unary", "path": "/test.Down/Unary", "token": t},
+            // A header name the edge refuses (400 at the edge).
+            {"kind": "unary", "path": "/test.Echo/Unary", "token": t, "metadata": [["x_custom", "1"]]},
+        ]),
+    )
+    .await;
+    let seen: Vec<(&str, &str)> = answers
+        .iter()
+        .map(|a| (a["code"].as_str().unwrap(), a["details"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "UNAUTHENTICATED",
+                "authentication required: send Authorization: Bearer <access token>"
+            ),
+            (
+                "UNAUTHENTICATED",
+                "authentication required: send Authorization: Bearer <access token>"
+            ),
+            ("UNAUTHENTICATED", "access token is invalid"),
+            ("UNIMPLEMENTED", "no route for this path"),
+            (
+                "PERMISSION_DENIED",
+                "this route needs a role the token does not have"
+            ),
+            ("UNAVAILABLE", "the upstream service could not be reached"),
+            (
+                "INVALID_ARGUMENT",
+                "header names with underscores are not accepted; use hyphens"
+            ),
+        ],
+        "{answers:?}"
+    );
+    assert!(server.calls().is_empty(), "{:?}", server.calls());
+    drop(gw);
 }
