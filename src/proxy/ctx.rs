@@ -35,6 +35,8 @@ pub(crate) struct RequestCtx {
     pub failed_peer: Option<std::net::SocketAddr>,
     /// Retries taken.
     pub retries: u8,
+    /// The client's `grpc-timeout`, as a deadline for the upstream's answer.
+    pub deadline: Option<Instant>,
 }
 
 impl RequestCtx {
@@ -52,6 +54,7 @@ impl RequestCtx {
             peer: None,
             failed_peer: None,
             retries: 0,
+            deadline: None,
         }
     }
 

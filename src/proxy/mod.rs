@@ -10,6 +10,7 @@ mod ejection;
 pub(crate) mod explain;
 mod failure;
 mod fast_path;
+mod grpc_timeout;
 mod headers;
 mod idle;
 mod request_id;
@@ -175,6 +176,14 @@ impl Gateway {
             respond::error(session, ctx, &ErrorReply::OriginNotAllowed).await;
             return true;
         }
+        if respond::is_grpc(session.req_header()) {
+            ctx.deadline = session
+                .req_header()
+                .headers
+                .get("grpc-timeout")
+                .and_then(|v| grpc_timeout::parse(v.as_bytes()))
+                .and_then(|t| ctx.started.checked_add(t));
+        }
         let refusal =
             admission::route_rules(route, identity.as_ref(), &session.req_header().method);
         if let Some(id) = identity {
@@ -203,7 +212,18 @@ impl Gateway {
         let route = ctx.route.clone().ok_or_else(|| {
             Error::explain(pingora_error::ErrorType::InternalError, "no route chosen")
         })?;
-        let peer = route.cluster.select_peer(ctx.failed_peer)?;
+        let mut peer = route.cluster.select_peer(ctx.failed_peer)?;
+        if let Some(deadline) = ctx.deadline {
+            // No wait for the upstream outlasts the client's deadline; one
+            // already past times out at once (504, DEADLINE_EXCEEDED).
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            for t in [
+                &mut peer.options.read_timeout,
+                &mut peer.options.write_timeout,
+            ] {
+                *t = Some(t.map_or(left, |t| t.min(left)));
+            }
+        }
         // Kept as an address and formatted only if logged: this runs on every request.
         ctx.peer = peer.address().as_inet().copied();
         Ok(peer)

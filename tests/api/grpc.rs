@@ -364,3 +364,67 @@ async fn the_gateways_own_refusals_are_grpc_statuses_and_reach_no_upstream() {
     assert!(server.calls().is_empty(), "{:?}", server.calls());
     drop(gw);
 }
+
+#[tokio::test]
+async fn grpc_timeout_bounds_the_wait_for_the_upstream() {
+    // The harness's echo upstream (its /slow answers after 3 s), not grpcio:
+    // a grpcio server enforces the forwarded grpc-timeout itself, racing the
+    // gateway; and reqwest, not the grpcio client, which does the same.
+    let up = Upstream::start("grpc-deadline").await;
+    let pki = Pki::generate();
+    let tls_port = free_port();
+    let _gw = TestGateway::builder()
+        .yaml(&format!(
+            r#"
+upstreams:
+  up: {{ peers: ['{up}'] }}
+routes:
+  - {{ prefix: /, upstream: up }}
+tls:
+  listen: ['127.0.0.1:{tls_port}']
+  cert_file: {cert}
+  key_file: {key}
+"#,
+            up = up.addr,
+            cert = pki.server_cert.display(),
+            key = pki.server_key.display()
+        ))
+        .start();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(pki.ca_certificate())
+        .resolve(
+            "localhost",
+            std::net::SocketAddr::from(([127, 0, 0, 1], tls_port)),
+        )
+        .build()
+        .unwrap();
+    for timeout in ["300m", "0n"] {
+        let r = client
+            .post(format!("https://localhost:{tls_port}/slow"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {}", token(9)))
+            .header("grpc-timeout", timeout)
+            // One empty message: no compression flag, length 0.
+            .body(vec![0u8; 5])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        assert_eq!(r.status(), 200);
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(
+            (header("grpc-status"), header("grpc-message")),
+            (
+                Some("4".to_owned()),
+                Some("the upstream service did not answer in time".to_owned())
+            ),
+            "grpc-timeout {timeout}: {:?}",
+            r.headers()
+        );
+    }
+}
