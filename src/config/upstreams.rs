@@ -61,6 +61,14 @@ impl UpstreamConfig {
             ));
         }
         if let Some(hc) = &self.health_check {
+            if hc.kind == HealthCheckKind::Http && self.protocol == UpstreamProtocol::H2 {
+                // The HTTP check speaks HTTP/1.1: an h2-only peer would
+                // always look down.
+                return Err(invalid(
+                    format!("upstreams.{name}.health_check.kind"),
+                    "an http check speaks HTTP/1.1, which a protocol: h2 cluster does not; use kind: tcp",
+                ));
+            }
             above_zero(
                 &format!("upstreams.{name}.health_check.interval_seconds"),
                 hc.interval_seconds,

@@ -280,7 +280,7 @@ fn check_config(yaml: &str) -> (Option<i32>, String) {
 }
 
 #[test]
-fn protocol_auto_without_tls_is_refused_at_load() {
+fn protocols_that_cannot_work_are_refused_at_load() {
     let conf = |protocol: &str, tls: bool| {
         format!(
             "upstreams:\n  up: {{ peers: ['127.0.0.1:9'], protocol: {protocol}, tls: {tls} }}\n\
@@ -302,6 +302,15 @@ fn protocol_auto_without_tls_is_refused_at_load() {
         let (code, text) = check_config(&conf(protocol, tls));
         assert_eq!(code, Some(0), "{protocol} tls={tls}: {text}");
     }
+    // An HTTP/1.1 health check would find an h2-only peer always down.
+    let (code, text) = check_config(&conf("h2, health_check: { kind: http }", false));
+    assert_ne!(code, Some(0), "{text}");
+    assert!(
+        text.contains("upstreams.up.health_check.kind") && text.contains("use kind: tcp"),
+        "{text}"
+    );
+    let (code, text) = check_config(&conf("h2, health_check: { kind: tcp }", false));
+    assert_eq!(code, Some(0), "{text}");
     let (code, text) = check_config(&conf("h3", false));
     assert_ne!(code, Some(0), "{text}");
 }
