@@ -4,20 +4,8 @@ use crate::helpers::*;
 use std::process::Command;
 
 fn authgate(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
-    cmd.args(args)
-        .env_remove("AUTHGATE_JWT_SECRET")
-        .env_remove("AUTHGATE_UPSTREAM");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run authgate");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    let (code, text) = run_authgate(args, env);
+    (code.unwrap_or(-1), text)
 }
 
 fn conf(yaml: &str) -> std::path::PathBuf {

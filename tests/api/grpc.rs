@@ -260,25 +260,6 @@ async fn unary_and_server_streaming_calls_reach_a_grpcio_server_with_the_identit
     drop(gw);
 }
 
-fn check_config(yaml: &str) -> (Option<i32>, String) {
-    let dir = std::env::temp_dir().join(unique("authgate-grpc"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("gateway.yaml");
-    std::fs::write(&conf, yaml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["-t", "-c"])
-        .arg(&conf)
-        .env("AUTHGATE_JWT_SECRET", SECRET)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
-}
-
 #[test]
 fn protocols_that_cannot_work_are_refused_at_load() {
     let conf = |protocol: &str, tls: bool| {
@@ -287,7 +268,7 @@ fn protocols_that_cannot_work_are_refused_at_load() {
              routes:\n  - {{ prefix: /, upstream: up }}\n"
         )
     };
-    let (code, text) = check_config(&conf("auto", false));
+    let (code, text) = check_config(&conf("auto", false), &[("AUTHGATE_JWT_SECRET", SECRET)]);
     assert_ne!(code, Some(0), "{text}");
     assert!(
         text.contains("upstreams.up.protocol") && text.contains("auto needs tls: true"),
@@ -299,19 +280,25 @@ fn protocols_that_cannot_work_are_refused_at_load() {
         ("h2", true),
         ("http1", false),
     ] {
-        let (code, text) = check_config(&conf(protocol, tls));
+        let (code, text) = check_config(&conf(protocol, tls), &[("AUTHGATE_JWT_SECRET", SECRET)]);
         assert_eq!(code, Some(0), "{protocol} tls={tls}: {text}");
     }
     // An HTTP/1.1 health check would find an h2-only peer always down.
-    let (code, text) = check_config(&conf("h2, health_check: { kind: http }", false));
+    let (code, text) = check_config(
+        &conf("h2, health_check: { kind: http }", false),
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
     assert_ne!(code, Some(0), "{text}");
     assert!(
         text.contains("upstreams.up.health_check.kind") && text.contains("use kind: tcp"),
         "{text}"
     );
-    let (code, text) = check_config(&conf("h2, health_check: { kind: tcp }", false));
+    let (code, text) = check_config(
+        &conf("h2, health_check: { kind: tcp }", false),
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
     assert_eq!(code, Some(0), "{text}");
-    let (code, text) = check_config(&conf("h3", false));
+    let (code, text) = check_config(&conf("h3", false), &[("AUTHGATE_JWT_SECRET", SECRET)]);
     assert_ne!(code, Some(0), "{text}");
 }
 

@@ -418,30 +418,11 @@ async fn a_bad_key_file_on_reload_keeps_the_current_keys() {
     assert!(gw.sighup().await.contains("signing keys reloaded"));
 }
 
-fn check_config(yaml: &str) -> (Option<i32>, String) {
-    let dir = std::env::temp_dir().join(unique("authgate-keys"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("gateway.yaml");
-    std::fs::write(&conf, yaml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["-t", "-c"])
-        .arg(&conf)
-        .env_remove("AUTHGATE_JWT_SECRET")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
-}
-
 #[test]
 fn a_private_key_others_can_read_is_refused_at_start() {
     let k = KeyFiles::generate("ES256", "open");
     let yaml = tokens_yaml(&[k.entry(true)], "");
-    let (code, out) = check_config(&yaml);
+    let (code, out) = check_config(&yaml, &[]);
     assert_eq!(
         code,
         Some(0),
@@ -453,7 +434,7 @@ fn a_private_key_others_can_read_is_refused_at_start() {
         std::os::unix::fs::PermissionsExt::from_mode(0o640),
     )
     .unwrap();
-    let (code, out) = check_config(&yaml);
+    let (code, out) = check_config(&yaml, &[]);
     assert_eq!(code, Some(2), "{out}");
     let file = k.private.display().to_string();
     assert!(
@@ -575,7 +556,7 @@ async fn key_files_or_directories_others_can_write_are_refused() {
         verifier.public.display()
     );
     let yaml = tokens_yaml(&[signer.entry(true), public_entry], "");
-    let (code, out) = check_config(&yaml);
+    let (code, out) = check_config(&yaml, &[]);
     assert_eq!(code, Some(0), "{out}");
     let public = verifier.public.display().to_string();
     let dir = verifier.public.parent().unwrap().to_owned();
@@ -587,7 +568,7 @@ async fn key_files_or_directories_others_can_write_are_refused() {
     ] {
         let before = std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
         chmod(path, mode);
-        let (code, out) = check_config(&yaml);
+        let (code, out) = check_config(&yaml, &[]);
         chmod(path, before);
         assert_eq!(code, Some(2), "{mode:o}: {out}");
         assert!(
@@ -595,12 +576,12 @@ async fn key_files_or_directories_others_can_write_are_refused() {
             "{mode:o}: {out}"
         );
     }
-    let (code, out) = check_config(&yaml);
+    let (code, out) = check_config(&yaml, &[]);
     assert_eq!(code, Some(0), "restored: {out}");
 
     let sdir = signer.private.parent().unwrap().to_owned();
     chmod(&sdir, 0o777);
-    let (code, out) = check_config(&yaml);
+    let (code, out) = check_config(&yaml, &[]);
     chmod(&sdir, 0o700);
     assert_eq!(code, Some(2), "{out}");
     assert!(out.contains("tokens.keys[0].private_key_file"), "{out}");
@@ -794,10 +775,10 @@ except InvalidToken:
     assert_eq!(drf(&standard), "refused", "the control");
 
     let ed = KeyFiles::generate("EdDSA", "seed-ed");
-    let (code, out) = check_config(&format!(
-        "{}  shape: seed\n",
-        tokens_yaml(&[ed.entry(true)], "")
-    ));
+    let (code, out) = check_config(
+        &format!("{}  shape: seed\n", tokens_yaml(&[ed.entry(true)], "")),
+        &[],
+    );
     assert_eq!(code, Some(2), "{out}");
     assert!(
         out.contains("tokens.shape") && out.contains("HS256-only"),

@@ -19,7 +19,7 @@ mod upstream;
 
 pub use gateway::{TestGateway, TestUser, PASSWORD, PASSWORD_HASHES};
 pub use keys::{claims, sign_with, token_part, tokens_yaml, KeyFiles};
-pub use process::{free_port, listens_on, unique};
+pub use process::{check_config, free_port, listens_on, run_authgate, unique};
 pub use redis::{shared_cluster, shared_redis, RedisServer};
 pub use redis_cluster::RedisCluster;
 pub use relay::{RedisRelay, Seen};

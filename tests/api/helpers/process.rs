@@ -74,6 +74,36 @@ pub fn unique(tag: &str) -> String {
     )
 }
 
+/// Runs the gateway binary with `args` and only the environment given here of
+/// its own settings (a developer's `AUTHGATE_JWT_SECRET` or `AUTHGATE_UPSTREAM`
+/// must not decide a test): its exit code and everything it printed.
+pub fn run_authgate(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
+    cmd.args(args)
+        .env_remove("AUTHGATE_JWT_SECRET")
+        .env_remove("AUTHGATE_UPSTREAM");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run authgate");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// `authgate -t` on `yaml`, written as `gateway.yaml` in a directory of its own.
+pub fn check_config(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = std::env::temp_dir().join(unique("authgate-check"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("gateway.yaml");
+    std::fs::write(&conf, yaml).unwrap();
+    let conf = conf.to_str().expect("a UTF-8 temp dir");
+    run_authgate(&["-t", "-c", conf], env)
+}
+
 /// A new private directory under the system temp dir.
 pub(super) fn scratch_dir() -> PathBuf {
     let d = std::env::temp_dir()
