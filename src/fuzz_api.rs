@@ -257,7 +257,7 @@ pub fn routing_host(
         .map_err(host::HostError::detail)
 }
 
-/// The canonical path as README "Routing" and src/edge/path.rs describe it,
+/// The canonical path as docs/edge.md and src/edge/path.rs describe it,
 /// computed another way, for the `canonical_path` target to check
 /// [`canonical_path`] against: `None` where the gateway must refuse.
 ///

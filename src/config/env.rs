@@ -38,7 +38,7 @@ const fn row(name: &'static str, key: &'static str, setter: Option<Setter>) -> E
     EnvVar { name, key, setter }
 }
 
-/// Every variable, in the order `apply_env` applies them; README.md lists the same set.
+/// Every variable, in the order `apply_env` applies them; docs/configuration.md lists the same set.
 #[rustfmt::skip]
 pub const VARIABLES: &[EnvVar] = &[
     var!("AUTHGATE_LISTEN",                   listen,                      addresses),
@@ -219,21 +219,24 @@ mod tests {
     }
 
     #[test]
-    fn readme_lists_exactly_the_table() {
-        let readme = include_str!("../../README.md");
-        let start = readme
-            .find("\n## Configuration\n")
-            .expect("a Configuration section");
-        let section = &readme[start + 1..];
+    fn the_configuration_page_lists_exactly_the_table() {
+        let page = include_str!("../../docs/configuration.md");
+        let start = page
+            .find("\n## Environment variables\n")
+            .expect("an Environment variables section");
+        let section = &page[start + 1..];
         let end = section[1..].find("\n## ").map_or(section.len(), |e| e + 1);
         let listed = names(&section[..end]);
         let table = table();
         let missing: Vec<_> = table.difference(&listed).collect();
         let unknown: Vec<_> = listed.difference(&table).collect();
-        assert!(missing.is_empty(), "README.md does not list {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "docs/configuration.md does not list {missing:?}"
+        );
         assert!(
             unknown.is_empty(),
-            "README.md lists {unknown:?}, which do not exist"
+            "docs/configuration.md lists {unknown:?}, which do not exist"
         );
     }
 

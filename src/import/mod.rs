@@ -1,5 +1,5 @@
 //! `authgate import-users`: users exported from a Django service become gateway
-//! users with the same ids, emails and passwords (README, "Moving from the Django service").
+//! users with the same ids, emails and passwords (docs/migrating-from-django.md).
 //!
 //! Passes over the file, each streaming one record at a time. The first
 //! checks every record without Redis and finds the emails and ids that several

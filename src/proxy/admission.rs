@@ -1,4 +1,4 @@
-//! Who may pass a route: the README's policy table as one pure function.
+//! Who may pass a route: the policy table of docs/routes.md as one pure function.
 
 use crate::auth::access::{bearer_token, TokenRejection};
 use crate::auth::revocations::Identity;

@@ -1,4 +1,4 @@
-//! The API contract (README "The API"): `src/api/openapi.json`, which the gateway
+//! The API contract (docs/api.md): `src/api/openapi.json`, which the gateway
 //! serves at `GET /openapi.json`, checked against the running gateway two ways:
 //! - Schemathesis generates requests for every operation (and follows the
 //!   document's links register → login → refresh → logout) and checks that no

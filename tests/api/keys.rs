@@ -1,4 +1,4 @@
-//! Signing keys (README "Signing keys"): EdDSA, ES256 and HS256 rings, `kid` and algorithm
+//! Signing keys (docs/signing-keys.md): EdDSA, ES256 and HS256 rings, `kid` and algorithm
 //! pinning, `iss`/`aud`, the JWKS checked by another language's JWT library, rotation on
 //! SIGHUP under load, and key files that are refused.
 

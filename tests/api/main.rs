@@ -1,6 +1,6 @@
 //! The black-box suite, one test binary: a real redis-server (a Redis Cluster with
 //! `AUTHGATE_TEST_REDIS=cluster`), real upstreams and the real `authgate` binary on loopback
-//! ports. `helpers` starts them; each module is one part of the README, run by
+//! ports. `helpers` starts them; each module is one documented part (README, docs/), run by
 //! the passes of scripts/test.sh that passes.txt assigns it.
 
 // Setting up a test (a process, a port, a file) either works or the test must

@@ -703,7 +703,7 @@ async fn a_missed_revocation_is_reread_after_the_feed_reconnects_and_a_stale_fee
     .await;
 }
 
-/// Issue #23: a refresh costs the 2 Redis round trips the README states (the
+/// Issue #23: a refresh costs the 2 Redis round trips docs/sessions.md states (the
 /// lookup, then the rotate script that also writes the new lookup), counted by
 /// a relay that sees every command; the old lookup two generations back is
 /// deleted after the answer, off its path.

@@ -1,4 +1,4 @@
-//! Settings documented in README "Configuration" and "Operating it" that no other module
+//! Settings documented in docs/configuration.md and docs/operating.md that no other module
 //! exercises on a running gateway: several listen addresses, `access_log: false`, the
 //! hashing threads' nice value, and the tuning knobs (work stealing, the client
 //! read buffer, the verified-token cache) leaving answers unchanged.

@@ -1,4 +1,4 @@
-//! Stopping the process (README "Operating it", "Shutdown"): SIGTERM ends as soon as nothing is
+//! Stopping the process (docs/operating.md, "Shutdown"): SIGTERM ends as soon as nothing is
 //! in flight, within the grace period; the access log loses no line on SIGTERM, SIGQUIT or
 //! SIGINT; `-d` runs in the background; and `upstreams.*.idle_timeout_ms` closes pooled
 //! upstream connections.

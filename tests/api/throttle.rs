@@ -1,4 +1,4 @@
-//! Throttling (README "Throttling"): failed logins per (account, IP), account and IP;
+//! Throttling (docs/throttling.md): failed logins per (account, IP), account and IP;
 //! registrations and password changes per IP; 429 before any hashing, with Retry-After.
 
 use crate::helpers::*;
@@ -98,7 +98,7 @@ async fn past_the_account_ip_limit_even_the_right_password_gets_429() {
     let user = gw.new_user().await;
     fail(&gw, IP, &user.email, 3).await;
     // Refused before the password is looked at: a right guess is not even tried,
-    // and a throttled guess costs no hash (README Throttling).
+    // and a throttled guess costs no hash (docs/throttling.md).
     let hashes = gw.metric(PASSWORD_HASHES).await;
     assert!(hashes > 0.0, "the failed logins were hashed");
     login_from(&gw, IP, &user.email, PASSWORD)
