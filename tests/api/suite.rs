@@ -151,20 +151,32 @@ fn the_readme_and_docs_point_only_at_files_that_exist() {
             }
         }
     }
-    // Paths in the README's text and commands (`src/x.rs`, `bench/y.sh`...).
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    for word in readme.split(|c: char| c.is_whitespace() || "`()[],;:'\"".contains(c)) {
-        let word = word.split('#').next().unwrap_or("").trim_end_matches('.');
-        let tracked = [
-            "src/", "docs/", "bench/", "scripts/", "conf/", "tests/", "patches/",
-        ];
-        if tracked.iter().any(|t| word.starts_with(t))
-            && !word.contains('*')
-            && !word.contains('<')
-            && !root.join(word).exists()
-        {
-            dead.push(format!("README.md: path {word}"));
-        }
+    // Paths in the pages' text and commands (`src/x.rs`, `bench/y.sh`...),
+    // from the project root, as the commands are run.
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap();
+        let name = page
+            .strip_prefix(root)
+            .unwrap_or(page)
+            .display()
+            .to_string();
+        dead.extend(dead_paths(root, &text).map(|w| format!("{name}: path {w}")));
     }
     assert!(dead.is_empty(), "dead pointers:\n{}", dead.join("\n"));
+}
+
+/// The words of `text` that name a tracked file or folder that does not exist.
+fn dead_paths<'a>(root: &'a std::path::Path, text: &'a str) -> impl Iterator<Item = &'a str> {
+    text.split(|c: char| c.is_whitespace() || "`()[],;:'\"".contains(c))
+        .filter_map(move |word| {
+            let word = word.split('#').next().unwrap_or("").trim_end_matches('.');
+            let tracked = [
+                "src/", "docs/", "bench/", "scripts/", "conf/", "tests/", "patches/",
+            ];
+            (tracked.iter().any(|t| word.starts_with(t))
+                && !word.contains('*')
+                && !word.contains('<')
+                && !root.join(word).exists())
+            .then_some(word)
+        })
 }
