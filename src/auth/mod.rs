@@ -4,6 +4,7 @@ pub(crate) mod access;
 pub(crate) mod django;
 pub(crate) mod hash_pool;
 pub(crate) mod keys;
+pub(crate) mod open_streams;
 pub(crate) mod password;
 pub(crate) mod refresh;
 pub(crate) mod revocations;

@@ -15,7 +15,9 @@ use crate::auth::roles::Roles;
 use crate::domain::{SessionId, UserId};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
+
+use super::open_streams::OpenStreams;
 
 /// How far apart (seconds) the clocks of two instances may be without an entry
 /// being dropped while a token it covers is still valid somewhere.
@@ -79,6 +81,22 @@ impl Revocation {
         parts.next().is_none().then_some(r)
     }
 
+    /// Whether a token (or a stream opened with one) of `id` is covered.
+    pub fn covers(&self, id: &Identity) -> bool {
+        match *self {
+            Revocation::Session { user, sid, .. } => id.user == user && id.sid == Some(sid),
+            Revocation::User { user, gen, .. } => id.user == user && id.gen < gen,
+        }
+    }
+
+    /// The metric label of what it ended.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Revocation::Session { .. } => "session_revoked",
+            Revocation::User { .. } => "user_revoked",
+        }
+    }
+
     /// When the revocation was made (seconds).
     pub fn at(&self) -> u64 {
         match self {
@@ -117,6 +135,8 @@ pub struct Revocations {
     access_ttl: u64,
     /// Since when (seconds) the feed has been down; 0 while it is up.
     down_since: AtomicU64,
+    /// The streams a revocation must end as it is learnt.
+    streams: Arc<OpenStreams>,
 }
 
 impl Revocations {
@@ -128,11 +148,19 @@ impl Revocations {
             any: AtomicBool::new(false),
             access_ttl,
             down_since: AtomicU64::new(now.max(1)),
+            streams: Arc::default(),
         }
     }
 
-    /// Record a revocation (from this instance or from the feed).
+    /// This instance's open streams.
+    pub(crate) fn streams(&self) -> &Arc<OpenStreams> {
+        &self.streams
+    }
+
+    /// Record a revocation (from this instance or from the feed), and end
+    /// the open streams it covers.
     pub fn apply(&self, r: Revocation) {
+        self.streams.revoke(&r);
         // A token issued before `at` is valid through `at + ttl` on its
         // issuer's clock, which may be ahead of this one.
         let drop_after = r.at() + self.access_ttl + 1 + CLOCK_SKEW_SECONDS;

@@ -2,9 +2,12 @@
 
 use crate::api::Endpoint;
 use crate::auth::access::TokenRejection;
+use crate::auth::open_streams::{Registration, StreamCut};
+use crate::auth::revocations::Identity;
 use crate::auth::roles::Roles;
 use crate::domain::UserId;
 use crate::metrics::RequestMetrics;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -37,6 +40,14 @@ pub(crate) struct RequestCtx {
     pub retries: u8,
     /// The client's `grpc-timeout`, as a deadline for the upstream's answer.
     pub deadline: Option<Instant>,
+    /// The identity a WebSocket upgrade was opened with (`streams.rs`).
+    pub stream_identity: Option<Identity>,
+    /// Our duplicate of the upgrade's upstream socket, until it is registered.
+    pub upstream_fd: Option<OwnedFd>,
+    /// The open WebSocket's handle and registration; unregistered on drop.
+    pub stream: Option<(Arc<StreamCut>, Registration)>,
+    /// The 1008 close frame has gone to the client.
+    pub close_sent: bool,
 }
 
 impl RequestCtx {
@@ -55,6 +66,10 @@ impl RequestCtx {
             failed_peer: None,
             retries: 0,
             deadline: None,
+            stream_identity: None,
+            upstream_fd: None,
+            stream: None,
+            close_sent: false,
         }
     }
 

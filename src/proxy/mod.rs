@@ -17,6 +17,7 @@ mod request_id;
 mod respond;
 mod retry;
 pub(crate) mod routes;
+mod streams;
 mod upstream_pool;
 pub(crate) mod upstreams;
 mod websocket;
@@ -187,6 +188,9 @@ impl Gateway {
         let refusal =
             admission::route_rules(route, identity.as_ref(), &session.req_header().method);
         if let Some(id) = identity {
+            if upgrade {
+                ctx.stream_identity = Some(id.clone());
+            }
             ctx.user = Some(id.user);
             ctx.roles = id.roles;
         }
@@ -286,8 +290,13 @@ impl Gateway {
     pub(crate) fn filter_response(
         &self,
         upstream_response: &mut pingora_http::ResponseHeader,
-        ctx: &RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
+        streams::answered(
+            ctx,
+            upstream_response.status.as_u16(),
+            self.access().revocations(),
+        );
         upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         Ok(())
     }
@@ -395,6 +404,30 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         headers::prepare_upstream_request(session, upstream_request, ctx, &self.0.edge)
+    }
+
+    async fn connected_to_upstream(
+        &self,
+        _session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::unix::io::RawFd,
+        _digest: Option<&pingora_core::protocols::Digest>,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        streams::connected(ctx, fd);
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        streams::body(ctx, body, end_of_stream);
+        Ok(None)
     }
 
     async fn response_filter(

@@ -246,3 +246,86 @@ async fn other_spellings_of_the_token_and_handshakes_in_name_only_are_refused() 
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// An open WebSocket through `gw` with `access`, past the upstream's first message.
+async fn open_socket(gw: &TestGateway, access: &str) -> Socket {
+    let mut req = format!("ws://{}/chat", gw.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {access}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    if let Err(e) = ws.next().await.unwrap() {
+        panic!("{e}: {}", gw.output());
+    }
+    ws
+}
+
+/// The socket still carries frames both ways.
+async fn still_open(ws: &mut Socket) {
+    ws.send(Message::text("still there?")).await.unwrap();
+    let echoed = tokio::time::timeout(std::time::Duration::from_secs(2), ws.next())
+        .await
+        .expect("an echo within 2 s")
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(echoed.to_text().unwrap(), "still there?");
+}
+
+/// The close code the gateway ends `ws` with, within 2 s.
+async fn closed_with(ws: &mut Socket) -> Option<u16> {
+    let wait = async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(2), wait)
+        .await
+        .expect("the socket ended within 2 s")
+}
+
+/// A revocation learnt from the feed ends the open WebSockets it covers on
+/// the instance that did not serve it: close code 1008 (#27). Another
+/// session's socket of the same user stays open until `/logout/all`.
+#[tokio::test]
+async fn a_revocation_on_another_instance_closes_the_sessions_websockets_with_1008() {
+    let up = WsUpstream::start().await;
+    let one = gateway(&up);
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&one)
+        .start();
+    let user = two.new_user().await;
+    let (s, other) = two.login(&user.email, PASSWORD).await;
+    assert_eq!(s, 200);
+    let other_access = other["access_token"].as_str().unwrap().to_owned();
+    let mut first = open_socket(&one, &user.access).await;
+    let mut second = open_socket(&one, &other_access).await;
+
+    assert_eq!(two.logout(&user.refresh).await.0, 200);
+    assert_eq!(closed_with(&mut first).await, Some(1008));
+    still_open(&mut second).await;
+
+    let r = two
+        .request(reqwest::Method::POST, "/logout/all")
+        .bearer_auth(&other_access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(closed_with(&mut second).await, Some(1008));
+    let metrics = one.metrics().await;
+    assert!(
+        // `/logout/all` revokes each session by name.
+        metrics.contains("authgate_streams_closed_total{reason=\"session_revoked\"} 2"),
+        "{metrics}"
+    );
+}

@@ -1,0 +1,172 @@
+//! Open long-lived streams (upgraded WebSockets) by the identity that opened them, so a revocation ends them on every instance.
+//!
+//! A stream is registered with a duplicate of its upstream socket's fd: the
+//! duplicate is ours, so its number can never be reused under us while the
+//! entry exists. Cutting a stream shuts that socket down (`SHUT_RDWR`), which
+//! pingora-proxy's upgraded loop sees as the upstream ending; the stream's
+//! `revoked` flag then tells the response-body filter to end the client side
+//! with a WebSocket close frame (1008). Only HTTP/1 upstream connections are
+//! ever registered: an h2 connection is shared by other streams.
+//!
+//! Only revocations cut: a token that merely expires leaves its stream open.
+
+use super::revocations::{Identity, Revocation};
+use crate::metrics::METRICS;
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One registered stream's handle, shared by the registry and the request.
+pub(crate) struct StreamCut {
+    upstream: OwnedFd,
+    revoked: AtomicBool,
+}
+
+impl StreamCut {
+    /// A handle over (a duplicate of) the stream's upstream socket.
+    pub(crate) fn new(upstream: OwnedFd) -> Arc<StreamCut> {
+        Arc::new(StreamCut {
+            upstream,
+            revoked: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether a revocation ended this stream.
+    pub(crate) fn revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
+    }
+
+    fn cut(&self) {
+        self.revoked.store(true, Ordering::Release);
+        // SAFETY: the fd is owned by `self` and open for as long as `self` lives.
+        // A failure (the peer already gone) leaves nothing to end.
+        unsafe {
+            libc::shutdown(self.upstream.as_raw_fd(), libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// The registry of this instance's open streams.
+#[derive(Default)]
+pub(crate) struct OpenStreams {
+    next: AtomicU64,
+    open: Mutex<HashMap<u64, (Identity, Arc<StreamCut>)>>,
+}
+
+/// Keeps a stream registered; dropping it (the request ends) unregisters it.
+pub(crate) struct Registration {
+    streams: Arc<OpenStreams>,
+    key: u64,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.streams.open.lock() {
+            open.remove(&self.key);
+        }
+    }
+}
+
+impl OpenStreams {
+    /// Register a stream opened by `identity`.
+    pub(crate) fn register(
+        self: &Arc<Self>,
+        identity: Identity,
+        cut: Arc<StreamCut>,
+    ) -> Registration {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut open) = self.open.lock() {
+            open.insert(key, (identity, cut));
+        }
+        Registration {
+            streams: self.clone(),
+            key,
+        }
+    }
+
+    /// End every open stream `r` covers; returns how many.
+    pub(crate) fn revoke(&self, r: &Revocation) -> usize {
+        let Ok(mut open) = self.open.lock() else {
+            return 0;
+        };
+        let mut cut = 0;
+        open.retain(|_, (id, handle)| {
+            if !r.covers(id) {
+                return true;
+            }
+            handle.cut();
+            cut += 1;
+            false
+        });
+        if cut > 0 {
+            METRICS
+                .streams_closed
+                .with_label_values(&[r.reason()])
+                .inc_by(cut as u64);
+        }
+        cut
+    }
+
+    /// End one stream now: it was revoked before it was registered.
+    pub(crate) fn cut_now(&self, cut: &StreamCut) {
+        cut.cut();
+        METRICS
+            .streams_closed
+            .with_label_values(&["revoked_while_opening"])
+            .inc();
+    }
+
+    /// Streams registered now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.open.lock().map_or(0, |o| o.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::roles::Roles;
+    use crate::domain::{SessionId, UserId};
+    use std::os::unix::net::UnixStream;
+
+    fn id(user: u64, sid: u128, gen: u64) -> Identity {
+        Identity {
+            user: UserId(user),
+            sid: Some(SessionId(sid)),
+            gen,
+            roles: Roles::NONE,
+        }
+    }
+
+    #[test]
+    fn a_revocation_cuts_only_the_streams_it_covers() {
+        let streams = Arc::new(OpenStreams::default());
+        let (a, _a_peer) = UnixStream::pair().unwrap();
+        let (b, _b_peer) = UnixStream::pair().unwrap();
+        let cut_a = StreamCut::new(a.into());
+        let cut_b = StreamCut::new(b.into());
+        let _ra = streams.register(id(7, 1, 0), cut_a.clone());
+        let rb = streams.register(id(7, 2, 0), cut_b.clone());
+        let n = streams.revoke(&Revocation::Session {
+            user: UserId(7),
+            sid: SessionId(1),
+            at: 0,
+        });
+        assert_eq!(n, 1);
+        assert!(cut_a.revoked() && !cut_b.revoked());
+        assert_eq!(streams.len(), 1);
+        // Minted at the new generation: not covered.
+        assert_eq!(
+            streams.revoke(&Revocation::User {
+                user: UserId(7),
+                gen: 0,
+                at: 0
+            }),
+            0
+        );
+        drop(rb);
+        assert_eq!(streams.len(), 0, "a finished request unregisters");
+    }
+}

@@ -1,0 +1,89 @@
+//! Revocation reaching open WebSockets: register an upgraded stream with the identity it was opened with, and end it with close code 1008 once a revocation cuts it (`auth::open_streams`).
+//!
+//! The upstream socket's fd is duplicated when the upstream connection is
+//! made (only for upgrade requests); the stream is registered when the
+//! upstream answers 101, which only an HTTP/1 upstream connection can, so a
+//! shared h2 connection is never registered, let alone shut down.
+
+use super::RequestCtx;
+use crate::auth::open_streams::StreamCut;
+use crate::auth::revocations::Revocations;
+use bytes::Bytes;
+use std::os::fd::{BorrowedFd, RawFd};
+
+/// Close code 1008, "policy violation" (RFC 6455 §7.4.1).
+const POLICY_VIOLATION: [u8; 2] = 1008u16.to_be_bytes();
+const REASON: &[u8] = b"session revoked";
+
+/// A server-to-client close frame (unmasked, FIN, opcode 8) with code 1008.
+fn close_frame() -> Bytes {
+    let mut f = Vec::with_capacity(4 + REASON.len());
+    // Payload under 126 bytes: the length fits the second byte.
+    f.extend_from_slice(&[0x88, (2 + REASON.len()) as u8]);
+    f.extend_from_slice(&POLICY_VIOLATION);
+    f.extend_from_slice(REASON);
+    Bytes::from(f)
+}
+
+/// At connect: keep our own duplicate of the upstream socket for a
+/// WebSocket opened with a token. Only a duplicate: pingora keeps its fd.
+pub(super) fn connected(ctx: &mut RequestCtx, fd: RawFd) {
+    if ctx.stream_identity.is_none() {
+        return;
+    }
+    // SAFETY: pingora hands us the fd of the connection it holds open
+    // across this call; we only duplicate it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    match borrowed.try_clone_to_owned() {
+        Ok(own) => ctx.upstream_fd = Some(own),
+        Err(e) => log::warn!("cannot duplicate an upstream socket: {e}; this WebSocket will not be ended by a revocation"),
+    }
+}
+
+/// At the upstream's answer: a 101 makes the stream open, so register it.
+/// A revocation learnt between the token check and now ends it at once.
+pub(super) fn answered(ctx: &mut RequestCtx, status: u16, revocations: &Revocations) {
+    if status != 101 {
+        ctx.upstream_fd = None;
+        return;
+    }
+    let (Some(identity), Some(fd)) = (ctx.stream_identity.clone(), ctx.upstream_fd.take()) else {
+        return;
+    };
+    let cut = StreamCut::new(fd);
+    let revoked = revocations.is_revoked(&identity);
+    let registration = revocations.streams().register(identity, cut.clone());
+    if revoked {
+        revocations.streams().cut_now(&cut);
+    }
+    ctx.stream = Some((cut, registration));
+}
+
+/// On each chunk from the upstream: once the revoked stream's upstream has
+/// ended, the client gets the close frame.
+pub(super) fn body(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end_of_stream: bool) {
+    if !end_of_stream || ctx.close_sent {
+        return;
+    }
+    if ctx.stream.as_ref().is_some_and(|(cut, _)| cut.revoked()) {
+        ctx.close_sent = true;
+        // Whatever the upstream had sent last goes first.
+        let frame = close_frame();
+        *body = Some(match body.take() {
+            Some(last) if !last.is_empty() => [last, frame].concat().into(),
+            _ => frame,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_close_frame_carries_1008() {
+        let f = close_frame();
+        assert_eq!(&f[..4], &[0x88, 17, 0x03, 0xF0]);
+        assert_eq!(&f[4..], REASON);
+    }
+}
