@@ -29,6 +29,8 @@ pub(crate) struct Metrics {
     pub admin: IntCounterVec,
     /// WebSocket upgrades refused by a WebSocket rule, by reason.
     pub websocket_refusals: IntCounterVec,
+    /// CORS requests refused (`docs/cors.md`), by reason.
+    pub cors_refusals: IntCounterVec,
     /// Redis calls that failed or timed out, by node (`host:port`; `unknown`
     /// for a cluster call whose node was not known yet).
     pub redis_errors: IntCounterVec,
@@ -166,6 +168,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["reason"],
     )?;
     registry.register(Box::new(websocket_refusals.clone()))?;
+    let cors_refusals = IntCounterVec::new(
+        Opts::new(
+            "cors_refusals_total",
+            "CORS preflights and requests refused by the cors section, by reason",
+        ),
+        &["reason"],
+    )?;
+    registry.register(Box::new(cors_refusals.clone()))?;
     registry.register(Box::new(role_refusals.clone()))?;
     registry.register(Box::new(admin.clone()))?;
     let log_lines_dropped = IntCounter::new(
@@ -201,6 +211,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         role_refusals,
         admin,
         websocket_refusals,
+        cors_refusals,
         registry,
         requests,
         latency,

@@ -35,6 +35,8 @@ pub(crate) struct RequestCtx {
     pub failed_peer: Option<std::net::SocketAddr>,
     /// Retries taken.
     pub retries: u8,
+    /// What CORS adds to the answer.
+    pub cors: super::cors::CorsHeaders,
 }
 
 impl RequestCtx {
@@ -52,6 +54,7 @@ impl RequestCtx {
             peer: None,
             failed_peer: None,
             retries: 0,
+            cors: super::cors::CorsHeaders::Off,
         }
     }
 
