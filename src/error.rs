@@ -81,6 +81,9 @@ pub enum ErrorReply {
     /// A WebSocket upgrade from an `Origin` the route does not list.
     #[error("this origin may not open WebSockets on this route")]
     OriginNotAllowed,
+    /// A CORS preflight or request the `cors` section refuses.
+    #[error("{}", cors_detail(*.0))]
+    Cors(crate::proxy::cors::CorsRefusal),
     /// The right password for a disabled account.
     #[error("this account is disabled")]
     AccountDisabled,
@@ -130,6 +133,16 @@ fn edge_detail(r: EdgeRejection) -> &'static str {
     }
 }
 
+fn cors_detail(r: crate::proxy::cors::CorsRefusal) -> &'static str {
+    use crate::proxy::cors::CorsRefusal::*;
+    match r {
+        MalformedOrigin => "send one Origin header with one origin (scheme://host[:port])",
+        Origin => "this origin may not make cross-origin requests here",
+        Method => "this method is not allowed from another origin here",
+        Header => "a requested header is not allowed from another origin",
+    }
+}
+
 fn token_detail(r: TokenRejection) -> &'static str {
     match r {
         TokenRejection::Missing => {
@@ -165,6 +178,7 @@ impl ErrorReply {
 
     /// HTTP status and the stable snake_case code clients branch on: one match for both.
     pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use crate::proxy::cors::CorsRefusal;
         use ErrorReply::*;
         use StatusCode as S;
         match self {
@@ -197,6 +211,10 @@ impl ErrorReply {
             RegistrationClosed => (S::FORBIDDEN, "registration_closed"),
             Forbidden => (S::FORBIDDEN, "forbidden"),
             OriginNotAllowed => (S::FORBIDDEN, "origin_not_allowed"),
+            Cors(CorsRefusal::MalformedOrigin) => (S::BAD_REQUEST, "invalid_origin"),
+            Cors(CorsRefusal::Origin) => (S::FORBIDDEN, "origin_not_allowed"),
+            Cors(CorsRefusal::Method) => (S::FORBIDDEN, "cors_method_not_allowed"),
+            Cors(CorsRefusal::Header) => (S::FORBIDDEN, "cors_header_not_allowed"),
             AccountDisabled => (S::FORBIDDEN, "account_disabled"),
             TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
             BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),

@@ -31,6 +31,8 @@ pub(crate) struct Metrics {
     pub websocket_refusals: IntCounterVec,
     /// Open streams ended by a revocation, by reason.
     pub streams_closed: IntCounterVec,
+    /// CORS requests refused (`docs/cors.md`), by reason.
+    pub cors_refusals: IntCounterVec,
     /// Redis calls that failed or timed out, by node (`host:port`; `unknown`
     /// for a cluster call whose node was not known yet).
     pub redis_errors: IntCounterVec,
@@ -176,6 +178,14 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["reason"],
     )?;
     registry.register(Box::new(streams_closed.clone()))?;
+    let cors_refusals = IntCounterVec::new(
+        Opts::new(
+            "cors_refusals_total",
+            "CORS preflights and requests refused by the cors section, by reason",
+        ),
+        &["reason"],
+    )?;
+    registry.register(Box::new(cors_refusals.clone()))?;
     registry.register(Box::new(role_refusals.clone()))?;
     registry.register(Box::new(admin.clone()))?;
     let log_lines_dropped = IntCounter::new(
@@ -212,6 +222,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         admin,
         websocket_refusals,
         streams_closed,
+        cors_refusals,
         registry,
         requests,
         latency,

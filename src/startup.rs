@@ -9,6 +9,7 @@ use crate::auth::revocations::Revocations;
 use crate::config::Config;
 use crate::edge::{EdgeRules, TrustedProxies};
 use crate::ops::OpsApp;
+use crate::proxy::cors::Cors;
 use crate::proxy::routes::{Route, RouteTable};
 use crate::proxy::upstreams::{Cluster, ClusterError, HealthCheckTask};
 use crate::proxy::{FastPath, Gateway, IdleParking, Proxy};
@@ -59,6 +60,9 @@ pub enum BuildError {
         /// What is wrong.
         reason: String,
     },
+    /// The `cors` section (`Config::validate` refuses this first).
+    #[error(transparent)]
+    Cors(#[from] crate::config::ConfigError),
     /// The admin token file cannot be used.
     #[error(transparent)]
     AdminToken(#[from] crate::admin::http::AdminTokenError),
@@ -139,6 +143,7 @@ pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         max_auth_body: cfg.limits.max_auth_body_bytes,
         auth_body_timeout: Duration::from_millis(cfg.limits.auth_body_timeout_ms),
         access_log: cfg.access_log,
+        cors: cfg.cors.as_ref().map(Cors::new).transpose()?,
     };
     let admin = match &cfg.admin.token_file {
         None => None,

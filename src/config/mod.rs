@@ -6,6 +6,7 @@
 //! second look at start-up.
 
 mod admin;
+mod cors;
 mod de;
 mod edge;
 pub mod env;
@@ -22,6 +23,7 @@ mod tokens;
 mod upstreams;
 
 pub use admin::AdminConfig;
+pub use cors::CorsConfig;
 pub use http2::Http2Config;
 pub use limits::LimitsConfig;
 pub use passwords::PasswordConfig;
@@ -106,6 +108,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// HTTP/2 limits (HTTPS listeners offering `h2`).
     pub http2: Http2Config,
+    /// CORS for pages of other origins (`docs/cors.md`); absent: no CORS at all.
+    pub cors: Option<CorsConfig>,
     /// One JSON line per request on stdout.
     pub access_log: bool,
     /// PEM CA bundle trusted for TLS upstreams (default: the system's roots).
@@ -179,6 +183,7 @@ impl Default for Config {
             ops_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             tls: None,
             http2: Http2Config::default(),
+            cors: None,
             access_log: true,
             upstream_ca_file: None,
             threads: 2,
@@ -249,6 +254,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         server::validate(self)?;
         self.http2.validate()?;
+        if let Some(cors) = &self.cors {
+            cors.validate()?;
+        }
         self.redis.validate()?;
         self.tokens.validate()?;
         self.passwords.validate()?;

@@ -9,6 +9,7 @@ pub(crate) mod forwarded;
 pub(crate) mod framing;
 pub(crate) mod host;
 pub(crate) mod identity;
+pub(crate) mod origin;
 pub(crate) mod path;
 
 use http::HeaderName;

@@ -36,7 +36,7 @@ pub(super) async fn serve(
         .with_label_values(&[endpoint.name(), code])
         .inc();
     match result {
-        Ok(reply) if reply.body.is_null() => respond::empty(session, ctx, reply.status).await,
+        Ok(reply) if reply.body.is_null() => respond::empty(session, ctx, reply.status, &[]).await,
         Ok(reply) => {
             let cache = api
                 .max_age(endpoint)

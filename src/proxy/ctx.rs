@@ -48,6 +48,8 @@ pub(crate) struct RequestCtx {
     pub stream: Option<(Arc<StreamCut>, Registration)>,
     /// The 1008 close frame has gone to the client.
     pub close_sent: bool,
+    /// What CORS adds to the answer.
+    pub cors: super::cors::CorsHeaders,
 }
 
 impl RequestCtx {
@@ -70,6 +72,7 @@ impl RequestCtx {
             upstream_fd: None,
             stream: None,
             close_sent: false,
+            cors: super::cors::CorsHeaders::Off,
         }
     }
 

@@ -5,6 +5,7 @@ mod admission;
 mod auth_endpoint;
 mod body;
 pub(crate) mod conn_limit;
+pub(crate) mod cors;
 mod ctx;
 mod ejection;
 pub(crate) mod explain;
@@ -55,6 +56,8 @@ pub struct Gateway {
     pub auth_body_timeout: std::time::Duration,
     /// Write the JSON access log.
     pub access_log: bool,
+    /// The `cors` section, when set.
+    pub cors: Option<cors::Cors>,
 }
 
 impl Gateway {
@@ -109,9 +112,23 @@ impl Gateway {
             }
         };
 
+        let preflight = match self.cors_verdict(session.req_header(), ctx) {
+            Ok(preflight) => preflight,
+            Err(why) => {
+                ctx.cors = cors::CorsHeaders::Vary;
+                refuse_cors(session, ctx, why).await;
+                return true;
+            }
+        };
+
         let path = session.req_header().uri.path();
         if let Some(endpoint) = Endpoint::for_path(path) {
             ctx.endpoint = Some(endpoint);
+            if let Some(origin) = &preflight {
+                self.answer_preflight(session, ctx, origin, Some(endpoint.allow()))
+                    .await;
+                return true;
+            }
             let limits = auth_endpoint::BodyLimits {
                 max_bytes: self.max_auth_body,
                 deadline: self.auth_body_timeout,
@@ -125,6 +142,12 @@ impl Gateway {
             return true;
         };
         ctx.route = Some(route.clone());
+        // Before admission: a preflight carries no credentials, and is never forwarded.
+        if let Some(origin) = &preflight {
+            self.answer_preflight(session, ctx, origin, route.allow())
+                .await;
+            return true;
+        }
 
         // A browser's WebSocket brings its token in the query: taken out of
         // the target here, so no upstream and no later phase sees it.
@@ -209,6 +232,48 @@ impl Gateway {
         };
         respond::error(session, ctx, &reply).await;
         true
+    }
+
+    /// CORS's say on the request (`ctx.cors` set for its answer): the origin
+    /// of a preflight to answer here, or a refusal.
+    fn cors_verdict(
+        &self,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<Option<String>, cors::CorsRefusal> {
+        let Some(rules) = &self.cors else {
+            return Ok(None);
+        };
+        match rules.inspect(req) {
+            cors::Verdict::Pass(headers) => {
+                ctx.cors = headers;
+                Ok(None)
+            }
+            cors::Verdict::Preflight(origin) => Ok(Some(origin)),
+            cors::Verdict::Refuse(why) => Err(why),
+        }
+    }
+
+    /// 204 with the allow headers, or 403 without `Access-Control-Allow-Origin`.
+    async fn answer_preflight(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        origin: &str,
+        methods: Option<&str>,
+    ) {
+        let Some(rules) = &self.cors else { return };
+        match rules.preflight(origin, &session.req_header().headers, methods) {
+            Ok(answer) => {
+                // The answer carries its own CORS headers, none to replace.
+                ctx.cors = cors::CorsHeaders::Off;
+                respond::empty(session, ctx, http::StatusCode::NO_CONTENT, &answer).await;
+            }
+            Err(why) => {
+                ctx.cors = cors::CorsHeaders::Vary;
+                refuse_cors(session, ctx, why).await;
+            }
+        }
     }
 
     /// The peer for this try of the chosen route.
@@ -298,7 +363,7 @@ impl Gateway {
             self.access().revocations(),
         );
         upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
-        Ok(())
+        cors::apply(upstream_response, &ctx.cors)
     }
 
     /// Pingora's own error lines end with this summary; its default carries the
@@ -335,6 +400,14 @@ impl Gateway {
             access_log::write(session, ctx, ctx.route_label(), status, elapsed);
         }
     }
+}
+
+async fn refuse_cors(session: &mut Session, ctx: &RequestCtx, why: cors::CorsRefusal) {
+    METRICS
+        .cors_refusals
+        .with_label_values(&[why.label()])
+        .inc();
+    respond::error(session, ctx, &ErrorReply::Cors(why)).await;
 }
 
 /// The gateway as pingora-proxy's application: each phase delegates to a

@@ -32,9 +32,14 @@ pub(super) async fn json(
     }
 }
 
-/// A complete answer with no body (204).
-pub(super) async fn empty(session: &mut Session, ctx: &RequestCtx, status: StatusCode) {
-    let header = match build_header(status, 0, ctx, &[]) {
+/// A complete answer with no body (204), with `extra` headers.
+pub(super) async fn empty(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: StatusCode,
+    extra: &[(&'static str, String)],
+) {
+    let header = match build_header(status, 0, ctx, extra) {
         Ok(mut h) => {
             // 204 carries neither a body nor its type or length.
             h.remove_header("Content-Type");
@@ -65,6 +70,7 @@ fn build_header(
     if !ctx.request_id.is_empty() {
         h.insert_header("X-Request-Id", ctx.request_id.as_str())?;
     }
+    super::cors::apply(&mut h, &ctx.cors)?;
     for (k, v) in extra {
         h.insert_header(*k, v.as_str())?;
     }

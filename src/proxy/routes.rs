@@ -93,6 +93,11 @@ impl Route {
         }
     }
 
+    /// The `Allow` value of a route limited by `methods` (none: every method).
+    pub fn allow(&self) -> Option<&str> {
+        (!self.methods.is_empty()).then_some(self.allow.as_str())
+    }
+
     /// Whether the upstream sees the client's Authorization header.
     pub fn with_forward_authorization(mut self, forward: bool) -> Self {
         self.forward_authorization = forward;

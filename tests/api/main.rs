@@ -15,6 +15,7 @@ mod auth_api;
 mod cli;
 mod cluster;
 mod contract;
+mod cors;
 mod dead_peer;
 mod django_import;
 mod edge;
