@@ -39,6 +39,16 @@ impl RequestOrigin {
             Err(_) => RequestOrigin::Malformed,
         }
     }
+
+    /// The origin as an `Access-Control-Allow-Origin` value: the serialised
+    /// origin, or `null`; none when absent or malformed.
+    pub(crate) fn serialised(&self) -> Option<String> {
+        match self {
+            RequestOrigin::Origin(o) => Some(o.clone()),
+            RequestOrigin::Null => Some("null".to_owned()),
+            RequestOrigin::Absent | RequestOrigin::Malformed => None,
+        }
+    }
 }
 
 /// `scheme://host[:port]` with scheme and host lowercased and a default port

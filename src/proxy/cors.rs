@@ -104,23 +104,22 @@ impl Cors {
         let preflight = req.method == Method::OPTIONS
             && req.headers.contains_key("access-control-request-method")
             && origin != RequestOrigin::Absent;
-        let allowed = self.origins.allows(&origin);
-        match (origin, preflight) {
-            (RequestOrigin::Malformed, _) => Verdict::Refuse(CorsRefusal::MalformedOrigin),
-            (_, true) if !allowed => Verdict::Refuse(CorsRefusal::Origin),
-            (RequestOrigin::Origin(o), true) => Verdict::Preflight(o),
-            (RequestOrigin::Null, true) => Verdict::Preflight("null".into()),
-            (RequestOrigin::Origin(origin), false) if allowed => {
-                Verdict::Pass(CorsHeaders::Allow {
-                    origin,
-                    credentials: self.credentials,
-                })
-            }
-            (RequestOrigin::Null, false) if allowed => Verdict::Pass(CorsHeaders::Allow {
-                origin: "null".into(),
+        if origin == RequestOrigin::Malformed {
+            return Verdict::Refuse(CorsRefusal::MalformedOrigin);
+        }
+        let allowed = self
+            .origins
+            .allows(&origin)
+            .then(|| origin.serialised())
+            .flatten();
+        match (preflight, allowed) {
+            (true, Some(origin)) => Verdict::Preflight(origin),
+            (true, None) => Verdict::Refuse(CorsRefusal::Origin),
+            (false, Some(origin)) => Verdict::Pass(CorsHeaders::Allow {
+                origin,
                 credentials: self.credentials,
             }),
-            _ => Verdict::Pass(CorsHeaders::Vary),
+            (false, None) => Verdict::Pass(CorsHeaders::Vary),
         }
     }
 
