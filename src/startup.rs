@@ -60,9 +60,10 @@ pub enum BuildError {
         /// What is wrong.
         reason: String,
     },
-    /// The `cors` section (`Config::validate` refuses this first).
+    /// A section the runtime form refuses (today `cors`; `Config::validate`
+    /// refuses the same first, so only a config built in code gets here).
     #[error(transparent)]
-    Cors(#[from] crate::config::ConfigError),
+    Config(#[from] crate::config::ConfigError),
     /// The admin token file cannot be used.
     #[error(transparent)]
     AdminToken(#[from] crate::admin::http::AdminTokenError),
