@@ -1,6 +1,17 @@
 //! The `grpc-timeout` request header (gRPC over HTTP/2): the client's deadline, honoured as the upstream's.
 
-use std::time::Duration;
+use pingora_http::RequestHeader;
+use std::time::{Duration, Instant};
+
+/// The deadline a gRPC request's `grpc-timeout` sets, counted from `started`;
+/// none for other requests or without a usable value.
+pub(super) fn deadline(req: &RequestHeader, started: Instant) -> Option<Instant> {
+    if !super::respond::is_grpc(req) {
+        return None;
+    }
+    let timeout = parse(req.headers.get("grpc-timeout")?.as_bytes())?;
+    started.checked_add(timeout)
+}
 
 /// The timeout of a `grpc-timeout` value: at most 8 digits and a unit (`H`
 /// hours, `M` minutes, `S` seconds, `m` ms, `u` us, `n` ns). `None` for

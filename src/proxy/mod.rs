@@ -200,14 +200,7 @@ impl Gateway {
             respond::error(session, ctx, &ErrorReply::OriginNotAllowed).await;
             return true;
         }
-        if respond::is_grpc(session.req_header()) {
-            ctx.deadline = session
-                .req_header()
-                .headers
-                .get("grpc-timeout")
-                .and_then(|v| grpc_timeout::parse(v.as_bytes()))
-                .and_then(|t| ctx.started.checked_add(t));
-        }
+        ctx.deadline = grpc_timeout::deadline(session.req_header(), ctx.started);
         let refusal =
             admission::route_rules(route, identity.as_ref(), &session.req_header().method);
         if let Some(id) = identity {
