@@ -481,8 +481,7 @@ impl ProxyHttp for Proxy {
         _digest: Option<&pingora_core::protocols::Digest>,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        streams::connected(ctx, fd);
-        Ok(())
+        streams::connected(ctx, fd)
     }
 
     fn response_body_filter(

@@ -25,18 +25,39 @@ fn close_frame() -> Bytes {
     Bytes::from(f)
 }
 
+/// `ErrorType::Custom` marker of an upgrade refused because its upstream
+/// socket could not be duplicated (`failure::classify` answers 503 `busy`).
+pub(super) const UNGUARDED_STREAM: &str = "UnguardedStream";
+
 /// At connect: keep our own duplicate of the upstream socket for a
 /// WebSocket opened with a token. Only a duplicate: pingora keeps its fd.
-pub(super) fn connected(ctx: &mut RequestCtx, fd: RawFd) {
+///
+/// Without the duplicate a revocation could not end the stream, so the
+/// upgrade is refused before the request goes up (fail closed): out of file
+/// descriptors, a client retries later rather than holding a session open
+/// that logout cannot reach.
+pub(super) fn connected(ctx: &mut RequestCtx, fd: RawFd) -> pingora_error::Result<()> {
     if ctx.stream_identity.is_none() {
-        return;
+        return Ok(());
     }
     // SAFETY: pingora hands us the fd of the connection it holds open
     // across this call; we only duplicate it.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
     match borrowed.try_clone_to_owned() {
-        Ok(own) => ctx.upstream_fd = Some(own),
-        Err(e) => log::warn!("cannot duplicate an upstream socket: {e}; this WebSocket will not be ended by a revocation"),
+        Ok(own) => {
+            ctx.upstream_fd = Some(own);
+            Ok(())
+        }
+        Err(e) => {
+            log::warn!(
+                "request {}: cannot duplicate the upstream socket of a WebSocket ({e}); refused, as a revocation could not end it",
+                ctx.request_id
+            );
+            Err(pingora_error::Error::explain(
+                pingora_error::ErrorType::Custom(UNGUARDED_STREAM),
+                "cannot duplicate the upstream socket",
+            ))
+        }
     }
 }
 

@@ -329,3 +329,99 @@ async fn a_revocation_on_another_instance_closes_the_sessions_websockets_with_10
         "{metrics}"
     );
 }
+
+/// Set the soft limit on open files of process `pid` (prlimit(2)).
+fn set_open_files(pid: u32, soft: u64) {
+    let out = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={soft}:")])
+        .output()
+        .expect("prlimit (util-linux) runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// How many files process `pid` has open.
+fn open_files(pid: u32) -> u64 {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64)
+}
+
+/// Out of file descriptors, no WebSocket opens beyond the reach of a
+/// revocation: each one needs a duplicate of its upstream socket, and when
+/// that cannot be made the upgrade is refused (503 `busy`) before the request
+/// goes up. Whatever the spare descriptors' count (three tries, one per
+/// remainder of the three descriptors a WebSocket holds), every socket that
+/// did open is closed with 1008 by a logout on another instance.
+#[tokio::test]
+async fn out_of_file_descriptors_no_websocket_opens_beyond_the_reach_of_a_revocation() {
+    let up = WsUpstream::start().await;
+    let one = gateway(&up);
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&one)
+        .start();
+    let pid = one.pid();
+    let mut refused_busy = 0;
+    for spare in 0..3u64 {
+        let user = two.new_user().await;
+        // Settle: the registration's and the first requests' descriptors.
+        drop(open_socket(&one, &user.access).await);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        set_open_files(pid, open_files(pid) + 3 + spare);
+        let mut opened = Vec::new();
+        for _ in 0..4 {
+            let mut req = format!("ws://{}/chat", one.addr)
+                .into_client_request()
+                .unwrap();
+            req.headers_mut().insert(
+                "authorization",
+                format!("Bearer {}", user.access).parse().unwrap(),
+            );
+            let attempt = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                tokio_tungstenite::connect_async(req),
+            )
+            .await;
+            match attempt {
+                Ok(Ok((mut ws, _))) => match ws.next().await {
+                    // The upstream's first message: the upgrade went through.
+                    Some(Ok(_)) => opened.push(ws),
+                    // Ended right after the 101 (out of descriptors further on): not open.
+                    _ => break,
+                },
+                Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r))) => {
+                    let status = r.status().as_u16();
+                    assert!(matches!(status, 502 | 503), "refused with {status}");
+                    if status == 503 {
+                        let body: Value =
+                            serde_json::from_slice(r.body().as_deref().unwrap_or(b"{}"))
+                                .unwrap_or(Value::Null);
+                        assert_eq!(body["error"], "busy", "{body}");
+                        refused_busy += 1;
+                    }
+                    break;
+                }
+                // Out of descriptors at accept: the connection is never served.
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        assert!(
+            !opened.is_empty(),
+            "room for one WebSocket was left ({spare} spare)"
+        );
+        assert_eq!(two.logout(&user.refresh).await.0, 200);
+        for ws in &mut opened {
+            assert_eq!(closed_with(ws).await, Some(1008), "{}", one.output());
+        }
+        set_open_files(pid, 4096);
+    }
+    assert!(
+        refused_busy > 0,
+        "one of the three remainders ends at the duplicate"
+    );
+    assert!(one
+        .output()
+        .contains("refused, as a revocation could not end it"));
+}
