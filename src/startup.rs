@@ -302,10 +302,15 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
         .upstreams
         .values()
         .all(|u| u.protocol == crate::config::UpstreamProtocol::Http1);
-    if cfg.fast_path && !h1_upstreams {
+    // Validated at load, so no error is left here.
+    let (engine, deprecated) = cfg.http1_engine().unwrap_or_default();
+    if let Some(warning) = deprecated {
+        log::warn!("{warning}");
+    }
+    if engine.fast_path() && !h1_upstreams {
         log::info!("fast path off: a cluster speaks HTTP/2 (protocol: h2 or auto)");
     }
-    let fast_path = (cfg.fast_path && h1_upstreams)
+    let fast_path = (engine.fast_path() && h1_upstreams)
         .then(|| FastPath::new(Arc::clone(&gateway), &server.configuration));
     let mut proxy = pingora_proxy::http_proxy(&server.configuration, Proxy(gateway));
     proxy.h2_options = Some(h2_options(&cfg.http2));
@@ -320,7 +325,7 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
         IdleParking::new(
             proxy,
             idle_timeout,
-            cfg.idle_parking,
+            engine.parks(),
             fast_path,
             crate::proxy::conn_limit::ConnectionLimits::new(
                 cfg.limits.max_connections,

@@ -9,6 +9,7 @@ mod admin;
 mod cors;
 mod de;
 mod edge;
+mod engine;
 pub mod env;
 mod http2;
 mod limits;
@@ -24,6 +25,7 @@ mod upstreams;
 
 pub use admin::AdminConfig;
 pub use cors::CorsConfig;
+pub use engine::Http1Engine;
 pub use http2::Http2Config;
 pub use limits::LimitsConfig;
 pub use passwords::PasswordConfig;
@@ -124,13 +126,14 @@ pub struct Config {
     pub client_read_buffer_bytes: usize,
     /// Seconds a client connection may sit idle: between requests, and before its first.
     pub keepalive_timeout_seconds: u64,
-    /// Idle HTTP/1 client connections wait outside Pingora's per-request state
-    /// (`proxy/idle.rs`, ~4 kB instead of ~39 kB each); false runs Pingora's own loop.
-    pub idle_parking: bool,
-    /// Plain body-less HTTP/1.1 GET and HEAD requests skip pingora-proxy's
-    /// general state machine (`proxy/fast_path.rs`; needs `idle_parking`);
-    /// false sends every request through pingora-proxy.
-    pub fast_path: bool,
+    /// The HTTP/1 server (`engine.rs`): `fast` (parked idle connections and
+    /// the body-less fast path), `parked`, or `pingora`. Unset: the older
+    /// keys below, else `fast`. Read it through [`Config::http1_engine`].
+    pub http1_engine: Option<Http1Engine>,
+    /// Deprecated by `http1_engine`: idle connections parked in `proxy/idle.rs`.
+    pub idle_parking: Option<bool>,
+    /// Deprecated by `http1_engine`: the body-less fast path.
+    pub fast_path: Option<bool>,
     /// On SIGTERM (or after handing listeners to a new process), in-flight
     /// requests get this long to finish; the process then exits.
     pub grace_period_seconds: u64,
@@ -190,8 +193,9 @@ impl Default for Config {
             work_stealing: true,
             client_read_buffer_bytes: 1024,
             keepalive_timeout_seconds: 60,
-            idle_parking: true,
-            fast_path: true,
+            http1_engine: None,
+            idle_parking: None,
+            fast_path: None,
             grace_period_seconds: 5,
             graceful_shutdown_timeout_seconds: 1,
             // Empty: inside the private run directory (see `run_dir`).
@@ -250,9 +254,16 @@ impl Config {
         })
     }
 
+    /// The HTTP/1 engine the file names, and the deprecation warning for the
+    /// older keys (`engine::resolve`).
+    pub fn http1_engine(&self) -> Result<(Http1Engine, Option<String>), ConfigError> {
+        engine::resolve(self.http1_engine, self.idle_parking, self.fast_path)
+    }
+
     /// Check everything the types cannot, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         server::validate(self)?;
+        self.http1_engine()?;
         self.http2.validate()?;
         if let Some(cors) = &self.cors {
             cors.validate()?;

@@ -368,11 +368,12 @@ async fn a_refused_large_upload_still_gets_its_401() {
 }
 
 #[tokio::test]
-async fn with_idle_parking_off_pingoras_own_loop_serves_and_keeps_connections_alive() {
+async fn with_the_pingora_engine_pingoras_own_loop_serves_and_keeps_connections_alive() {
     let up = Upstream::start("echo").await;
     let gw = TestGateway::builder()
         .upstream(up.addr)
-        .yaml("idle_parking: false\nkeepalive_timeout_seconds: 1\n")
+        .http1_engine("pingora")
+        .yaml("keepalive_timeout_seconds: 1\n")
         .start();
     let user = gw.new_user().await;
     // Several requests on one connection (reqwest keeps it alive), then the idle close.
@@ -390,4 +391,35 @@ async fn with_idle_parking_off_pingoras_own_loop_serves_and_keeps_connections_al
         assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 401"));
     }
     assert_closed_soon(&mut s, "idle connection (Pingora's loop)").await;
+}
+
+/// The older keys still work, with a warning naming the engine they mean;
+/// the combination that used to be accepted and do nothing (the fast path
+/// without parking) says so, and serves through pingora-proxy; beside
+/// `http1_engine` either is refused at load.
+#[tokio::test]
+async fn the_deprecated_engine_keys_still_work_with_a_warning_and_never_beside_http1_engine() {
+    let up = Upstream::start("echo").await;
+    let gw = TestGateway::builder()
+        .upstream(up.addr)
+        .http1_engine("")
+        .yaml("idle_parking: false\nfast_path: true\n")
+        .start();
+    let user = gw.new_user().await;
+    assert_eq!(gw.get_as(&user, "/api/x").await.status(), 200);
+    let log = gw
+        .output_containing("deprecated: this is `http1_engine: pingora`")
+        .await;
+    assert!(log.contains("fast_path: true had no effect"), "{log}");
+    assert_eq!(gw.metric("authgate_fast_path_requests_total").await, 0.0);
+    let (code, out) = check_config(
+        "http1_engine: parked\nfast_path: false\n",
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
+    assert_ne!(
+        code,
+        Some(0),
+        "both kinds of key at once must be refused: {out}"
+    );
+    assert!(out.contains("http1_engine"), "{out}");
 }

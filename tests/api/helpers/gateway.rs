@@ -47,8 +47,9 @@ pub struct GatewayBuilder {
     env: Vec<(String, String)>,
     /// More `listen` addresses beside the gateway's own port.
     also_listen: Vec<SocketAddr>,
-    /// `fast_path`; unset: the suite's choice (`fast_path_default`).
-    fast_path: Option<bool>,
+    /// `http1_engine`; unset: `fast` or `parked` by the suite's choice
+    /// (`fast_path_default`); empty: no such line (a test of the older keys).
+    engine: Option<&'static str>,
     /// stdout to a pipe this process holds open and never reads.
     stdout_unread: bool,
 }
@@ -117,9 +118,16 @@ impl GatewayBuilder {
         self
     }
 
-    /// Set `fast_path`, whatever the suite runs with.
+    /// `http1_engine: fast` (on) or `parked` (off), whatever the suite runs with.
     pub fn fast_path(mut self, on: bool) -> Self {
-        self.fast_path = Some(on);
+        self.engine = Some(if on { "fast" } else { "parked" });
+        self
+    }
+
+    /// Set `http1_engine` (`fast`, `parked`, `pingora`); `""` writes none,
+    /// so the test's own yaml may use the older keys.
+    pub fn http1_engine(mut self, engine: &'static str) -> Self {
+        self.engine = Some(engine);
         self
     }
 
@@ -154,7 +162,7 @@ impl GatewayBuilder {
             r#"listen: ["127.0.0.1:{port}"{also}]
 ops_listen: "127.0.0.1:{ops_port}"
 threads: 2
-fast_path: {fast_path}
+{engine}
 upgrade_sock: {dir}/upgrade.sock
 pid_file: {dir}/authgate.pid
 passwords:
@@ -177,7 +185,12 @@ redis:
             url = self.redis_url,
             redis_keys = redis_keys.join("\n"),
             extra = self.yaml,
-            fast_path = self.fast_path.unwrap_or_else(fast_path_default),
+            engine = match self.engine {
+                Some("") => String::new(),
+                Some(e) => format!("http1_engine: {e}"),
+                None if fast_path_default() => "http1_engine: fast".into(),
+                None => "http1_engine: parked".into(),
+            },
         );
         std::fs::write(&conf, yaml).expect("write config");
         let log = dir.join("gateway.log");
@@ -254,7 +267,7 @@ impl TestGateway {
             yaml: String::new(),
             env: vec![],
             also_listen: vec![],
-            fast_path: None,
+            engine: None,
             stdout_unread: false,
         }
     }
