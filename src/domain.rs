@@ -4,7 +4,7 @@ use crate::error::ErrorReply;
 
 /// A user's numeric id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct UserId(pub u64);
+pub(crate) struct UserId(pub u64);
 
 impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,16 +38,16 @@ fn clean(raw: &str) -> Result<String, &'static str> {
 
 /// A session (refresh-token family): 128 random bits, shown as 32 hex digits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionId(pub u128);
+pub(crate) struct SessionId(pub u128);
 
 impl SessionId {
     /// A new random id.
-    pub fn generate() -> SessionId {
+    pub(crate) fn generate() -> SessionId {
         SessionId(uuid::Uuid::new_v4().as_u128())
     }
 
     /// Parse the 32-hex-digit form; anything else is no session id.
-    pub fn parse(s: &str) -> Option<SessionId> {
+    pub(crate) fn parse(s: &str) -> Option<SessionId> {
         (s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
             .then(|| u128::from_str_radix(s, 16).ok().map(SessionId))
             .flatten()
@@ -68,13 +68,13 @@ impl std::fmt::Display for SessionId {
 /// ASCII form (UTS #46 ToASCII, which also maps case and width):
 /// `Ann@Exämple.COM` is `ann@xn--exmple-cua.com`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email(String);
+pub(crate) struct Email(String);
 
 impl Email {
     /// Trim ASCII whitespace, refuse control, format and bidi characters anywhere,
     /// normalise as above, and validate: RFC 5321 syntax via `email_address`, no
     /// quoted local part, no IP literal, a dotted domain, at most 254 octets.
-    pub fn parse(raw: &str) -> Result<Email, ErrorReply> {
+    pub(crate) fn parse(raw: &str) -> Result<Email, ErrorReply> {
         use unicode_normalization::UnicodeNormalization;
         let bad = |reason: &str| ErrorReply::invalid_field("email", reason);
         let invalid = || bad("is not a valid email address");
@@ -124,7 +124,7 @@ impl Email {
     }
 
     /// The normalised address.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -175,11 +175,11 @@ impl std::fmt::Debug for Password {
 /// NFC normalisation; spaces, letters, digits and punctuation are all fine, but
 /// control, format and bidi characters and line separators are refused anywhere.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Username(String);
+pub(crate) struct Username(String);
 
 impl Username {
     /// Trim, refuse control, format and bidi characters, NFC-normalise, then count.
-    pub fn parse(raw: &str) -> Result<Username, ErrorReply> {
+    pub(crate) fn parse(raw: &str) -> Result<Username, ErrorReply> {
         let bad = |reason: &str| ErrorReply::invalid_field("username", reason);
         let s = clean(raw).map_err(bad)?;
         if s.is_empty() {
@@ -192,7 +192,7 @@ impl Username {
     }
 
     /// The name.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -14,7 +14,7 @@ pub(crate) type InternalCause = Box<dyn std::error::Error + Send + Sync>;
 /// The `Display` text is the `detail` a client reads; causes kept in a
 /// variant are for the log line written where the answer is sent.
 #[derive(Debug, thiserror::Error)]
-pub enum ErrorReply {
+pub(crate) enum ErrorReply {
     /// The body is not JSON, or not an object.
     #[error("request body is not valid JSON: {0}")]
     MalformedJson(String),
@@ -164,7 +164,7 @@ impl From<StoreError> for ErrorReply {
 
 impl ErrorReply {
     /// An invalid field with the reason.
-    pub fn invalid_field(field: &'static str, reason: impl Into<String>) -> ErrorReply {
+    pub(crate) fn invalid_field(field: &'static str, reason: impl Into<String>) -> ErrorReply {
         ErrorReply::InvalidField {
             field,
             reason: reason.into(),
@@ -172,12 +172,12 @@ impl ErrorReply {
     }
 
     /// An internal error caused by `cause` (logged when answered).
-    pub fn internal(cause: impl Into<InternalCause>) -> ErrorReply {
+    pub(crate) fn internal(cause: impl Into<InternalCause>) -> ErrorReply {
         ErrorReply::Internal(cause.into())
     }
 
     /// HTTP status and the stable snake_case code clients branch on: one match for both.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    pub(crate) fn status_and_code(&self) -> (StatusCode, &'static str) {
         use crate::proxy::cors::CorsRefusal;
         use ErrorReply::*;
         use StatusCode as S;
@@ -231,7 +231,7 @@ impl ErrorReply {
     /// own HTTP mapping (doc/http-grpc-status-mapping.md), made finer where
     /// the gateway knows more than a status: a 400 is the client's argument
     /// (3, not 13), a 504 a deadline (4), a 429 or 413 exhaustion (8).
-    pub fn grpc_code(&self) -> u8 {
+    pub(crate) fn grpc_code(&self) -> u8 {
         use ErrorReply::*;
         match self {
             NoRoute | MethodNotAllowed { .. } => 12,
@@ -252,17 +252,17 @@ impl ErrorReply {
     }
 
     /// HTTP status.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         self.status_and_code().0
     }
 
     /// Stable snake_case code for clients to branch on.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         self.status_and_code().1
     }
 
     /// Extra headers the answer must carry.
-    pub fn headers(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             ErrorReply::InvalidToken(TokenRejection::Missing) | ErrorReply::UnknownUser => {
                 vec![("WWW-Authenticate", "Bearer".into())]
@@ -282,7 +282,7 @@ impl ErrorReply {
 
     /// Whether the connection must close after the answer (the body was not
     /// read to its end, or where it ends is in doubt).
-    pub fn closes_connection(&self) -> bool {
+    pub(crate) fn closes_connection(&self) -> bool {
         matches!(
             self,
             ErrorReply::BodyTooLarge { .. }
@@ -292,14 +292,14 @@ impl ErrorReply {
     }
 
     /// The JSON body.
-    pub fn body(&self) -> serde_json::Value {
+    pub(crate) fn body(&self) -> serde_json::Value {
         serde_json::json!({ "error": self.code(), "detail": self.to_string() })
     }
 
     /// Log the cause of an answer that has one (Redis failures are counted
     /// where they happen, by node): called once, where the answer is written,
     /// never where it is made.
-    pub fn record(&self, request_id: &str) {
+    pub(crate) fn record(&self, request_id: &str) {
         match self {
             ErrorReply::Internal(cause) => {
                 log::error!("request {request_id}: internal error: {cause}");

@@ -78,8 +78,8 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(&cfg.log_level))
         .init();
     if cli.test {
-        return match authgate::startup::build_parts(&cfg) {
-            Ok(_) => {
+        return match authgate::startup::check(&cfg) {
+            Ok(()) => {
                 println!("authgate: config {} is ok", cli.conf.display());
                 ExitCode::SUCCESS
             }

@@ -12,7 +12,7 @@ use pingora_core::protocols::http::ServerSession;
 use std::sync::Arc;
 
 /// Serves the ops endpoints.
-pub struct OpsApp {
+pub(crate) struct OpsApp {
     store: Arc<Store>,
     clusters: Vec<Arc<Cluster>>,
     revocations: Arc<Revocations>,
@@ -21,7 +21,7 @@ pub struct OpsApp {
 }
 
 /// The admin API alone, on `admin.listen`: everything outside `/admin` is 404.
-pub struct AdminOnly(pub(crate) Arc<AdminApi>);
+pub(crate) struct AdminOnly(pub(crate) Arc<AdminApi>);
 
 #[async_trait]
 impl ServeHttp for AdminOnly {

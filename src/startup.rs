@@ -76,23 +76,29 @@ pub enum BuildError {
 }
 
 /// Everything the proxy service needs, built and checked, not yet bound to sockets.
-pub struct Parts {
+pub(crate) struct Parts {
     /// The ProxyHttp implementation.
-    pub gateway: Gateway,
+    pub(crate) gateway: Gateway,
     /// Health-check tasks to run beside it.
-    pub health_checks: Vec<HealthCheckTask>,
+    pub(crate) health_checks: Vec<HealthCheckTask>,
     /// The ops endpoints.
-    pub ops: OpsApp,
+    pub(crate) ops: OpsApp,
     /// The admin API on `admin.listen`, when it has an address of its own.
-    pub admin: Option<crate::ops::AdminOnly>,
+    pub(crate) admin: Option<crate::ops::AdminOnly>,
     /// Keeps the revocation set current from Redis.
-    pub revocation_feed: RevocationFeed,
+    pub(crate) revocation_feed: RevocationFeed,
     /// Installs a new key ring on SIGHUP.
-    pub key_reloader: KeyReloader,
+    pub(crate) key_reloader: KeyReloader,
+}
+
+/// What `authgate -t` runs: build every part as a start would (Redis client,
+/// keys, routes, TLS) and drop it, binding nothing.
+pub fn check(cfg: &Config) -> Result<(), BuildError> {
+    build_parts(cfg).map(drop)
 }
 
 /// Build the gateway's parts (resolving peers, compiling routes) without starting anything.
-pub fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
+pub(crate) fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
     // `rediss://` builds a rustls ClientConfig, which panics ("no process-level
     // CryptoProvider") unless one provider can be picked. Today only ring is compiled
     // in, but Pingora installs it only when it builds a TLS listener or connector, so

@@ -27,7 +27,7 @@ use serde_json::Value;
 
 /// One of the auth endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// POST /register
     Register,
     /// POST /login
@@ -54,11 +54,11 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// How many endpoints there are: every `slot()` is below it.
-    pub const COUNT: usize = 11;
+    pub(crate) const COUNT: usize = 11;
 
     /// This endpoint's index in per-endpoint tables (the metric handles).
     /// A match, not `as usize`, so a new variant cannot compile without one.
-    pub const fn slot(self) -> usize {
+    pub(crate) const fn slot(self) -> usize {
         match self {
             Endpoint::Register => 0,
             Endpoint::Login => 1,
@@ -75,7 +75,7 @@ impl Endpoint {
     }
 
     /// The endpoint at `path` (canonical, with or without one trailing slash).
-    pub fn for_path(path: &str) -> Option<Endpoint> {
+    pub(crate) fn for_path(path: &str) -> Option<Endpoint> {
         let p = path.strip_suffix('/').unwrap_or(path);
         Some(match p {
             "/register" => Endpoint::Register,
@@ -96,7 +96,7 @@ impl Endpoint {
     }
 
     /// Value of `Allow` for this endpoint.
-    pub fn allow(self) -> &'static str {
+    pub(crate) fn allow(self) -> &'static str {
         match self {
             Endpoint::Me => "GET, PUT",
             Endpoint::Sessions | Endpoint::Jwks | Endpoint::OpenApi => "GET",
@@ -106,7 +106,7 @@ impl Endpoint {
     }
 
     /// Whether `method` is served here.
-    pub fn accepts(self, method: &Method) -> bool {
+    pub(crate) fn accepts(self, method: &Method) -> bool {
         match self {
             Endpoint::Me => method == Method::GET || method == Method::PUT,
             Endpoint::Sessions | Endpoint::Jwks | Endpoint::OpenApi => method == Method::GET,
@@ -116,12 +116,12 @@ impl Endpoint {
     }
 
     /// Whether the handler reads a body.
-    pub fn reads_body(self, method: &Method) -> bool {
+    pub(crate) fn reads_body(self, method: &Method) -> bool {
         method != Method::GET && method != Method::DELETE
     }
 
     /// Route label for logs and metrics.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Endpoint::Register => "auth:register",
             Endpoint::Login => "auth:login",
@@ -138,7 +138,7 @@ impl Endpoint {
     }
 
     /// Stable name for logs and metrics.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Endpoint::Register => "register",
             Endpoint::Login => "login",
@@ -157,7 +157,7 @@ impl Endpoint {
 
 /// A successful answer.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Status.
     pub status: StatusCode,
     /// JSON body; `Null` for a body-less answer (204).
@@ -174,7 +174,7 @@ impl Reply {
 }
 
 /// What a request to an endpoint carries, already read from the wire.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// Method.
     pub method: &'a Method,
     /// The canonical path (`/sessions/<id>` carries an argument).
@@ -203,7 +203,7 @@ impl Request<'_> {
 }
 
 /// Everything the endpoints need.
-pub struct AuthApi {
+pub(crate) struct AuthApi {
     /// Users and sessions.
     pub store: std::sync::Arc<Store>,
     /// Password hashing pool (shared with the admin API).
@@ -223,7 +223,11 @@ const MAX_USER_AGENT: usize = 256;
 
 impl AuthApi {
     /// Serve one request to `endpoint`. The method was checked by the caller.
-    pub async fn handle(&self, endpoint: Endpoint, req: Request<'_>) -> Result<Reply, ErrorReply> {
+    pub(crate) async fn handle(
+        &self,
+        endpoint: Endpoint,
+        req: Request<'_>,
+    ) -> Result<Reply, ErrorReply> {
         match endpoint {
             Endpoint::Register => register::handle(self, req).await,
             Endpoint::Login => login::handle(self, req).await,
@@ -241,7 +245,7 @@ impl AuthApi {
     }
 
     /// How long any cache may keep this endpoint's answers; `None`: never (`no-store`).
-    pub fn max_age(&self, endpoint: Endpoint) -> Option<u64> {
+    pub(crate) fn max_age(&self, endpoint: Endpoint) -> Option<u64> {
         match endpoint {
             Endpoint::Jwks => Some(self.access.jwks().1),
             Endpoint::OpenApi => Some(openapi::MAX_AGE_SECONDS),

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Why an access token was refused; also a metrics label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenRejection {
+pub(crate) enum TokenRejection {
     /// No `Authorization: Bearer` header.
     Missing,
     /// Not a JWT, or claims of the wrong shape.
@@ -44,7 +44,7 @@ pub enum TokenRejection {
 
 impl TokenRejection {
     /// Stable label for logs and metrics.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TokenRejection::Missing => "missing",
             TokenRejection::Malformed => "malformed",
@@ -144,7 +144,7 @@ impl Current {
 /// What a new token states about its user beyond the id, as the user record
 /// held it when the session was opened or rotated.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     /// The user's token generation.
     pub gen: u64,
     /// The user's roles.
@@ -152,7 +152,7 @@ pub struct Stamp {
 }
 
 /// Issues and verifies access tokens with the current key ring.
-pub struct AccessTokens {
+pub(crate) struct AccessTokens {
     current: KeySwitch,
     revocations: Arc<Revocations>,
     ttl_seconds: u64,
@@ -184,7 +184,7 @@ impl AccessTokens {
     /// A fresh token for `user` in session `sid`, at the user's token
     /// generation and roles `stamp` (read from the user record in the step
     /// that opened or rotated the session), signed by the active key.
-    pub fn issue(
+    pub(crate) fn issue(
         &self,
         user: UserId,
         sid: SessionId,
@@ -215,7 +215,7 @@ impl AccessTokens {
     /// Who a token speaks for, if its key, signature, algorithm, claims and expiry
     /// check out and its session has not been revoked (checked in memory, every time,
     /// also for a token the cache remembers).
-    pub fn verify(&self, token: &str) -> Result<Identity, TokenRejection> {
+    pub(crate) fn verify(&self, token: &str) -> Result<Identity, TokenRejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::TooLarge);
         }
@@ -242,12 +242,12 @@ impl AccessTokens {
     }
 
     /// The revocation set this verifier consults.
-    pub fn revocations(&self) -> &Arc<Revocations> {
+    pub(crate) fn revocations(&self) -> &Arc<Revocations> {
         &self.revocations
     }
 
     /// Lifetime of new tokens.
-    pub fn ttl_seconds(&self) -> u64 {
+    pub(crate) fn ttl_seconds(&self) -> u64 {
         self.ttl_seconds
     }
 }

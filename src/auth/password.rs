@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 
 /// Hashes and verifies passwords; at most `hash_threads` run at once and at
 /// most `max_queue` requests wait for them: any more are refused at once.
-pub struct Passwords {
+pub(crate) struct Passwords {
     argon: Argon2<'static>,
     pool: HashPool,
     /// One per request running or waiting: `hash_threads + max_queue`.
@@ -71,7 +71,7 @@ impl Drop for Share {
 
 impl Passwords {
     /// Build from config (already validated); the hashing threads start on first use.
-    pub fn new(cfg: &PasswordConfig) -> Result<Self, String> {
+    pub(crate) fn new(cfg: &PasswordConfig) -> Result<Self, String> {
         let params = Params::new(cfg.memory_kib, cfg.iterations, cfg.parallelism, None)
             .map_err(|e| e.to_string())?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
@@ -95,7 +95,11 @@ impl Passwords {
 
     /// A PHC string (`$argon2id$v=19$m=...`) for a new password, hashed within
     /// the fair share of `client`.
-    pub async fn hash(&self, password: &str, client: Option<IpAddr>) -> Result<String, ErrorReply> {
+    pub(crate) async fn hash(
+        &self,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Result<String, ErrorReply> {
         let argon = self.argon.clone();
         let password = password.to_owned();
         self.run(client, move || new_hash(&argon, &password)).await
@@ -106,7 +110,7 @@ impl Passwords {
     /// disabled account) or an unusable Django one, verify the dummy and say no.
     /// A Django hash that matches comes back with its argon2id replacement,
     /// computed in the same turn on the pool.
-    pub async fn verify(
+    pub(crate) async fn verify(
         &self,
         password: &str,
         stored: Option<String>,
@@ -202,7 +206,7 @@ impl Passwords {
 
 /// The outcome of [`Passwords::verify`].
 #[derive(Debug, PartialEq, Eq)]
-pub struct Check {
+pub(crate) struct Check {
     /// The password is the account's.
     pub matched: bool,
     /// It matched a Django hash: the argon2id hash to store in its place.

@@ -13,12 +13,12 @@ pub(crate) fn generate() -> (String, Fingerprint) {
 /// A type of its own so a raw token can never be passed where its hash is
 /// meant (and stored in clear).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint(String);
+pub(crate) struct Fingerprint(String);
 
 impl Fingerprint {
     /// The fingerprint of a presented token, if it has the shape of one we issue.
     /// Anything that is not a UUID is refused before it costs a Redis round trip.
-    pub fn of_token(token: &str) -> Option<Fingerprint> {
+    pub(crate) fn of_token(token: &str) -> Option<Fingerprint> {
         uuid::Uuid::try_parse(token.trim())
             .ok()
             .map(|id| Fingerprint::of(&id))
@@ -31,7 +31,7 @@ impl Fingerprint {
     }
 
     /// The hex digest, for key names.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

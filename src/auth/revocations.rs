@@ -30,7 +30,7 @@ pub(crate) const CLOCK_SKEW_SECONDS: u64 = 60;
 /// instance of either version ignores the other's form instead of misreading a
 /// time as a generation (docs/upgrading.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Revocation {
+pub(crate) enum Revocation {
     /// Every token of one session is revoked.
     Session {
         /// Whose.
@@ -53,7 +53,7 @@ pub enum Revocation {
 
 impl Revocation {
     /// The wire form.
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         match self {
             Revocation::Session { user, sid, at } => format!("s {} {sid} {at}", user.0),
             Revocation::User { user, gen, at } => format!("g {} {gen} {at}", user.0),
@@ -61,7 +61,7 @@ impl Revocation {
     }
 
     /// Parse the wire form; anything else is ignored by the caller.
-    pub fn decode(s: &str) -> Option<Revocation> {
+    pub(crate) fn decode(s: &str) -> Option<Revocation> {
         let mut parts = s.split(' ');
         let kind = parts.next()?;
         let user = UserId(parts.next()?.parse().ok()?);
@@ -82,7 +82,7 @@ impl Revocation {
     }
 
     /// Whether a token (or a stream opened with one) of `id` is covered.
-    pub fn covers(&self, id: &Identity) -> bool {
+    pub(crate) fn covers(&self, id: &Identity) -> bool {
         match *self {
             Revocation::Session { user, sid, .. } => id.user == user && id.sid == Some(sid),
             Revocation::User { user, gen, .. } => id.user == user && id.gen < gen,
@@ -90,7 +90,7 @@ impl Revocation {
     }
 
     /// The metric label of what it ended.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Revocation::Session { .. } => "session_revoked",
             Revocation::User { .. } => "user_revoked",
@@ -98,7 +98,7 @@ impl Revocation {
     }
 
     /// When the revocation was made (seconds).
-    pub fn at(&self) -> u64 {
+    pub(crate) fn at(&self) -> u64 {
         match self {
             Revocation::Session { at, .. } | Revocation::User { at, .. } => *at,
         }
@@ -107,7 +107,7 @@ impl Revocation {
 
 /// What a verified access token says about its holder.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// The user.
     pub user: UserId,
     /// The session the token belongs to (absent in tokens issued before sessions existed).
@@ -128,7 +128,7 @@ struct Sets {
 }
 
 /// The in-memory revocation set of this instance.
-pub struct Revocations {
+pub(crate) struct Revocations {
     sets: RwLock<Sets>,
     /// False while both sets are empty: the common case costs one atomic load.
     any: AtomicBool,
@@ -142,7 +142,7 @@ pub struct Revocations {
 impl Revocations {
     /// An empty set for tokens that live `access_ttl` seconds; the feed counts
     /// as down until it first synchronises.
-    pub fn new(access_ttl: u64, now: u64) -> Self {
+    pub(crate) fn new(access_ttl: u64, now: u64) -> Self {
         Revocations {
             sets: RwLock::new(Sets::default()),
             any: AtomicBool::new(false),
@@ -159,7 +159,7 @@ impl Revocations {
 
     /// Record a revocation (from this instance or from the feed), and end
     /// the open streams it covers.
-    pub fn apply(&self, r: Revocation) {
+    pub(crate) fn apply(&self, r: Revocation) {
         self.streams.revoke(&r);
         // A token issued before `at` is valid through `at + ttl` on its
         // issuer's clock, which may be ahead of this one.
@@ -181,7 +181,7 @@ impl Revocations {
     }
 
     /// Whether a token with this identity has been revoked.
-    pub fn is_revoked(&self, id: &Identity) -> bool {
+    pub(crate) fn is_revoked(&self, id: &Identity) -> bool {
         if !self.any.load(Ordering::Acquire) {
             return false;
         }
@@ -200,7 +200,7 @@ impl Revocations {
     }
 
     /// Drop entries no valid token can be covered by any more.
-    pub fn prune(&self, now: u64) {
+    pub(crate) fn prune(&self, now: u64) {
         let Ok(mut sets) = self.sets.write() else {
             return;
         };
@@ -211,31 +211,32 @@ impl Revocations {
     }
 
     /// Entries held now (for metrics and tests).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sets
             .read()
             .map_or(0, |s| s.sessions.len() + s.users.len())
     }
 
     /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The feed is following the channel again (after a full re-read).
-    pub fn feed_up(&self) {
+    pub(crate) fn feed_up(&self) {
         self.down_since.store(0, Ordering::Release);
     }
 
     /// The feed lost its subscription at `now`.
-    pub fn feed_down(&self, now: u64) {
+    pub(crate) fn feed_down(&self, now: u64) {
         let _ =
             self.down_since
                 .compare_exchange(0, now.max(1), Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// How long the feed has been down, if it is.
-    pub fn feed_down_for(&self, now: u64) -> Option<u64> {
+    pub(crate) fn feed_down_for(&self, now: u64) -> Option<u64> {
         match self.down_since.load(Ordering::Acquire) {
             0 => None,
             since => Some(now.saturating_sub(since)),
@@ -244,7 +245,7 @@ impl Revocations {
 
     /// Whether revocations may have been missed: the feed has been down longer
     /// than a token lives, so a revoked token may pass here.
-    pub fn stale(&self, now: u64) -> bool {
+    pub(crate) fn stale(&self, now: u64) -> bool {
         self.feed_down_for(now).is_some_and(|d| d > self.access_ttl)
     }
 }

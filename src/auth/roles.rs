@@ -15,7 +15,7 @@ const MAX_ROLE_LEN: usize = 64;
 
 /// Why a list of roles was refused; each names what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RoleError {
+pub(crate) enum RoleError {
     /// A name outside `[a-z0-9][a-z0-9_.:-]{0,63}`.
     InvalidName(String),
     /// More than [`MAX_ROLES`] distinct names.
@@ -50,7 +50,7 @@ pub(crate) fn valid_name(name: &str) -> bool {
 
 /// A set of roles (possibly empty), in canonical form.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Roles(Option<Arc<str>>);
+pub(crate) struct Roles(Option<Arc<str>>);
 
 impl fmt::Debug for Roles {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -60,10 +60,10 @@ impl fmt::Debug for Roles {
 
 impl Roles {
     /// No roles.
-    pub const NONE: Roles = Roles(None);
+    pub(crate) const NONE: Roles = Roles(None);
 
     /// The set of `names`: each validated, duplicates removed, sorted.
-    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Roles, RoleError> {
+    pub(crate) fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Roles, RoleError> {
         let mut v: Vec<&str> = Vec::with_capacity(names.len());
         for n in names {
             let n = n.as_ref();
@@ -85,7 +85,7 @@ impl Roles {
     }
 
     /// The set stored as `a,b` (the user record's `roles` field; `""` is none).
-    pub fn from_stored(s: &str) -> Result<Roles, RoleError> {
+    pub(crate) fn from_stored(s: &str) -> Result<Roles, RoleError> {
         if s.is_empty() {
             return Ok(Roles(None));
         }
@@ -94,27 +94,27 @@ impl Roles {
     }
 
     /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_none()
     }
 
     /// `a,b`, or `""` for none: the stored form and the `X-User-Roles` value.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         self.0.as_deref().unwrap_or("")
     }
 
     /// The names, sorted.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.as_deref().into_iter().flat_map(|s| s.split(','))
     }
 
     /// The names as a JSON array.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         self.iter().map(serde_json::Value::from).collect()
     }
 
     /// Whether any of `wanted` is held. Exact: `superadmin` is not `admin`.
-    pub fn any_of(&self, wanted: &Roles) -> bool {
+    pub(crate) fn any_of(&self, wanted: &Roles) -> bool {
         self.iter().any(|r| wanted.iter().any(|w| w == r))
     }
 }

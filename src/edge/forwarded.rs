@@ -5,16 +5,16 @@ use std::net::{IpAddr, SocketAddr};
 
 /// CIDRs of proxies in front of the gateway whose forwarding headers are believed.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub(crate) struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
     /// From parsed CIDRs.
-    pub fn new(nets: Vec<IpNet>) -> Self {
+    pub(crate) fn new(nets: Vec<IpNet>) -> Self {
         TrustedProxies(nets)
     }
 
     /// Whether `ip` is one of them.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.0.iter().any(|n| n.contains(&ip))
     }
@@ -23,7 +23,7 @@ impl TrustedProxies {
     /// trusted proxy, the rightmost `X-Forwarded-For` entry that is not one
     /// (what nginx's `real_ip_recursive on` does). An entry that is not an
     /// address ends the walk at the last hop that was trusted.
-    pub fn client_ip<'a>(
+    pub(crate) fn client_ip<'a>(
         &self,
         peer: IpAddr,
         forwarded_for: impl DoubleEndedIterator<Item = &'a [u8]>,

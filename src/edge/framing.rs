@@ -12,7 +12,7 @@ use http::HeaderMap;
 
 /// Why a request's framing is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FramingError {
+pub(crate) enum FramingError {
     /// `chunked` more than once, or an empty list element (400).
     Ambiguous,
     /// A transfer coding other than `chunked` (501).
@@ -21,7 +21,7 @@ pub enum FramingError {
 
 impl FramingError {
     /// A sentence for the client; it never repeats the header.
-    pub fn detail(self) -> &'static str {
+    pub(crate) fn detail(self) -> &'static str {
         match self {
             FramingError::Ambiguous => {
                 "Transfer-Encoding must name chunked exactly once, and nothing else"

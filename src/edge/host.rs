@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 /// Why a request's host cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HostError {
+pub(crate) enum HostError {
     /// Not a DNS name, an IPv4 address or a bracketed IPv6 literal, with an optional port.
     Malformed,
     /// The absolute-form target names another host than `Host`.
@@ -17,7 +17,7 @@ pub enum HostError {
 
 impl HostError {
     /// A sentence for the client; it never repeats the header.
-    pub fn detail(self) -> &'static str {
+    pub(crate) fn detail(self) -> &'static str {
         match self {
             HostError::Malformed => "the Host header is not a valid host name",
             HostError::Mismatch => "the request target and the Host header name different hosts",

@@ -22,7 +22,7 @@ pub(crate) use identity::UnderscoreHeaders;
 
 /// The edge rules as configured.
 #[derive(Debug, Clone)]
-pub struct EdgeRules {
+pub(crate) struct EdgeRules {
     /// Identity headers (lowercase), `X-User-Id` always among them.
     pub identity_headers: Vec<HeaderName>,
     /// What to do with `_` in header names.
@@ -35,7 +35,7 @@ pub struct EdgeRules {
 
 /// Why the edge refuses a request (each answered 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EdgeRejection {
+pub(crate) enum EdgeRejection {
     /// The path has no single meaning.
     Path(path::PathError),
     /// The host is malformed or contradicts the target.
@@ -50,7 +50,7 @@ pub enum EdgeRejection {
 
 /// What the edge decided about an acceptable request.
 #[derive(Debug, Default)]
-pub struct Inspection {
+pub(crate) struct Inspection {
     /// The request target to forward when it differs from the one received
     /// (a path made canonical, or an absolute-form target made origin-form).
     pub new_target: Option<String>,
@@ -67,7 +67,7 @@ pub struct Inspection {
 
 impl EdgeRules {
     /// Check a request header; nothing is changed here, the caller applies the result.
-    pub fn inspect(&self, req: &RequestHeader) -> Result<Inspection, EdgeRejection> {
+    pub(crate) fn inspect(&self, req: &RequestHeader) -> Result<Inspection, EdgeRejection> {
         let absolute_form = match raw_target_authority(req.raw_path()) {
             RawTargetAuthority::Absolute { authority, .. } => Some(authority),
             RawTargetAuthority::None => None,

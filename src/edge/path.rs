@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 /// Why a path has no single meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PathError {
+pub(crate) enum PathError {
     /// Not an absolute path (`*`, a relative reference, empty).
     NotAbsolute,
     /// A raw control byte or NUL, or one percent-encoded.
@@ -30,7 +30,7 @@ pub enum PathError {
 
 impl PathError {
     /// A sentence for the client; it never repeats the path.
-    pub fn detail(self) -> &'static str {
+    pub(crate) fn detail(self) -> &'static str {
         match self {
             PathError::NotAbsolute => "the request path must start with /",
             PathError::ControlByte => "the request path contains a control character",

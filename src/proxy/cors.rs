@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 /// The `cors` section, ready to use.
 #[derive(Debug, Clone)]
-pub struct Cors {
+pub(crate) struct Cors {
     origins: OriginList,
     credentials: bool,
     /// `allowed_headers`, lowercase, for the check.
@@ -24,7 +24,7 @@ pub struct Cors {
 
 /// Why a CORS request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CorsRefusal {
+pub(crate) enum CorsRefusal {
     /// `Origin` twice, or not an origin (400).
     MalformedOrigin,
     /// A preflight from an origin not in `allowed_origins` (403).
@@ -37,7 +37,7 @@ pub enum CorsRefusal {
 
 impl CorsRefusal {
     /// The metric label.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             CorsRefusal::MalformedOrigin => "malformed_origin",
             CorsRefusal::Origin => "origin_not_allowed",

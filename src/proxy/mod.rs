@@ -41,7 +41,7 @@ use routes::RouteTable;
 use std::sync::Arc;
 
 /// The gateway: auth API, route table, token check.
-pub struct Gateway {
+pub(crate) struct Gateway {
     /// The auth endpoints and the token verifier.
     pub api: Arc<AuthApi>,
     /// Where non-auth requests go.

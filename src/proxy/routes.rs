@@ -7,7 +7,7 @@ use crate::metrics::RequestMetrics;
 use std::sync::Arc;
 
 /// One route, resolved to its cluster.
-pub struct Route {
+pub(crate) struct Route {
     /// Prefix without trailing slash (`""` for the root).
     prefix: String,
     /// Lowercased Host, if the route is host-specific.
@@ -35,7 +35,7 @@ pub struct Route {
 
 impl Route {
     /// A route for `prefix` (must start with `/`).
-    pub fn new(
+    pub(crate) fn new(
         prefix: &str,
         host: Option<&str>,
         auth: AuthPolicy,
@@ -62,19 +62,19 @@ impl Route {
     }
 
     /// Only tokens holding one of `roles` pass (none: any valid token).
-    pub fn with_roles(mut self, roles: Roles) -> Self {
+    pub(crate) fn with_roles(mut self, roles: Roles) -> Self {
         self.roles = roles;
         self
     }
 
     /// Only these `Origin`s may open WebSockets (none: any).
-    pub fn with_websocket_origins(mut self, origins: Vec<String>) -> Self {
+    pub(crate) fn with_websocket_origins(mut self, origins: Vec<String>) -> Self {
         self.websocket_origins = origins;
         self
     }
 
     /// Only `methods` are taken (none: every method).
-    pub fn with_methods(mut self, methods: Vec<http::Method>) -> Self {
+    pub(crate) fn with_methods(mut self, methods: Vec<http::Method>) -> Self {
         self.allow = methods
             .iter()
             .map(http::Method::as_str)
@@ -85,7 +85,7 @@ impl Route {
     }
 
     /// `Err(allow)` when the route does not take `method`.
-    pub fn check_method(&self, method: &http::Method) -> Result<(), &str> {
+    pub(crate) fn check_method(&self, method: &http::Method) -> Result<(), &str> {
         if self.methods.is_empty() || self.methods.contains(method) {
             Ok(())
         } else {
@@ -94,18 +94,18 @@ impl Route {
     }
 
     /// The `Allow` value of a route limited by `methods` (none: every method).
-    pub fn allow(&self) -> Option<&str> {
+    pub(crate) fn allow(&self) -> Option<&str> {
         (!self.methods.is_empty()).then_some(self.allow.as_str())
     }
 
     /// Whether the upstream sees the client's Authorization header.
-    pub fn with_forward_authorization(mut self, forward: bool) -> Self {
+    pub(crate) fn with_forward_authorization(mut self, forward: bool) -> Self {
         self.forward_authorization = forward;
         self
     }
 
     /// The prefix, without a trailing slash (`""` for the root).
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
 
@@ -125,7 +125,7 @@ impl Route {
     }
 
     /// The path to send upstream, when this route rewrites it.
-    pub fn rewrite(&self, path: &str) -> Option<String> {
+    pub(crate) fn rewrite(&self, path: &str) -> Option<String> {
         if !self.strip_prefix || self.prefix.is_empty() {
             return None;
         }
@@ -139,13 +139,13 @@ impl Route {
 }
 
 /// All routes, ordered so the first match is the best one.
-pub struct RouteTable {
+pub(crate) struct RouteTable {
     routes: Vec<Arc<Route>>,
 }
 
 impl RouteTable {
     /// Order: longer prefix first; at equal length, host-specific first.
-    pub fn new(mut routes: Vec<Route>) -> Self {
+    pub(crate) fn new(mut routes: Vec<Route>) -> Self {
         routes.sort_by(|a, b| {
             b.prefix
                 .len()
@@ -158,15 +158,10 @@ impl RouteTable {
     }
 
     /// The best route for a request.
-    pub fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
+    pub(crate) fn find(&self, host: Option<&str>, path: &str) -> Option<&Arc<Route>> {
         self.routes
             .iter()
             .find(|r| r.matches_path(path) && r.host.as_deref().is_none_or(|h| host == Some(h)))
-    }
-
-    /// Every route, best first.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Route>> {
-        self.routes.iter()
     }
 }
 

@@ -19,7 +19,7 @@ use super::failure::NO_HEALTHY_PEER;
 pub(crate) type HealthCheckTask = GenBackgroundService<LoadBalancer<RoundRobin>>;
 
 /// A named set of peers.
-pub struct Cluster {
+pub(crate) struct Cluster {
     /// Name from the config.
     pub name: String,
     lb: Arc<LoadBalancer<RoundRobin>>,
@@ -63,7 +63,7 @@ impl ClusterError {
 
 impl Cluster {
     /// Build a cluster (resolving its peers); with a health check, also the task that must run it.
-    pub fn from_config(
+    pub(crate) fn from_config(
         name: &str,
         cfg: &UpstreamConfig,
     ) -> std::result::Result<(Cluster, Option<HealthCheckTask>), ClusterError> {
@@ -133,7 +133,7 @@ impl Cluster {
 
     /// The next healthy peer, avoiding `avoid` (a peer that just failed) when
     /// another is healthy, and ejected peers (`eject`) while another is not.
-    pub fn select_peer(&self, avoid: Option<SocketAddr>) -> Result<Box<HttpPeer>> {
+    pub(crate) fn select_peer(&self, avoid: Option<SocketAddr>) -> Result<Box<HttpPeer>> {
         let pick = |skip: Option<SocketAddr>, ejected_at: Option<u64>| {
             self.lb.select_with(b"", 256, |b: &Backend, healthy| {
                 let addr = b.addr.as_inet();
@@ -203,7 +203,7 @@ impl Cluster {
     }
 
     /// Each peer and whether it is currently healthy.
-    pub fn peer_health(&self) -> Vec<(String, bool)> {
+    pub(crate) fn peer_health(&self) -> Vec<(String, bool)> {
         let backends = self.lb.backends();
         backends
             .get_backend()
@@ -214,7 +214,7 @@ impl Cluster {
 
     /// A one-peer cluster for unit tests.
     #[cfg(test)]
-    pub fn for_tests() -> Cluster {
+    pub(crate) fn for_tests() -> Cluster {
         let cfg = UpstreamConfig {
             peers: vec![crate::config::HostPort::new("127.0.0.1", 1)],
             connect_timeout_ms: 100,

@@ -10,7 +10,7 @@ use crate::domain::{Email, UserId};
 
 /// A user as the admin API and CLI show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
+pub(crate) struct Account {
     /// The id.
     pub id: UserId,
     /// Normalised email.
@@ -94,7 +94,7 @@ return 0
 
 /// What a change did: the value before, and the user's generation after.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Changed<T> {
+pub(crate) struct Changed<T> {
     /// The value before the change.
     pub old: T,
     /// The generation now (tokens below it are revoked once published).
@@ -136,7 +136,7 @@ fn account(id: UserId, fields: Vec<Option<String>>) -> Result<Option<Account>, S
 
 impl Store {
     /// The live user `id` (a tombstone or nothing: `None`).
-    pub async fn account(&self, id: UserId) -> Result<Option<Account>, StoreError> {
+    pub(crate) async fn account(&self, id: UserId) -> Result<Option<Account>, StoreError> {
         let fields: Vec<Option<String>> = self
             .redis
             .query(redis::cmd("HMGET").arg(self.keys.user(id.0)).arg(&FIELDS))
@@ -145,7 +145,10 @@ impl Store {
     }
 
     /// The id holding `email`, if any.
-    pub async fn account_id_by_email(&self, email: &Email) -> Result<Option<UserId>, StoreError> {
+    pub(crate) async fn account_id_by_email(
+        &self,
+        email: &Email,
+    ) -> Result<Option<UserId>, StoreError> {
         let id: Option<String> = self
             .redis
             .query(redis::cmd("GET").arg(self.keys.email(email.as_str())))
@@ -163,7 +166,7 @@ impl Store {
     /// ever handed out). Ids are probed one by one up to the id counter (which
     /// an import raises to its highest id): no KEYS or SCAN, so it pages the
     /// same on Redis Cluster.
-    pub async fn accounts_after(
+    pub(crate) async fn accounts_after(
         &self,
         after: u64,
         limit: usize,
@@ -195,7 +198,7 @@ impl Store {
     }
 
     /// Replace the roles of `user`; the old ones and the new generation.
-    pub async fn set_roles(
+    pub(crate) async fn set_roles(
         &self,
         user: UserId,
         roles: &Roles,
@@ -212,7 +215,7 @@ impl Store {
 
     /// Disable or enable `user`: whether it was disabled, and the generation
     /// (counted up by a disable).
-    pub async fn set_disabled(
+    pub(crate) async fn set_disabled(
         &self,
         user: UserId,
         disabled: bool,
@@ -230,7 +233,7 @@ impl Store {
     /// Replace `user` by its tombstone and free its email; the email it had
     /// and the generation that revokes its tokens. Its sessions are ended by
     /// the caller ([`Store::revoke_all`]) first.
-    pub async fn tombstone_user(
+    pub(crate) async fn tombstone_user(
         &self,
         user: UserId,
         now_s: u64,

@@ -45,14 +45,14 @@ impl From<redis::RedisError> for StoreError {
 }
 
 /// Users and sessions on one Redis connection.
-pub struct Store {
+pub(crate) struct Store {
     redis: Redis,
     keys: Keys,
 }
 
 impl Store {
     /// A store over `redis` with keys under `prefix`.
-    pub fn new(redis: Redis, prefix: &str) -> Self {
+    pub(crate) fn new(redis: Redis, prefix: &str) -> Self {
         Store {
             redis,
             keys: Keys::new(prefix),
@@ -61,7 +61,7 @@ impl Store {
 
     /// Whether the store can serve now: a single Redis answers PING; a cluster
     /// reports `cluster_state:ok` with all 16384 slots served.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         if !self.redis.is_cluster() {
             let _: String = self.redis.query(&redis::cmd("PING")).await?;
             return Ok(());

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A Redis client whose every call ends within `timeout`.
-pub struct Redis {
+pub(crate) struct Redis {
     target: Target,
     conn: OnceLock<Conn>,
     /// The connection being opened, awaited by every call until it is.
@@ -164,7 +164,7 @@ impl ConnectionLike for Conn {
 impl Redis {
     /// Parse the URL (and seed nodes) and read the TLS files (if any); nothing
     /// connects until the first call. The error names the config key at fault.
-    pub fn new(cfg: &RedisConfig) -> Result<Self, RedisSetupError> {
+    pub(crate) fn new(cfg: &RedisConfig) -> Result<Self, RedisSetupError> {
         let timeout = Duration::from_millis(cfg.timeout_ms);
         let info = url_info(cfg)?;
         let (target, node) = if cfg.cluster_nodes.is_empty() {
@@ -190,7 +190,7 @@ impl Redis {
     }
 
     /// Whether this is a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.target, Target::Cluster { .. })
     }
 
@@ -274,7 +274,10 @@ impl Redis {
     }
 
     /// Run one command, giving up after the timeout.
-    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, StoreError> {
         self.bounded(
             || routing_key(cmd),
             |mut conn| async move { cmd.query_async(&mut conn).await },
@@ -285,7 +288,7 @@ impl Redis {
     /// Run a pipeline (one round trip), giving up after the timeout. On a
     /// cluster the whole pipeline goes to the node of its first key: every key
     /// in it must share that key's slot.
-    pub async fn pipeline<T: redis::FromRedisValue>(
+    pub(crate) async fn pipeline<T: redis::FromRedisValue>(
         &self,
         pipe: &redis::Pipeline,
     ) -> Result<T, StoreError> {
@@ -298,7 +301,11 @@ impl Redis {
 
     /// Two commands in one round trip whose keys may lie in different slots: one
     /// pipeline on a single Redis; on a cluster, each sent to its own node, together.
-    pub async fn both<A, B>(&self, a: &redis::Cmd, b: &redis::Cmd) -> Result<(A, B), StoreError>
+    pub(crate) async fn both<A, B>(
+        &self,
+        a: &redis::Cmd,
+        b: &redis::Cmd,
+    ) -> Result<(A, B), StoreError>
     where
         A: redis::FromRedisValue,
         B: redis::FromRedisValue,
@@ -314,7 +321,7 @@ impl Redis {
     /// A dedicated pub/sub connection (subscriptions cannot share the
     /// multiplexed one). On a cluster, to the first seed node that answers,
     /// starting after the one used last, so a failed node is not retried first.
-    pub async fn pubsub(&self) -> Result<redis::aio::PubSub, StoreError> {
+    pub(crate) async fn pubsub(&self) -> Result<redis::aio::PubSub, StoreError> {
         let nodes = match &self.target {
             Target::Single(client) => std::slice::from_ref(client.as_ref()),
             Target::Cluster { nodes, .. } => nodes.as_slice(),
@@ -332,7 +339,7 @@ impl Redis {
     }
 
     /// Run a Lua script, giving up after the timeout.
-    pub async fn script<T: redis::FromRedisValue>(
+    pub(crate) async fn script<T: redis::FromRedisValue>(
         &self,
         script: &redis::Script,
         keys: &[&str],
@@ -351,7 +358,7 @@ impl Redis {
 
     /// Load `script` (on a cluster, into every master), so that calls sent
     /// together do not each meet NOSCRIPT and load it again.
-    pub async fn load(&self, script: &redis::Script) -> Result<(), StoreError> {
+    pub(crate) async fn load(&self, script: &redis::Script) -> Result<(), StoreError> {
         let _: String = self
             .bounded(
                 || None,
@@ -363,7 +370,7 @@ impl Redis {
 
     /// Run a prepared script call whose first key is `key` (loading the script
     /// if Redis lacks it), giving up after the timeout.
-    pub async fn invoke<T: redis::FromRedisValue>(
+    pub(crate) async fn invoke<T: redis::FromRedisValue>(
         &self,
         key: &str,
         call: &redis::ScriptInvocation<'_>,

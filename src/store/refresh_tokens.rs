@@ -7,7 +7,7 @@ use crate::domain::UserId;
 impl Store {
     /// Consume a refresh token: of any number of concurrent calls for one token,
     /// exactly one gets its user, because GETDEL is a single atomic step.
-    pub async fn take_refresh(
+    pub(crate) async fn take_refresh(
         &self,
         fingerprint: &Fingerprint,
     ) -> Result<Option<UserId>, StoreError> {
@@ -24,7 +24,10 @@ impl Store {
     }
 
     /// Revoke a refresh token; whether it existed.
-    pub async fn revoke_refresh(&self, fingerprint: &Fingerprint) -> Result<bool, StoreError> {
+    pub(crate) async fn revoke_refresh(
+        &self,
+        fingerprint: &Fingerprint,
+    ) -> Result<bool, StoreError> {
         let n: u64 = self
             .redis
             .query(redis::cmd("DEL").arg(self.keys.refresh(fingerprint)))

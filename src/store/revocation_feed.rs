@@ -15,7 +15,7 @@ use std::time::Duration;
 const RESYNC_EVERY_TICKS: u64 = 5;
 
 /// A background service that keeps this instance's revocation set current.
-pub struct RevocationFeed {
+pub(crate) struct RevocationFeed {
     /// A store of its own: its connections live on the feed's runtime, not the proxy's.
     store: Store,
     revocations: Arc<Revocations>,
@@ -23,7 +23,7 @@ pub struct RevocationFeed {
 
 impl RevocationFeed {
     /// Feed `revocations` from `store`.
-    pub fn new(store: Store, revocations: Arc<Revocations>) -> Self {
+    pub(crate) fn new(store: Store, revocations: Arc<Revocations>) -> Self {
         RevocationFeed { store, revocations }
     }
 

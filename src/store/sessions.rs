@@ -20,7 +20,7 @@ use std::net::IpAddr;
 
 /// How sessions live.
 #[derive(Debug, Clone, Copy)]
-pub struct SessionPolicy {
+pub(crate) struct SessionPolicy {
     /// Idle lifetime: a session not refreshed for this long ends (the refresh TTL).
     pub idle_ttl_ms: u64,
     /// Absolute lifetime from login; `None`: renewable without end (the original service).
@@ -35,7 +35,7 @@ pub struct SessionPolicy {
 /// step: a login or password change that raced with another password change
 /// (or a logout everywhere) must not leave a session behind.
 #[derive(Debug, Clone, Copy)]
-pub enum Guard<'a> {
+pub(crate) enum Guard<'a> {
     /// The user's stored password hash is still this one (the one just verified or set).
     PasswordIs(&'a str),
     /// The user has never ended every session: a refresh token from before
@@ -45,7 +45,7 @@ pub enum Guard<'a> {
 
 /// What opening a session did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Opened {
+pub(crate) enum Opened {
     /// It exists, at the user's token generation and roles `stamp`; the
     /// `evicted` older sessions were ended in the same step to stay within the cap.
     Yes {
@@ -59,7 +59,7 @@ pub enum Opened {
 }
 
 /// A session being opened by a login.
-pub struct NewSession<'a> {
+pub(crate) struct NewSession<'a> {
     /// Whose.
     pub user: UserId,
     /// Its id.
@@ -74,7 +74,7 @@ pub struct NewSession<'a> {
 
 /// What presenting a refresh token did.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Rotation {
+pub(crate) enum Rotation {
     /// The token was current: the new one replaces it; new access tokens
     /// carry the user's generation and roles `stamp`.
     Rotated {
@@ -92,7 +92,7 @@ pub enum Rotation {
 
 /// Who a refresh token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     /// A token of a session.
     Session(UserId, SessionId),
     /// A token issued before sessions existed (its lookup holds a bare user id):
@@ -102,7 +102,7 @@ pub enum Owner {
 
 /// A session as `GET /sessions` shows it.
 #[derive(Debug, Clone)]
-pub struct SessionInfo {
+pub(crate) struct SessionInfo {
     /// Its id.
     pub sid: SessionId,
     /// Login time (ms).
@@ -231,7 +231,7 @@ fn owner_value(user: UserId, sid: SessionId) -> String {
 impl Store {
     /// Open a session with its first refresh token. Sessions over the cap are
     /// ended here and returned, so the caller can publish their revocation.
-    pub async fn create_session(
+    pub(crate) async fn create_session(
         &self,
         s: &NewSession<'_>,
         guard: Guard<'_>,
@@ -304,7 +304,10 @@ impl Store {
     }
 
     /// Whose session a refresh token belongs to, if the lookup still exists.
-    pub async fn refresh_owner(&self, fp: &Fingerprint) -> Result<Option<Owner>, StoreError> {
+    pub(crate) async fn refresh_owner(
+        &self,
+        fp: &Fingerprint,
+    ) -> Result<Option<Owner>, StoreError> {
         let v: Option<String> = self
             .redis
             .query(redis::cmd("GET").arg(self.keys.refresh(fp)))
@@ -328,7 +331,7 @@ impl Store {
     /// `refresh_owner`. On a cluster the lookup lives in another slot: it is
     /// set beside the script (concurrently) and, when the session ends sooner
     /// than the idle TTL, its expiry shortened after it (a third round trip).
-    pub async fn rotate(
+    pub(crate) async fn rotate(
         &self,
         user: UserId,
         sid: SessionId,
@@ -416,7 +419,7 @@ impl Store {
     }
 
     /// Delete lookup keys that no longer matter; best effort, off the answer's path.
-    pub async fn forget_lookups(&self, keys: &[String]) -> Result<(), StoreError> {
+    pub(crate) async fn forget_lookups(&self, keys: &[String]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -427,7 +430,7 @@ impl Store {
 
     /// Count a wrong current password sent with a token of session `sid`; how
     /// many the session has had (0 when it no longer exists).
-    pub async fn count_password_failure(
+    pub(crate) async fn count_password_failure(
         &self,
         user: UserId,
         sid: SessionId,
@@ -437,7 +440,11 @@ impl Store {
     }
 
     /// End one session; whether it existed.
-    pub async fn revoke_session(&self, user: UserId, sid: SessionId) -> Result<bool, StoreError> {
+    pub(crate) async fn revoke_session(
+        &self,
+        user: UserId,
+        sid: SessionId,
+    ) -> Result<bool, StoreError> {
         let session = self.keys.session(user, sid);
         let sessions = self.keys.sessions(user);
         let mut revoke = eval(REVOKE, &[&session, &sessions]);
@@ -458,7 +465,7 @@ impl Store {
     /// published) and end each live session. The new generation (`None`: no such
     /// user) and the ids that were live. Also marks the user (`sessions_nbf`) so
     /// that no refresh token from before sessions existed can open one any more.
-    pub async fn revoke_all(
+    pub(crate) async fn revoke_all(
         &self,
         user: UserId,
         now_s: u64,
@@ -483,7 +490,7 @@ impl Store {
     }
 
     /// The user's live sessions, most recently created first.
-    pub async fn list_sessions(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
+    pub(crate) async fn list_sessions(&self, user: UserId) -> Result<Vec<SessionInfo>, StoreError> {
         let sessions_key = self.keys.sessions(user);
         let sids: Vec<String> = self
             .redis
@@ -531,7 +538,7 @@ impl Store {
 
     /// Tell every instance (and this one's future re-reads) about revocations:
     /// kept in a sorted set for one access-token lifetime, and published.
-    pub async fn publish_revocations(
+    pub(crate) async fn publish_revocations(
         &self,
         revocations: &[Revocation],
         access_ttl_s: u64,
@@ -567,7 +574,7 @@ impl Store {
     /// Every revocation still kept, for a re-synchronising feed. The whole set,
     /// not a window by this instance's clock: writers keep it pruned, and applying
     /// an old entry again is harmless (what it covers has expired or is revoked).
-    pub async fn recent_revocations(&self) -> Result<Vec<Revocation>, StoreError> {
+    pub(crate) async fn recent_revocations(&self) -> Result<Vec<Revocation>, StoreError> {
         let entries: Vec<String> = self
             .redis
             .query(

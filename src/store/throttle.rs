@@ -43,14 +43,14 @@ return 0",
 /// can be taken back ([`Store::throttle_release`]) when the attempt turns out
 /// not to be one the rule counts (a correct password, for a failure rule).
 #[derive(Debug, Default)]
-pub struct Reserved {
+pub(crate) struct Reserved {
     /// (the counter's scope, the bucket key counted).
     keys: Vec<(&'static str, String)>,
 }
 
 impl Reserved {
     /// The events counted by the counters of `scopes`, taken out of this set.
-    pub fn take(&mut self, scopes: &[&str]) -> Reserved {
+    pub(crate) fn take(&mut self, scopes: &[&str]) -> Reserved {
         let (taken, kept) = std::mem::take(&mut self.keys)
             .into_iter()
             .partition(|(scope, _)| scopes.contains(scope));
@@ -61,7 +61,7 @@ impl Reserved {
 
 /// Events of one kind (`scope`) by one subject (an account, an IP...), limited by `rate`.
 #[derive(Debug, Clone)]
-pub struct Counter {
+pub(crate) struct Counter {
     scope: &'static str,
     /// Hex SHA-256 of the subject: key names carry no email or address.
     subject: String,
@@ -70,7 +70,7 @@ pub struct Counter {
 
 impl Counter {
     /// The counter of `scope` for `subject`.
-    pub fn new(scope: &'static str, subject: &str, rate: Rate) -> Counter {
+    pub(crate) fn new(scope: &'static str, subject: &str, rate: Rate) -> Counter {
         Counter {
             scope,
             subject: hex::encode(Sha256::digest(subject.as_bytes())),
@@ -121,7 +121,7 @@ impl Store {
     /// counter: `Ok(Ok(reserved))` when every one let it through (each has counted
     /// it), `Ok(Err(seconds))` with the longest wait when any refused (then none
     /// keeps it). One round trip (two when refused).
-    pub async fn throttle_reserve(
+    pub(crate) async fn throttle_reserve(
         &self,
         counters: &[Counter],
         now_ms: u64,
@@ -169,7 +169,7 @@ impl Store {
 
     /// Take back events counted by [`Store::throttle_reserve`]. One round trip;
     /// none for nothing reserved.
-    pub async fn throttle_release(&self, reserved: Reserved) -> Result<(), StoreError> {
+    pub(crate) async fn throttle_release(&self, reserved: Reserved) -> Result<(), StoreError> {
         futures_util::future::try_join_all(reserved.keys.iter().map(|(_, k)| async move {
             self.redis.script::<u8>(&RELEASE, &[k.as_str()], &[]).await
         }))
@@ -178,7 +178,7 @@ impl Store {
     }
 
     /// Forget `counters` (both buckets of the window ending now). One round trip; none for no counters.
-    pub async fn throttle_clear(
+    pub(crate) async fn throttle_clear(
         &self,
         counters: &[Counter],
         now_ms: u64,

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 /// What `GET /me` shows.
 #[derive(Debug, Clone)]
-pub struct Profile {
+pub(crate) struct Profile {
     /// The id.
     pub id: UserId,
     /// Normalised email.
@@ -16,7 +16,7 @@ pub struct Profile {
 }
 
 /// Outcome of a registration attempt.
-pub enum Registration {
+pub(crate) enum Registration {
     /// The user exists now.
     Created(UserId),
     /// Another account holds the email.
@@ -28,7 +28,7 @@ const MAX_TAKEN_IDS: usize = 16;
 
 /// What login needs of an account.
 #[derive(Debug)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// The id.
     pub user: UserId,
     /// argon2id PHC string, or a Django hash not yet upgraded.
@@ -119,7 +119,7 @@ return redis.call('HMGET', KEYS[1], 'email', 'username')",
 
 impl Store {
     /// Whether an account holds `email` (a cheap early answer before hashing).
-    pub async fn email_taken(&self, email: &Email) -> Result<bool, StoreError> {
+    pub(crate) async fn email_taken(&self, email: &Email) -> Result<bool, StoreError> {
         let n: u64 = self
             .redis
             .query(redis::cmd("EXISTS").arg(self.keys.email(email.as_str())))
@@ -132,7 +132,7 @@ impl Store {
     /// in between leaves an unreachable record, never a claimed email without a user.
     /// An id already held (imported users take ids of their own) is passed over;
     /// no id below `first_id` is handed out.
-    pub async fn create_user(
+    pub(crate) async fn create_user(
         &self,
         email: &Email,
         password_hash: &str,
@@ -205,7 +205,10 @@ impl Store {
     }
 
     /// The id, password hash and state of the account holding `email`.
-    pub async fn find_credentials(&self, email: &Email) -> Result<Option<Credentials>, StoreError> {
+    pub(crate) async fn find_credentials(
+        &self,
+        email: &Email,
+    ) -> Result<Option<Credentials>, StoreError> {
         let id: Option<String> = self
             .redis
             .query(redis::cmd("GET").arg(self.keys.email(email.as_str())))
@@ -232,7 +235,7 @@ impl Store {
 
     /// Replace the password hash of `id` with `new` if it still is `old` (a login
     /// upgrading a Django hash must not undo a password change made meanwhile).
-    pub async fn upgrade_password_hash(
+    pub(crate) async fn upgrade_password_hash(
         &self,
         id: UserId,
         old: &str,
@@ -246,19 +249,8 @@ impl Store {
         Ok(replaced == 1)
     }
 
-    /// The stored password hash of `id`, if the user exists.
-    pub async fn password_hash(&self, id: UserId) -> Result<Option<String>, StoreError> {
-        self.redis
-            .query(
-                redis::cmd("HGET")
-                    .arg(self.keys.user(id.0))
-                    .arg("password_hash"),
-            )
-            .await
-    }
-
     /// The stored password hash and email of `id`, if the user exists.
-    pub async fn password_and_email(
+    pub(crate) async fn password_and_email(
         &self,
         id: UserId,
     ) -> Result<Option<(String, String)>, StoreError> {
@@ -275,7 +267,11 @@ impl Store {
     }
 
     /// Replace the password hash of `id`; false if the user does not exist.
-    pub async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn set_password_hash(
+        &self,
+        id: UserId,
+        hash: &str,
+    ) -> Result<bool, StoreError> {
         let key = self.keys.user(id.0);
         let fields: Option<(Option<String>, Option<String>)> = self
             .redis
@@ -285,7 +281,7 @@ impl Store {
     }
 
     /// The profile of `id`, if the user exists.
-    pub async fn profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
+    pub(crate) async fn profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
         let (email, username): (Option<String>, Option<String>) = self
             .redis
             .query(
@@ -303,7 +299,7 @@ impl Store {
     }
 
     /// Set the username of `id`; `None` if the user does not exist.
-    pub async fn set_username(
+    pub(crate) async fn set_username(
         &self,
         id: UserId,
         username: &Username,

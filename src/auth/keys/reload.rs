@@ -13,7 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// A background service: it runs in the serving process (after Pingora has
 /// daemonised), so the handler is installed where the signal is sent.
-pub struct KeyReloader {
+pub(crate) struct KeyReloader {
     /// The config file to read again; `None` (a config not read from a file): nothing to reload.
     source: Option<PathBuf>,
     switch: KeySwitch,
