@@ -23,6 +23,8 @@ export AUTHGATE_TEST_SKIP_LOG=$skip_log
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The internals' documentation builds without a warning (broken links, stray HTML): #25's guard rail.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --document-private-items --locked --quiet
 log=$(mktemp); trap 'rm -f "$log" "$skip_log"' EXIT
 status=0
 # Our own arguments go after the caller's cargo arguments, before the caller's test ones.

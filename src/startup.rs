@@ -389,7 +389,7 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
 
 /// Run `server` until it stops (SIGINT at once; SIGTERM and SIGQUIT once no
 /// connection is left, or after the grace period), then leave by the one exit
-/// path ([`crate::shutdown::exit_path`]).
+/// path (`shutdown::exit_path`).
 pub fn run(server: Server) {
     server.run(pingora_core::server::RunArgs::default());
     crate::shutdown::exit_path();

@@ -1,5 +1,7 @@
 //! The admin API over HTTP (`/admin/*` on the ops listener, or on `admin.listen`): bearer-token check, routing, JSON in and out.
 //!
+//! Long file: the admin API's routing, token check and every endpoint's JSON in and out; the endpoints are small and share the parsing.
+//!
 //! The public listener never answers `/admin/*` itself: there it is a path
 //! like any other, routed to an upstream (teams' own consoles live there).
 

@@ -44,7 +44,7 @@ pub(crate) enum Endpoint {
     Password,
     /// GET /sessions
     Sessions,
-    /// DELETE /sessions/<id>
+    /// `DELETE /sessions/<id>`
     Session,
     /// GET /.well-known/jwks.json
     Jwks,

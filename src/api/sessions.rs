@@ -1,4 +1,4 @@
-//! GET /sessions: the caller's live sessions, newest first; DELETE /sessions/<id>: end one of them (204).
+//! GET /sessions: the caller's live sessions, newest first; `DELETE /sessions/<id>`: end one of them (204).
 
 use super::{AuthApi, Reply, Request};
 use crate::domain::SessionId;

@@ -44,7 +44,7 @@ pub(crate) struct Record {
 }
 
 /// Why the export cannot be read on (a record that cannot be read is a
-/// [`Record`] with `malformed`; this is the file as a whole).
+/// `Record` with `malformed`; this is the file as a whole).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// Opening or reading the file failed.

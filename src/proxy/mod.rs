@@ -1,4 +1,6 @@
 //! The Pingora `ProxyHttp` implementation: each phase delegates to a module of its own.
+//!
+//! Long file: the `ProxyHttp` implementation is one trait impl, each hook a few lines delegating to a module of its own; its size is the number of Pingora hooks.
 
 pub(crate) mod access_log;
 mod admission;

@@ -39,7 +39,7 @@ const FIELDS: [&str; 6] = [
     "deleted_at",
 ];
 
-/// Replace the roles (ARGV[1], canonical) and count the generation up:
+/// Replace the roles (`ARGV[1]`, canonical) and count the generation up:
 /// `{old roles, new gen}`, or false without a live user.
 const SET_ROLES: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleted_at') == 1 then
@@ -50,7 +50,7 @@ if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'roles') else redis.call('HSET
 return {old, tostring(redis.call('HINCRBY', KEYS[1], 'gen', 1))}
 ";
 
-/// Set (ARGV[1] = '1') or clear the disabled flag: `{was disabled ('1' or ''),
+/// Set (`ARGV[1]` = '1') or clear the disabled flag: `{was disabled ('1' or ''),
 /// gen}` (the generation is counted up by a disable only), or false without a
 /// live user.
 const SET_DISABLED: &str = r"
@@ -70,7 +70,7 @@ return {was, tostring(gen)}
 ";
 
 /// Turn a user record into its tombstone: every field goes but the generation
-/// (counted up, so every token is revoked) and `deleted_at` (ARGV[1]), so the
+/// (counted up, so every token is revoked) and `deleted_at` (`ARGV[1]`), so the
 /// id is never handed out again; it is also marked disabled and logged out
 /// everywhere (`sessions_nbf`), so no script that checks either for a live
 /// user can ever open or renew a session for it. `{email, gen}`, or false
@@ -86,7 +86,7 @@ redis.call('HSET', KEYS[1], 'gen', gen, 'deleted_at', ARGV[1], 'disabled', '1', 
 return {email, tostring(gen)}
 ";
 
-/// Delete an email claim only if it still names the user ARGV[1].
+/// Delete an email claim only if it still names the user `ARGV[1]`.
 const RELEASE_EMAIL: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0

@@ -30,7 +30,7 @@ pub(crate) enum Outcome {
     EmailTaken(u64),
 }
 
-/// Claim an email for ARGV[1] unless it is held: nil when claimed, else the holder.
+/// Claim an email for `ARGV[1]` unless it is held: nil when claimed, else the holder.
 static CLAIM_EMAIL: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"local holder = redis.call('GET', KEYS[1])
@@ -40,7 +40,7 @@ return false",
     )
 });
 
-/// Raise the counter to ARGV[1] unless it is already there or above; its value
+/// Raise the counter to `ARGV[1]` unless it is already there or above; its value
 /// after. Compared as decimal strings (Lua numbers lose integers above 2^53).
 static RAISE_TO: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(

@@ -1,5 +1,7 @@
 //! Sessions (refresh-token families): create, rotate with reuse detection, list, revoke, cap per user.
 //!
+//! Long file: five Lua scripts (create, rotate, password failure, end all, revoke) sit beside the Rust that calls them, so each atomic step reads in one place.
+//!
 //! Each session is a hash in its user's slot (`user:{id}:session:<sid>`)
 //! holding the fingerprints of its current and previous refresh token, and the
 //! user's sessions are a sorted set in the same slot: every atomic step is one

@@ -15,9 +15,9 @@ use crate::config::Rate;
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
 
-/// Check and count one event in one step: with the previous bucket KEYS[1] and
-/// the current KEYS[2], count it (INCR, expire after ARGV[4] s) unless the
-/// window's estimate is at the limit ARGV[1] (window ARGV[2] ms, ARGV[3] ms into
+/// Check and count one event in one step: with the previous bucket `KEYS[1]` and
+/// the current `KEYS[2]`, count it (INCR, expire after `ARGV[4]` s) unless the
+/// window's estimate is at the limit `ARGV[1]` (window `ARGV[2]` ms, `ARGV[3]` ms into
 /// the bucket). Answers `{counted (1/0), prev, curr}`.
 static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
@@ -31,7 +31,7 @@ return {1, prev, curr}",
     )
 });
 
-/// Take back one event counted in KEYS[1], never below zero.
+/// Take back one event counted in `KEYS[1]`, never below zero.
 static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end

@@ -86,7 +86,7 @@ return false",
     )
 });
 
-/// The next registration id: INCR, raised to the floor ARGV[1] first if below it.
+/// The next registration id: INCR, raised to the floor `ARGV[1]` first if below it.
 static NEXT_ID: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"local n = redis.call('INCR', KEYS[1])
@@ -99,7 +99,7 @@ return n",
     )
 });
 
-/// Set `password_hash` to ARGV[2] only if it is ARGV[1]; 1 if it was replaced.
+/// Set `password_hash` to `ARGV[2]` only if it is `ARGV[1]`; 1 if it was replaced.
 static REPLACE_HASH_IF: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"if redis.call('HGET', KEYS[1], 'password_hash') ~= ARGV[1] then return 0 end

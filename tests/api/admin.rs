@@ -1,4 +1,6 @@
 //! The admin API on the ops listener and the `authgate users` CLI: token check, every endpoint and verb, disable and delete, audit events.
+//!
+//! Long file: each admin endpoint's success, refusal, audit line and CLI twin share one admin-token fixture.
 
 use crate::helpers::*;
 use reqwest::Method;

@@ -1,4 +1,6 @@
 //! The auth endpoints, black-box over real sockets against a real Redis.
+//!
+//! Long file: the seed's whole JSON contract (16 scenarios, every endpoint's shapes and errors) in one place, as the Django service defined it.
 
 use crate::helpers::*;
 use reqwest::Method;

@@ -1,6 +1,8 @@
 //! Redis Cluster (issue 13): the harness's cluster, two gateway instances as one deployment on
 //! a cluster, and a master killed under load. Each test starts a cluster of its own, so they
 //! run in either pass; the failover test is slow and runs in the cluster pass of scripts/test.sh.
+//!
+//! Long file: a master is killed under a load generator of its own (workers, a registrar) that checks every acknowledged write afterwards.
 
 use crate::helpers::*;
 use serde_json::{json, Value};

@@ -5,6 +5,8 @@
 //!   answer is a 5xx, and every status and body is one the document lists;
 //! - every error code the document lists for an operation is produced here by a
 //!   request, so neither the document nor the code can drift silently.
+//!
+//! Long file: the documented error catalogue is one table checked against a running gateway, beside the Schemathesis run.
 
 use crate::helpers::raw::{send_raw, RawResponse};
 use crate::helpers::*;

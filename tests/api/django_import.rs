@@ -1,5 +1,7 @@
 //! Moving from the Django service: `authgate import-users` with an export made by real
 //! Django (tests/fixtures/make_django_users.py), then logins with Django's hashes.
+//!
+//! Long file: real Django-made hashes and dumps (fixtures generated in the test) for each source format and failure mode.
 
 use crate::helpers::*;
 use serde_json::json;

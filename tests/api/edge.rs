@@ -1,4 +1,6 @@
 //! The edge, attacked over raw sockets: what the upstream actually receives for each trick a client can try.
+//!
+//! Long file: 23 edge rules, each attack sent over a raw socket through both engines beside the recording upstream they share; splitting it would duplicate that upstream.
 
 use crate::helpers::raw::{closed, read_response, send_raw, RawUpstream};
 use crate::helpers::*;

@@ -1,4 +1,6 @@
 //! HTTP/2 over TLS (ALPN `h2`): the auth API and proxied routes answer as over HTTP/1.1, `:authority` is the host, a missing token is refused before the body.
+//!
+//! Long file: an HTTP/2 client over TLS, raw-frame attacks (rapid reset, pseudo-header disagreements) and their fixtures are one protocol's tests.
 
 use crate::helpers::pki::Pki;
 use crate::helpers::*;

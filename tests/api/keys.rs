@@ -1,6 +1,8 @@
 //! Signing keys (docs/signing-keys.md): EdDSA, ES256 and HS256 rings, `kid` and algorithm
 //! pinning, `iss`/`aud`, the JWKS checked by another language's JWT library, rotation on
 //! SIGHUP under load, and key files that are refused.
+//!
+//! Long file: key rotation, JWKS and three independent verifiers (PyJWT, SimpleJWT, cryptography) share the key fixtures written here.
 
 use crate::helpers::*;
 use jsonwebtoken::{Algorithm, EncodingKey};

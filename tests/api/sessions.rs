@@ -1,5 +1,7 @@
 //! Sessions: refresh-token families with reuse detection, absolute lifetime, the per-user cap,
 //! the session endpoints, and revocation reaching every instance within a second.
+//!
+//! Long file: 16 scenarios of one lifecycle (create, rotate, reuse, list, end, caps) over the same two-instance fixtures; split by kind when it grows again.
 
 use crate::helpers::*;
 use serde_json::{json, Value};

@@ -2,6 +2,8 @@
 //! in flight, within the grace period; the access log loses no line on SIGTERM, SIGQUIT or
 //! SIGINT; `-d` runs in the background; and `upstreams.*.idle_timeout_ms` closes pooled
 //! upstream connections.
+//!
+//! Long file: each shutdown and upgrade scenario needs its own process choreography (signals, handover socket, in-flight requests), written out in full so a failure reads as a timeline.
 
 use crate::helpers::*;
 use std::process::{Command, ExitStatus};

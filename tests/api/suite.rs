@@ -180,3 +180,49 @@ fn dead_paths<'a>(root: &'a std::path::Path, text: &'a str) -> impl Iterator<Ite
             .then_some(word)
         })
 }
+
+/// Lines of `text` that count against the length rule: a source file's code
+/// before its unit tests (`#[cfg(test)]`), a test file's whole text.
+fn counted_lines(text: &str) -> usize {
+    text.lines()
+        .take_while(|l| !l.starts_with("#[cfg(test)]"))
+        .count()
+}
+
+/// The guard rail of #25: no file in src/ or tests/ grows past 450 lines
+/// (code, for src/: its unit tests do not count) unless its opening lines say
+/// why (`//! Long file: ...`), so a module that should be split is noticed
+/// when it grows, not found later.
+#[test]
+fn no_file_is_longer_than_450_lines_without_a_reason_at_its_top() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("src"), root.join("tests")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 100, "walked {} files", files.len());
+    let unexplained: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let n = counted_lines(&text);
+            let reason = text
+                .lines()
+                .take(12)
+                .any(|l| l.starts_with("//! Long file: "));
+            (n > 450 && !reason).then(|| format!("{} ({n} lines)", path.display()))
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "split these, or say at the top why not (`//! Long file: ...`): {unexplained:?}"
+    );
+}

@@ -1,4 +1,6 @@
 //! A running `authgate` process and the HTTP calls a test makes to it.
+//!
+//! Long file: the one harness every test starts gateways with: the builder, the config it writes and ~50 small request helpers.
 
 use super::process::{free_port, scratch_dir, spawn_tied, unique, wait_for_port};
 use super::{client, post, shared_redis, RedisCluster, SECRET};
