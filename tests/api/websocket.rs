@@ -292,17 +292,23 @@ async fn closed_with(ws: &mut Socket) -> Option<u16> {
         .expect("the socket ended within 2 s")
 }
 
+/// Two gateways on one store: sockets open on `one`, sessions end on `two`.
+fn two_instances(up: &WsUpstream) -> (TestGateway, TestGateway) {
+    let one = gateway(up);
+    let two = TestGateway::builder()
+        .upstream(up.addr)
+        .same_store_as(&one)
+        .start();
+    (one, two)
+}
+
 /// A revocation learnt from the feed ends the open WebSockets it covers on
 /// the instance that did not serve it: close code 1008 (#27). Another
 /// session's socket of the same user stays open until `/logout/all`.
 #[tokio::test]
 async fn a_revocation_on_another_instance_closes_the_sessions_websockets_with_1008() {
     let up = WsUpstream::start().await;
-    let one = gateway(&up);
-    let two = TestGateway::builder()
-        .upstream(up.addr)
-        .same_store_as(&one)
-        .start();
+    let (one, two) = two_instances(&up);
     let user = two.new_user().await;
     let (s, other) = two.login(&user.email, PASSWORD).await;
     assert_eq!(s, 200);
@@ -357,11 +363,7 @@ fn open_files(pid: u32) -> u64 {
 #[tokio::test]
 async fn out_of_file_descriptors_no_websocket_opens_beyond_the_reach_of_a_revocation() {
     let up = WsUpstream::start().await;
-    let one = gateway(&up);
-    let two = TestGateway::builder()
-        .upstream(up.addr)
-        .same_store_as(&one)
-        .start();
+    let (one, two) = two_instances(&up);
     let pid = one.pid();
     let mut refused_busy = 0;
     for spare in 0..3u64 {
