@@ -14,13 +14,41 @@ use super::revocations::{Identity, Revocation};
 use crate::metrics::METRICS;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Why the gateway ended a stream (the close frame's reason and the metric's label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndReason {
+    /// A revocation covered the session it was opened with.
+    Revoked,
+    /// The route's `max_stream_seconds` ran out.
+    MaxDuration,
+}
+
+const OPEN: u8 = 0;
+
+impl EndReason {
+    fn code(self) -> u8 {
+        match self {
+            EndReason::Revoked => 1,
+            EndReason::MaxDuration => 2,
+        }
+    }
+
+    fn from_code(c: u8) -> Option<EndReason> {
+        match c {
+            1 => Some(EndReason::Revoked),
+            2 => Some(EndReason::MaxDuration),
+            _ => None,
+        }
+    }
+}
 
 /// One registered stream's handle, shared by the registry and the request.
 pub(crate) struct StreamCut {
     upstream: OwnedFd,
-    revoked: AtomicBool,
+    ended: AtomicU8,
 }
 
 impl StreamCut {
@@ -28,22 +56,37 @@ impl StreamCut {
     pub(crate) fn new(upstream: OwnedFd) -> Arc<StreamCut> {
         Arc::new(StreamCut {
             upstream,
-            revoked: AtomicBool::new(false),
+            ended: AtomicU8::new(OPEN),
         })
     }
 
-    /// Whether a revocation ended this stream.
-    pub(crate) fn revoked(&self) -> bool {
-        self.revoked.load(Ordering::Acquire)
+    /// Whether, and why, the gateway ended this stream.
+    pub(crate) fn ended(&self) -> Option<EndReason> {
+        EndReason::from_code(self.ended.load(Ordering::Acquire))
     }
 
-    fn cut(&self) {
-        self.revoked.store(true, Ordering::Release);
+    /// Whether a revocation ended this stream.
+    #[cfg(test)]
+    pub(crate) fn revoked(&self) -> bool {
+        self.ended() == Some(EndReason::Revoked)
+    }
+
+    /// End the stream for `why` unless it has been ended already; true when
+    /// this call ended it.
+    pub(crate) fn end(&self, why: EndReason) -> bool {
+        if self
+            .ended
+            .compare_exchange(OPEN, why.code(), Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
         // SAFETY: the fd is owned by `self` and open for as long as `self` lives.
         // A failure (the peer already gone) leaves nothing to end.
         unsafe {
             libc::shutdown(self.upstream.as_raw_fd(), libc::SHUT_RDWR);
         }
+        true
     }
 }
 
@@ -95,8 +138,9 @@ impl OpenStreams {
             if !r.covers(id) {
                 return true;
             }
-            handle.cut();
-            cut += 1;
+            if handle.end(EndReason::Revoked) {
+                cut += 1;
+            }
             false
         });
         if cut > 0 {
@@ -110,7 +154,9 @@ impl OpenStreams {
 
     /// End one stream now: it was revoked before it was registered.
     pub(crate) fn cut_now(&self, cut: &StreamCut) {
-        cut.cut();
+        if !cut.end(EndReason::Revoked) {
+            return;
+        }
         METRICS
             .streams_closed
             .with_label_values(&["revoked_while_opening"])

@@ -50,6 +50,10 @@ pub struct RouteConfig {
     /// others are 403 `origin_not_allowed` (cross-site WebSocket hijacking).
     #[serde(default)]
     pub websocket_origins: Vec<String>,
+    /// Seconds an upgraded stream (a WebSocket) may stay open; then the
+    /// gateway closes it with 1008 (none: unlimited).
+    #[serde(default)]
+    pub max_stream_seconds: Option<u64>,
 }
 
 impl RouteConfig {
@@ -65,6 +69,7 @@ impl RouteConfig {
             roles: Vec::new(),
             methods: Vec::new(),
             websocket_origins: Vec::new(),
+            max_stream_seconds: None,
         }
     }
 
@@ -136,6 +141,12 @@ impl RouteConfig {
                     format!("{o:?} is not an origin (scheme://host[:port], nothing after it)"),
                 ));
             }
+        }
+        if self.max_stream_seconds == Some(0) {
+            return Err(invalid(
+                format!("routes[{i}].max_stream_seconds"),
+                "must be above 0 (leave it out for no limit)",
+            ));
         }
         if !upstreams.contains_key(&self.upstream) {
             return Err(invalid(

@@ -45,7 +45,9 @@ pub(crate) struct RequestCtx {
     /// Our duplicate of the upgrade's upstream socket, until it is registered.
     pub upstream_fd: Option<OwnedFd>,
     /// The open WebSocket's handle and registration; unregistered on drop.
-    pub stream: Option<(Arc<StreamCut>, Registration)>,
+    pub stream: Option<(Arc<StreamCut>, Option<Registration>)>,
+    /// The route's `max_stream_seconds`, for an upgrade request.
+    pub stream_limit: Option<std::time::Duration>,
     /// The 1008 close frame has gone to the client.
     pub close_sent: bool,
     /// What CORS adds to the answer.
@@ -71,6 +73,7 @@ impl RequestCtx {
             stream_identity: None,
             upstream_fd: None,
             stream: None,
+            stream_limit: None,
             close_sent: false,
             cors: super::cors::CorsHeaders::Off,
         }

@@ -205,6 +205,9 @@ impl Gateway {
         ctx.deadline = grpc_timeout::deadline(session.req_header(), ctx.started);
         let refusal =
             admission::route_rules(route, identity.as_ref(), &session.req_header().method);
+        if upgrade {
+            ctx.stream_limit = route.max_stream;
+        }
         if let Some(id) = identity {
             if upgrade {
                 ctx.stream_identity = Some(id.clone());

@@ -26,6 +26,8 @@ pub(crate) struct Route {
     pub roles: Roles,
     /// The `Origin`s allowed to open WebSockets (empty: any).
     pub websocket_origins: Vec<String>,
+    /// How long an upgraded stream may stay open (`max_stream_seconds`; none: unlimited).
+    pub max_stream: Option<std::time::Duration>,
     /// The methods taken (empty: all), and the `Allow` value naming them.
     methods: Vec<http::Method>,
     allow: String,
@@ -55,6 +57,7 @@ impl Route {
             forward_authorization: false,
             roles: Roles::NONE,
             websocket_origins: Vec::new(),
+            max_stream: None,
             methods: Vec::new(),
             allow: String::new(),
             metrics: RequestMetrics::new(prefix),
@@ -70,6 +73,12 @@ impl Route {
     /// Only these `Origin`s may open WebSockets (none: any).
     pub(crate) fn with_websocket_origins(mut self, origins: Vec<String>) -> Self {
         self.websocket_origins = origins;
+        self
+    }
+
+    /// Upgraded streams end after `limit` (none: unlimited).
+    pub(crate) fn with_max_stream(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.max_stream = limit;
         self
     }
 

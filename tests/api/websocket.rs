@@ -427,3 +427,75 @@ async fn out_of_file_descriptors_no_websocket_opens_beyond_the_reach_of_a_revoca
         .output()
         .contains("refused, as a revocation could not end it"));
 }
+
+/// `max_stream_seconds` bounds a WebSocket however busy or quiet it is: the
+/// gateway closes it with 1008 ("stream time limit") once the route's limit
+/// has passed, with a token or on a public route without one; a socket on a
+/// route without the key stays open.
+#[tokio::test]
+async fn max_stream_seconds_closes_a_websocket_with_1008_when_its_time_is_up() {
+    let up = WsUpstream::start().await;
+    let gw = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml(
+            r#"
+routes:
+  - prefix: /short
+    upstream: default
+    max_stream_seconds: 1
+  - prefix: /open
+    upstream: default
+    auth: public
+    max_stream_seconds: 1
+  - prefix: /
+    upstream: default
+"#,
+        )
+        .start();
+    let user = gw.new_user().await;
+    let connect = |path: &'static str, token: Option<String>| {
+        let mut req = format!("ws://{}{path}", gw.addr)
+            .into_client_request()
+            .unwrap();
+        if let Some(t) = token {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+            ws.next().await.unwrap().unwrap();
+            ws
+        }
+    };
+    let mut short = connect("/short", Some(user.access.clone())).await;
+    let mut public = connect("/open", None).await;
+    let mut unlimited = open_socket(&gw, &user.access).await;
+    // Busy until the end: traffic does not extend the limit.
+    still_open(&mut short).await;
+    for ws in [&mut short, &mut public] {
+        let wait = async {
+            while let Some(msg) = ws.next().await {
+                if let Ok(Message::Close(frame)) = msg {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+            }
+            None
+        };
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(3), wait)
+            .await
+            .expect("closed within 3 s of opening");
+        assert_eq!(closed, Some((1008, "stream time limit".to_owned())));
+    }
+    still_open(&mut unlimited).await;
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("authgate_streams_closed_total{reason=\"max_stream_seconds\"} 2"),
+        "{metrics}"
+    );
+    let (code, out) = check_config(
+        "routes:\n  - { prefix: /, upstream: default, max_stream_seconds: 0 }\nupstreams:\n  default: { peers: ['127.0.0.1:1'] }\n",
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("routes[0].max_stream_seconds"), "{out}");
+}
