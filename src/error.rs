@@ -108,6 +108,9 @@ pub(crate) enum ErrorReply {
     /// The chosen upstream could not be reached or failed mid-request.
     #[error("the upstream service could not be reached")]
     BadGateway,
+    /// An upgrade past `limits.max_websockets_per_user` or `_per_ip`.
+    #[error("too many open WebSockets for this user or address")]
+    TooManyWebSockets,
     /// No healthy peer in the upstream cluster.
     #[error("no healthy upstream peer is available")]
     NoHealthyUpstream,
@@ -217,6 +220,7 @@ impl ErrorReply {
             Cors(CorsRefusal::Header) => (S::FORBIDDEN, "cors_header_not_allowed"),
             AccountDisabled => (S::FORBIDDEN, "account_disabled"),
             TooManyAttempts { .. } => (S::TOO_MANY_REQUESTS, "too_many_attempts"),
+            TooManyWebSockets => (S::TOO_MANY_REQUESTS, "too_many_websockets"),
             BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
             Internal(_) => (S::INTERNAL_SERVER_ERROR, "internal_error"),
             BadGateway => (S::BAD_GATEWAY, "bad_gateway"),

@@ -151,6 +151,10 @@ pub(crate) fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
         auth_body_timeout: Duration::from_millis(cfg.limits.auth_body_timeout_ms),
         access_log: cfg.access_log,
         cors: cfg.cors.as_ref().map(Cors::new).transpose()?,
+        websocket_caps: crate::proxy::websocket_caps::WebSocketCaps::new(
+            cfg.limits.max_websockets_per_user,
+            cfg.limits.max_websockets_per_ip,
+        ),
     };
     let admin = match &cfg.admin.token_file {
         None => None,

@@ -20,6 +20,10 @@ pub struct LimitsConfig {
     pub max_connections: Option<usize>,
     /// Most client connections open at once from one address (none: no cap).
     pub max_connections_per_ip: Option<usize>,
+    /// Most WebSockets one user may hold open on this instance (none: no cap); more are 429.
+    pub max_websockets_per_user: Option<usize>,
+    /// Most WebSockets one client address may hold open on this instance (none: no cap).
+    pub max_websockets_per_ip: Option<usize>,
 }
 
 impl Default for LimitsConfig {
@@ -31,6 +35,8 @@ impl Default for LimitsConfig {
             min_send_bytes_per_second: 1024,
             max_connections: None,
             max_connections_per_ip: None,
+            max_websockets_per_user: None,
+            max_websockets_per_ip: None,
         }
     }
 }
@@ -45,6 +51,12 @@ impl LimitsConfig {
         )?;
         if let Some(n) = self.max_connections {
             above_zero("limits.max_connections", n)?;
+        }
+        if let Some(n) = self.max_websockets_per_user {
+            above_zero("limits.max_websockets_per_user", n)?;
+        }
+        if let Some(n) = self.max_websockets_per_ip {
+            above_zero("limits.max_websockets_per_ip", n)?;
         }
         if let Some(n) = self.max_connections_per_ip {
             above_zero("limits.max_connections_per_ip", n)?;

@@ -46,6 +46,8 @@ pub(crate) struct RequestCtx {
     pub upstream_fd: Option<OwnedFd>,
     /// The open WebSocket's handle and registration; unregistered on drop.
     pub stream: Option<(Arc<StreamCut>, Option<Registration>)>,
+    /// This upgrade's place under the WebSocket caps; given back on drop.
+    pub websocket_slot: Option<super::websocket_caps::Slot>,
     /// The route's `max_stream_seconds`, for an upgrade request.
     pub stream_limit: Option<std::time::Duration>,
     /// The 1008 close frame has gone to the client.
@@ -74,6 +76,7 @@ impl RequestCtx {
             upstream_fd: None,
             stream: None,
             stream_limit: None,
+            websocket_slot: None,
             close_sent: false,
             cors: super::cors::CorsHeaders::Off,
         }

@@ -24,6 +24,7 @@ mod streams;
 mod upstream_pool;
 pub(crate) mod upstreams;
 mod websocket;
+pub(crate) mod websocket_caps;
 
 pub(crate) use ctx::RequestCtx;
 pub(crate) use fast_path::FastPath;
@@ -60,6 +61,8 @@ pub(crate) struct Gateway {
     pub access_log: bool,
     /// The `cors` section, when set.
     pub cors: Option<cors::Cors>,
+    /// Open WebSockets per user and per address.
+    pub websocket_caps: Arc<websocket_caps::WebSocketCaps>,
 }
 
 impl Gateway {
@@ -201,6 +204,20 @@ impl Gateway {
                 .inc();
             respond::error(session, ctx, &ErrorReply::OriginNotAllowed).await;
             return true;
+        }
+        if upgrade {
+            let user = identity.as_ref().map(|id| id.user);
+            match self.websocket_caps.acquire(user, ctx.client_ip) {
+                Ok(slot) => ctx.websocket_slot = slot,
+                Err(cap) => {
+                    METRICS
+                        .websocket_refusals
+                        .with_label_values(&[cap.label()])
+                        .inc();
+                    respond::error(session, ctx, &ErrorReply::TooManyWebSockets).await;
+                    return true;
+                }
+            }
         }
         ctx.deadline = grpc_timeout::deadline(session.req_header(), ctx.started);
         let refusal =

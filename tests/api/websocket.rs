@@ -499,3 +499,67 @@ routes:
     assert_ne!(code, Some(0), "{out}");
     assert!(out.contains("routes[0].max_stream_seconds"), "{out}");
 }
+
+/// The upgrade's answer: `Ok` when it opened, else the status and JSON body.
+async fn try_open(gw: &TestGateway, access: &str) -> Result<Socket, (u16, Value)> {
+    let mut req = format!("ws://{}/chat", gw.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {access}").parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((mut ws, _)) => {
+            ws.next().await.unwrap().unwrap();
+            Ok(ws)
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err((
+            r.status().as_u16(),
+            serde_json::from_slice(r.body().as_deref().unwrap_or(b"null")).unwrap(),
+        )),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// `limits.max_websockets_per_user` and `_per_ip` refuse the upgrade past
+/// the cap with 429 `too_many_websockets` before anything reaches the
+/// upstream, and a closed socket gives its place back.
+#[tokio::test]
+async fn open_websockets_are_capped_per_user_and_per_address() {
+    let up = WsUpstream::start().await;
+    let gw = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml("limits:\n  max_websockets_per_user: 2\n  max_websockets_per_ip: 3\n")
+        .start();
+    let (a, b) = (gw.new_user().await, gw.new_user().await);
+    let first = try_open(&gw, &a.access).await.unwrap();
+    let _second = try_open(&gw, &a.access).await.unwrap();
+    let upgrades = up.upgrades();
+    let (status, body) = try_open(&gw, &a.access).await.err().unwrap();
+    assert_eq!(status, 429);
+    assert_error(&body, "too_many_websockets");
+    let _third = try_open(&gw, &b.access).await.unwrap();
+    // Three from this address: b's second is refused by the address cap.
+    let (status, body) = try_open(&gw, &b.access).await.err().unwrap();
+    assert_eq!(status, 429);
+    assert_error(&body, "too_many_websockets");
+    assert_eq!(
+        up.upgrades(),
+        upgrades + 1,
+        "refused upgrades never reach the upstream"
+    );
+    drop(first);
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(ws) = try_open(&gw, &a.access).await {
+            reopened = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(reopened.is_some(), "a closed socket gives its place back");
+    let metrics = gw.metrics().await;
+    for label in ["max_websockets_per_user", "max_websockets_per_ip"] {
+        let line = format!("authgate_websocket_refusals_total{{reason=\"{label}\"}} ");
+        assert!(metrics.contains(&line), "{label}: {metrics}");
+    }
+}
