@@ -1,4 +1,6 @@
 //! WebSockets through the gateway with real clients and a real server: Bearer and browser-style query tokens, what the upstream receives, origins, and refusals before the upgrade.
+//!
+//! Long file: one real WebSocket server and client fixture shared by every rule (tokens, origins, revocation across instances, time limits, caps, running out of descriptors).
 
 use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
