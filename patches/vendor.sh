@@ -1,19 +1,35 @@
 #!/usr/bin/env bash
-# Recreate vendor/pingora-core: the crates.io release named below with
-# patches/pingora-core.diff applied. Run after changing the diff or moving to
-# a new Pingora release (then update VERSION and Cargo.toml's pingora pins).
-# Usage: patches/vendor.sh          check: patches/vendor.sh --check (exit 1 if the copy differs)
+# Recreate vendor/<crate> for each patched Pingora crate: the crates.io release
+# named below with patches/<crate>.diff applied. Run after changing a diff or
+# moving to a new Pingora release (then update VERSION and Cargo.toml's pins).
+# Usage: patches/vendor.sh          check: patches/vendor.sh --check (exit 1 if a copy differs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VERSION=0.9.1
+CRATES=(pingora-core pingora-proxy)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-curl -fsSL "https://static.crates.io/crates/pingora-core/pingora-core-$VERSION.crate" | tar xz -C "$tmp"
-rm -f "$tmp/pingora-core-$VERSION/.cargo_vcs_info.json"
-(cd "$tmp/pingora-core-$VERSION" && patch -s -p1 < "$OLDPWD/patches/pingora-core.diff")
-if [[ ${1:-} == --check ]]; then
-  diff -r "$tmp/pingora-core-$VERSION" vendor/pingora-core && echo "vendor/pingora-core matches pingora-core $VERSION + patches/pingora-core.diff"
-else
-  rm -rf vendor/pingora-core
-  mv "$tmp/pingora-core-$VERSION" vendor/pingora-core
-  echo "vendor/pingora-core: pingora-core $VERSION + patches/pingora-core.diff"
-fi
+status=0
+for crate in "${CRATES[@]}"; do
+  src="$tmp/$crate-$VERSION"
+  # The release as cargo unpacked it, when it has (no download), else from crates.io.
+  cached=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$crate-$VERSION" 2>/dev/null | head -n1 || true)
+  if [[ -n $cached ]]; then
+    cp -r "$cached" "$src"
+  else
+    curl -fsSL --retry 3 "https://static.crates.io/crates/$crate/$crate-$VERSION.crate" | tar xz -C "$tmp"
+  fi
+  rm -f "$src/.cargo_vcs_info.json" "$src/.cargo-ok"
+  (cd "$src" && patch -s -p1 < "$OLDPWD/patches/$crate.diff")
+  if [[ ${1:-} == --check ]]; then
+    if diff -r "$src" "vendor/$crate"; then
+      echo "vendor/$crate matches $crate $VERSION + patches/$crate.diff"
+    else
+      status=1
+    fi
+  else
+    rm -rf "vendor/$crate"
+    mv "$src" "vendor/$crate"
+    echo "vendor/$crate: $crate $VERSION + patches/$crate.diff"
+  fi
+done
+exit $status

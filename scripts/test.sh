@@ -22,6 +22,8 @@ skip_log=$(mktemp)
 export AUTHGATE_TEST_SKIP_LOG=$skip_log
 
 cargo fmt --all --check
+# The vendored Pingora crates are exactly the releases plus patches/*.diff (#25's guard rail).
+patches/vendor.sh --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The internals' documentation builds without a warning (broken links, stray HTML): #25's guard rail.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib --document-private-items --locked --quiet
