@@ -1,14 +1,22 @@
-//! Open long-lived streams (upgraded WebSockets) by the identity that opened them, so a revocation ends them on every instance.
+//! Open long-lived streams (upgraded WebSockets, streamed responses, gRPC streams) by the identity that opened them, so a revocation ends them on every instance.
 //!
-//! A stream is registered with a duplicate of its upstream socket's fd: the
-//! duplicate is ours, so its number can never be reused under us while the
-//! entry exists. Cutting a stream shuts that socket down (`SHUT_RDWR`), which
+//! A WebSocket is registered with a duplicate of its upstream socket's fd:
+//! the duplicate is ours, so its number can never be reused under us while
+//! the entry exists. Cutting it shuts that socket down (`SHUT_RDWR`), which
 //! pingora-proxy's upgraded loop sees as the upstream ending; the stream's
-//! `revoked` flag then tells the response-body filter to end the client side
+//! ended flag then tells the response-body filter to end the client side
 //! with a WebSocket close frame (1008). Only HTTP/1 upstream connections are
-//! ever registered: an h2 connection is shared by other streams.
+//! ever registered that way: an h2 connection is shared by other streams.
 //!
-//! Only revocations cut: a token that merely expires leaves its stream open.
+//! Any other stream (a response without a length, such as Server-Sent Events,
+//! or a gRPC call) is registered with a signal instead: the body loop that
+//! relays it (the fast path's, or pingora-proxy's through
+//! `ProxyHttp::response_end_signal`, patched in vendor/pingora-proxy) waits on
+//! it beside the upstream and ends the response when it fires, with gRPC
+//! trailers or a clean end of body.
+//!
+//! Only revocations and time limits cut: a token that merely expires leaves
+//! its stream open.
 
 use super::revocations::{Identity, Revocation};
 use crate::metrics::METRICS;
@@ -16,6 +24,7 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 
 /// Why the gateway ended a stream (the close frame's reason and the metric's label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,19 +54,44 @@ impl EndReason {
     }
 }
 
+/// How a stream is ended from outside its loop.
+enum Ending {
+    /// An upgraded connection: shut down (our duplicate of) its upstream socket.
+    Socket(OwnedFd),
+    /// A streamed response: wake the body loop relaying it.
+    Signal(Arc<Notify>),
+}
+
 /// One registered stream's handle, shared by the registry and the request.
 pub(crate) struct StreamCut {
-    upstream: OwnedFd,
+    ending: Ending,
     ended: AtomicU8,
 }
 
 impl StreamCut {
-    /// A handle over (a duplicate of) the stream's upstream socket.
+    /// A handle over (a duplicate of) an upgraded stream's upstream socket.
     pub(crate) fn new(upstream: OwnedFd) -> Arc<StreamCut> {
         Arc::new(StreamCut {
-            upstream,
+            ending: Ending::Socket(upstream),
             ended: AtomicU8::new(OPEN),
         })
+    }
+
+    /// A handle over a streamed response, ended through `signal()`.
+    pub(crate) fn signalled() -> Arc<StreamCut> {
+        Arc::new(StreamCut {
+            ending: Ending::Signal(Arc::new(Notify::new())),
+            ended: AtomicU8::new(OPEN),
+        })
+    }
+
+    /// The signal a streamed response's body loop waits on (none for an
+    /// upgraded connection, which its socket's shutdown ends).
+    pub(crate) fn signal(&self) -> Option<&Arc<Notify>> {
+        match &self.ending {
+            Ending::Signal(n) => Some(n),
+            Ending::Socket(_) => None,
+        }
     }
 
     /// Whether, and why, the gateway ended this stream.
@@ -81,10 +115,14 @@ impl StreamCut {
         {
             return false;
         }
-        // SAFETY: the fd is owned by `self` and open for as long as `self` lives.
-        // A failure (the peer already gone) leaves nothing to end.
-        unsafe {
-            libc::shutdown(self.upstream.as_raw_fd(), libc::SHUT_RDWR);
+        match &self.ending {
+            // SAFETY: the fd is owned by `self` and open for as long as `self`
+            // lives. A failure (the peer already gone) leaves nothing to end.
+            Ending::Socket(fd) => unsafe {
+                libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR);
+            },
+            // A permit is kept if the loop is not waiting at this moment.
+            Ending::Signal(n) => n.notify_one(),
         }
         true
     }
@@ -214,5 +252,35 @@ mod tests {
         );
         drop(rb);
         assert_eq!(streams.len(), 0, "a finished request unregisters");
+    }
+
+    #[tokio::test]
+    async fn a_revocation_wakes_a_signalled_stream_even_before_it_waits() {
+        let streams = Arc::new(OpenStreams::default());
+        let cut = StreamCut::signalled();
+        let _r = streams.register(id(9, 1, 0), cut.clone());
+        let signal = cut
+            .signal()
+            .cloned()
+            .expect("a signalled stream has a signal");
+        // The body loop is busy writing when the revocation lands: the permit
+        // must wait for its next turn.
+        let n = streams.revoke(&Revocation::User {
+            user: UserId(9),
+            gen: 1,
+            at: 0,
+        });
+        assert_eq!(n, 1);
+        assert_eq!(cut.ended(), Some(EndReason::Revoked));
+        tokio::time::timeout(std::time::Duration::from_secs(1), signal.notified())
+            .await
+            .expect("the loop wakes on its next wait");
+        // Ending twice signals once.
+        assert!(!cut.end(EndReason::MaxDuration));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), signal.notified())
+                .await
+                .is_err()
+        );
     }
 }

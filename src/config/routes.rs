@@ -50,8 +50,9 @@ pub struct RouteConfig {
     /// others are 403 `origin_not_allowed` (cross-site WebSocket hijacking).
     #[serde(default)]
     pub websocket_origins: Vec<String>,
-    /// Seconds an upgraded stream (a WebSocket) may stay open; then the
-    /// gateway closes it with 1008 (none: unlimited).
+    /// Seconds a WebSocket (closed with 1008), a response without a
+    /// Content-Length or a gRPC call (ended cleanly, gRPC with status 4) may
+    /// stay open (none: unlimited).
     #[serde(default)]
     pub max_stream_seconds: Option<u64>,
 }

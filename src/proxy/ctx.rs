@@ -40,15 +40,20 @@ pub(crate) struct RequestCtx {
     pub retries: u8,
     /// The client's `grpc-timeout`, as a deadline for the upstream's answer.
     pub deadline: Option<Instant>,
-    /// The identity a WebSocket upgrade was opened with (`streams.rs`).
+    /// The identity a proxied request was authorized with, for the stream its
+    /// answer may open (`streams.rs`).
     pub stream_identity: Option<Identity>,
+    /// A WebSocket upgrade request.
+    pub upgrade: bool,
+    /// A gRPC request (`content-type: application/grpc*`).
+    pub grpc: bool,
     /// Our duplicate of the upgrade's upstream socket, until it is registered.
     pub upstream_fd: Option<OwnedFd>,
-    /// The open WebSocket's handle and registration; unregistered on drop.
+    /// The open stream's handle and registration; unregistered on drop.
     pub stream: Option<(Arc<StreamCut>, Option<Registration>)>,
     /// This upgrade's place under the WebSocket caps; given back on drop.
     pub websocket_slot: Option<super::websocket_caps::Slot>,
-    /// The route's `max_stream_seconds`, for an upgrade request.
+    /// The route's `max_stream_seconds`.
     pub stream_limit: Option<std::time::Duration>,
     /// The 1008 close frame has gone to the client.
     pub close_sent: bool,
@@ -73,6 +78,8 @@ impl RequestCtx {
             retries: 0,
             deadline: None,
             stream_identity: None,
+            upgrade: false,
+            grpc: false,
             upstream_fd: None,
             stream: None,
             stream_limit: None,

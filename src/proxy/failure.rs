@@ -13,6 +13,9 @@ pub(super) fn classify(e: &Error) -> Option<ErrorReply> {
     match (e.esource(), e.etype()) {
         (_, ErrorType::Custom(NO_HEALTHY_PEER)) => Some(ErrorReply::NoHealthyUpstream),
         (_, ErrorType::Custom(super::streams::UNGUARDED_STREAM)) => Some(ErrorReply::Busy),
+        // The gateway ended a stream itself (revoked, or its time was up): the
+        // client has had its last word already.
+        (_, ErrorType::Custom(super::streams::RESPONSE_ENDED)) => None,
         // Before the connect kinds below: Pingora reports a client byte sent
         // where no body may come ("Sent data after end of body") as a
         // ConnectError on the downstream side, which is the client's fault,

@@ -300,7 +300,21 @@ impl FastPath {
             if end {
                 break;
             }
-            task = up.read_response_task().await.map_err(|e| e.into_up())?;
+            task = match super::streams::end_signal(ctx) {
+                None => up.read_response_task().await.map_err(|e| e.into_up())?,
+                Some(signal) => tokio::select! {
+                    t = up.read_response_task() => t.map_err(|e| e.into_up())?,
+                    _ = signal.notified() => {
+                        // Revoked, or out of time: end the body cleanly; the
+                        // upstream connection, mid-answer, is dropped.
+                        session
+                            .write_response_body(None, true)
+                            .await
+                            .map_err(|e| e.into_down())?;
+                        return Ok(());
+                    }
+                },
+            };
         }
         up.respect_keepalive();
         if let Some(stream) = up.reuse().await {

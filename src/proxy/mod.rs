@@ -222,13 +222,11 @@ impl Gateway {
         ctx.deadline = grpc_timeout::deadline(session.req_header(), ctx.started);
         let refusal =
             admission::route_rules(route, identity.as_ref(), &session.req_header().method);
-        if upgrade {
-            ctx.stream_limit = route.max_stream;
-        }
+        ctx.upgrade = upgrade;
+        ctx.grpc = respond::is_grpc(session.req_header());
+        ctx.stream_limit = route.max_stream;
         if let Some(id) = identity {
-            if upgrade {
-                ctx.stream_identity = Some(id.clone());
-            }
+            ctx.stream_identity = Some(id.clone());
             ctx.user = Some(id.user);
             ctx.roles = id.roles;
         }
@@ -372,11 +370,7 @@ impl Gateway {
         upstream_response: &mut pingora_http::ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        streams::answered(
-            ctx,
-            upstream_response.status.as_u16(),
-            self.access().revocations(),
-        );
+        streams::answered(ctx, upstream_response, self.access().revocations());
         upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
         cors::apply(upstream_response, &ctx.cors)
     }
@@ -504,6 +498,14 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         streams::connected(ctx, fd)
+    }
+
+    fn response_end_signal(&self, ctx: &RequestCtx) -> Option<Arc<tokio::sync::Notify>> {
+        streams::end_signal(ctx)
+    }
+
+    fn response_end_task(&self, ctx: &mut RequestCtx) -> pingora_core::protocols::http::HttpTask {
+        streams::end_task(ctx)
     }
 
     fn response_body_filter(

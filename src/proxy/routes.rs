@@ -26,7 +26,7 @@ pub(crate) struct Route {
     pub roles: Roles,
     /// The `Origin`s allowed to open WebSockets (empty: any).
     pub websocket_origins: Vec<String>,
-    /// How long an upgraded stream may stay open (`max_stream_seconds`; none: unlimited).
+    /// How long a WebSocket, streamed response or gRPC call may stay open (`max_stream_seconds`; none: unlimited).
     pub max_stream: Option<std::time::Duration>,
     /// The methods taken (empty: all), and the `Allow` value naming them.
     methods: Vec<http::Method>,

@@ -1,18 +1,29 @@
-//! Revocation and time limits reaching open WebSockets: register an upgraded stream with the identity it was opened with, and end it with close code 1008 once a revocation cuts it (`auth::open_streams`) or its route's `max_stream_seconds` runs out.
+//! Revocation and time limits reaching open streams: register a WebSocket, a streamed response or a gRPC call with the identity it was opened with, and end it once a revocation cuts it (`auth::open_streams`) or its route's `max_stream_seconds` runs out.
 //!
-//! The upstream socket's fd is duplicated when the upstream connection is
-//! made (only for upgrade requests); the stream is registered when the
-//! upstream answers 101, which only an HTTP/1 upstream connection can, so a
-//! shared h2 connection is never registered, let alone shut down.
+//! A WebSocket ends with close code 1008. The upstream socket's fd is
+//! duplicated when the upstream connection is made (only for upgrade
+//! requests); the stream is registered when the upstream answers 101, which
+//! only an HTTP/1 upstream connection can, so a shared h2 connection is never
+//! registered, let alone shut down.
+//!
+//! A response without a Content-Length (Server-Sent Events, any chunked or
+//! close-delimited body) and every gRPC response is registered with a signal
+//! that its body loop waits on: it then ends cleanly (the chunked terminator,
+//! or END_STREAM), a gRPC call with `grpc-status` 16 UNAUTHENTICATED (revoked)
+//! or 4 DEADLINE_EXCEEDED (time limit) in its trailers. A response with a
+//! Content-Length is a download of known size and is left to finish.
 
 use super::RequestCtx;
 use crate::auth::open_streams::{EndReason, StreamCut};
 use crate::auth::revocations::Revocations;
 use crate::metrics::METRICS;
 use bytes::Bytes;
+use pingora_core::protocols::http::HttpTask;
+use pingora_http::ResponseHeader;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Close code 1008, "policy violation" (RFC 6455 §7.4.1).
 const POLICY_VIOLATION: [u8; 2] = 1008u16.to_be_bytes();
@@ -57,6 +68,10 @@ fn limit_lifetime(cut: &Arc<StreamCut>, limit: Duration) {
 /// socket could not be duplicated (`failure::classify` answers 503 `busy`).
 pub(super) const UNGUARDED_STREAM: &str = "UnguardedStream";
 
+/// `ErrorType::Custom` marker pingora-proxy ends a request with once
+/// `response_end_signal` has fired (vendor/pingora-proxy).
+pub(super) const RESPONSE_ENDED: &str = "ResponseEnded";
+
 /// At connect: keep our own duplicate of the upstream socket for a
 /// WebSocket opened with a token. Only a duplicate: pingora keeps its fd.
 ///
@@ -65,7 +80,7 @@ pub(super) const UNGUARDED_STREAM: &str = "UnguardedStream";
 /// descriptors, a client retries later rather than holding a session open
 /// that logout cannot reach.
 pub(super) fn connected(ctx: &mut RequestCtx, fd: RawFd) -> pingora_error::Result<()> {
-    if ctx.stream_identity.is_none() && ctx.stream_limit.is_none() {
+    if !ctx.upgrade || (ctx.stream_identity.is_none() && ctx.stream_limit.is_none()) {
         return Ok(());
     }
     // SAFETY: pingora hands us the fd of the connection it holds open
@@ -89,17 +104,28 @@ pub(super) fn connected(ctx: &mut RequestCtx, fd: RawFd) -> pingora_error::Resul
     }
 }
 
-/// At the upstream's answer: a 101 makes the stream open, so register it.
-/// A revocation learnt between the token check and now ends it at once.
-pub(super) fn answered(ctx: &mut RequestCtx, status: u16, revocations: &Revocations) {
-    if status != 101 {
+/// At the upstream's answer: a 101 makes the WebSocket open, a streamed
+/// response begins a stream; either is registered. A revocation learnt
+/// between the token check and now ends it at once.
+pub(super) fn answered(ctx: &mut RequestCtx, response: &ResponseHeader, revocations: &Revocations) {
+    let status = response.status.as_u16();
+    let cut = if status == 101 {
+        let Some(fd) = ctx.upstream_fd.take() else {
+            return;
+        };
+        StreamCut::new(fd)
+    } else if response.status.is_informational() {
+        return;
+    } else {
         ctx.upstream_fd = None;
-        return;
-    }
-    let Some(fd) = ctx.upstream_fd.take() else {
-        return;
+        if ctx.stream.is_some()
+            || (ctx.stream_identity.is_none() && ctx.stream_limit.is_none())
+            || !is_streamed(response, ctx.grpc)
+        {
+            return;
+        }
+        StreamCut::signalled()
     };
-    let cut = StreamCut::new(fd);
     if let Some(limit) = ctx.stream_limit {
         limit_lifetime(&cut, limit);
     }
@@ -113,6 +139,37 @@ pub(super) fn answered(ctx: &mut RequestCtx, status: u16, revocations: &Revocati
         registration
     });
     ctx.stream = Some((cut, registration));
+}
+
+/// Whether a response is a stream that may outlive its session: no
+/// Content-Length (chunked, close-delimited, or HTTP/2 without one), or gRPC.
+fn is_streamed(response: &ResponseHeader, grpc: bool) -> bool {
+    grpc || !response.headers.contains_key(http::header::CONTENT_LENGTH)
+        && !matches!(response.status.as_u16(), 204 | 304)
+}
+
+/// The signal a streamed response's body loop waits on, once it is registered.
+pub(super) fn end_signal(ctx: &RequestCtx) -> Option<Arc<Notify>> {
+    ctx.stream
+        .as_ref()
+        .and_then(|(cut, _)| cut.signal().cloned())
+}
+
+/// The last thing the client gets of a stream the gateway ended: gRPC's
+/// status in trailers, otherwise the end of the body.
+pub(super) fn end_task(ctx: &RequestCtx) -> HttpTask {
+    let why = ctx.stream.as_ref().and_then(|(cut, _)| cut.ended());
+    let (Some(why), true) = (why, ctx.grpc) else {
+        return HttpTask::Done;
+    };
+    let (status, message) = match why {
+        EndReason::Revoked => ("16", "session revoked"),
+        EndReason::MaxDuration => ("4", "stream time limit"),
+    };
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static(status));
+    trailers.insert("grpc-message", http::HeaderValue::from_static(message));
+    HttpTask::Trailer(Some(Box::new(trailers)))
 }
 
 /// On each chunk from the upstream: once the revoked stream's upstream has

@@ -8,10 +8,11 @@ use std::process::{Child, Command, Stdio};
 
 /// The upstream: `test.Echo` with raw-bytes messages (no protobuf codegen).
 /// `Unary` answers the metadata it saw as JSON and sets a trailer; `Stream`
-/// sends as many messages as the request says; `Fail` ends NOT_FOUND. Each
+/// sends as many messages as the request says; `Fail` ends NOT_FOUND;
+/// `Forever` sends a message every 50 ms for 30 s. Each
 /// call is appended to the file named by argv[1]; the port goes to stdout.
 const SERVER: &str = r#"
-import sys, json
+import sys, json, time
 from concurrent import futures
 import grpc
 calls = sys.argv[1]
@@ -27,6 +28,13 @@ def stream(req, ctx):
     seen("Stream")
     for i in range(int(req.decode())):
         yield f"part {i}".encode()
+def forever(req, ctx):
+    seen("Forever")
+    for i in range(600):
+        if not ctx.is_active():
+            return
+        yield f"tick {i}".encode()
+        time.sleep(0.05)
 def fail(req, ctx):
     seen("Fail")
     ctx.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
@@ -34,6 +42,7 @@ handlers = {
     "Unary": grpc.unary_unary_rpc_method_handler(unary),
     "Stream": grpc.unary_stream_rpc_method_handler(stream),
     "Fail": grpc.unary_unary_rpc_method_handler(fail),
+    "Forever": grpc.unary_stream_rpc_method_handler(forever),
 }
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
 server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
@@ -79,9 +88,9 @@ print(json.dumps(out))
 "#;
 
 /// The grpcio server process, killed when dropped.
-struct GrpcServer {
+pub(crate) struct GrpcServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     calls: PathBuf,
 }
 
@@ -93,7 +102,7 @@ impl Drop for GrpcServer {
 }
 
 impl GrpcServer {
-    fn start() -> GrpcServer {
+    pub(crate) fn start() -> GrpcServer {
         use std::io::BufRead as _;
         let calls = std::env::temp_dir().join(unique("authgate-grpc-calls"));
         std::fs::write(&calls, "").unwrap();
@@ -115,7 +124,7 @@ impl GrpcServer {
     }
 
     /// The calls the server has handled, by method.
-    fn calls(&self) -> Vec<String> {
+    pub(crate) fn calls(&self) -> Vec<String> {
         std::fs::read_to_string(&self.calls)
             .unwrap()
             .lines()
@@ -125,7 +134,7 @@ impl GrpcServer {
 }
 
 /// Whether python3 with grpcio is here; when not, the test is skipped (a failure under CI).
-fn have_grpcio(test: &str) -> bool {
+pub(crate) fn have_grpcio(test: &str) -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import grpc"])
         .output()

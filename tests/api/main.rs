@@ -34,6 +34,7 @@ mod sessions;
 mod settings;
 mod shutdown;
 mod smuggling;
+mod streams;
 mod suite;
 mod throttle;
 mod websocket;
