@@ -21,6 +21,14 @@ for crate in "${CRATES[@]}"; do
   rm -f "$src/.cargo_vcs_info.json" "$src/.cargo-ok"
   (cd "$src" && patch -s -p1 < "$OLDPWD/patches/$crate.diff")
   if [[ ${1:-} == --check ]]; then
+    # Each workspace has its own [patch]; one that misses a crate builds the
+    # unpatched release and fails to compile (or worse, compiles without a hook).
+    for manifest in Cargo.toml fuzz/Cargo.toml; do
+      if ! grep -q "^$crate = { path = \"\(\.\./\)\?vendor/$crate\" }" "$manifest"; then
+        echo "$manifest: [patch.crates-io] lacks $crate = { path = \".../vendor/$crate\" }" >&2
+        status=1
+      fi
+    done
     if diff -r "$src" "vendor/$crate"; then
       echo "vendor/$crate matches $crate $VERSION + patches/$crate.diff"
     else
