@@ -246,7 +246,8 @@ pub(crate) fn routing(cfg: &Config) -> Result<Routing, BuildError> {
                     .map_err(|reason| BuildError::RouteRule { route: i, reason })?,
             )
             .with_websocket_origins(r.websocket_origins.clone())
-            .with_max_stream(r.max_stream_seconds.map(Duration::from_secs)),
+            .with_max_stream(r.max_stream_seconds.map(Duration::from_secs))
+            .with_websocket_idle(r.websocket_idle_seconds.map(Duration::from_secs)),
         );
     }
     let mut identity_headers = cfg.identity_headers.clone();

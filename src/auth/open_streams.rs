@@ -33,6 +33,8 @@ pub(crate) enum EndReason {
     Revoked,
     /// The route's `max_stream_seconds` ran out.
     MaxDuration,
+    /// A WebSocket carried nothing either way for `websocket_idle_seconds`.
+    Idle,
 }
 
 const OPEN: u8 = 0;
@@ -42,6 +44,7 @@ impl EndReason {
         match self {
             EndReason::Revoked => 1,
             EndReason::MaxDuration => 2,
+            EndReason::Idle => 3,
         }
     }
 
@@ -49,6 +52,7 @@ impl EndReason {
         match c {
             1 => Some(EndReason::Revoked),
             2 => Some(EndReason::MaxDuration),
+            3 => Some(EndReason::Idle),
             _ => None,
         }
     }

@@ -55,6 +55,10 @@ pub struct RouteConfig {
     /// stay open (none: unlimited).
     #[serde(default)]
     pub max_stream_seconds: Option<u64>,
+    /// Seconds a WebSocket may carry no frame either way before the gateway
+    /// closes it with 1008 (none: only the cluster's read timeout).
+    #[serde(default)]
+    pub websocket_idle_seconds: Option<u64>,
 }
 
 impl RouteConfig {
@@ -71,6 +75,7 @@ impl RouteConfig {
             methods: Vec::new(),
             websocket_origins: Vec::new(),
             max_stream_seconds: None,
+            websocket_idle_seconds: None,
         }
     }
 
@@ -143,11 +148,16 @@ impl RouteConfig {
                 ));
             }
         }
-        if self.max_stream_seconds == Some(0) {
-            return Err(invalid(
-                format!("routes[{i}].max_stream_seconds"),
-                "must be above 0 (leave it out for no limit)",
-            ));
+        for (key, value) in [
+            ("max_stream_seconds", self.max_stream_seconds),
+            ("websocket_idle_seconds", self.websocket_idle_seconds),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(
+                    format!("routes[{i}].{key}"),
+                    "must be above 0 (leave it out for no limit)",
+                ));
+            }
         }
         if !upstreams.contains_key(&self.upstream) {
             return Err(invalid(

@@ -55,6 +55,10 @@ pub(crate) struct RequestCtx {
     pub websocket_slot: Option<super::websocket_caps::Slot>,
     /// The route's `max_stream_seconds`.
     pub stream_limit: Option<std::time::Duration>,
+    /// The route's `websocket_idle_seconds`, for an upgrade request.
+    pub idle_limit: Option<std::time::Duration>,
+    /// When the open WebSocket last carried a frame, for `idle_limit`.
+    pub activity: Option<Arc<super::streams::Activity>>,
     /// The 1008 close frame has gone to the client.
     pub close_sent: bool,
     /// What CORS adds to the answer.
@@ -83,6 +87,8 @@ impl RequestCtx {
             upstream_fd: None,
             stream: None,
             stream_limit: None,
+            idle_limit: None,
+            activity: None,
             websocket_slot: None,
             close_sent: false,
             cors: super::cors::CorsHeaders::Off,

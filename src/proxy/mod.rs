@@ -225,6 +225,7 @@ impl Gateway {
         ctx.upgrade = upgrade;
         ctx.grpc = respond::is_grpc(session.req_header());
         ctx.stream_limit = route.max_stream;
+        ctx.idle_limit = route.websocket_idle.filter(|_| upgrade);
         if let Some(id) = identity {
             ctx.stream_identity = Some(id.clone());
             ctx.user = Some(id.user);
@@ -506,6 +507,17 @@ impl ProxyHttp for Proxy {
 
     fn response_end_task(&self, ctx: &mut RequestCtx) -> pingora_core::protocols::http::HttpTask {
         streams::end_task(ctx)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        streams::touched(ctx, body);
+        Ok(())
     }
 
     fn response_body_filter(

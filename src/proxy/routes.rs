@@ -28,6 +28,8 @@ pub(crate) struct Route {
     pub websocket_origins: Vec<String>,
     /// How long a WebSocket, streamed response or gRPC call may stay open (`max_stream_seconds`; none: unlimited).
     pub max_stream: Option<std::time::Duration>,
+    /// How long a WebSocket may stay silent both ways (`websocket_idle_seconds`; none: no limit).
+    pub websocket_idle: Option<std::time::Duration>,
     /// The methods taken (empty: all), and the `Allow` value naming them.
     methods: Vec<http::Method>,
     allow: String,
@@ -58,6 +60,7 @@ impl Route {
             roles: Roles::NONE,
             websocket_origins: Vec::new(),
             max_stream: None,
+            websocket_idle: None,
             methods: Vec::new(),
             allow: String::new(),
             metrics: RequestMetrics::new(prefix),
@@ -79,6 +82,12 @@ impl Route {
     /// Upgraded streams end after `limit` (none: unlimited).
     pub(crate) fn with_max_stream(mut self, limit: Option<std::time::Duration>) -> Self {
         self.max_stream = limit;
+        self
+    }
+
+    /// WebSockets silent both ways for `limit` are closed (none: no limit).
+    pub(crate) fn with_websocket_idle(mut self, limit: Option<std::time::Duration>) -> Self {
+        self.websocket_idle = limit;
         self
     }
 

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use pingora_core::protocols::http::HttpTask;
 use pingora_http::ResponseHeader;
 use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -29,6 +30,7 @@ use tokio::sync::Notify;
 const POLICY_VIOLATION: [u8; 2] = 1008u16.to_be_bytes();
 const REVOKED: &[u8] = b"session revoked";
 const TOO_LONG: &[u8] = b"stream time limit";
+const IDLE: &[u8] = b"idle timeout";
 
 /// A server-to-client close frame (unmasked, FIN, opcode 8) with code 1008
 /// and the reason the gateway ended the stream.
@@ -36,6 +38,7 @@ fn close_frame(why: EndReason) -> Bytes {
     let reason = match why {
         EndReason::Revoked => REVOKED,
         EndReason::MaxDuration => TOO_LONG,
+        EndReason::Idle => IDLE,
     };
     let mut f = Vec::with_capacity(4 + reason.len());
     // Payload under 126 bytes: the length fits the second byte.
@@ -64,6 +67,64 @@ fn limit_lifetime(cut: &Arc<StreamCut>, limit: Duration) {
     });
 }
 
+/// When an open WebSocket last carried a frame either way.
+pub(crate) struct Activity {
+    since: tokio::time::Instant,
+    /// Milliseconds from `since` to the last chunk.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        self.since + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// End `cut` once it has carried nothing either way for `limit`
+/// (`websocket_idle_seconds`). One timer per socket, re-armed from the last
+/// activity rather than reset on every frame, so a busy socket costs a
+/// store per chunk and a wake-up per `limit`.
+fn limit_idleness(cut: &Arc<StreamCut>, limit: Duration) -> Arc<Activity> {
+    let activity = Arc::new(Activity {
+        since: tokio::time::Instant::now(),
+        last_ms: AtomicU64::new(0),
+    });
+    let (weak, seen) = (Arc::downgrade(cut), activity.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep_until(seen.last() + limit).await;
+            let Some(cut) = weak.upgrade() else { return };
+            if cut.ended().is_some() {
+                return;
+            }
+            if seen.last() + limit <= tokio::time::Instant::now() {
+                if cut.end(EndReason::Idle) {
+                    METRICS
+                        .streams_closed
+                        .with_label_values(&["websocket_idle_seconds"])
+                        .inc();
+                }
+                return;
+            }
+        }
+    });
+    activity
+}
+
+/// A chunk crossed an open WebSocket, one way or the other.
+pub(super) fn touched(ctx: &RequestCtx, body: &Option<Bytes>) {
+    if let (Some(activity), Some(b)) = (&ctx.activity, body) {
+        if !b.is_empty() {
+            activity.touch();
+        }
+    }
+}
+
 /// `ErrorType::Custom` marker of an upgrade refused because its upstream
 /// socket could not be duplicated (`failure::classify` answers 503 `busy`).
 pub(super) const UNGUARDED_STREAM: &str = "UnguardedStream";
@@ -80,7 +141,9 @@ pub(super) const RESPONSE_ENDED: &str = "ResponseEnded";
 /// descriptors, a client retries later rather than holding a session open
 /// that logout cannot reach.
 pub(super) fn connected(ctx: &mut RequestCtx, fd: RawFd) -> pingora_error::Result<()> {
-    if !ctx.upgrade || (ctx.stream_identity.is_none() && ctx.stream_limit.is_none()) {
+    if !ctx.upgrade
+        || (ctx.stream_identity.is_none() && ctx.stream_limit.is_none() && ctx.idle_limit.is_none())
+    {
         return Ok(());
     }
     // SAFETY: pingora hands us the fd of the connection it holds open
@@ -129,6 +192,9 @@ pub(super) fn answered(ctx: &mut RequestCtx, response: &ResponseHeader, revocati
     if let Some(limit) = ctx.stream_limit {
         limit_lifetime(&cut, limit);
     }
+    if let (true, Some(limit)) = (status == 101, ctx.idle_limit) {
+        ctx.activity = Some(limit_idleness(&cut, limit));
+    }
     // A stream opened without a token (a public route) has no session to revoke.
     let registration = ctx.stream_identity.clone().map(|identity| {
         let revoked = revocations.is_revoked(&identity);
@@ -165,6 +231,8 @@ pub(super) fn end_task(ctx: &RequestCtx) -> HttpTask {
     let (status, message) = match why {
         EndReason::Revoked => ("16", "session revoked"),
         EndReason::MaxDuration => ("4", "stream time limit"),
+        // Only WebSockets have an idle limit; a gRPC call never gets here.
+        EndReason::Idle => ("4", "idle timeout"),
     };
     let mut trailers = http::HeaderMap::new();
     trailers.insert("grpc-status", http::HeaderValue::from_static(status));
@@ -175,6 +243,7 @@ pub(super) fn end_task(ctx: &RequestCtx) -> HttpTask {
 /// On each chunk from the upstream: once the revoked stream's upstream has
 /// ended, the client gets the close frame.
 pub(super) fn body(ctx: &mut RequestCtx, body: &mut Option<Bytes>, end_of_stream: bool) {
+    touched(ctx, body);
     if !end_of_stream || ctx.close_sent {
         return;
     }

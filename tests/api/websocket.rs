@@ -1,6 +1,6 @@
 //! WebSockets through the gateway with real clients and a real server: Bearer and browser-style query tokens, what the upstream receives, origins, and refusals before the upgrade.
 //!
-//! Long file: one real WebSocket server and client fixture shared by every rule (tokens, origins, revocation across instances, time limits, caps, running out of descriptors).
+//! Long file: one real WebSocket server and client fixture shared by every rule (tokens, origins, revocation across instances, time and idle limits, caps, running out of descriptors).
 
 use crate::helpers::*;
 use futures_util::{SinkExt, StreamExt};
@@ -428,6 +428,68 @@ async fn out_of_file_descriptors_no_websocket_opens_beyond_the_reach_of_a_revoca
     assert!(one
         .output()
         .contains("refused, as a revocation could not end it"));
+}
+
+/// `websocket_idle_seconds` closes a WebSocket that carries nothing either
+/// way for that long, with 1008 ("idle timeout"); frames from the client
+/// alone keep it open (the upstream echoes only text, so binary frames go one
+/// way); a socket on a route without the key outlives the quiet spell.
+#[tokio::test]
+async fn websocket_idle_seconds_closes_a_quiet_websocket_and_traffic_keeps_it_open() {
+    let up = WsUpstream::start().await;
+    let gw = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml(
+            "routes:\n  - { prefix: /quiet, upstream: default, websocket_idle_seconds: 1 }\n  - { prefix: /, upstream: default }\n",
+        )
+        .start();
+    let user = gw.new_user().await;
+    let mut req = format!("ws://{}/quiet", gw.addr)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", user.access).parse().unwrap(),
+    );
+    let (mut quiet, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    quiet.next().await.unwrap().unwrap();
+    let mut unlimited = open_socket(&gw, &user.access).await;
+    // 2.4 s of client-to-upstream frames only, 300 ms apart: never idle for 1 s.
+    for _ in 0..8 {
+        quiet.send(Message::binary(vec![1u8; 8])).await.unwrap();
+        let early = tokio::time::timeout(std::time::Duration::from_millis(300), quiet.next()).await;
+        assert!(early.is_err(), "closed while busy: {early:?}");
+    }
+    let wait = async {
+        while let Some(msg) = quiet.next().await {
+            if let Ok(Message::Close(frame)) = msg {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    };
+    let started = std::time::Instant::now();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(3), wait)
+        .await
+        .expect("closed within 3 s of going quiet");
+    assert_eq!(closed, Some((1008, "idle timeout".to_owned())));
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    still_open(&mut unlimited).await;
+    let metrics = gw.metrics().await;
+    assert!(
+        metrics.contains("authgate_streams_closed_total{reason=\"websocket_idle_seconds\"} 1"),
+        "{metrics}"
+    );
+    let (code, out) = check_config(
+        "routes:\n  - { prefix: /, upstream: default, websocket_idle_seconds: 0 }\nupstreams:\n  default: { peers: ['127.0.0.1:1'] }\n",
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("routes[0].websocket_idle_seconds"), "{out}");
 }
 
 /// `max_stream_seconds` bounds a WebSocket however busy or quiet it is: the
