@@ -61,6 +61,19 @@ impl UpstreamConfig {
             ));
         }
         if let Some(hc) = &self.health_check {
+            if hc.kind == HealthCheckKind::Grpc && self.protocol == UpstreamProtocol::Http1 {
+                // The gRPC health protocol runs over HTTP/2 only.
+                return Err(invalid(
+                    format!("upstreams.{name}.health_check.kind"),
+                    "a grpc check speaks HTTP/2: set protocol: h2 (or auto with tls: true)",
+                ));
+            }
+            if hc.kind != HealthCheckKind::Grpc && !hc.service.is_empty() {
+                return Err(invalid(
+                    format!("upstreams.{name}.health_check.service"),
+                    "only a kind: grpc check names a service",
+                ));
+            }
             if hc.kind == HealthCheckKind::Http && self.protocol == UpstreamProtocol::H2 {
                 // The HTTP check speaks HTTP/1.1: an h2-only peer would
                 // always look down.
@@ -158,13 +171,16 @@ pub enum UpstreamProtocol {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthCheckConfig {
-    /// `http` (GET `path`, expects 2xx) or `tcp` (connect only).
+    /// `http` (GET `path`, expects 2xx), `tcp` (connect only) or `grpc`
+    /// (the gRPC health protocol).
     pub kind: HealthCheckKind,
     /// Path (and query) for `http` checks.
     #[serde(deserialize_with = "de::one")]
     pub path: PathAndQuery,
     /// Seconds between checks.
     pub interval_seconds: u64,
+    /// For `grpc` checks, the service asked about (empty: the server as a whole).
+    pub service: String,
 }
 
 impl Default for HealthCheckConfig {
@@ -173,6 +189,7 @@ impl Default for HealthCheckConfig {
             kind: HealthCheckKind::Tcp,
             path: PathAndQuery::from_static("/"),
             interval_seconds: 5,
+            service: String::new(),
         }
     }
 }
@@ -192,6 +209,8 @@ pub enum HealthCheckKind {
     Http,
     /// TCP connect.
     Tcp,
+    /// `grpc.health.v1.Health/Check` over HTTP/2, expects `SERVING`.
+    Grpc,
 }
 
 #[cfg(test)]

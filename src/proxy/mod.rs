@@ -13,6 +13,7 @@ mod ejection;
 pub(crate) mod explain;
 mod failure;
 mod fast_path;
+mod grpc_health;
 mod grpc_timeout;
 mod headers;
 mod idle;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::ejection::Ejections;
 use super::failure::NO_HEALTHY_PEER;
+use super::grpc_health::GrpcHealthCheck;
 
 /// The background task that health-checks one cluster.
 pub(crate) type HealthCheckTask = GenBackgroundService<LoadBalancer<RoundRobin>>;
@@ -96,6 +97,15 @@ impl Cluster {
                     .unwrap_or_default();
                 match hc.kind {
                     HealthCheckKind::Tcp => lb.set_health_check(TcpHealthCheck::new()),
+                    HealthCheckKind::Grpc => {
+                        let sni = if cfg.tls { host.clone() } else { String::new() };
+                        let template = peer_template(
+                            HttpPeer::new("0.0.0.0:0", cfg.tls, sni),
+                            cfg,
+                            http_versions(cfg.protocol),
+                        );
+                        lb.set_health_check(GrpcHealthCheck::new(template, &host, &hc.service));
+                    }
                     HealthCheckKind::Http => {
                         let mut check = HttpHealthCheck::new(&host, cfg.tls);
                         check.req.set_uri(http::Uri::from(hc.path.clone()));
@@ -113,14 +123,7 @@ impl Cluster {
                 name: name.to_owned(),
                 lb,
                 tls: cfg.tls,
-                http_versions: match cfg.protocol {
-                    UpstreamProtocol::Http1 => (1, 1),
-                    // Over plain TCP, min 2 makes Pingora's connector speak
-                    // h2c with prior knowledge (no Upgrade dance), as gRPC
-                    // servers expect.
-                    UpstreamProtocol::H2 => (2, 2),
-                    UpstreamProtocol::Auto => (2, 1),
-                },
+                http_versions: http_versions(cfg.protocol),
                 sni,
                 connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
                 read_timeout: Duration::from_millis(cfg.read_timeout_ms),
@@ -226,6 +229,27 @@ impl Cluster {
             .map(|(c, _)| c)
             .unwrap_or_else(|e| panic!("{e}"))
     }
+}
+
+/// HTTP versions for the peer options: (max, min).
+fn http_versions(protocol: UpstreamProtocol) -> (u8, u8) {
+    match protocol {
+        UpstreamProtocol::Http1 => (1, 1),
+        // Over plain TCP, min 2 makes Pingora's connector speak h2c with
+        // prior knowledge (no Upgrade dance), as gRPC servers expect.
+        UpstreamProtocol::H2 => (2, 2),
+        UpstreamProtocol::Auto => (2, 1),
+    }
+}
+
+/// `peer` with the cluster's timeouts and HTTP versions, as `select_peer` sets them.
+fn peer_template(mut peer: HttpPeer, cfg: &UpstreamConfig, versions: (u8, u8)) -> HttpPeer {
+    peer.options.connection_timeout = Some(Duration::from_millis(cfg.connect_timeout_ms));
+    peer.options.read_timeout = Some(Duration::from_millis(cfg.read_timeout_ms));
+    peer.options.write_timeout = Some(Duration::from_millis(cfg.read_timeout_ms));
+    peer.options.idle_timeout = Some(Duration::from_millis(cfg.idle_timeout_ms));
+    peer.options.set_http_version(versions.0, versions.1);
+    peer
 }
 
 #[cfg(test)]

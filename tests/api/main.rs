@@ -21,6 +21,7 @@ mod django_import;
 mod edge;
 mod fast_path;
 mod grpc;
+mod grpc_health;
 mod http2;
 mod keys;
 mod operations;
