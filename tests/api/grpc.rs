@@ -101,25 +101,31 @@ impl Drop for GrpcServer {
     }
 }
 
+/// Start the Python server `script` with argument `file`; it prints its port first.
+pub(crate) fn spawn_server(script: &str, file: &Path) -> (Child, u16) {
+    use std::io::BufRead as _;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .arg(file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().parse().unwrap_or_else(|_| {
+        let _ = child.kill();
+        panic!("the grpcio server did not start: {line:?}")
+    });
+    (child, port)
+}
+
 impl GrpcServer {
     pub(crate) fn start() -> GrpcServer {
-        use std::io::BufRead as _;
         let calls = std::env::temp_dir().join(unique("authgate-grpc-calls"));
         std::fs::write(&calls, "").unwrap();
-        let mut child = Command::new("python3")
-            .args(["-c", SERVER])
-            .arg(&calls)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the grpcio server did not start: {line:?}")
-        });
+        let (child, port) = spawn_server(SERVER, &calls);
         GrpcServer { child, port, calls }
     }
 

@@ -1,9 +1,9 @@
 //! `health_check: {kind: grpc}` against grpcio's own health servicer (grpcio-health-checking): a peer is up while it answers SERVING, for the server or a named service.
 
-use crate::grpc::have_grpcio;
+use crate::grpc::{have_grpcio, spawn_server};
 use crate::helpers::*;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 /// A grpcio server whose only service is `grpc.health.v1.Health`, serving
@@ -51,23 +51,9 @@ impl Drop for HealthServer {
 
 impl HealthServer {
     fn start() -> HealthServer {
-        use std::io::BufRead as _;
         let status = std::env::temp_dir().join(unique("authgate-grpc-health"));
         std::fs::write(&status, "SERVING").unwrap();
-        let mut child = Command::new("python3")
-            .args(["-c", SERVER])
-            .arg(&status)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("the grpcio health server did not start: {line:?}")
-        });
+        let (child, port) = spawn_server(SERVER, &status);
         HealthServer {
             child,
             port,
