@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Recreate vendor/<crate> for each patched Pingora crate: the crates.io release
-# named below with patches/<crate>.diff applied. Run after changing a diff or
+# named below with patches/<crate>.diff applied, then each patches/<crate>.*.diff
+# (one upstream-ready fix per file) in name order. Run after changing a diff or
 # moving to a new Pingora release (then update VERSION and Cargo.toml's pins).
 # Usage: patches/vendor.sh          check: patches/vendor.sh --check (exit 1 if a copy differs)
 set -euo pipefail
@@ -19,7 +20,10 @@ for crate in "${CRATES[@]}"; do
     curl -fsSL --retry 3 "https://static.crates.io/crates/$crate/$crate-$VERSION.crate" | tar xz -C "$tmp"
   fi
   rm -f "$src/.cargo_vcs_info.json" "$src/.cargo-ok"
-  (cd "$src" && patch -s -p1 < "$OLDPWD/patches/$crate.diff")
+  for diff in "patches/$crate.diff" patches/"$crate".*.diff; do
+    [[ -e $diff ]] || continue
+    (cd "$src" && patch -s -p1 < "$OLDPWD/$diff")
+  done
   if [[ ${1:-} == --check ]]; then
     # Each workspace has its own [patch]; one that misses a crate builds the
     # unpatched release and fails to compile (or worse, compiles without a hook).
@@ -30,14 +34,14 @@ for crate in "${CRATES[@]}"; do
       fi
     done
     if diff -r "$src" "vendor/$crate"; then
-      echo "vendor/$crate matches $crate $VERSION + patches/$crate.diff"
+      echo "vendor/$crate matches $crate $VERSION + patches/$crate{,.*}.diff"
     else
       status=1
     fi
   else
     rm -rf "vendor/$crate"
     mv "$src" "vendor/$crate"
-    echo "vendor/$crate: $crate $VERSION + patches/$crate.diff"
+    echo "vendor/$crate: $crate $VERSION + patches/$crate{,.*}.diff"
   fi
 done
 exit $status

@@ -348,7 +348,17 @@ where
                 },
 
                 body = rx.recv(), if !request_done => {
+                    // The downstream half sends the upgrade request's own
+                    // (empty) body as a plain Body before it knows of any
+                    // 101, and the 101 may have been read first: that end is
+                    // the request's, not the tunnel's.
+                    let request_body_after_101 = client_session.was_upgraded()
+                        && matches!(body, Some(HttpTask::Body(..)));
                     match send_body_to1(client_session, body).await {
+                        Ok(_) if request_body_after_101 => {
+                            // Keep reading: the tunnel's bytes follow as UpgradedBody.
+                            request_done = false;
+                        },
                         Ok(send_done) => {
                             request_done = send_done;
                             // An upgraded request is terminated when either side is done
