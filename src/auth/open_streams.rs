@@ -109,9 +109,11 @@ impl StreamCut {
         self.ended() == Some(EndReason::Revoked)
     }
 
-    /// End the stream for `why` unless it has been ended already; true when
-    /// this call ended it.
-    pub(crate) fn end(&self, why: EndReason) -> bool {
+    /// End the stream for `why` unless it has been ended already, counted
+    /// in `authgate_streams_closed_total{reason=label}`; true when this call
+    /// ended it. The count comes first: whoever sees the stream end (its
+    /// client, a test reading /metrics next) sees it counted.
+    pub(crate) fn end(&self, why: EndReason, label: &str) -> bool {
         if self
             .ended
             .compare_exchange(OPEN, why.code(), Ordering::AcqRel, Ordering::Acquire)
@@ -119,6 +121,7 @@ impl StreamCut {
         {
             return false;
         }
+        METRICS.streams_closed.with_label_values(&[label]).inc();
         match &self.ending {
             // SAFETY: the fd is owned by `self` and open for as long as `self`
             // lives. A failure (the peer already gone) leaves nothing to end.
@@ -180,29 +183,17 @@ impl OpenStreams {
             if !r.covers(id) {
                 return true;
             }
-            if handle.end(EndReason::Revoked) {
+            if handle.end(EndReason::Revoked, r.reason()) {
                 cut += 1;
             }
             false
         });
-        if cut > 0 {
-            METRICS
-                .streams_closed
-                .with_label_values(&[r.reason()])
-                .inc_by(cut as u64);
-        }
         cut
     }
 
     /// End one stream now: it was revoked before it was registered.
     pub(crate) fn cut_now(&self, cut: &StreamCut) {
-        if !cut.end(EndReason::Revoked) {
-            return;
-        }
-        METRICS
-            .streams_closed
-            .with_label_values(&["revoked_while_opening"])
-            .inc();
+        cut.end(EndReason::Revoked, "revoked_while_opening");
     }
 
     /// Streams registered now.
@@ -280,7 +271,7 @@ mod tests {
             .await
             .expect("the loop wakes on its next wait");
         // Ending twice signals once.
-        assert!(!cut.end(EndReason::MaxDuration));
+        assert!(!cut.end(EndReason::MaxDuration, "max_stream_seconds"));
         assert!(
             tokio::time::timeout(std::time::Duration::from_millis(50), signal.notified())
                 .await

@@ -16,7 +16,6 @@
 use super::RequestCtx;
 use crate::auth::open_streams::{EndReason, StreamCut};
 use crate::auth::revocations::Revocations;
-use crate::metrics::METRICS;
 use bytes::Bytes;
 use pingora_core::protocols::http::HttpTask;
 use pingora_http::ResponseHeader;
@@ -55,14 +54,8 @@ fn limit_lifetime(cut: &Arc<StreamCut>, limit: Duration) {
     let weak = Arc::downgrade(cut);
     tokio::spawn(async move {
         tokio::time::sleep(limit).await;
-        if weak
-            .upgrade()
-            .is_some_and(|c| c.end(EndReason::MaxDuration))
-        {
-            METRICS
-                .streams_closed
-                .with_label_values(&["max_stream_seconds"])
-                .inc();
+        if let Some(cut) = weak.upgrade() {
+            cut.end(EndReason::MaxDuration, "max_stream_seconds");
         }
     });
 }
@@ -103,12 +96,7 @@ fn limit_idleness(cut: &Arc<StreamCut>, limit: Duration) -> Arc<Activity> {
                 return;
             }
             if seen.last() + limit <= tokio::time::Instant::now() {
-                if cut.end(EndReason::Idle) {
-                    METRICS
-                        .streams_closed
-                        .with_label_values(&["websocket_idle_seconds"])
-                        .inc();
-                }
+                cut.end(EndReason::Idle, "websocket_idle_seconds");
                 return;
             }
         }
