@@ -294,6 +294,32 @@ async fn closed_with(ws: &mut Socket) -> Option<u16> {
         .expect("the socket ended within 2 s")
 }
 
+/// The close frame's code and reason `ws` ends with within `limit` (None:
+/// it ended without one).
+async fn close_frame_within(ws: &mut Socket, limit: std::time::Duration) -> Option<(u16, String)> {
+    let wait = async {
+        while let Some(msg) = ws.next().await {
+            if let Ok(Message::Close(frame)) = msg {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    };
+    tokio::time::timeout(limit, wait)
+        .await
+        .expect("the socket ended in time")
+}
+
+/// A route with `key: 0` is refused at load, naming the key.
+fn refused_at_zero(key: &str) {
+    let (code, out) = check_config(
+        &format!("routes:\n  - {{ prefix: /, upstream: default, {key}: 0 }}\nupstreams:\n  default: {{ peers: ['127.0.0.1:1'] }}\n"),
+        &[("AUTHGATE_JWT_SECRET", SECRET)],
+    );
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains(&format!("routes[0].{key}")), "{out}");
+}
+
 /// Two gateways on one store: sockets open on `one`, sessions end on `two`.
 fn two_instances(up: &WsUpstream) -> (TestGateway, TestGateway) {
     let one = gateway(up);
@@ -460,18 +486,8 @@ async fn websocket_idle_seconds_closes_a_quiet_websocket_and_traffic_keeps_it_op
         let early = tokio::time::timeout(std::time::Duration::from_millis(300), quiet.next()).await;
         assert!(early.is_err(), "closed while busy: {early:?}");
     }
-    let wait = async {
-        while let Some(msg) = quiet.next().await {
-            if let Ok(Message::Close(frame)) = msg {
-                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-            }
-        }
-        None
-    };
     let started = std::time::Instant::now();
-    let closed = tokio::time::timeout(std::time::Duration::from_secs(3), wait)
-        .await
-        .expect("closed within 3 s of going quiet");
+    let closed = close_frame_within(&mut quiet, std::time::Duration::from_secs(3)).await;
     assert_eq!(closed, Some((1008, "idle timeout".to_owned())));
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(600),
@@ -484,12 +500,7 @@ async fn websocket_idle_seconds_closes_a_quiet_websocket_and_traffic_keeps_it_op
         metrics.contains("authgate_streams_closed_total{reason=\"websocket_idle_seconds\"} 1"),
         "{metrics}"
     );
-    let (code, out) = check_config(
-        "routes:\n  - { prefix: /, upstream: default, websocket_idle_seconds: 0 }\nupstreams:\n  default: { peers: ['127.0.0.1:1'] }\n",
-        &[("AUTHGATE_JWT_SECRET", SECRET)],
-    );
-    assert_ne!(code, Some(0), "{out}");
-    assert!(out.contains("routes[0].websocket_idle_seconds"), "{out}");
+    refused_at_zero("websocket_idle_seconds");
 }
 
 /// `max_stream_seconds` bounds a WebSocket however busy or quiet it is: the
@@ -537,17 +548,7 @@ routes:
     // Busy until the end: traffic does not extend the limit.
     still_open(&mut short).await;
     for ws in [&mut short, &mut public] {
-        let wait = async {
-            while let Some(msg) = ws.next().await {
-                if let Ok(Message::Close(frame)) = msg {
-                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
-                }
-            }
-            None
-        };
-        let closed = tokio::time::timeout(std::time::Duration::from_secs(3), wait)
-            .await
-            .expect("closed within 3 s of opening");
+        let closed = close_frame_within(ws, std::time::Duration::from_secs(3)).await;
         assert_eq!(closed, Some((1008, "stream time limit".to_owned())));
     }
     still_open(&mut unlimited).await;
@@ -556,12 +557,7 @@ routes:
         metrics.contains("authgate_streams_closed_total{reason=\"max_stream_seconds\"} 2"),
         "{metrics}"
     );
-    let (code, out) = check_config(
-        "routes:\n  - { prefix: /, upstream: default, max_stream_seconds: 0 }\nupstreams:\n  default: { peers: ['127.0.0.1:1'] }\n",
-        &[("AUTHGATE_JWT_SECRET", SECRET)],
-    );
-    assert_ne!(code, Some(0), "{out}");
-    assert!(out.contains("routes[0].max_stream_seconds"), "{out}");
+    refused_at_zero("max_stream_seconds");
 }
 
 /// The upgrade's answer: `Ok` when it opened, else the status and JSON body.
