@@ -279,28 +279,22 @@ async fn still_open(ws: &mut Socket) {
 
 /// The close code the gateway ends `ws` with, within 2 s.
 async fn closed_with(ws: &mut Socket) -> Option<u16> {
-    let wait = async {
-        while let Some(msg) = ws.next().await {
-            match msg {
-                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
-                Ok(_) => continue,
-                Err(_) => return None,
-            }
-        }
-        None
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(2), wait)
+    close_frame_within(ws, std::time::Duration::from_secs(2))
         .await
-        .expect("the socket ended within 2 s")
+        .map(|(code, _)| code)
 }
 
 /// The close frame's code and reason `ws` ends with within `limit` (None:
-/// it ended without one).
+/// it ended, or failed, without one).
 async fn close_frame_within(ws: &mut Socket, limit: std::time::Duration) -> Option<(u16, String)> {
     let wait = async {
         while let Some(msg) = ws.next().await {
-            if let Ok(Message::Close(frame)) = msg {
-                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            match msg {
+                Ok(Message::Close(frame)) => {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()))
+                }
+                Ok(_) => continue,
+                Err(_) => return None,
             }
         }
         None
