@@ -81,6 +81,10 @@ pub(crate) enum ErrorReply {
     /// A WebSocket upgrade from an `Origin` the route does not list.
     #[error("this origin may not open WebSockets on this route")]
     OriginNotAllowed,
+    /// A cookie-authenticated unsafe request that did not come from the
+    /// gateway's own origin (cross-site request forgery).
+    #[error("this request did not come from this site's own pages")]
+    Csrf,
     /// A CORS preflight or request the `cors` section refuses.
     #[error("{}", cors_detail(*.0))]
     Cors(crate::proxy::cors::CorsRefusal),
@@ -214,6 +218,7 @@ impl ErrorReply {
             RegistrationClosed => (S::FORBIDDEN, "registration_closed"),
             Forbidden => (S::FORBIDDEN, "forbidden"),
             OriginNotAllowed => (S::FORBIDDEN, "origin_not_allowed"),
+            Csrf => (S::FORBIDDEN, "csrf"),
             Cors(CorsRefusal::MalformedOrigin) => (S::BAD_REQUEST, "invalid_origin"),
             Cors(CorsRefusal::Origin) => (S::FORBIDDEN, "origin_not_allowed"),
             Cors(CorsRefusal::Method) => (S::FORBIDDEN, "cors_method_not_allowed"),

@@ -16,6 +16,7 @@ pub mod startup;
 
 mod api;
 mod auth;
+mod browser;
 mod domain;
 mod edge;
 mod error;

@@ -33,6 +33,12 @@ pub(crate) struct Metrics {
     pub streams_closed: IntCounterVec,
     /// CORS requests refused (`docs/cors.md`), by reason.
     pub cors_refusals: IntCounterVec,
+    /// Browser requests refused (`docs/browser.md`): `csrf`, `origin_not_allowed`.
+    pub browser_refusals: IntCounterVec,
+    /// Session cookies the gateway refreshed itself.
+    pub cookie_refreshes: IntCounter,
+    /// Session cookies cleared because they were not (or no longer) a session.
+    pub cookies_cleared: IntCounter,
     /// Redis calls that failed or timed out, by node (`host:port`; `unknown`
     /// for a cluster call whose node was not known yet).
     pub redis_errors: IntCounterVec,
@@ -186,6 +192,24 @@ fn build() -> Result<Metrics, prometheus::Error> {
         &["reason"],
     )?;
     registry.register(Box::new(cors_refusals.clone()))?;
+    let browser_refusals = IntCounterVec::new(
+        Opts::new(
+            "browser_refusals_total",
+            "Cookie-authenticated requests refused for their origin, by reason (csrf, origin_not_allowed)",
+        ),
+        &["reason"],
+    )?;
+    let cookie_refreshes = IntCounter::new(
+        "cookie_refreshes_total",
+        "Session cookies refreshed by the gateway after their access part expired",
+    )?;
+    let cookies_cleared = IntCounter::new(
+        "cookies_cleared_total",
+        "Session cookies cleared: tampered, from another deployment, or of an ended session",
+    )?;
+    registry.register(Box::new(browser_refusals.clone()))?;
+    registry.register(Box::new(cookie_refreshes.clone()))?;
+    registry.register(Box::new(cookies_cleared.clone()))?;
     registry.register(Box::new(role_refusals.clone()))?;
     registry.register(Box::new(admin.clone()))?;
     let log_lines_dropped = IntCounter::new(
@@ -223,6 +247,9 @@ fn build() -> Result<Metrics, prometheus::Error> {
         websocket_refusals,
         streams_closed,
         cors_refusals,
+        browser_refusals,
+        cookie_refreshes,
+        cookies_cleared,
         registry,
         requests,
         latency,

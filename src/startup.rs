@@ -155,6 +155,14 @@ pub(crate) fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
             cfg.limits.max_websockets_per_user,
             cfg.limits.max_websockets_per_ip,
         ),
+        browser: crate::browser::Browser::new(
+            &cfg.browser,
+            cfg.public_url.as_deref(),
+            cfg.cors.as_ref(),
+            t.access_ttl_seconds,
+            t.reuse_grace_seconds,
+        )?
+        .map(Arc::new),
     };
     let admin = match &cfg.admin.token_file {
         None => None,

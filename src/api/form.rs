@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 
 /// The fields the endpoints read: a repeated one is refused by name (DRF kept
 /// the last; a repeat is more likely a client bug or a smuggling attempt).
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 7] = [
     "email",
+    "return_to",
     "password",
     "refresh_token",
     "username",

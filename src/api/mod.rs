@@ -328,7 +328,7 @@ impl AuthApi {
 
     /// End one session of `user` and its access tokens everywhere, with its
     /// `session_revoked` event; whether it was live.
-    async fn end_session(
+    pub(crate) async fn end_session(
         &self,
         user: UserId,
         sid: SessionId,

@@ -90,6 +90,19 @@ struct Claims {
     /// The user's roles (absent: none). A token naming an invalid role is malformed.
     #[serde(default)]
     roles: Vec<String>,
+    /// `cookie` in the access part of a browser session cookie, absent in a
+    /// Bearer token: neither is ever taken for the other.
+    #[serde(default, rename = "use")]
+    token_use: Option<String>,
+}
+
+/// A session cookie's access part, verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CookieAccess {
+    /// Valid now: who it speaks for.
+    Fresh(Identity),
+    /// Ours, but expired or revoked: the session to refresh, if it still lives.
+    Stale(UserId, SessionId),
 }
 
 /// The claims of a new token.
@@ -112,6 +125,25 @@ struct NewClaims<'a> {
     /// Absent when the user has none, so a token without roles is as it was.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     roles: Vec<&'a str>,
+    /// `cookie` for a cookie's access part (which carries no roles).
+    #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
+    token_use: Option<&'static str>,
+}
+
+/// What a token is for: a Bearer token, or the access part of a session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TokenUse {
+    Bearer,
+    Cookie,
+}
+
+impl TokenUse {
+    fn claim(self) -> Option<&'static str> {
+        match self {
+            TokenUse::Bearer => None,
+            TokenUse::Cookie => Some("cookie"),
+        }
+    }
 }
 
 /// A key ring with the cache of tokens it verified: swapped together, so a token
@@ -190,6 +222,32 @@ impl AccessTokens {
         sid: SessionId,
         stamp: &Stamp,
     ) -> Result<String, jsonwebtoken::errors::Error> {
+        self.mint(user, sid, stamp, TokenUse::Bearer)
+    }
+
+    /// The access part of a session cookie: as [`AccessTokens::issue`], but
+    /// marked for cookies and without roles, so a cookie stays small whatever
+    /// the user holds (the roles come from [`crate::browser`]'s cache).
+    pub(crate) fn issue_cookie(
+        &self,
+        user: UserId,
+        sid: SessionId,
+        gen: u64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let stamp = Stamp {
+            gen,
+            roles: Roles::NONE,
+        };
+        self.mint(user, sid, &stamp, TokenUse::Cookie)
+    }
+
+    fn mint(
+        &self,
+        user: UserId,
+        sid: SessionId,
+        stamp: &Stamp,
+        token_use: TokenUse,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let current = self.current.0.load();
         let ring = &current.ring;
         let (header, key) = ring
@@ -208,6 +266,7 @@ impl AccessTokens {
             sid: sid.to_string(),
             gen: stamp.gen,
             roles: stamp.roles.iter().collect(),
+            token_use: token_use.claim(),
         };
         jsonwebtoken::encode(header, &claims, key)
     }
@@ -223,7 +282,7 @@ impl AccessTokens {
         let id = match current.cache.get(token, now_unix()) {
             Some(verdict) => verdict?,
             None => {
-                let (id, exp) = verify_signed(&current.ring, token)?;
+                let (id, exp) = verify_signed(&current.ring, token, TokenUse::Bearer)?;
                 current.cache.insert(token, id.clone(), exp);
                 id
             }
@@ -232,6 +291,26 @@ impl AccessTokens {
             return Err(TokenRejection::Revoked);
         }
         Ok(id)
+    }
+
+    /// What a session cookie's access part says, checked as
+    /// [`AccessTokens::verify`] checks a Bearer token but for its expiry: a
+    /// signed part that has expired or been revoked still names its session,
+    /// which the gateway may then refresh. Its roles are empty (the caller
+    /// looks them up). Not cached: the cache answers for Bearer tokens.
+    pub(crate) fn verify_cookie(&self, token: &str) -> Result<CookieAccess, TokenRejection> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenRejection::TooLarge);
+        }
+        let current = self.current.0.load();
+        let (id, exp) = verify_signed(&current.ring, token, TokenUse::Cookie)?;
+        let Some(sid) = id.sid else {
+            return Err(TokenRejection::Malformed);
+        };
+        if exp <= now_unix() || self.revocations.is_revoked(&id) {
+            return Ok(CookieAccess::Stale(id.user, sid));
+        }
+        Ok(CookieAccess::Fresh(id))
     }
 
     /// The public keys as a JWK Set, and for how many seconds it may be cached.
@@ -261,13 +340,27 @@ fn new_jti() -> String {
 }
 
 /// Verify `token` with the key its header names; its identity and `exp`.
-fn verify_signed(ring: &KeyRing, token: &str) -> Result<(Identity, u64), TokenRejection> {
+fn verify_signed(
+    ring: &KeyRing,
+    token: &str,
+    token_use: TokenUse,
+) -> Result<(Identity, u64), TokenRejection> {
     let (key, validation) = match ring.choose(token) {
         Ok(chosen) => chosen,
         Err(NoKey::Malformed) => return Err(TokenRejection::Malformed),
         Err(NoKey::UnknownKey) => return Err(TokenRejection::UnknownKey),
         Err(NoKey::WrongAlgorithm) => return Err(TokenRejection::WrongAlgorithm),
         Err(NoKey::Critical) => return Err(TokenRejection::CriticalHeader),
+    };
+    // A cookie's expired access part still names the session to refresh.
+    let relaxed;
+    let validation = if token_use == TokenUse::Cookie {
+        let mut v = validation.clone();
+        v.validate_exp = false;
+        relaxed = v;
+        &relaxed
+    } else {
+        validation
     };
     let data =
         jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| match e.kind() {
@@ -285,6 +378,9 @@ fn verify_signed(ring: &KeyRing, token: &str) -> Result<(Identity, u64), TokenRe
         })?;
     // `exp` is checked with second granularity by the library; a token that
     // expires this very second is already refused there.
+    if data.claims.token_use.as_deref() != token_use.claim() {
+        return Err(TokenRejection::Malformed);
+    }
     if let Some(sub) = &data.claims.sub {
         if sub.parse::<u64>().ok() != Some(data.claims.user_id) {
             return Err(TokenRejection::Malformed);

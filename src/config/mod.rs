@@ -6,6 +6,7 @@
 //! second look at start-up.
 
 mod admin;
+mod browser;
 mod cors;
 mod de;
 mod edge;
@@ -24,6 +25,7 @@ mod tokens;
 mod upstreams;
 
 pub use admin::AdminConfig;
+pub use browser::{BrowserConfig, PublicUrl};
 pub use cors::CorsConfig;
 pub use engine::Http1Engine;
 pub use http2::Http2Config;
@@ -112,6 +114,11 @@ pub struct Config {
     pub http2: Http2Config,
     /// CORS for pages of other origins (`docs/cors.md`); absent: no CORS at all.
     pub cors: Option<CorsConfig>,
+    /// Where browsers reach the gateway (`https://host[:port]`): the login
+    /// page's origin, the target of its redirects, the origin CSRF checks.
+    pub public_url: Option<String>,
+    /// The hosted login page and cookie sessions (`docs/browser.md`).
+    pub browser: BrowserConfig,
     /// One JSON line per request on stdout.
     pub access_log: bool,
     /// PEM CA bundle trusted for TLS upstreams (default: the system's roots).
@@ -187,6 +194,8 @@ impl Default for Config {
             tls: None,
             http2: Http2Config::default(),
             cors: None,
+            public_url: None,
+            browser: BrowserConfig::default(),
             access_log: true,
             upstream_ca_file: None,
             threads: 2,
@@ -268,6 +277,10 @@ impl Config {
         if let Some(cors) = &self.cors {
             cors.validate()?;
         }
+        if let Some(url) = &self.public_url {
+            PublicUrl::parse(url)?;
+        }
+        self.browser.validate(self.public_url.as_deref())?;
         self.redis.validate()?;
         self.tokens.validate()?;
         self.passwords.validate()?;

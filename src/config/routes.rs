@@ -114,6 +114,12 @@ impl RouteConfig {
                 format!("must start with /, got {:?}", self.prefix),
             ));
         }
+        if self.prefix.starts_with("/.authgate/") || self.prefix == "/.authgate" {
+            return Err(invalid(
+                format!("routes[{i}].prefix"),
+                "/.authgate/ is reserved for the gateway's own pages",
+            ));
+        }
         prefix_can_match(&self.prefix).map_err(|why| {
             invalid(
                 format!("routes[{i}].prefix"),

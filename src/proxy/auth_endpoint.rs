@@ -17,24 +17,53 @@ pub(super) struct BodyLimits {
     pub deadline: Duration,
 }
 
-/// Answer one auth request completely, and count its outcome.
+/// Answer one auth request completely, and count its outcome. `authorization`
+/// stands in for the request's own header (a browser's session cookie, as the
+/// Bearer token it is worth).
 pub(super) async fn serve(
     api: &AuthApi,
     limits: BodyLimits,
     endpoint: Endpoint,
     session: &mut Session,
     ctx: &mut RequestCtx,
+    authorization: Option<Vec<u8>>,
 ) {
-    let Some(result) = outcome(api, limits, endpoint, session, ctx.client_ip).await else {
+    let Some((result, _)) = call(api, limits, endpoint, session, ctx, authorization).await else {
         // The client went away or stalled mid-body: nothing to answer.
         session.set_keepalive(None);
         return;
     };
+    answer(api, endpoint, session, ctx, result).await;
+}
+
+/// Run the endpoint and count its outcome: its result and the body it read
+/// (`None`: the body could not be read at all).
+pub(super) async fn call(
+    api: &AuthApi,
+    limits: BodyLimits,
+    endpoint: Endpoint,
+    session: &mut Session,
+    ctx: &RequestCtx,
+    authorization: Option<Vec<u8>>,
+) -> Option<(Result<Reply, ErrorReply>, bytes::BytesMut)> {
+    let (result, body) =
+        outcome(api, limits, endpoint, session, ctx.client_ip, authorization).await?;
     let code = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
     METRICS
         .auth
         .with_label_values(&[endpoint.name(), code])
         .inc();
+    Some((result, body))
+}
+
+/// The JSON answer for an endpoint's result.
+pub(super) async fn answer(
+    api: &AuthApi,
+    endpoint: Endpoint,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    result: Result<Reply, ErrorReply>,
+) {
     match result {
         Ok(reply) if reply.body.is_null() => respond::empty(session, ctx, reply.status, &[]).await,
         Ok(reply) => {
@@ -52,37 +81,42 @@ pub(super) async fn serve(
     }
 }
 
-/// What the endpoint answers; `None` when the body could not be read at all.
+/// What the endpoint answers, and the body it read; `None` when the body
+/// could not be read at all.
 async fn outcome(
     api: &AuthApi,
     limits: BodyLimits,
     endpoint: Endpoint,
     session: &mut Session,
     client_ip: Option<std::net::IpAddr>,
-) -> Option<Result<Reply, ErrorReply>> {
+    authorization: Option<Vec<u8>>,
+) -> Option<(Result<Reply, ErrorReply>, bytes::BytesMut)> {
     let method = session.req_header().method.clone();
     if !endpoint.accepts(&method) {
-        return Some(Err(ErrorReply::MethodNotAllowed {
-            allow: endpoint.allow().into(),
-        }));
+        let allow = endpoint.allow().into();
+        return Some((
+            Err(ErrorReply::MethodNotAllowed { allow }),
+            Default::default(),
+        ));
     }
     let body = if endpoint.reads_body(&method) {
         // One deadline for the whole body: a per-read timeout lets a client
         // that sends a byte at a time hold the request open indefinitely.
         match tokio::time::timeout(limits.deadline, read_capped(session, limits.max_bytes)).await {
             Ok(Ok(b)) => b,
-            Ok(Err(e)) => return e.into_api().map(Err),
-            Err(_) => return Some(Err(ErrorReply::RequestTimeout)),
+            Ok(Err(e)) => return e.into_api().map(|e| (Err(e), Default::default())),
+            Err(_) => return Some((Err(ErrorReply::RequestTimeout), Default::default())),
         }
     } else {
         Default::default()
     };
     let head = session.req_header();
     // The edge has already refused more than one.
-    let authorization = head
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| v.as_bytes().to_vec());
+    let authorization = authorization.or_else(|| {
+        head.headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes().to_vec())
+    });
     let user_agent = head
         .headers
         .get(http::header::USER_AGENT)
@@ -102,5 +136,6 @@ async fn outcome(
         client_ip,
         user_agent: user_agent.as_deref(),
     };
-    Some(api.handle(endpoint, req).await)
+    let result = api.handle(endpoint, req).await;
+    Some((result, body))
 }

@@ -63,6 +63,8 @@ pub(crate) struct RequestCtx {
     pub close_sent: bool,
     /// What CORS adds to the answer.
     pub cors: super::cors::CorsHeaders,
+    /// The session cookie's `Set-Cookie` for the answer: refreshed or cleared.
+    pub set_cookie: Option<String>,
 }
 
 impl RequestCtx {
@@ -92,6 +94,7 @@ impl RequestCtx {
             websocket_slot: None,
             close_sent: false,
             cors: super::cors::CorsHeaders::Off,
+            set_cookie: None,
         }
     }
 

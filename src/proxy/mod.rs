@@ -6,6 +6,7 @@ pub(crate) mod access_log;
 mod admission;
 mod auth_endpoint;
 mod body;
+mod browser_flow;
 pub(crate) mod conn_limit;
 pub(crate) mod cors;
 mod ctx;
@@ -64,6 +65,8 @@ pub(crate) struct Gateway {
     pub cors: Option<cors::Cors>,
     /// Open WebSockets per user and per address.
     pub websocket_caps: Arc<websocket_caps::WebSocketCaps>,
+    /// Browser mode (the login page, the session cookie), when on.
+    pub browser: Option<Arc<crate::browser::Browser>>,
 }
 
 impl Gateway {
@@ -128,6 +131,10 @@ impl Gateway {
         };
 
         let path = session.req_header().uri.path();
+        if path.starts_with(browser_flow::RESERVED_PREFIX) {
+            browser_flow::reserved(session, ctx, self.browser.as_deref()).await;
+            return true;
+        }
         if let Some(endpoint) = Endpoint::for_path(path) {
             ctx.endpoint = Some(endpoint);
             if let Some(origin) = &preflight {
@@ -139,7 +146,22 @@ impl Gateway {
                 max_bytes: self.max_auth_body,
                 deadline: self.auth_body_timeout,
             };
-            auth_endpoint::serve(&self.api, limits, endpoint, session, ctx).await;
+            let mut authorization = None;
+            if let Some(browser) = self.browser.as_deref() {
+                if browser_flow::is_page_request(endpoint, session) {
+                    browser_flow::serve_page(&self.api, browser, limits, session, ctx).await;
+                    return true;
+                }
+                match browser_flow::endpoint_authorization(
+                    &self.api, browser, endpoint, session, ctx,
+                )
+                .await
+                {
+                    Ok(a) => authorization = a,
+                    Err(()) => return true,
+                }
+            }
+            auth_endpoint::serve(&self.api, limits, endpoint, session, ctx, authorization).await;
             return true;
         }
 
@@ -177,6 +199,27 @@ impl Gateway {
                 }
             }
         }
+        // Browser mode: the session cookie counts where no token was sent,
+        // and never reaches the upstream.
+        let mut by_cookie = None;
+        if let Some(browser) = self.browser.as_deref() {
+            let token_sent = query_authorization.is_some()
+                || session
+                    .req_header()
+                    .headers
+                    .contains_key(http::header::AUTHORIZATION);
+            if !token_sent && route.auth != crate::config::AuthPolicy::Public {
+                match browser_flow::cookie_identity(&self.api, browser, session, ctx).await {
+                    Ok(id) => by_cookie = id,
+                    Err(e) => {
+                        respond::error(session, ctx, &e).await;
+                        return true;
+                    }
+                }
+            }
+            browser_flow::strip_cookie(session, browser);
+        }
+        let cookie_authenticated = by_cookie.is_some();
         let authorization = match &query_authorization {
             Some(a) => Some(a.as_bytes()),
             None => session
@@ -185,15 +228,44 @@ impl Gateway {
                 .get(http::header::AUTHORIZATION)
                 .map(|h| h.as_bytes()),
         };
-        let identity =
-            match admission::admit(route.auth, authorization, |t| self.access().verify(t)) {
-                Ok(identity) => identity,
-                Err(why) => {
-                    ctx.rejection = Some(why);
-                    respond::error(session, ctx, &ErrorReply::InvalidToken(why)).await;
+        let admitted = match by_cookie {
+            Some(id) => Ok(Some(id)),
+            None => admission::admit(route.auth, authorization, |t| self.access().verify(t)),
+        };
+        let identity = match admitted {
+            Ok(identity) => identity,
+            Err(why) => {
+                if why == crate::auth::access::TokenRejection::Missing {
+                    if let Some(browser) = self.browser.as_deref() {
+                        if browser_flow::redirect_to_login(session, ctx, browser).await {
+                            return true;
+                        }
+                    }
+                }
+                ctx.rejection = Some(why);
+                respond::error(session, ctx, &ErrorReply::InvalidToken(why)).await;
+                return true;
+            }
+        };
+        if cookie_authenticated {
+            if let Some(browser) = self.browser.as_deref() {
+                let headers = &session.req_header().headers;
+                let refusal = if upgrade && !browser.same_origin(headers) {
+                    Some(("origin_not_allowed", ErrorReply::OriginNotAllowed))
+                } else if crate::browser::csrf::is_unsafe(&session.req_header().method)
+                    && !browser.same_origin(headers)
+                {
+                    Some(("csrf", ErrorReply::Csrf))
+                } else {
+                    None
+                };
+                if let Some((label, reply)) = refusal {
+                    METRICS.browser_refusals.with_label_values(&[label]).inc();
+                    respond::error(session, ctx, &reply).await;
                     return true;
                 }
-            };
+            }
+        }
         // Cross-site WebSocket hijacking: a page of another site opening a
         // socket with the user's credentials.
         if upgrade
@@ -374,6 +446,9 @@ impl Gateway {
     ) -> Result<()> {
         streams::answered(ctx, upstream_response, self.access().revocations());
         upstream_response.insert_header("X-Request-Id", ctx.request_id.as_str())?;
+        if let Some(browser) = &self.browser {
+            browser_flow::own_set_cookie(upstream_response, browser, ctx)?;
+        }
         cors::apply(upstream_response, &ctx.cors)
     }
 

@@ -16,8 +16,28 @@ pub(super) async fn json(
     extra: &[(&'static str, String)],
 ) {
     let bytes = Bytes::from(body.to_string());
+    complete(session, ctx, status, "application/json", bytes, extra).await;
+}
+
+/// Write a complete response of `content_type` (the login page, its stylesheet).
+pub(super) async fn complete(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: StatusCode,
+    content_type: &'static str,
+    bytes: Bytes,
+    extra: &[(&'static str, String)],
+) {
     let header = match build_header(status, bytes.len(), ctx, extra) {
-        Ok(h) => h,
+        Ok(mut h) => {
+            if content_type != "application/json" {
+                if let Err(e) = h.insert_header("Content-Type", content_type) {
+                    log::error!("cannot build response header: {e}");
+                    return;
+                }
+            }
+            h
+        }
         Err(e) => {
             log::error!("cannot build response header: {e}");
             return;
@@ -30,6 +50,18 @@ pub(super) async fn json(
     if let Err(e) = session.write_response_body(Some(bytes), true).await {
         log::debug!("client gone before the response body: {e}");
     }
+}
+
+/// A redirect to `location`, with an empty body.
+pub(super) async fn redirect(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: StatusCode,
+    location: String,
+) {
+    let extra = [("Location", location)];
+    let kind = "text/plain; charset=utf-8";
+    complete(session, ctx, status, kind, Bytes::new(), &extra).await;
 }
 
 /// A complete answer with no body (204), with `extra` headers.
@@ -71,6 +103,9 @@ fn build_header(
         h.insert_header("X-Request-Id", ctx.request_id.as_str())?;
     }
     super::cors::apply(&mut h, &ctx.cors)?;
+    if let Some(cookie) = &ctx.set_cookie {
+        h.append_header("Set-Cookie", cookie.as_str())?;
+    }
     for (k, v) in extra {
         h.insert_header(*k, v.as_str())?;
     }

@@ -1,6 +1,7 @@
 //! Redis: the only durable state. Every atomic step touches one key or keys of one hash tag, so the same calls work on Redis Cluster.
 
 pub(crate) mod accounts;
+pub(crate) mod cookie_sessions;
 pub(crate) mod import;
 mod keys;
 mod redis_conn;

@@ -217,7 +217,10 @@ fn parse_gen(v: Option<&String>) -> Result<u64, StoreError> {
 }
 
 /// The generation and roles a create or rotate script read from the user record.
-fn parse_stamp(gen: Option<&String>, roles: Option<&String>) -> Result<Stamp, StoreError> {
+pub(super) fn parse_stamp(
+    gen: Option<&String>,
+    roles: Option<&String>,
+) -> Result<Stamp, StoreError> {
     let roles = roles.map_or(Ok(Roles::NONE), |r| Roles::from_stored(r));
     Ok(Stamp {
         gen: parse_gen(gen)?,

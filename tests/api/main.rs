@@ -12,6 +12,8 @@ mod helpers;
 
 mod admin;
 mod auth_api;
+mod browser;
+mod browser_refresh;
 mod cli;
 mod cluster;
 mod contract;

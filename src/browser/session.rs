@@ -1,0 +1,255 @@
+//! A request's session cookie: verified without Redis while its access part is fresh, refreshed by the gateway when it has expired.
+//!
+//! Many tabs send one cookie at once; the refresh of `store/cookie_sessions.rs`
+//! lets all of them through on one rotation, and a replay of a token rotated
+//! longer ago than the grace time ends the session as refresh-token reuse does.
+
+use super::{cookie, Browser};
+use crate::api::{now_ms, AuthApi};
+use crate::auth::access::{now_unix, CookieAccess, Stamp, TokenRejection};
+use crate::auth::refresh::{self, Fingerprint};
+use crate::auth::revocations::{Identity, Revocation};
+use crate::domain::{SessionId, UserId};
+use crate::error::ErrorReply;
+use crate::events::{self, Event};
+use crate::metrics::METRICS;
+use crate::store::cookie_sessions::{Advance, Step};
+use sha2::{Digest, Sha256};
+
+/// Successors followed at most in one refresh (each is a rotation within the grace time).
+const MAX_HOPS: usize = 4;
+
+/// What a request's cookie says.
+#[derive(Debug)]
+pub(crate) enum CookieAuth {
+    /// No session cookie.
+    Absent,
+    /// A live session: who, and the new cookie when it was refreshed.
+    Valid {
+        /// The caller, roles included.
+        identity: Identity,
+        /// `Set-Cookie` value for the refreshed cookie.
+        refreshed: Option<String>,
+    },
+    /// A cookie that is not (or no longer) a session: it is cleared.
+    Invalid(TokenRejection),
+}
+
+impl Browser {
+    /// Verify, and if needed refresh, the session cookie among `headers`.
+    pub(crate) async fn authenticate(
+        &self,
+        api: &AuthApi,
+        headers: &http::HeaderMap,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<CookieAuth, ErrorReply> {
+        let (access, token) = match cookie::find(headers, &self.cookie_name) {
+            cookie::Found::None => return Ok(CookieAuth::Absent),
+            cookie::Found::Bad => return Ok(CookieAuth::Invalid(TokenRejection::Malformed)),
+            cookie::Found::One { access, refresh } => (access, refresh),
+        };
+        let (user, sid) = match api.access.verify_cookie(access) {
+            Err(why) => return Ok(CookieAuth::Invalid(why)),
+            Ok(CookieAccess::Fresh(mut identity)) => {
+                if let Some(roles) = self.cached_roles(identity.user.0, identity.gen) {
+                    identity.roles = roles;
+                    return Ok(CookieAuth::Valid {
+                        identity,
+                        refreshed: None,
+                    });
+                }
+                match api.store.stamp(identity.user).await? {
+                    None => return Ok(CookieAuth::Invalid(TokenRejection::Revoked)),
+                    Some(stamp) if stamp.gen == identity.gen => {
+                        self.remember_roles(identity.user.0, stamp.gen, &stamp.roles);
+                        identity.roles = stamp.roles;
+                        return Ok(CookieAuth::Valid {
+                            identity,
+                            refreshed: None,
+                        });
+                    }
+                    // Minted before a role change this instance has not heard of yet.
+                    Some(_) => match identity.sid {
+                        Some(sid) => (identity.user, sid),
+                        None => return Ok(CookieAuth::Invalid(TokenRejection::Malformed)),
+                    },
+                }
+            }
+            Ok(CookieAccess::Stale(user, sid)) => (user, sid),
+        };
+        self.refresh(api, user, sid, token, client_ip).await
+    }
+
+    /// Trade the cookie's refresh token for a fresh cookie of the same session.
+    async fn refresh(
+        &self,
+        api: &AuthApi,
+        user: UserId,
+        sid: SessionId,
+        token: &str,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<CookieAuth, ErrorReply> {
+        let Ok(mut held) = uuid::Uuid::try_parse(token) else {
+            return Ok(CookieAuth::Invalid(TokenRejection::Malformed));
+        };
+        for hop in 0..MAX_HOPS {
+            let presented = fingerprint(&held);
+            let (next_text, next_fp) = refresh::generate();
+            let Ok(next) = uuid::Uuid::try_parse(&next_text) else {
+                return Err(ErrorReply::internal(
+                    "a generated refresh token is not a UUID",
+                ));
+            };
+            let sealed = hex::encode(seal(&held, next.as_bytes()));
+            let step = Step {
+                user,
+                sid,
+                presented: &presented,
+                next: &next_fp,
+                sealed: &sealed,
+                // Only the cookie's own token is rotated: a successor found
+                // through the grace entries is already the new one.
+                rotate: hop == 0,
+            };
+            let outcome = api
+                .store
+                .advance_cookie(&step, self.grace_ms, api.sessions.idle_ttl_ms, now_ms())
+                .await?;
+            match outcome {
+                Advance::Rotated(stamp) => return self.mint(api, user, sid, &next, stamp),
+                Advance::Current(stamp) => return self.mint(api, user, sid, &held, stamp),
+                Advance::Successor(sealed, _) => {
+                    let Some(opened) = hex::decode(&sealed)
+                        .ok()
+                        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                    else {
+                        return Err(ErrorReply::internal("a sealed successor is not 16 bytes"));
+                    };
+                    held = uuid::Uuid::from_bytes(seal(&held, &opened));
+                }
+                Advance::Reused => {
+                    METRICS.refresh_reuse.inc();
+                    events::emit(
+                        Event::RefreshReuseDetected,
+                        Some(user),
+                        Some(sid),
+                        client_ip,
+                    );
+                    let at = now_unix();
+                    let gone = [Revocation::Session { user, sid, at }];
+                    api.access.revocations().apply(gone[0]);
+                    api.store
+                        .publish_revocations(&gone, api.access.ttl_seconds(), at)
+                        .await?;
+                    return Ok(CookieAuth::Invalid(TokenRejection::Revoked));
+                }
+                Advance::Gone => return Ok(CookieAuth::Invalid(TokenRejection::Revoked)),
+            }
+        }
+        // Rotated more often than a request takes: served next time.
+        Ok(CookieAuth::Invalid(TokenRejection::Expired))
+    }
+
+    /// A fresh cookie for the session, holding `token`.
+    fn mint(
+        &self,
+        api: &AuthApi,
+        user: UserId,
+        sid: SessionId,
+        token: &uuid::Uuid,
+        stamp: Stamp,
+    ) -> Result<CookieAuth, ErrorReply> {
+        let value = self.cookie_value(api, user, sid, stamp.gen, &token.to_string())?;
+        self.remember_roles(user.0, stamp.gen, &stamp.roles);
+        METRICS.cookie_refreshes.inc();
+        Ok(CookieAuth::Valid {
+            identity: Identity {
+                user,
+                sid: Some(sid),
+                gen: stamp.gen,
+                roles: stamp.roles,
+            },
+            refreshed: Some(cookie::set(&self.cookie_name, &value, self.max_age(api))),
+        })
+    }
+
+    /// The cookie's value for a session whose refresh token is `refresh`.
+    fn cookie_value(
+        &self,
+        api: &AuthApi,
+        user: UserId,
+        sid: SessionId,
+        gen: u64,
+        refresh: &str,
+    ) -> Result<String, ErrorReply> {
+        let access = api
+            .access
+            .issue_cookie(user, sid, gen)
+            .map_err(|e| ErrorReply::internal(format!("cannot sign a cookie: {e}")))?;
+        Ok(format!("{access}.{refresh}"))
+    }
+
+    /// How long a browser keeps the cookie: as long as the session can live idle.
+    fn max_age(&self, api: &AuthApi) -> u64 {
+        let idle = api.sessions.idle_ttl_ms;
+        api.sessions.max_lifetime_ms.map_or(idle, |m| m.min(idle)) / 1000
+    }
+
+    /// `Set-Cookie` for a session a login just opened, from the token pair it
+    /// answered with (the pair never reaches the browser).
+    pub(crate) fn cookie_for_pair(
+        &self,
+        api: &AuthApi,
+        pair: &serde_json::Value,
+    ) -> Result<String, ErrorReply> {
+        let field = |k: &str| pair.get(k).and_then(|v| v.as_str());
+        let (Some(access), Some(refresh)) = (field("access_token"), field("refresh_token")) else {
+            return Err(ErrorReply::internal(
+                "a login answered without a token pair",
+            ));
+        };
+        let id = api.access.verify(access).map_err(|e| {
+            ErrorReply::internal(format!("a token just issued does not verify: {e:?}"))
+        })?;
+        let sid = id
+            .sid
+            .ok_or_else(|| ErrorReply::internal("a token just issued has no session"))?;
+        self.remember_roles(id.user.0, id.gen, &id.roles);
+        let value = self.cookie_value(api, id.user, sid, id.gen, refresh)?;
+        Ok(cookie::set(&self.cookie_name, &value, self.max_age(api)))
+    }
+}
+
+fn fingerprint(token: &uuid::Uuid) -> Fingerprint {
+    // A UUID's text always parses back.
+    Fingerprint::of_token(&token.hyphenated().to_string())
+        .unwrap_or_else(|| unreachable!("a UUID's text is a UUID"))
+}
+
+/// `data` XOR a one-time pad derived from `key`: each token seals exactly one
+/// successor, so the pad is never used twice, and only a holder of `key` can open it.
+fn seal(key: &uuid::Uuid, data: &[u8; 16]) -> [u8; 16] {
+    let pad = Sha256::new()
+        .chain_update(b"authgate cookie successor v1\0")
+        .chain_update(key.hyphenated().to_string().as_bytes())
+        .finalize();
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = data[i] ^ pad[i];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_successor_opens_only_with_its_token() {
+        let (old, new) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let sealed = seal(&old, new.as_bytes());
+        assert_ne!(&sealed, new.as_bytes());
+        assert_eq!(&seal(&old, &sealed), new.as_bytes());
+        assert_ne!(&seal(&uuid::Uuid::new_v4(), &sealed), new.as_bytes());
+    }
+}
