@@ -4,15 +4,19 @@
 # (every request through pingora-proxy), then on a Redis Cluster; each pass over
 # the modules it can change (tests/api/passes.txt).
 # Tests start their own redis-servers on free ports; this script installs
-# what they need (cmake for Pingora's build, redis-server, python3 and a
-# virtualenv for the Python tools) when it can.
+# what they need (cmake for Pingora's build, redis-server, chromium, python3
+# and a virtualenv for the Python tools) when it can.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 need_rust
 need_pkgs cmake:cmake redis-server:redis-server redis-cli:redis-tools
+# The browser test (tests/api/chromium.rs) plays a user in Debian's Chromium,
+# driven by Playwright from the virtualenv below (never a browser download).
+need_pkgs chromium:chromium
 # The JWKS test (tests/api/keys.rs) verifies gateway tokens with PyJWT, the
-# contract test (tests/api/contract.rs) runs Schemathesis: both from a virtualenv
+# contract test (tests/api/contract.rs) runs Schemathesis, the browser test
+# (tests/api/chromium.rs) Playwright: all from a virtualenv
 # of this script's own, first on PATH for the tests (python3, venv and pip come
 # from Debian when missing).
 need_test_venv target/test-venv scripts/test-requirements.txt

@@ -14,6 +14,7 @@ mod admin;
 mod auth_api;
 mod browser;
 mod browser_refresh;
+mod chromium;
 mod cli;
 mod cluster;
 mod contract;
