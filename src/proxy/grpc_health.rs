@@ -36,9 +36,19 @@ pub(crate) struct GrpcHealthCheck {
     connector: Connector,
 }
 
+/// Longest wait for each step of a check (connect, each read, each write).
+const CHECK_STEP_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl GrpcHealthCheck {
     /// A check asking about `service` ("" for the server as a whole) through peers like `template`.
-    pub(crate) fn new(template: HttpPeer, host: &str, service: &str) -> Box<Self> {
+    pub(crate) fn new(mut template: HttpPeer, host: &str, service: &str) -> Box<Self> {
+        // As Pingora's own TCP and HTTP checks: 1 s to connect and per read,
+        // not the cluster's request timeouts (30 s reads by default), which let
+        // one stalled answer hold the peer's last state for a minute.
+        let step = Some(CHECK_STEP_TIMEOUT);
+        template.options.connection_timeout = step;
+        template.options.read_timeout = step;
+        template.options.write_timeout = step;
         Box::new(GrpcHealthCheck {
             template,
             host: host.to_owned(),
