@@ -64,6 +64,10 @@ black_box "${single_skips[@]}" || status=$?
 # Again with the body-less fast path off (src/proxy/fast_path.rs): both ways of
 # serving a request must pass every test that sends one the fast path takes.
 AUTHGATE_TEST_FAST_PATH=off black_box "${fast_path_off_skips[@]}" || status=$?
+# The JSON API is the same with browser mode on (docs/browser.md): its own
+# modules once more, every gateway whose test does not set `browser` in it
+# (tests/api/helpers/gateway.rs). About 25 s.
+AUTHGATE_TEST_BROWSER=on black_box auth_api:: sessions:: contract:: || status=$?
 # Again with a Redis Cluster as the shared store (tests/api/helpers/redis.rs),
 # one for the whole pass, plus the slow failover test the first pass ignores.
 AUTHGATE_TEST_REDIS=cluster black_box --include-ignored "${cluster_skips[@]}" || status=$?

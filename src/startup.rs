@@ -161,9 +161,30 @@ pub(crate) fn build_parts(cfg: &Config) -> Result<Parts, BuildError> {
             cfg.cors.as_ref(),
             t.access_ttl_seconds,
             t.reuse_grace_seconds,
+            cfg.registration.enabled,
         )?
         .map(Arc::new),
     };
+    if let Some(browser) = &gateway.browser {
+        // A cookie over the size a browser keeps (or this gateway reads back)
+        // would make every sign-in loop: refused here, by its longest case.
+        let longest = browser.longest_cookie(&gateway.api).map_err(|e| {
+            crate::config::ConfigError::Invalid {
+                key: "browser".into(),
+                reason: format!("cannot sign a session cookie: {e}"),
+            }
+        })?;
+        if longest > crate::browser::cookie::MAX_COOKIE_VALUE {
+            return Err(crate::config::ConfigError::Invalid {
+                key: "browser".into(),
+                reason: format!(
+                    "a session cookie would be {longest} bytes, over {}: shorten tokens.issuer, tokens.audience or the key id",
+                    crate::browser::cookie::MAX_COOKIE_VALUE
+                ),
+            }
+            .into());
+        }
+    }
     let admin = match &cfg.admin.token_file {
         None => None,
         Some(file) => {

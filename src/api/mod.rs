@@ -165,7 +165,8 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn ok(body: Value) -> Reply {
+    /// 200 with `body`.
+    pub(crate) fn ok(body: Value) -> Reply {
         Reply {
             status: StatusCode::OK,
             body,
@@ -242,6 +243,12 @@ impl AuthApi {
             Endpoint::Jwks => Ok(jwks::get(self)),
             Endpoint::OpenApi => openapi::get(),
         }
+    }
+
+    /// A browser's registration form: register, then open the new user's
+    /// first session (its token pair, which becomes the session cookie).
+    pub(crate) async fn register_and_sign_in(&self, req: Request<'_>) -> Result<Reply, ErrorReply> {
+        Ok(Reply::ok(register::and_sign_in(self, req).await?))
     }
 
     /// How long any cache may keep this endpoint's answers; `None`: never (`no-store`).

@@ -2,8 +2,9 @@
 
 use super::{json, AuthApi, Endpoint, Reply, Request};
 use crate::auth::access::now_unix;
-use crate::domain::{Email, Password};
+use crate::domain::{Email, Password, UserId};
 use crate::error::ErrorReply;
+use crate::store::sessions::Guard;
 use crate::store::users::Registration;
 use http::StatusCode;
 
@@ -25,13 +26,32 @@ pub(crate) fn parse(obj: &json::Fields) -> Result<Body, ErrorReply> {
 }
 
 pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
+    let (id, email, _) = create(api, &req).await?;
+    Ok(Reply {
+        status: StatusCode::CREATED,
+        body: serde_json::json!({ "id": id.0, "email": email.as_str() }),
+    })
+}
+
+/// Register and open the new user's first session: the browser's registration
+/// form, which signs the user in (a new session's token pair).
+pub(super) async fn and_sign_in(
+    api: &AuthApi,
+    req: Request<'_>,
+) -> Result<serde_json::Value, ErrorReply> {
+    let (id, _, hash) = create(api, &req).await?;
+    api.open_session(id, Guard::PasswordIs(&hash), &req).await
+}
+
+/// The checks and the new account: its id, email and password hash.
+async fn create(api: &AuthApi, req: &Request<'_>) -> Result<(UserId, Email, String), ErrorReply> {
     if !api.registration.enabled {
         return Err(ErrorReply::RegistrationClosed);
     }
     let Body { email, password } = parse(&req.fields()?)?;
     // Every well-formed attempt counts, a taken email's too (or the 409 would
     // probe for accounts unthrottled).
-    api.attempt_per_ip(Endpoint::Register, &req).await?;
+    api.attempt_per_ip(Endpoint::Register, req).await?;
     // Answer a taken email before spending a hash on it; the claim below is
     // still what decides races.
     if api.store.email_taken(&email).await? {
@@ -44,10 +64,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         .create_user(&email, &hash, now_unix(), first_id)
         .await?
     {
-        Registration::Created(id) => Ok(Reply {
-            status: StatusCode::CREATED,
-            body: serde_json::json!({ "id": id.0, "email": email.as_str() }),
-        }),
+        Registration::Created(id) => Ok((id, email, hash)),
         Registration::EmailTaken => Err(ErrorReply::EmailTaken),
     }
 }

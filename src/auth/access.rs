@@ -94,6 +94,9 @@ struct Claims {
     /// Bearer token: neither is ever taken for the other.
     #[serde(default, rename = "use")]
     token_use: Option<String>,
+    /// A cookie's access part: which refresh token it was minted beside.
+    #[serde(default)]
+    rt: Option<String>,
 }
 
 /// A session cookie's access part, verified.
@@ -128,20 +131,32 @@ struct NewClaims<'a> {
     /// `cookie` for a cookie's access part (which carries no roles).
     #[serde(rename = "use", skip_serializing_if = "Option::is_none")]
     token_use: Option<&'static str>,
+    /// A cookie's binding to the refresh token beside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rt: Option<&'a str>,
 }
 
-/// What a token is for: a Bearer token, or the access part of a session cookie.
+/// What a token is for: a Bearer token, or the access part of a session
+/// cookie bound to the refresh token beside it (so an old access part cannot
+/// be paired with a newer token to force rotations).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TokenUse {
+enum TokenUse<'a> {
     Bearer,
-    Cookie,
+    Cookie(&'a str),
 }
 
-impl TokenUse {
+impl<'a> TokenUse<'a> {
     fn claim(self) -> Option<&'static str> {
         match self {
             TokenUse::Bearer => None,
-            TokenUse::Cookie => Some("cookie"),
+            TokenUse::Cookie(_) => Some("cookie"),
+        }
+    }
+
+    fn binding(self) -> Option<&'a str> {
+        match self {
+            TokenUse::Bearer => None,
+            TokenUse::Cookie(b) => Some(b),
         }
     }
 }
@@ -228,17 +243,19 @@ impl AccessTokens {
     /// The access part of a session cookie: as [`AccessTokens::issue`], but
     /// marked for cookies and without roles, so a cookie stays small whatever
     /// the user holds (the roles come from [`crate::browser`]'s cache).
+    /// `binding` names the refresh token the cookie holds beside it.
     pub(crate) fn issue_cookie(
         &self,
         user: UserId,
         sid: SessionId,
         gen: u64,
+        binding: &str,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let stamp = Stamp {
             gen,
             roles: Roles::NONE,
         };
-        self.mint(user, sid, &stamp, TokenUse::Cookie)
+        self.mint(user, sid, &stamp, TokenUse::Cookie(binding))
     }
 
     fn mint(
@@ -246,7 +263,7 @@ impl AccessTokens {
         user: UserId,
         sid: SessionId,
         stamp: &Stamp,
-        token_use: TokenUse,
+        token_use: TokenUse<'_>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let current = self.current.0.load();
         let ring = &current.ring;
@@ -267,6 +284,7 @@ impl AccessTokens {
             gen: stamp.gen,
             roles: stamp.roles.iter().collect(),
             token_use: token_use.claim(),
+            rt: token_use.binding(),
         };
         jsonwebtoken::encode(header, &claims, key)
     }
@@ -297,13 +315,18 @@ impl AccessTokens {
     /// [`AccessTokens::verify`] checks a Bearer token but for its expiry: a
     /// signed part that has expired or been revoked still names its session,
     /// which the gateway may then refresh. Its roles are empty (the caller
-    /// looks them up). Not cached: the cache answers for Bearer tokens.
-    pub(crate) fn verify_cookie(&self, token: &str) -> Result<CookieAccess, TokenRejection> {
+    /// looks them up). Not cached: the cache answers for Bearer tokens. A part
+    /// not minted beside the refresh token of `binding` is malformed.
+    pub(crate) fn verify_cookie(
+        &self,
+        token: &str,
+        binding: &str,
+    ) -> Result<CookieAccess, TokenRejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::TooLarge);
         }
         let current = self.current.0.load();
-        let (id, exp) = verify_signed(&current.ring, token, TokenUse::Cookie)?;
+        let (id, exp) = verify_signed(&current.ring, token, TokenUse::Cookie(binding))?;
         let Some(sid) = id.sid else {
             return Err(TokenRejection::Malformed);
         };
@@ -343,7 +366,7 @@ fn new_jti() -> String {
 fn verify_signed(
     ring: &KeyRing,
     token: &str,
-    token_use: TokenUse,
+    token_use: TokenUse<'_>,
 ) -> Result<(Identity, u64), TokenRejection> {
     let (key, validation) = match ring.choose(token) {
         Ok(chosen) => chosen,
@@ -354,7 +377,7 @@ fn verify_signed(
     };
     // A cookie's expired access part still names the session to refresh.
     let relaxed;
-    let validation = if token_use == TokenUse::Cookie {
+    let validation = if token_use != TokenUse::Bearer {
         let mut v = validation.clone();
         v.validate_exp = false;
         relaxed = v;
@@ -378,7 +401,9 @@ fn verify_signed(
         })?;
     // `exp` is checked with second granularity by the library; a token that
     // expires this very second is already refused there.
-    if data.claims.token_use.as_deref() != token_use.claim() {
+    if data.claims.token_use.as_deref() != token_use.claim()
+        || data.claims.rt.as_deref() != token_use.binding()
+    {
         return Err(TokenRejection::Malformed);
     }
     if let Some(sub) = &data.claims.sub {

@@ -28,28 +28,26 @@ pub(crate) enum Found<'a> {
     Bad,
 }
 
-/// The session cookie `name` among `headers`' `Cookie` values.
+/// The session cookie `name` among `headers`' `Cookie` values. Read as bytes:
+/// another cookie that is not ASCII (an app's own UTF-8 value) changes nothing.
 pub(crate) fn find<'a>(headers: &'a HeaderMap, name: &str) -> Found<'a> {
     let mut found = Found::None;
     for value in headers.get_all(http::header::COOKIE) {
-        let Ok(text) = value.to_str() else {
-            // Not text: if ours is in there it cannot be read.
-            if contains_name(value.as_bytes(), name) {
-                return Found::Bad;
-            }
-            continue;
-        };
-        for pair in text.split(';') {
-            let Some((n, v)) = pair.trim().split_once('=') else {
+        for pair in value.as_bytes().split(|&b| b == b';') {
+            let pair = pair.trim_ascii();
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if n.trim() != name {
+            if pair[..eq].trim_ascii() != name.as_bytes() {
                 continue;
             }
             if found != Found::None {
                 return Found::Bad;
             }
-            found = parse_value(v.trim());
+            found = match std::str::from_utf8(pair[eq + 1..].trim_ascii()) {
+                Ok(v) if v.is_ascii() => parse_value(v),
+                _ => Found::Bad,
+            };
         }
     }
     found
@@ -154,6 +152,20 @@ mod tests {
         ] {
             assert_eq!(find(&cookies(bad), NAME), Found::Bad, "{bad:?}");
         }
+        // Another cookie's UTF-8 value beside ours changes nothing.
+        let mut utf8 = HeaderMap::new();
+        let raw = format!("theme=caf\u{e9}; {NAME}=x.y.z.{T}");
+        utf8.insert(
+            http::header::COOKIE,
+            HeaderValue::from_bytes(raw.as_bytes()).unwrap(),
+        );
+        assert_eq!(
+            find(&utf8, NAME),
+            Found::One {
+                access: "x.y.z",
+                refresh: T
+            }
+        );
         let long = format!("{NAME}=a.b.c.{}", "t".repeat(MAX_COOKIE_VALUE));
         assert_eq!(find(&cookies(&[&long]), NAME), Found::Bad);
     }

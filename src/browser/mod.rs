@@ -29,6 +29,8 @@ pub(crate) struct Browser {
     site: String,
     /// The session cookie's name.
     pub(crate) cookie_name: String,
+    /// The registration page is served (and linked from the login page).
+    pub(crate) registration: bool,
     /// How long a rotated cookie token still leads to its successor.
     grace_ms: u64,
     /// `cors` origins allowed credentials: they pass the CSRF rule too.
@@ -46,6 +48,7 @@ impl Browser {
         cors: Option<&CorsConfig>,
         access_ttl_seconds: u64,
         reuse_grace_seconds: u64,
+        registration_open: bool,
     ) -> Result<Option<Browser>, ConfigError> {
         if !cfg.enabled {
             return Ok(None);
@@ -72,6 +75,7 @@ impl Browser {
             origin: url.origin,
             site,
             cookie_name: cfg.cookie_name.clone(),
+            registration: cfg.allow_registration && registration_open,
             grace_ms: grace.saturating_mul(1000),
             trusted,
             roles: Mutex::new(HashMap::new()),
@@ -81,6 +85,12 @@ impl Browser {
     /// Whether a request with these headers comes from the gateway's own pages.
     pub(crate) fn same_origin(&self, headers: &http::HeaderMap) -> bool {
         csrf::same_origin(headers, &self.origin, self.trusted.as_ref())
+    }
+
+    /// Whether a request with these headers comes from the gateway's own
+    /// origin (the CORS origins not included): what a form post must show.
+    pub(crate) fn own_origin(&self, headers: &http::HeaderMap) -> bool {
+        csrf::same_origin(headers, &self.origin, None)
     }
 
     /// The login page's URL for a browser that wanted `target` (path and query).
@@ -97,9 +107,22 @@ impl Browser {
         format!("{}{}", self.origin, return_to::sanitize(return_to))
     }
 
-    /// The login page.
-    pub(crate) fn login_page(&self, error: Option<&str>, return_to: &str, email: &str) -> String {
-        page::login(&self.site, error, return_to::sanitize(return_to), email)
+    /// The login or registration page.
+    pub(crate) fn page(
+        &self,
+        kind: page::Kind,
+        error: Option<&str>,
+        return_to: &str,
+        email: &str,
+    ) -> String {
+        let view = page::View {
+            site: &self.site,
+            error,
+            return_to: return_to::sanitize(return_to),
+            email,
+            registration: self.registration,
+        };
+        page::render(kind, &view)
     }
 
     fn cached_roles(&self, user: u64, gen: u64) -> Option<Roles> {
@@ -137,7 +160,7 @@ mod tests {
             enabled: true,
             ..BrowserConfig::default()
         };
-        Browser::new(&cfg, Some("https://auth.example"), None, 30, 5)
+        Browser::new(&cfg, Some("https://auth.example"), None, 30, 5, true)
             .unwrap()
             .unwrap()
     }

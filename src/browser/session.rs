@@ -3,9 +3,11 @@
 //! Many tabs send one cookie at once; the refresh of `store/cookie_sessions.rs`
 //! lets all of them through on one rotation, and a replay of a token rotated
 //! longer ago than the grace time ends the session as refresh-token reuse does.
+//! The access part is bound to the refresh token beside it, so an old access
+//! part cannot be paired with a newer token to force a rotation per request.
 
 use super::{cookie, Browser};
-use crate::api::{now_ms, AuthApi};
+use crate::api::AuthApi;
 use crate::auth::access::{now_unix, CookieAccess, Stamp, TokenRejection};
 use crate::auth::refresh::{self, Fingerprint};
 use crate::auth::revocations::{Identity, Revocation};
@@ -31,6 +33,10 @@ pub(crate) enum CookieAuth {
         /// `Set-Cookie` value for the refreshed cookie.
         refreshed: Option<String>,
     },
+    /// Not served this time, but not shown to be bad either (a request that
+    /// fell behind more rotations than it may follow): left as it is, since
+    /// the browser may already hold a newer cookie.
+    Unresolved,
     /// A cookie that is not (or no longer) a session: it is cleared.
     Invalid(TokenRejection),
 }
@@ -48,7 +54,10 @@ impl Browser {
             cookie::Found::Bad => return Ok(CookieAuth::Invalid(TokenRejection::Malformed)),
             cookie::Found::One { access, refresh } => (access, refresh),
         };
-        let (user, sid) = match api.access.verify_cookie(access) {
+        let Ok(token) = uuid::Uuid::try_parse(token) else {
+            return Ok(CookieAuth::Invalid(TokenRejection::Malformed));
+        };
+        let (user, sid) = match api.access.verify_cookie(access, &binding(&token)) {
             Err(why) => return Ok(CookieAuth::Invalid(why)),
             Ok(CookieAccess::Fresh(mut identity)) => {
                 if let Some(roles) = self.cached_roles(identity.user.0, identity.gen) {
@@ -86,12 +95,9 @@ impl Browser {
         api: &AuthApi,
         user: UserId,
         sid: SessionId,
-        token: &str,
+        mut held: uuid::Uuid,
         client_ip: Option<std::net::IpAddr>,
     ) -> Result<CookieAuth, ErrorReply> {
-        let Ok(mut held) = uuid::Uuid::try_parse(token) else {
-            return Ok(CookieAuth::Invalid(TokenRejection::Malformed));
-        };
         for hop in 0..MAX_HOPS {
             let presented = fingerprint(&held);
             let (next_text, next_fp) = refresh::generate();
@@ -107,18 +113,22 @@ impl Browser {
                 presented: &presented,
                 next: &next_fp,
                 sealed: &sealed,
-                // Only the cookie's own token is rotated: a successor found
-                // through the grace entries is already the new one.
-                rotate: hop == 0,
+                // A successor found through the grace entries is already the
+                // new token: used as it is, never rotated again.
+                presented_by_client: hop == 0,
             };
             let outcome = api
                 .store
-                .advance_cookie(&step, self.grace_ms, api.sessions.idle_ttl_ms, now_ms())
+                .advance_cookie(&step, self.grace_ms, api.sessions.idle_ttl_ms)
                 .await?;
             match outcome {
-                Advance::Rotated(stamp) => return self.mint(api, user, sid, &next, stamp),
-                Advance::Current(stamp) => return self.mint(api, user, sid, &held, stamp),
-                Advance::Successor(sealed, _) => {
+                Advance::Rotated(stamp, ttl) => {
+                    return self.mint(api, user, sid, &next, stamp, ttl)
+                }
+                Advance::Current(stamp, ttl) => {
+                    return self.mint(api, user, sid, &held, stamp, ttl)
+                }
+                Advance::Successor(sealed) => {
                     let Some(opened) = hex::decode(&sealed)
                         .ok()
                         .and_then(|b| <[u8; 16]>::try_from(b).ok())
@@ -143,14 +153,15 @@ impl Browser {
                         .await?;
                     return Ok(CookieAuth::Invalid(TokenRejection::Revoked));
                 }
+                Advance::Stale => return Ok(CookieAuth::Unresolved),
                 Advance::Gone => return Ok(CookieAuth::Invalid(TokenRejection::Revoked)),
             }
         }
-        // Rotated more often than a request takes: served next time.
-        Ok(CookieAuth::Invalid(TokenRejection::Expired))
+        // Rotated more often than one request follows: served next time.
+        Ok(CookieAuth::Unresolved)
     }
 
-    /// A fresh cookie for the session, holding `token`.
+    /// A fresh cookie for the session, holding `token`, kept `ttl_ms`.
     fn mint(
         &self,
         api: &AuthApi,
@@ -158,8 +169,9 @@ impl Browser {
         sid: SessionId,
         token: &uuid::Uuid,
         stamp: Stamp,
+        ttl_ms: u64,
     ) -> Result<CookieAuth, ErrorReply> {
-        let value = self.cookie_value(api, user, sid, stamp.gen, &token.to_string())?;
+        let value = self.cookie_value(api, user, sid, stamp.gen, token)?;
         self.remember_roles(user.0, stamp.gen, &stamp.roles);
         METRICS.cookie_refreshes.inc();
         Ok(CookieAuth::Valid {
@@ -169,7 +181,7 @@ impl Browser {
                 gen: stamp.gen,
                 roles: stamp.roles,
             },
-            refreshed: Some(cookie::set(&self.cookie_name, &value, self.max_age(api))),
+            refreshed: Some(cookie::set(&self.cookie_name, &value, ttl_ms / 1000)),
         })
     }
 
@@ -180,19 +192,13 @@ impl Browser {
         user: UserId,
         sid: SessionId,
         gen: u64,
-        refresh: &str,
+        refresh: &uuid::Uuid,
     ) -> Result<String, ErrorReply> {
         let access = api
             .access
-            .issue_cookie(user, sid, gen)
+            .issue_cookie(user, sid, gen, &binding(refresh))
             .map_err(|e| ErrorReply::internal(format!("cannot sign a cookie: {e}")))?;
-        Ok(format!("{access}.{refresh}"))
-    }
-
-    /// How long a browser keeps the cookie: as long as the session can live idle.
-    fn max_age(&self, api: &AuthApi) -> u64 {
-        let idle = api.sessions.idle_ttl_ms;
-        api.sessions.max_lifetime_ms.map_or(idle, |m| m.min(idle)) / 1000
+        Ok(format!("{access}.{}", refresh.hyphenated()))
     }
 
     /// `Set-Cookie` for a session a login just opened, from the token pair it
@@ -208,6 +214,8 @@ impl Browser {
                 "a login answered without a token pair",
             ));
         };
+        let refresh = uuid::Uuid::try_parse(refresh)
+            .map_err(|_| ErrorReply::internal("a refresh token just issued is not a UUID"))?;
         let id = api.access.verify(access).map_err(|e| {
             ErrorReply::internal(format!("a token just issued does not verify: {e:?}"))
         })?;
@@ -215,8 +223,34 @@ impl Browser {
             .sid
             .ok_or_else(|| ErrorReply::internal("a token just issued has no session"))?;
         self.remember_roles(id.user.0, id.gen, &id.roles);
-        let value = self.cookie_value(api, id.user, sid, id.gen, refresh)?;
-        Ok(cookie::set(&self.cookie_name, &value, self.max_age(api)))
+        let value = self.cookie_value(api, id.user, sid, id.gen, &refresh)?;
+        // A new session lives its idle lifetime, or less when it has an end.
+        let idle = api.sessions.idle_ttl_ms;
+        let max_age = api.sessions.max_lifetime_ms.map_or(idle, |m| m.min(idle)) / 1000;
+        Ok(cookie::set(&self.cookie_name, &value, max_age))
+    }
+
+    /// Whether the session cookie among `headers` is not one of ours at all
+    /// (malformed, tampered with, another deployment's): checked without
+    /// Redis where no identity is needed (a `public` route), to clear it.
+    pub(crate) fn cookie_is_bad(&self, api: &AuthApi, headers: &http::HeaderMap) -> bool {
+        match cookie::find(headers, &self.cookie_name) {
+            cookie::Found::None => false,
+            cookie::Found::Bad => true,
+            cookie::Found::One { access, refresh } => match uuid::Uuid::try_parse(refresh) {
+                Ok(token) => api.access.verify_cookie(access, &binding(&token)).is_err(),
+                Err(_) => true,
+            },
+        }
+    }
+
+    /// The longest cookie this deployment can mint (the largest ids, its
+    /// issuer, audience and key id): refused at start-up over
+    /// [`cookie::MAX_COOKIE_VALUE`], or every sign-in would loop.
+    pub(crate) fn longest_cookie(&self, api: &AuthApi) -> Result<usize, ErrorReply> {
+        let sid = SessionId(u128::MAX);
+        let value = self.cookie_value(api, UserId(1 << 53), sid, u64::MAX, &uuid::Uuid::max())?;
+        Ok(value.len())
     }
 }
 
@@ -224,6 +258,16 @@ fn fingerprint(token: &uuid::Uuid) -> Fingerprint {
     // A UUID's text always parses back.
     Fingerprint::of_token(&token.hyphenated().to_string())
         .unwrap_or_else(|| unreachable!("a UUID's text is a UUID"))
+}
+
+/// What binds a cookie's access part to its refresh token: a hash of the
+/// token under its own label, so it is neither the token nor its fingerprint.
+fn binding(token: &uuid::Uuid) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"authgate cookie binding v1\0")
+        .chain_update(token.hyphenated().to_string().as_bytes())
+        .finalize();
+    hex::encode(&digest[..12])
 }
 
 /// `data` XOR a one-time pad derived from `key`: each token seals exactly one
@@ -251,5 +295,14 @@ mod tests {
         assert_ne!(&sealed, new.as_bytes());
         assert_eq!(&seal(&old, &sealed), new.as_bytes());
         assert_ne!(&seal(&uuid::Uuid::new_v4(), &sealed), new.as_bytes());
+    }
+
+    #[test]
+    fn the_binding_is_neither_the_token_nor_its_fingerprint() {
+        let t = uuid::Uuid::new_v4();
+        let b = binding(&t);
+        assert_eq!(b.len(), 24);
+        assert!(!fingerprint(&t).as_str().contains(&b));
+        assert_ne!(binding(&uuid::Uuid::new_v4()), b);
     }
 }

@@ -11,6 +11,9 @@ pub struct BrowserConfig {
     pub enabled: bool,
     /// The session cookie's name; `__Host-` prefixed (host-only, `Secure`, `Path=/`).
     pub cookie_name: String,
+    /// `GET /register` shows a registration page, linked from the login page
+    /// (the rules of `POST /register`, `registration.enabled` included, still apply).
+    pub allow_registration: bool,
     /// How long after a cookie's refresh token was rotated a request still
     /// holding it is served (tabs racing one refresh); past it, a replay ends
     /// the session as refresh-token reuse does. Unset: twice the access
@@ -23,6 +26,7 @@ impl Default for BrowserConfig {
         BrowserConfig {
             enabled: false,
             cookie_name: "__Host-authgate".into(),
+            allow_registration: false,
             refresh_grace_seconds: None,
         }
     }

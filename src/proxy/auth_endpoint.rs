@@ -17,6 +17,15 @@ pub(super) struct BodyLimits {
     pub deadline: Duration,
 }
 
+/// What serves a request to an auth endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Handler {
+    /// The endpoint's own handler (the JSON API).
+    Endpoint,
+    /// The browser's registration form: register, then sign in.
+    RegisterAndSignIn,
+}
+
 /// Answer one auth request completely, and count its outcome. `authorization`
 /// stands in for the request's own header (a browser's session cookie, as the
 /// Bearer token it is worth).
@@ -28,7 +37,17 @@ pub(super) async fn serve(
     ctx: &mut RequestCtx,
     authorization: Option<Vec<u8>>,
 ) {
-    let Some((result, _)) = call(api, limits, endpoint, session, ctx, authorization).await else {
+    let handler = Handler::Endpoint;
+    let Some((result, _)) = call(
+        api,
+        limits,
+        (endpoint, handler),
+        session,
+        ctx,
+        authorization,
+    )
+    .await
+    else {
         // The client went away or stalled mid-body: nothing to answer.
         session.set_keepalive(None);
         return;
@@ -41,13 +60,14 @@ pub(super) async fn serve(
 pub(super) async fn call(
     api: &AuthApi,
     limits: BodyLimits,
-    endpoint: Endpoint,
+    (endpoint, handler): (Endpoint, Handler),
     session: &mut Session,
     ctx: &RequestCtx,
     authorization: Option<Vec<u8>>,
 ) -> Option<(Result<Reply, ErrorReply>, bytes::BytesMut)> {
+    let served = (endpoint, handler);
     let (result, body) =
-        outcome(api, limits, endpoint, session, ctx.client_ip, authorization).await?;
+        outcome(api, limits, served, session, ctx.client_ip, authorization).await?;
     let code = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
     METRICS
         .auth
@@ -86,7 +106,7 @@ pub(super) async fn answer(
 async fn outcome(
     api: &AuthApi,
     limits: BodyLimits,
-    endpoint: Endpoint,
+    (endpoint, handler): (Endpoint, Handler),
     session: &mut Session,
     client_ip: Option<std::net::IpAddr>,
     authorization: Option<Vec<u8>>,
@@ -136,6 +156,9 @@ async fn outcome(
         client_ip,
         user_agent: user_agent.as_deref(),
     };
-    let result = api.handle(endpoint, req).await;
+    let result = match handler {
+        Handler::Endpoint => api.handle(endpoint, req).await,
+        Handler::RegisterAndSignIn => api.register_and_sign_in(req).await,
+    };
     Some((result, body))
 }

@@ -1,203 +1,67 @@
-//! Browser mode inside the proxy: the reserved `/.authgate/` pages, the login page and its form post, the cookie on endpoints and routes, and the navigation redirect.
+//! Browser mode inside the proxy: the session cookie on gateway endpoints and routes (verified, refreshed, cleared, stripped), CSRF, and the navigation redirect.
 
-use super::auth_endpoint::{self, BodyLimits};
+use super::auth_endpoint::{self, BodyLimits, Handler};
 use super::{respond, RequestCtx};
 use crate::api::{AuthApi, Endpoint, Reply};
 use crate::auth::access::TokenRejection;
 use crate::auth::revocations::Identity;
 use crate::browser::session::CookieAuth;
-use crate::browser::{cookie, csrf, page, request_kind, return_to_of_query, Browser};
+use crate::browser::{cookie, csrf, request_kind, Browser};
 use crate::error::ErrorReply;
 use crate::metrics::METRICS;
-use bytes::Bytes;
 use http::{Method, StatusCode};
 use pingora_proxy::Session;
 
-/// The prefix no route may take: the gateway's own pages.
-pub(crate) const RESERVED_PREFIX: &str = "/.authgate/";
-
-/// The headers every page of the gateway carries.
-fn page_headers() -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "Content-Security-Policy",
-            page::CONTENT_SECURITY_POLICY.into(),
-        ),
-        ("X-Frame-Options", "DENY".into()),
-        ("X-Content-Type-Options", "nosniff".into()),
-        // Not `no-referrer`: under it Chromium sends `Origin: null` on the
-        // page's own form post, which the login CSRF rule must refuse.
-        ("Referrer-Policy", "same-origin".into()),
-    ]
-}
-
-/// Answer a request under `/.authgate/`.
-pub(super) async fn reserved(session: &mut Session, ctx: &RequestCtx, browser: Option<&Browser>) {
-    let req = session.req_header();
-    let get = req.method == Method::GET || req.method == Method::HEAD;
-    if browser.is_none() || req.uri.path() != page::STYLESHEET_PATH {
-        return respond::error(session, ctx, &ErrorReply::NoRoute).await;
-    }
-    if !get {
-        let allow = "GET, HEAD".into();
-        return respond::error(session, ctx, &ErrorReply::MethodNotAllowed { allow }).await;
-    }
-    let body = Bytes::from_static(page::STYLESHEET.as_bytes());
-    let mut extra = page_headers();
-    extra.push(("Cache-Control", "public, max-age=3600".into()));
-    respond::complete(
-        session,
-        ctx,
-        StatusCode::OK,
-        "text/css; charset=utf-8",
-        body,
-        &extra,
-    )
-    .await;
-}
-
-/// Whether a request to `endpoint` is the browser's: the login page, or a
-/// form post of it (a navigation); every other request gets the JSON API.
-pub(super) fn is_page_request(endpoint: Endpoint, session: &Session) -> bool {
-    let req = session.req_header();
-    endpoint == Endpoint::Login
-        && match req.method {
-            Method::GET | Method::HEAD => request_kind::prefers_html(&req.headers),
-            Method::POST => request_kind::is_navigation(&req.headers),
-            _ => false,
-        }
-}
-
-/// Write the login page with `status`.
-async fn login_page(
-    session: &mut Session,
-    ctx: &RequestCtx,
-    browser: &Browser,
-    status: StatusCode,
-    error: Option<&str>,
-    return_to: &str,
-    email: &str,
-) {
-    let html = browser.login_page(error, return_to, email);
-    let extra = page_headers();
-    let kind = "text/html; charset=utf-8";
-    respond::complete(session, ctx, status, kind, Bytes::from(html), &extra).await;
-}
-
-/// `GET /login` (the page) or its form post.
-pub(super) async fn serve_page(
+/// Answer a request to a gateway endpoint in browser mode: the pages and
+/// their form posts, or the JSON API with the session cookie standing in for
+/// a Bearer token.
+pub(super) async fn serve_endpoint(
     api: &AuthApi,
     browser: &Browser,
     limits: BodyLimits,
+    endpoint: Endpoint,
     session: &mut Session,
     ctx: &mut RequestCtx,
 ) {
-    if session.req_header().method != Method::POST {
-        let return_to = return_to_of_query(session.req_header().uri.query());
-        return login_page(session, ctx, browser, StatusCode::OK, None, &return_to, "").await;
+    if let Some(kind) = super::browser_pages::page_request(browser, endpoint, session) {
+        return super::browser_pages::serve_page(api, browser, limits, kind, session, ctx).await;
     }
-    // Login CSRF: a page of another site must not sign the browser in as someone else.
-    if !browser.same_origin(&session.req_header().headers) {
-        METRICS.browser_refusals.with_label_values(&["csrf"]).inc();
-        let why =
-            "This sign-in form was not sent from this site. Open the sign-in page and try again.";
-        return login_page(
-            session,
-            ctx,
-            browser,
-            StatusCode::FORBIDDEN,
-            Some(why),
-            "/",
-            "",
-        )
-        .await;
+    let Ok(authorization) = endpoint_authorization(api, browser, endpoint, session, ctx).await
+    else {
+        return;
+    };
+    let by_cookie = authorization.is_some();
+    if !by_cookie || !matches!(endpoint, Endpoint::Password | Endpoint::LogoutAll) {
+        return auth_endpoint::serve(api, limits, endpoint, session, ctx, authorization).await;
     }
-    let Some((result, body)) =
-        auth_endpoint::call(api, limits, Endpoint::Login, session, ctx, None).await
+    let served = (endpoint, Handler::Endpoint);
+    let Some((result, _)) =
+        auth_endpoint::call(api, limits, served, session, ctx, authorization).await
     else {
         session.set_keepalive(None);
         return;
     };
-    let fields = form_fields(session, &body);
-    let field = |k: &str| {
-        fields
-            .get(k)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let (return_to, email) = (field("return_to"), field("email"));
-    let reply = match result.and_then(|reply| signed_in(api, browser, reply)) {
-        Ok(set_cookie) => {
-            ctx.set_cookie = Some(set_cookie);
-            let location = browser.return_url(if return_to.is_empty() {
-                "/"
-            } else {
-                &return_to
-            });
-            return respond::redirect(session, ctx, StatusCode::SEE_OTHER, location).await;
+    let result = result.and_then(|reply| match endpoint {
+        // A password change by cookie: the new session becomes the cookie;
+        // its tokens are not handed to the page's script.
+        Endpoint::Password => {
+            ctx.set_cookie = Some(browser.cookie_for_pair(api, &reply.body)?);
+            Ok(Reply::ok(
+                serde_json::json!({ "success": "Password changed." }),
+            ))
         }
-        Err(e) => e,
-    };
-    reply.record(ctx.request_id.as_str());
-    let message = match &reply {
-        ErrorReply::InvalidCredentials => "Wrong email or password.",
-        ErrorReply::TooManyAttempts { .. } => "Too many attempts. Wait a little and try again.",
-        ErrorReply::AccountDisabled => "This account is disabled.",
-        ErrorReply::Busy | ErrorReply::StoreUnavailable(_) => {
-            "Signing in is not possible right now. Try again in a moment."
+        // Every session ended, this browser's too: its cookie goes with it.
+        _ => {
+            ctx.set_cookie = Some(cookie::clear(&browser.cookie_name));
+            Ok(reply)
         }
-        ErrorReply::BodyTooLarge { .. } | ErrorReply::RequestTimeout => {
-            "The form could not be read. Try again."
-        }
-        e if e.status() == StatusCode::BAD_REQUEST => "Enter your email and password.",
-        _ => "Signing in failed. Try again.",
-    };
-    let status = reply.status();
-    let return_to = if return_to.is_empty() {
-        "/"
-    } else {
-        &return_to
-    };
-    login_page(
-        session,
-        ctx,
-        browser,
-        status,
-        Some(message),
-        return_to,
-        &email,
-    )
-    .await;
-}
-
-/// The form's fields, for what the page shows again (nothing when unreadable).
-fn form_fields(session: &Session, body: &[u8]) -> serde_json::Map<String, serde_json::Value> {
-    let content_type = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .map(|v| v.as_bytes().to_vec());
-    let req = crate::api::Request {
-        method: &Method::POST,
-        path: "/login",
-        authorization: None,
-        body,
-        content_type: content_type.as_deref(),
-        client_ip: None,
-        user_agent: None,
-    };
-    req.fields().unwrap_or_default()
-}
-
-/// The session cookie for a login's answer.
-fn signed_in(api: &AuthApi, browser: &Browser, reply: Reply) -> Result<String, ErrorReply> {
-    browser.cookie_for_pair(api, &reply.body)
+    });
+    auth_endpoint::answer(api, endpoint, session, ctx, result).await;
 }
 
 /// The session cookie's say on a request to a gateway endpoint that takes a
 /// Bearer token: the `Authorization` it stands for, or the answer already given.
-pub(super) async fn endpoint_authorization(
+async fn endpoint_authorization(
     api: &AuthApi,
     browser: &Browser,
     endpoint: Endpoint,
@@ -211,6 +75,7 @@ pub(super) async fn endpoint_authorization(
             | Endpoint::Session
             | Endpoint::LogoutAll
             | Endpoint::Logout
+            | Endpoint::Password
     );
     let headers = &session.req_header().headers;
     if !bearer || headers.contains_key(http::header::AUTHORIZATION) {
@@ -274,11 +139,11 @@ async fn logout(
     ctx: &mut RequestCtx,
     identity: &Identity,
 ) -> Result<(), ()> {
-    let declared_body = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .is_some_and(|v| v.as_bytes() != b"0");
+    let headers = &session.req_header().headers;
+    let declared_body = headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
     let json = session
         .req_header()
         .headers
@@ -318,7 +183,7 @@ pub(super) async fn cookie_identity(
         .authenticate(api, &session.req_header().headers, ctx.client_ip)
         .await?
     {
-        CookieAuth::Absent => Ok(None),
+        CookieAuth::Absent | CookieAuth::Unresolved => Ok(None),
         CookieAuth::Valid {
             identity,
             refreshed,
@@ -336,6 +201,19 @@ pub(super) async fn cookie_identity(
             }
             Ok(None)
         }
+    }
+}
+
+/// On a `public` route: clear a cookie that is not one of ours at all.
+pub(super) fn clear_if_bad(
+    api: &AuthApi,
+    browser: &Browser,
+    session: &Session,
+    ctx: &mut RequestCtx,
+) {
+    if browser.cookie_is_bad(api, &session.req_header().headers) {
+        METRICS.cookies_cleared.inc();
+        ctx.set_cookie = Some(cookie::clear(&browser.cookie_name));
     }
 }
 
@@ -400,6 +278,9 @@ pub(super) fn own_set_cookie(
     }
     if let Some(own) = &ctx.set_cookie {
         resp.append_header(http::header::SET_COOKIE, own.as_str())?;
+        // The upstream never saw the cookie, so it cannot know this answer
+        // now carries a session: no shared cache may keep it.
+        resp.insert_header(http::header::CACHE_CONTROL, "private, no-store")?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod admission;
 mod auth_endpoint;
 mod body;
 mod browser_flow;
+mod browser_pages;
 pub(crate) mod conn_limit;
 pub(crate) mod cors;
 mod ctx;
@@ -131,8 +132,8 @@ impl Gateway {
         };
 
         let path = session.req_header().uri.path();
-        if path.starts_with(browser_flow::RESERVED_PREFIX) {
-            browser_flow::reserved(session, ctx, self.browser.as_deref()).await;
+        if path.starts_with(browser_pages::RESERVED_PREFIX) {
+            browser_pages::reserved(session, ctx, self.browser.as_deref()).await;
             return true;
         }
         if let Some(endpoint) = Endpoint::for_path(path) {
@@ -146,22 +147,13 @@ impl Gateway {
                 max_bytes: self.max_auth_body,
                 deadline: self.auth_body_timeout,
             };
-            let mut authorization = None;
-            if let Some(browser) = self.browser.as_deref() {
-                if browser_flow::is_page_request(endpoint, session) {
-                    browser_flow::serve_page(&self.api, browser, limits, session, ctx).await;
-                    return true;
+            match self.browser.as_deref() {
+                Some(browser) => {
+                    browser_flow::serve_endpoint(&self.api, browser, limits, endpoint, session, ctx)
+                        .await
                 }
-                match browser_flow::endpoint_authorization(
-                    &self.api, browser, endpoint, session, ctx,
-                )
-                .await
-                {
-                    Ok(a) => authorization = a,
-                    Err(()) => return true,
-                }
+                None => auth_endpoint::serve(&self.api, limits, endpoint, session, ctx, None).await,
             }
-            auth_endpoint::serve(&self.api, limits, endpoint, session, ctx, authorization).await;
             return true;
         }
 
@@ -208,7 +200,10 @@ impl Gateway {
                     .req_header()
                     .headers
                     .contains_key(http::header::AUTHORIZATION);
-            if !token_sent && route.auth != crate::config::AuthPolicy::Public {
+            if !token_sent && route.auth == crate::config::AuthPolicy::Public {
+                // No identity goes on: no refresh, but a bad cookie is cleared.
+                browser_flow::clear_if_bad(&self.api, browser, session, ctx);
+            } else if !token_sent {
                 match browser_flow::cookie_identity(&self.api, browser, session, ctx).await {
                     Ok(id) => by_cookie = id,
                     Err(e) => {

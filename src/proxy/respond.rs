@@ -229,6 +229,9 @@ fn grpc_header(
     if !ctx.request_id.is_empty() {
         h.insert_header("X-Request-Id", ctx.request_id.as_str())?;
     }
+    if let Some(cookie) = &ctx.set_cookie {
+        h.append_header("Set-Cookie", cookie.as_str())?;
+    }
     Ok(h)
 }
 

@@ -18,27 +18,39 @@ use crate::auth::access::Stamp;
 use crate::auth::refresh::Fingerprint;
 use crate::domain::{SessionId, UserId};
 
-/// What presenting a cookie's refresh token did.
+/// What presenting a cookie's refresh token did; `ttl_ms` is how long the
+/// session can still live (idle lifetime, capped by its absolute end).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Advance {
     /// It was current and is now replaced (by the caller's new token).
-    Rotated(Stamp),
+    Rotated(Stamp, u64),
     /// It was current; asked not to rotate, nothing changed.
-    Current(Stamp),
+    Current(Stamp, u64),
     /// It was rotated within the grace time: its successor, still sealed.
-    Successor(String, Stamp),
+    Successor(String),
     /// It was rotated before the grace time: the session has been ended.
     Reused,
+    /// Rotated before the grace time, but reached through a successor (not
+    /// presented by anyone): nothing ended, nothing to serve.
+    Stale,
     /// The session no longer exists (revoked, expired, its user disabled or deleted).
     Gone,
 }
 
+/// Successor entries a session keeps at most, the newest: the grace time
+/// bounds them too, this bounds the script's work whatever it is set to.
+const MAX_SUCCESSORS: usize = 8;
+
 // KEYS: session hash, the user's session index, the user record.
-// ARGV: sid, presented fp, new fp, now ms, grace ms, idle ms, sealed new token, rotate (1/0).
+// ARGV: sid, presented fp, new fp, grace ms, idle ms, sealed new token,
+//       rotate (1/0), reuse ends the session (1/0), most successors kept.
+// Time is Redis's own, so instances with skewed clocks agree on the grace.
 const ADVANCE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('HMGET', KEYS[1], 'cur', 'abs_end')
 if not s[1] then return {'gone'} end
-local now, grace, idle = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local grace, idle = tonumber(ARGV[4]), tonumber(ARGV[5])
 local abs_end = tonumber(s[2])
 if now >= abs_end or redis.call('HGET', KEYS[3], 'disabled') == '1'
   or redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HEXISTS', KEYS[3], 'deleted_at') == 1 then
@@ -47,27 +59,34 @@ if now >= abs_end or redis.call('HGET', KEYS[3], 'disabled') == '1'
 end
 local stamp = redis.call('HMGET', KEYS[3], 'gen', 'roles')
 local gen, roles = stamp[1] or '0', stamp[2] or ''
+local ttl = math.min(idle, abs_end - now)
 if s[1] == ARGV[2] then
-  if ARGV[8] ~= '1' then return {'current', gen, roles} end
-  -- Successors past the grace time are no longer honoured: drop them.
+  if ARGV[7] ~= '1' then return {'current', gen, roles, tostring(ttl)} end
+  -- Successors past the grace time are no longer honoured, and only the
+  -- newest few are kept: drop the rest.
+  local kept = {}
   for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
     if string.sub(f, 1, 2) == 'n:' then
       local at = tonumber(string.match(redis.call('HGET', KEYS[1], f), '^(%d+)'))
-      if not at or now - at > grace then redis.call('HDEL', KEYS[1], f) end
+      if not at or now - at > grace then redis.call('HDEL', KEYS[1], f)
+      else kept[#kept + 1] = {at, f} end
     end
   end
+  table.sort(kept, function(a, b) return a[1] > b[1] end)
+  for i = tonumber(ARGV[9]), #kept do redis.call('HDEL', KEYS[1], kept[i][2]) end
   redis.call('HSET', KEYS[1], 'cur', ARGV[3], 'prev', ARGV[2], 'prev_at', now,
-    'last_used_at', now, 'n:' .. ARGV[2], now .. ' ' .. ARGV[7])
-  redis.call('PEXPIRE', KEYS[1], math.min(idle, abs_end - now))
+    'last_used_at', now, 'n:' .. ARGV[2], now .. ' ' .. ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('ZADD', KEYS[2], now, ARGV[1])
   redis.call('PEXPIRE', KEYS[2], idle)
-  return {'rotated', gen, roles}
+  return {'rotated', gen, roles, tostring(ttl)}
 end
 local n = redis.call('HGET', KEYS[1], 'n:' .. ARGV[2])
 if n then
   local at, sealed = string.match(n, '^(%d+) (%x+)$')
-  if at and now - tonumber(at) <= grace then return {'successor', gen, roles, sealed} end
+  if at and now - tonumber(at) <= grace then return {'successor', sealed} end
 end
+if ARGV[8] ~= '1' then return {'stale'} end
 redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
 return {'reused'}
 ";
@@ -78,14 +97,15 @@ pub(crate) struct Step<'a> {
     pub user: UserId,
     /// Which.
     pub sid: SessionId,
-    /// The token the cookie holds.
+    /// The token the cookie holds, or one reached from it.
     pub presented: &'a Fingerprint,
     /// The token that replaces it if it is current.
     pub next: &'a Fingerprint,
     /// `next` sealed under the presented token (hex).
     pub sealed: &'a str,
-    /// Rotate a current token (false: only say that it is current).
-    pub rotate: bool,
+    /// The cookie's own token (not one reached through a successor): a
+    /// current one is rotated, a stale one is reuse and ends the session.
+    pub presented_by_client: bool,
 }
 
 impl Store {
@@ -95,30 +115,38 @@ impl Store {
         step: &Step<'_>,
         grace_ms: u64,
         idle_ttl_ms: u64,
-        now_ms: u64,
     ) -> Result<Advance, StoreError> {
         let session = self.keys.session(step.user, step.sid);
         let sessions = self.keys.sessions(step.user);
         let user_key = self.keys.user(step.user.0);
+        let by_client = if step.presented_by_client { "1" } else { "0" };
         let mut cmd = eval(ADVANCE, &[&session, &sessions, &user_key]);
         cmd.arg(step.sid.to_string())
             .arg(step.presented.as_str())
             .arg(step.next.as_str())
-            .arg(now_ms)
             .arg(grace_ms)
             .arg(idle_ttl_ms)
             .arg(step.sealed)
-            .arg(if step.rotate { "1" } else { "0" });
+            .arg(by_client)
+            .arg(by_client)
+            .arg(MAX_SUCCESSORS);
         let reply: Vec<String> = self.redis.query(&cmd).await?;
         let stamp = || parse_stamp(reply.get(1), reply.get(2));
+        let ttl = || {
+            reply
+                .get(3)
+                .and_then(|t| t.parse::<u64>().ok())
+                .ok_or_else(|| StoreError::Corrupt(format!("advance script answered {reply:?}")))
+        };
         Ok(match reply.first().map(String::as_str) {
-            Some("rotated") => Advance::Rotated(stamp()?),
-            Some("current") => Advance::Current(stamp()?),
-            Some("successor") => match reply.get(3) {
-                Some(sealed) => Advance::Successor(sealed.clone(), stamp()?),
+            Some("rotated") => Advance::Rotated(stamp()?, ttl()?),
+            Some("current") => Advance::Current(stamp()?, ttl()?),
+            Some("successor") => match reply.get(1) {
+                Some(sealed) => Advance::Successor(sealed.clone()),
                 None => return Err(StoreError::Corrupt("a successor without its token".into())),
             },
             Some("reused") => Advance::Reused,
+            Some("stale") => Advance::Stale,
             Some("gone") => Advance::Gone,
             other => {
                 return Err(StoreError::Corrupt(format!(

@@ -8,9 +8,11 @@ pub(crate) const COOKIE: &str = "__Host-authgate";
 
 pub(crate) fn yaml(up: &RawUpstream, extra: &str) -> String {
     format!(
-        "public_url: \"{ORIGIN}\"\nbrowser: {{ enabled: true, refresh_grace_seconds: 2 }}\n\
+        "public_url: \"{ORIGIN}\"\n\
+         browser: {{ enabled: true, refresh_grace_seconds: 2, allow_registration: true }}\n\
          upstreams:\n  up: {{ peers: ['{}'] }}\nroutes:\n  - {{ prefix: /app, upstream: up }}\n  \
-         - {{ prefix: /open, upstream: up, auth: optional }}\n{extra}",
+         - {{ prefix: /open, upstream: up, auth: optional }}\n  \
+         - {{ prefix: /pub, upstream: up, auth: public }}\n{extra}",
         up.addr
     )
 }
@@ -39,13 +41,24 @@ pub(crate) fn session_cookie(r: &RawResponse) -> Option<String> {
 }
 
 pub(crate) fn form_login(email: &str, password: &str, return_to: &str, origin: &str) -> Vec<u8> {
+    form_post("/login", email, password, return_to, origin)
+}
+
+/// A browser's form post of the login or registration page to `path`.
+pub(crate) fn form_post(
+    path: &str,
+    email: &str,
+    password: &str,
+    return_to: &str,
+    origin: &str,
+) -> Vec<u8> {
     let body: String = form_urlencoded::Serializer::new(String::new())
         .append_pair("email", email)
         .append_pair("password", password)
         .append_pair("return_to", return_to)
         .finish();
     format!(
-        "POST /login HTTP/1.1\r\nHost: app.example\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+        "POST {path} HTTP/1.1\r\nHost: app.example\r\nContent-Type: application/x-www-form-urlencoded\r\n\
          Sec-Fetch-Mode: navigate\r\nOrigin: {origin}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
@@ -184,18 +197,13 @@ async fn the_cookie_authenticates_a_route_and_never_reaches_the_upstream() {
     let gw = gateway(&up, "");
     let user = gw.new_user().await;
     let cookie = cookie_of(&gw, &user).await;
-    let r = send_raw(
-        gw.addr,
-        &get(
-            "/app/x",
-            &format!("Cookie: theme=dark; {cookie}; lang=en\r\nX-User-Id: 999\r\n"),
-        ),
-    )
-    .await;
+    // An app's own UTF-8 cookie beside it changes nothing.
+    let cookies = format!("Cookie: theme=caf\u{e9}; {cookie}; lang=en\r\nX-User-Id: 999\r\n");
+    let r = send_raw(gw.addr, &get("/app/x", &cookies)).await;
     assert_eq!(r.status, 200, "{r:?}");
     let seen = up.last().expect("forwarded");
     assert_eq!(seen.header("x-user-id"), [user.id.to_string()]);
-    assert_eq!(seen.header("cookie"), ["theme=dark; lang=en"]);
+    assert_eq!(seen.header("cookie"), ["theme=caf\u{e9}; lang=en"]);
     assert!(
         !up.requests().concat().contains(COOKIE),
         "the cookie leaked upstream"
@@ -326,4 +334,41 @@ async fn a_cookie_authenticated_unsafe_request_must_come_from_the_site() {
     let r = send_raw(gw.addr, put.as_bytes()).await;
     assert_eq!(r.status, 403, "{r:?}");
     assert_eq!(r.json()["error"], "csrf");
+}
+
+#[tokio::test]
+async fn a_public_route_strips_the_cookie_and_clears_a_bad_one() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    let user = gw.new_user().await;
+    let cookie = cookie_of(&gw, &user).await;
+    let r = send_raw(
+        gw.addr,
+        &get("/pub/", &format!("Cookie: {cookie}; x=1\r\n")),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        header(&r, "set-cookie").is_empty(),
+        "a good cookie is left alone"
+    );
+    let seen = up.last().unwrap();
+    assert_eq!(seen.header("cookie"), ["x=1"]);
+    assert!(
+        seen.header("x-user-id").is_empty(),
+        "a public route carries no identity"
+    );
+    let r = send_raw(
+        gw.addr,
+        &get("/pub/", &format!("Cookie: {COOKIE}=not-ours\r\n")),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(
+        header(&r, "set-cookie")
+            .iter()
+            .any(|c| c.contains("Max-Age=0")),
+        "{r:?}"
+    );
+    assert!(up.last().unwrap().header("cookie").is_empty());
 }

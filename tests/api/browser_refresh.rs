@@ -167,3 +167,50 @@ async fn ten_tabs_on_two_instances_never_log_the_user_out() {
         "{r:?}"
     );
 }
+
+/// An old access part beside a newer refresh token is not a cookie the
+/// gateway minted: refused and cleared, and it rotates nothing (or a client
+/// could force a rotation, and a Redis write, per request). A refreshed
+/// answer from an upstream is never kept by a shared cache.
+#[tokio::test]
+async fn an_access_part_is_bound_to_its_refresh_token() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "tokens:\n  access_ttl_seconds: 1\n");
+    let user = gw.new_user().await;
+    let first = cookie_of(&gw, &user).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = send_raw(gw.addr, &get("/app/", &format!("Cookie: {first}\r\n"))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(header(&r, "cache-control"), ["private, no-store"]);
+    let second = session_cookie(&r).expect("refreshed");
+    let refreshes = gw.metric("authgate_cookie_refreshes_total").await;
+    let (old_access, _) = first.rsplit_once('.').unwrap();
+    let (_, new_token) = second.rsplit_once('.').unwrap();
+    let forged = format!("{old_access}.{new_token}");
+    for _ in 0..3 {
+        let r = send_raw(gw.addr, &get("/app/", &format!("Cookie: {forged}\r\n"))).await;
+        assert_eq!(r.status, 401, "{r:?}");
+        assert!(header(&r, "set-cookie")
+            .iter()
+            .any(|c| c.contains("Max-Age=0")));
+    }
+    assert_eq!(
+        gw.metric("authgate_cookie_refreshes_total").await,
+        refreshes
+    );
+    // The genuine cookie is untouched by the attempts.
+    let r = send_raw(gw.addr, &get("/app/", &format!("Cookie: {second}\r\n"))).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // Logging out everywhere by cookie clears it.
+    let all = format!(
+        "POST /logout/all HTTP/1.1\r\nHost: app.example\r\nCookie: {second}\r\nOrigin: {ORIGIN}\r\nContent-Length: 0\r\n\r\n"
+    );
+    let r = send_raw(gw.addr, all.as_bytes()).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        header(&r, "set-cookie")
+            .iter()
+            .any(|c| c.contains("Max-Age=0")),
+        "{r:?}"
+    );
+}

@@ -682,3 +682,34 @@ async fn other_methods_get_405_with_the_documented_allow_under_both_spellings() 
         }
     }
 }
+
+/// `x-browser-mode` names the GETs that exist in browser mode only (the login
+/// and registration pages): there they answer HTML, without it 405 (checked
+/// above); and no other path answers a browser's GET with a page.
+#[tokio::test]
+async fn the_pages_of_browser_mode_are_the_ones_the_document_names() {
+    let doc = document();
+    let up = crate::helpers::raw::RawUpstream::start().await;
+    let gw = TestGateway::builder()
+        .yaml(&crate::browser::yaml(&up, ""))
+        .start();
+    let mut pages = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        let concrete = path.replace("{id}", "0123456789abcdef0123456789abcdef");
+        let r = Raw::new("GET", &concrete)
+            .header("Accept", "text/html")
+            .send(&gw)
+            .await;
+        let html = header(&r, "content-type").is_some_and(|t| t.starts_with("text/html"));
+        assert_eq!(
+            html,
+            item.get("x-browser-mode").is_some(),
+            "GET {path}: {r:?}"
+        );
+        if html {
+            assert_eq!(r.status, 200, "GET {path}");
+            pages.push(path.clone());
+        }
+    }
+    assert_eq!(pages, ["/register", "/login"]);
+}

@@ -13,6 +13,7 @@ mod helpers;
 mod admin;
 mod auth_api;
 mod browser;
+mod browser_accounts;
 mod browser_refresh;
 mod chromium;
 mod cli;

@@ -66,6 +66,18 @@ pub fn fast_path_default() -> bool {
     }
 }
 
+/// What `AUTHGATE_TEST_BROWSER=on` adds to a gateway whose test did not
+/// configure browser mode itself: scripts/test.sh runs the JSON API's modules
+/// once more so, since browser mode must leave the JSON contract untouched.
+fn browser_default(yaml: &str) -> &'static str {
+    match std::env::var("AUTHGATE_TEST_BROWSER").as_deref() {
+        Err(_) | Ok("off") => "",
+        Ok("on") if yaml.contains("browser:") => "",
+        Ok("on") => "public_url: \"https://gateway.test\"\nbrowser: { enabled: true, allow_registration: true }\n",
+        Ok(other) => panic!("AUTHGATE_TEST_BROWSER={other}: expected `on` or `off`"),
+    }
+}
+
 impl GatewayBuilder {
     /// Every non-auth request to `upstream`.
     pub fn upstream(self, upstream: SocketAddr) -> Self {
@@ -177,7 +189,7 @@ redis:
   url: {url}
   key_prefix: "{prefix}"
 {redis_keys}
-{extra}"#,
+{browser}{extra}"#,
             dir = dir.display(),
             also = self
                 .also_listen
@@ -186,6 +198,7 @@ redis:
                 .collect::<String>(),
             url = self.redis_url,
             redis_keys = redis_keys.join("\n"),
+            browser = browser_default(&self.yaml),
             extra = self.yaml,
             engine = match self.engine {
                 Some("") => String::new(),
