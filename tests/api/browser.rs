@@ -372,3 +372,36 @@ async fn a_public_route_strips_the_cookie_and_clears_a_bad_one() {
     );
     assert!(up.last().unwrap().header("cookie").is_empty());
 }
+
+/// Cross-site WebSocket hijacking: a page of another site opening a socket
+/// with the browser's cookie. A cookie-authenticated upgrade must come from
+/// the site (403 `origin_not_allowed`, the upstream sees nothing).
+#[tokio::test]
+async fn a_cookie_authenticated_websocket_must_come_from_the_site() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    let user = gw.new_user().await;
+    let cookie = cookie_of(&gw, &user).await;
+    let upgrade = |origin: &str| {
+        format!(
+            "GET /app/ws HTTP/1.1\r\nHost: app.example\r\nCookie: {cookie}\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: {origin}\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    for evil in ["https://evil.example", "null"] {
+        let r = send_raw(gw.addr, &upgrade(evil)).await;
+        assert_eq!(r.status, 403, "{evil}: {r:?}");
+        assert_eq!(r.json()["error"], "origin_not_allowed");
+    }
+    assert_eq!(up.count(), 0, "a refused upgrade reached the upstream");
+    let label = "authgate_browser_refusals_total{reason=\"origin_not_allowed\"}";
+    assert_eq!(gw.metric(label).await, 2.0);
+    // From the site's own page it is forwarded (this upstream answers 200, not 101).
+    send_raw(gw.addr, &upgrade(ORIGIN)).await;
+    assert_eq!(up.count(), 1);
+    let seen = up.last().unwrap();
+    assert_eq!(seen.header("x-user-id"), [user.id.to_string()]);
+    assert!(seen.header("cookie").is_empty());
+}
