@@ -106,14 +106,17 @@ pub(crate) fn sets(value: &[u8], name: &str) -> bool {
     n.trim_ascii() == name.as_bytes()
 }
 
-/// `Set-Cookie` for the session cookie holding `value`, kept `max_age` seconds.
-pub(crate) fn set(name: &str, value: &str, max_age: u64) -> String {
-    format!("{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax")
+/// `Set-Cookie` for the session cookie holding `value`, kept `max_age`
+/// seconds; host-only unless `domain` is given.
+pub(crate) fn set(name: &str, value: &str, max_age: u64, domain: Option<&str>) -> String {
+    let domain = domain.map_or(String::new(), |d| format!("; Domain={d}"));
+    format!("{name}={value}; Path=/{domain}; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax")
 }
 
-/// `Set-Cookie` that removes the session cookie.
-pub(crate) fn clear(name: &str) -> String {
-    format!("{name}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax")
+/// `Set-Cookie` that removes the session cookie (with the same `Domain`, or
+/// a browser keeps it).
+pub(crate) fn clear(name: &str, domain: Option<&str>) -> String {
+    set(name, "", 0, domain)
 }
 
 #[cfg(test)]
@@ -188,9 +191,13 @@ mod tests {
     #[test]
     fn the_cookie_is_host_only_secure_and_http_only() {
         assert_eq!(
-            set(NAME, "v", 60),
+            set(NAME, "v", 60, None),
             "__Host-authgate=v; Path=/; Max-Age=60; Secure; HttpOnly; SameSite=Lax"
         );
-        assert!(clear(NAME).contains("Max-Age=0"));
+        assert!(clear(NAME, None).contains("Max-Age=0"));
+        assert_eq!(
+            clear("__Secure-a", Some("example.com")),
+            "__Secure-a=; Path=/; Domain=example.com; Max-Age=0; Secure; HttpOnly; SameSite=Lax"
+        );
     }
 }

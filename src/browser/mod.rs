@@ -15,7 +15,7 @@ pub(crate) mod session;
 use crate::auth::roles::Roles;
 use crate::config::{BrowserConfig, ConfigError, CorsConfig, PublicUrl};
 use crate::edge::origin::OriginList;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// Most (user, generation) → roles entries kept before the cache starts over.
@@ -29,6 +29,11 @@ pub(crate) struct Browser {
     site: String,
     /// The session cookie's name.
     pub(crate) cookie_name: String,
+    /// Its `Domain`, when not host-only.
+    cookie_domain: Option<String>,
+    /// Origins of `return_hosts`: where an absolute `return_to` may lead,
+    /// and whose pages may send cookie-authenticated unsafe requests.
+    return_origins: HashSet<String>,
     /// The registration page is served (and linked from the login page).
     pub(crate) registration: bool,
     /// How long a rotated cookie token still leads to its successor.
@@ -74,7 +79,13 @@ impl Browser {
         Ok(Some(Browser {
             origin: url.origin,
             site,
-            cookie_name: cfg.cookie_name.clone(),
+            cookie_name: cfg.cookie_name(),
+            cookie_domain: cfg.cookie_domain.clone(),
+            return_origins: cfg
+                .return_hosts
+                .iter()
+                .filter_map(|h| crate::edge::origin::normalise(&format!("{}://{h}", url.scheme)))
+                .collect(),
             registration: cfg.allow_registration && registration_open,
             grace_ms: grace.saturating_mul(1000),
             trusted,
@@ -82,9 +93,40 @@ impl Browser {
         }))
     }
 
-    /// Whether a request with these headers comes from the gateway's own pages.
+    /// Whether a request with these headers comes from the gateway's own
+    /// pages, a credentialed CORS origin, or an app of `return_hosts`.
     pub(crate) fn same_origin(&self, headers: &http::HeaderMap) -> bool {
-        csrf::same_origin(headers, &self.origin, self.trusted.as_ref())
+        if csrf::same_origin(headers, &self.origin, self.trusted.as_ref()) {
+            return true;
+        }
+        match crate::edge::origin::RequestOrigin::of(headers) {
+            crate::edge::origin::RequestOrigin::Origin(o) => self.return_origins.contains(&o),
+            _ => false,
+        }
+    }
+
+    /// `Set-Cookie` for the session cookie holding `value`.
+    pub(crate) fn set_cookie(&self, value: &str, max_age: u64) -> String {
+        cookie::set(
+            &self.cookie_name,
+            value,
+            max_age,
+            self.cookie_domain.as_deref(),
+        )
+    }
+
+    /// `Set-Cookie` that removes the session cookie.
+    pub(crate) fn clear_cookie(&self) -> String {
+        cookie::clear(&self.cookie_name, self.cookie_domain.as_deref())
+    }
+
+    /// `value` as a `return_to` the pages carry: a safe path, or an absolute
+    /// URL on a `return_hosts` origin; anything else is `/`.
+    pub(crate) fn checked_return(&self, value: &str) -> String {
+        match return_to::on_origins(value, &self.return_origins) {
+            Some(url) => url,
+            None => return_to::sanitize(value).to_owned(),
+        }
     }
 
     /// Whether a request with these headers comes from the gateway's own
@@ -104,7 +146,12 @@ impl Browser {
 
     /// The absolute URL a login sends the browser back to.
     pub(crate) fn return_url(&self, return_to: &str) -> String {
-        format!("{}{}", self.origin, return_to::sanitize(return_to))
+        let checked = self.checked_return(return_to);
+        if checked.starts_with('/') {
+            format!("{}{checked}", self.origin)
+        } else {
+            checked
+        }
     }
 
     /// The login or registration page.
@@ -115,10 +162,11 @@ impl Browser {
         return_to: &str,
         email: &str,
     ) -> String {
+        let return_to = self.checked_return(return_to);
         let view = page::View {
             site: &self.site,
             error,
-            return_to: return_to::sanitize(return_to),
+            return_to: &return_to,
             email,
             registration: self.registration,
         };

@@ -17,6 +17,28 @@ pub(crate) fn sanitize(value: &str) -> &str {
     }
 }
 
+/// `value` when it is an absolute URL on one of `origins` (serialised, as
+/// [`crate::edge::origin::normalise`] writes them) with a safe path, in that
+/// origin's serialisation; else `None`.
+pub(crate) fn on_origins(
+    value: &str,
+    origins: &std::collections::HashSet<String>,
+) -> Option<String> {
+    if value.len() > MAX_RETURN_TO {
+        return None;
+    }
+    let (scheme, rest) = value.split_once("://")?;
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    // `normalise` takes only `scheme://host[:port]`: no userinfo, query or fragment.
+    let origin = crate::edge::origin::normalise(&format!("{scheme}://{authority}"))?;
+    if !origins.contains(&origin) {
+        return None;
+    }
+    let path = if path.is_empty() { "/" } else { path };
+    is_safe(path).then(|| format!("{origin}{path}"))
+}
+
 fn is_safe(v: &str) -> bool {
     let b = v.as_bytes();
     if b.is_empty() || b.len() > MAX_RETURN_TO || b[0] != b'/' {
@@ -76,6 +98,45 @@ mod tests {
             assert_eq!(sanitize(bad), "/", "{bad:?}");
         }
         assert_eq!(sanitize(&format!("/{}", "a".repeat(MAX_RETURN_TO))), "/");
+    }
+
+    #[test]
+    fn absolute_targets_only_on_listed_origins() {
+        let origins: std::collections::HashSet<String> = [
+            "https://app.example.com".to_owned(),
+            "https://docs.example.com:8443".to_owned(),
+        ]
+        .into();
+        for (ok, want) in [
+            (
+                "https://app.example.com/x?y=1",
+                "https://app.example.com/x?y=1",
+            ),
+            ("https://APP.example.com:443", "https://app.example.com/"),
+            (
+                "https://docs.example.com:8443/a",
+                "https://docs.example.com:8443/a",
+            ),
+        ] {
+            assert_eq!(on_origins(ok, &origins).as_deref(), Some(want), "{ok}");
+        }
+        for bad in [
+            "https://evil.com/",
+            "http://app.example.com/",
+            "https://app.example.com.evil.com/",
+            "https://app.example.com@evil.com/",
+            "https://evil.com@app.example.com/",
+            "https://app.example.com:8443/",
+            "https://app.example.com//evil.com",
+            "https://app.example.com/\\evil.com",
+            "https://app.example.com?x=1",
+            "https://app.example.com#x",
+            "https://app.example.com/%2F%2Fevil.com",
+            "javascript://app.example.com/%0aalert(1)",
+            "//app.example.com/",
+        ] {
+            assert_eq!(on_origins(bad, &origins), None, "{bad}");
+        }
         let longest = format!("/{}", "a".repeat(MAX_RETURN_TO - 1));
         assert_eq!(sanitize(&longest), longest);
     }

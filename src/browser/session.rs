@@ -181,7 +181,7 @@ impl Browser {
                 gen: stamp.gen,
                 roles: stamp.roles,
             },
-            refreshed: Some(cookie::set(&self.cookie_name, &value, ttl_ms / 1000)),
+            refreshed: Some(self.set_cookie(&value, ttl_ms / 1000)),
         })
     }
 
@@ -227,7 +227,7 @@ impl Browser {
         // A new session lives its idle lifetime, or less when it has an end.
         let idle = api.sessions.idle_ttl_ms;
         let max_age = api.sessions.max_lifetime_ms.map_or(idle, |m| m.min(idle)) / 1000;
-        Ok(cookie::set(&self.cookie_name, &value, max_age))
+        Ok(self.set_cookie(&value, max_age))
     }
 
     /// Whether the session cookie among `headers` is not one of ours at all

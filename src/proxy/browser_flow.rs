@@ -52,7 +52,7 @@ pub(super) async fn serve_endpoint(
         }
         // Every session ended, this browser's too: its cookie goes with it.
         _ => {
-            ctx.set_cookie = Some(cookie::clear(&browser.cookie_name));
+            ctx.set_cookie = Some(browser.clear_cookie());
             Ok(reply)
         }
     });
@@ -156,7 +156,7 @@ async fn logout(
     let Some(sid) = identity.sid else {
         return Ok(());
     };
-    ctx.set_cookie = Some(cookie::clear(&browser.cookie_name));
+    ctx.set_cookie = Some(browser.clear_cookie());
     if let Err(e) = api.end_session(identity.user, sid, ctx.client_ip).await {
         respond::error(session, ctx, &e).await;
         return Err(());
@@ -195,7 +195,7 @@ pub(super) async fn cookie_identity(
         }
         CookieAuth::Invalid(why) => {
             METRICS.cookies_cleared.inc();
-            ctx.set_cookie = Some(cookie::clear(&browser.cookie_name));
+            ctx.set_cookie = Some(browser.clear_cookie());
             if why != TokenRejection::Missing {
                 ctx.rejection = Some(why);
             }
@@ -213,7 +213,7 @@ pub(super) fn clear_if_bad(
 ) {
     if browser.cookie_is_bad(api, &session.req_header().headers) {
         METRICS.cookies_cleared.inc();
-        ctx.set_cookie = Some(cookie::clear(&browser.cookie_name));
+        ctx.set_cookie = Some(browser.clear_cookie());
     }
 }
 
