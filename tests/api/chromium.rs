@@ -28,15 +28,7 @@ fn chromium() -> String {
 /// Whether python3 with Playwright and a Chromium are here; when not, the
 /// test is skipped (a failure under CI).
 fn have_browser(test: &str) -> bool {
-    let playwright = Command::new("python3")
-        .args(["-c", "import playwright.sync_api"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !playwright {
-        skip(
-            test,
-            "python3 with Playwright is not installed (scripts/test.sh installs it)",
-        );
+    if !have_python_module(test, "playwright.sync_api", "Playwright") {
         return false;
     }
     let browser = chromium();

@@ -141,17 +141,7 @@ impl GrpcServer {
 
 /// Whether python3 with grpcio is here; when not, the test is skipped (a failure under CI).
 pub(crate) fn have_grpcio(test: &str) -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import grpc"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip(
-            test,
-            "python3 with grpcio is not installed (scripts/test.sh installs it)",
-        );
-    }
-    ok
+    have_python_module(test, "grpc", "grpcio")
 }
 
 /// A gateway with HTTPS (ALPN h2) in front of `grpc` (protocol h2, plain TCP);

@@ -23,7 +23,8 @@ def follow():
     last = None
     while True:
         want = open(status_file).read().strip()
-        if want != last:
+        # Never a half-written file (set() renames), but never die on one either.
+        if want != last and want in ("SERVING", "NOT_SERVING"):
             status = health_pb2.HealthCheckResponse.ServingStatus.Value(want)
             hs.set("", status)
             hs.set("test.Echo", status)
@@ -61,8 +62,13 @@ impl HealthServer {
         }
     }
 
+    /// Written beside and renamed over: a plain write truncates first, and
+    /// the server reading the empty file in between raised and stopped
+    /// following it (CI saw "whole peer_up turns 1" time out, under load).
     fn set(&self, status: &str) {
-        std::fs::write(&self.status, status).unwrap();
+        let next = self.status.with_extension("next");
+        std::fs::write(&next, status).unwrap();
+        std::fs::rename(&next, &self.status).unwrap();
     }
 }
 

@@ -23,7 +23,7 @@ pub use process::{check_config, free_port, listens_on, run_authgate, unique};
 pub use redis::{shared_cluster, shared_redis, RedisServer};
 pub use redis_cluster::RedisCluster;
 pub use relay::{RedisRelay, Seen};
-pub use skip::skip;
+pub use skip::{have_python_module, skip};
 pub use upstream::{DeadPort, Upstream};
 
 use std::future::Future;

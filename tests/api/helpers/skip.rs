@@ -25,3 +25,19 @@ pub fn skip(test: &str, reason: &str) {
         "{test} was skipped under CI=true (a skip is a failure in CI): {reason}"
     );
 }
+
+/// Whether python3 (the test virtualenv's, first on PATH under scripts/test.sh)
+/// can import `module`; when not, `test` is skipped naming `package`.
+pub fn have_python_module(test: &str, module: &str, package: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip(
+            test,
+            &format!("python3 with {package} is not installed (scripts/test.sh installs it)"),
+        );
+    }
+    ok
+}
