@@ -14,6 +14,7 @@ mod admin;
 mod auth_api;
 mod browser;
 mod browser_accounts;
+mod browser_edges;
 mod browser_hosts;
 mod browser_refresh;
 mod chromium;
