@@ -166,6 +166,9 @@ impl<'a> TokenUse<'a> {
 struct Current {
     ring: KeyRing,
     cache: VerifiedCache,
+    /// Session cookies verified fresh, keyed by the whole cookie value (so a
+    /// hit vouches for the binding too); never consulted for Bearer tokens.
+    cookies: VerifiedCache,
 }
 
 /// Installs a new key ring (SIGHUP); tokens signed by its keys verify from then on.
@@ -183,6 +186,7 @@ impl Current {
     fn new(ring: KeyRing) -> Current {
         Current {
             cache: VerifiedCache::new(ring.cache_entries()),
+            cookies: VerifiedCache::new(ring.cache_entries()),
             ring,
         }
     }
@@ -315,10 +319,12 @@ impl AccessTokens {
     /// [`AccessTokens::verify`] checks a Bearer token but for its expiry: a
     /// signed part that has expired or been revoked still names its session,
     /// which the gateway may then refresh. Its roles are empty (the caller
-    /// looks them up). Not cached: the cache answers for Bearer tokens. A part
-    /// not minted beside the refresh token of `binding` is malformed.
+    /// looks them up). `value` is the whole cookie value, the key of a cache
+    /// of its own (the Bearer cache never answers for a cookie). A part not
+    /// minted beside the refresh token of `binding` is malformed.
     pub(crate) fn verify_cookie(
         &self,
+        value: &str,
         token: &str,
         binding: &str,
     ) -> Result<CookieAccess, TokenRejection> {
@@ -326,11 +332,24 @@ impl AccessTokens {
             return Err(TokenRejection::TooLarge);
         }
         let current = self.current.0.load();
-        let (id, exp) = verify_signed(&current.ring, token, TokenUse::Cookie(binding))?;
+        let now = now_unix();
+        let id = match current.cookies.get(value, now) {
+            Some(Ok(id)) => id,
+            // Expired since (refreshable), or never seen: verified in full.
+            _ => {
+                let (id, exp) = verify_signed(&current.ring, token, TokenUse::Cookie(binding))?;
+                if exp <= now {
+                    let sid = id.sid.ok_or(TokenRejection::Malformed)?;
+                    return Ok(CookieAccess::Stale(id.user, sid));
+                }
+                current.cookies.insert(value, id.clone(), exp);
+                id
+            }
+        };
         let Some(sid) = id.sid else {
             return Err(TokenRejection::Malformed);
         };
-        if exp <= now_unix() || self.revocations.is_revoked(&id) {
+        if self.revocations.is_revoked(&id) {
             return Ok(CookieAccess::Stale(id.user, sid));
         }
         Ok(CookieAccess::Fresh(id))
@@ -663,6 +682,46 @@ mod tests {
                 at: now_unix(),
             });
         assert_eq!(t.verify(&jwt), Err(TokenRejection::Revoked));
+    }
+
+    #[test]
+    fn a_cookie_part_is_never_a_bearer_token_and_its_cache_keeps_the_rules() {
+        let t = tokens();
+        let (user, sid) = (UserId(5), SessionId(9));
+        let part = t.issue_cookie(user, sid, 0, "bind").unwrap();
+        let value = format!("{part}.tok");
+        assert_eq!(
+            t.verify(&part),
+            Err(TokenRejection::Malformed),
+            "not a Bearer token"
+        );
+        let bearer = t.issue(user, sid, &Stamp::default()).unwrap();
+        assert_eq!(
+            t.verify_cookie("x", &bearer, "bind"),
+            Err(TokenRejection::Malformed)
+        );
+        for _ in 0..2 {
+            // The second answer comes from the cache.
+            assert!(matches!(
+                t.verify_cookie(&value, &part, "bind"),
+                Ok(CookieAccess::Fresh(_))
+            ));
+        }
+        // Another binding is another cache key, and verified in full: refused.
+        assert_eq!(
+            t.verify_cookie(&format!("{part}.other"), &part, "other"),
+            Err(TokenRejection::Malformed)
+        );
+        t.revocations()
+            .apply(crate::auth::revocations::Revocation::Session {
+                user,
+                sid,
+                at: now_unix(),
+            });
+        assert_eq!(
+            t.verify_cookie(&value, &part, "bind"),
+            Ok(CookieAccess::Stale(user, sid))
+        );
     }
 
     #[test]

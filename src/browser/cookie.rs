@@ -18,6 +18,8 @@ pub(crate) enum Found<'a> {
     None,
     /// Exactly one, split into its access part and refresh token.
     One {
+        /// The whole value.
+        value: &'a str,
         /// The JWT.
         access: &'a str,
         /// The refresh token.
@@ -65,7 +67,11 @@ fn parse_value(v: &str) -> Found<'_> {
         Some((access, refresh))
             if access.split('.').count() == 3 && uuid::Uuid::try_parse(refresh).is_ok() =>
         {
-            Found::One { access, refresh }
+            Found::One {
+                value: v,
+                access,
+                refresh,
+            }
         }
         _ => Found::Bad,
     }
@@ -140,6 +146,7 @@ mod tests {
         assert_eq!(
             find(&h, NAME),
             Found::One {
+                value: &format!("x.y.z.{T}"),
                 access: "x.y.z",
                 refresh: T
             }
@@ -165,6 +172,7 @@ mod tests {
         assert_eq!(
             find(&utf8, NAME),
             Found::One {
+                value: &format!("x.y.z.{T}"),
                 access: "x.y.z",
                 refresh: T
             }

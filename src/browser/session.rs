@@ -49,15 +49,19 @@ impl Browser {
         headers: &http::HeaderMap,
         client_ip: Option<std::net::IpAddr>,
     ) -> Result<CookieAuth, ErrorReply> {
-        let (access, token) = match cookie::find(headers, &self.cookie_name) {
+        let (value, access, token) = match cookie::find(headers, &self.cookie_name) {
             cookie::Found::None => return Ok(CookieAuth::Absent),
             cookie::Found::Bad => return Ok(CookieAuth::Invalid(TokenRejection::Malformed)),
-            cookie::Found::One { access, refresh } => (access, refresh),
+            cookie::Found::One {
+                value,
+                access,
+                refresh,
+            } => (value, access, refresh),
         };
         let Ok(token) = uuid::Uuid::try_parse(token) else {
             return Ok(CookieAuth::Invalid(TokenRejection::Malformed));
         };
-        let (user, sid) = match api.access.verify_cookie(access, &binding(&token)) {
+        let (user, sid) = match api.access.verify_cookie(value, access, &binding(&token)) {
             Err(why) => return Ok(CookieAuth::Invalid(why)),
             Ok(CookieAccess::Fresh(mut identity)) => {
                 if let Some(roles) = self.cached_roles(identity.user.0, identity.gen) {
@@ -237,8 +241,15 @@ impl Browser {
         match cookie::find(headers, &self.cookie_name) {
             cookie::Found::None => false,
             cookie::Found::Bad => true,
-            cookie::Found::One { access, refresh } => match uuid::Uuid::try_parse(refresh) {
-                Ok(token) => api.access.verify_cookie(access, &binding(&token)).is_err(),
+            cookie::Found::One {
+                value,
+                access,
+                refresh,
+            } => match uuid::Uuid::try_parse(refresh) {
+                Ok(token) => api
+                    .access
+                    .verify_cookie(value, access, &binding(&token))
+                    .is_err(),
                 Err(_) => true,
             },
         }
