@@ -1,5 +1,7 @@
 //! Access tokens: JWTs carrying `user_id`, `sub`, `iat`, `exp`, `sid`, `gen`, `roles`, `iss`, `aud`, signed
 //! by the key ring's active key and verified from the signature alone.
+//!
+//! Long file: both uses of a token (a Bearer token, a session cookie's access part) are minted and verified here, from one claims type, one key-ring switch and its two caches, so neither can be taken for the other by a second decoder.
 
 use super::keys::{KeyRing, NoKey, MAX_TOKEN_BYTES};
 use super::revocations::{Identity, Revocations};
