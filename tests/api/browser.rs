@@ -72,6 +72,16 @@ pub(crate) async fn cookie_of(gw: &TestGateway, user: &TestUser) -> String {
     session_cookie(&r).expect("a session cookie")
 }
 
+/// A page's `fetch` of `path` with the cookie and a JSON `body`, from the site.
+pub(crate) fn cookie_json_post(path: &str, cookie: &str, body: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: app.example\r\nCookie: {cookie}\r\nOrigin: {ORIGIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 pub(crate) fn get(path: &str, extra: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: app.example\r\n{extra}\r\n").into_bytes()
 }

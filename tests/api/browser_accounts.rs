@@ -1,6 +1,8 @@
 //! Accounts in browser mode (`docs/browser.md`) over raw sockets: the registration page and its form, and a password change by cookie.
 
-use crate::browser::{cookie_of, form_post, gateway, get, header, session_cookie, yaml, ORIGIN};
+use crate::browser::{
+    cookie_json_post, cookie_of, form_post, gateway, get, header, session_cookie, yaml, ORIGIN,
+};
 use crate::helpers::raw::{send_raw, RawUpstream};
 use crate::helpers::*;
 
@@ -86,12 +88,7 @@ async fn a_password_change_by_cookie_moves_the_cookie_and_hands_no_token_to_the_
     let old = cookie_of(&gw, &user).await;
     let body =
         format!("{{\"current_password\":\"{PASSWORD}\",\"new_password\":\"another good one\"}}");
-    let change = format!(
-        "POST /password HTTP/1.1\r\nHost: app.example\r\nCookie: {old}\r\nOrigin: {ORIGIN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let r = send_raw(gw.addr, change.as_bytes()).await;
+    let r = send_raw(gw.addr, &cookie_json_post("/password", &old, &body)).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(
         r.json(),

@@ -1,6 +1,6 @@
 //! Browser mode's edges over raw sockets (`docs/browser.md`): an upstream setting the gateway's cookie, unreadable and oversized form posts, a cookie session ended from another session, and a JSON logout body winning over the cookie.
 
-use crate::browser::{cookie_of, gateway, get, header, ORIGIN};
+use crate::browser::{cookie_json_post, cookie_of, gateway, get, header, ORIGIN};
 use crate::helpers::raw::{send_raw, RawUpstream};
 use crate::helpers::*;
 use std::time::Duration;
@@ -116,12 +116,7 @@ async fn a_json_refresh_token_body_wins_over_the_cookie_on_logout() {
     let user = gw.new_user().await;
     let cookie = cookie_of(&gw, &user).await;
     let body = format!("{{\"refresh_token\":\"{}\"}}", user.refresh);
-    let logout = format!(
-        "POST /logout HTTP/1.1\r\nHost: app.example\r\nCookie: {cookie}\r\nOrigin: {ORIGIN}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let r = send_raw(gw.addr, logout.as_bytes()).await;
+    let r = send_raw(gw.addr, &cookie_json_post("/logout", &cookie, &body)).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert!(
         header(&r, "set-cookie").is_empty(),
