@@ -75,30 +75,41 @@ pub(super) fn page_request(
     browsing.then_some(kind)
 }
 
-/// Write page `kind` with `status`.
-#[allow(clippy::too_many_arguments)]
-async fn show(
-    session: &mut Session,
-    ctx: &RequestCtx,
-    browser: &Browser,
+/// One page to write.
+struct Shown<'a> {
     kind: page::Kind,
     status: StatusCode,
-    error: Option<&str>,
-    return_to: &str,
-    email: &str,
-) {
-    let html = browser.page(kind, error, return_to, email);
-    let extra = page_headers();
+    /// The message above the form.
+    error: Option<&'a str>,
+    return_to: &'a str,
+    email: &'a str,
+    /// `Retry-After` of a throttled or busy answer, as the JSON API sends it.
+    retry_after: Option<String>,
+}
+
+impl<'a> Shown<'a> {
+    fn new(kind: page::Kind, status: StatusCode, return_to: &'a str) -> Shown<'a> {
+        Shown {
+            kind,
+            status,
+            error: None,
+            return_to,
+            email: "",
+            retry_after: None,
+        }
+    }
+}
+
+/// Write a page.
+async fn show(session: &mut Session, ctx: &RequestCtx, browser: &Browser, shown: Shown<'_>) {
+    let html = browser.page(shown.kind, shown.error, shown.return_to, shown.email);
+    let mut extra = page_headers();
+    if let Some(seconds) = shown.retry_after {
+        extra.push(("Retry-After", seconds));
+    }
     let content_type = "text/html; charset=utf-8";
-    respond::complete(
-        session,
-        ctx,
-        status,
-        content_type,
-        Bytes::from(html),
-        &extra,
-    )
-    .await;
+    let body = Bytes::from(html);
+    respond::complete(session, ctx, shown.status, content_type, body, &extra).await;
 }
 
 /// A page (`GET`) or its form post.
@@ -112,17 +123,8 @@ pub(super) async fn serve_page(
 ) {
     if session.req_header().method != Method::POST {
         let return_to = return_to_of_query(session.req_header().uri.query());
-        return show(
-            session,
-            ctx,
-            browser,
-            kind,
-            StatusCode::OK,
-            None,
-            &return_to,
-            "",
-        )
-        .await;
+        let shown = Shown::new(kind, StatusCode::OK, &return_to);
+        return show(session, ctx, browser, shown).await;
     }
     // Login CSRF: a page of another site must not sign the browser in as
     // someone else. The gateway's own origin only: its pages are the only
@@ -130,8 +132,11 @@ pub(super) async fn serve_page(
     if !browser.own_origin(&session.req_header().headers) {
         METRICS.browser_refusals.with_label_values(&["csrf"]).inc();
         let why = "This form was not sent from this site. Open the page again and retry.";
-        let status = StatusCode::FORBIDDEN;
-        return show(session, ctx, browser, kind, status, Some(why), "/", "").await;
+        let shown = Shown {
+            error: Some(why),
+            ..Shown::new(kind, StatusCode::FORBIDDEN, "/")
+        };
+        return show(session, ctx, browser, shown).await;
     }
     let served = match kind {
         page::Kind::Login => (Endpoint::Login, Handler::Endpoint),
@@ -182,17 +187,18 @@ pub(super) async fn serve_page(
         _ => "That did not work. Try again.",
     };
     let status = reply.status();
-    show(
-        session,
-        ctx,
-        browser,
-        kind,
-        status,
-        Some(message),
-        &return_to,
-        &email,
-    )
-    .await;
+    let retry_after = reply
+        .headers()
+        .into_iter()
+        .find(|(name, _)| *name == "Retry-After")
+        .map(|(_, seconds)| seconds);
+    let shown = Shown {
+        error: Some(message),
+        email: &email,
+        retry_after,
+        ..Shown::new(kind, status, &return_to)
+    };
+    show(session, ctx, browser, shown).await;
 }
 
 /// The form's fields, for what the page shows again (nothing when unreadable).

@@ -1,6 +1,6 @@
 //! Browser mode's edges over raw sockets (`docs/browser.md`): an upstream setting the gateway's cookie, unreadable and oversized form posts, a cookie session ended from another session, and a JSON logout body winning over the cookie.
 
-use crate::browser::{cookie_json_post, cookie_of, gateway, get, header, ORIGIN};
+use crate::browser::{cookie_json_post, cookie_of, form_login, gateway, get, header, ORIGIN};
 use crate::helpers::raw::{send_raw, RawUpstream};
 use crate::helpers::*;
 use std::time::Duration;
@@ -126,4 +126,33 @@ async fn a_json_refresh_token_body_wins_over_the_cookie_on_logout() {
     assert_eq!(status, 401, "the body's session ended");
     let r = send_raw(gw.addr, &get("/app/", &format!("Cookie: {cookie}\r\n"))).await;
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// The page answers with the JSON API's statuses: failed logins are
+/// throttled exactly as for JSON (here the default 5 per account and address),
+/// and the sixth is the page with 429 and `Retry-After`, costing no hash.
+#[tokio::test]
+async fn a_throttled_form_login_is_the_page_with_429_and_retry_after() {
+    let up = RawUpstream::start().await;
+    let gw = gateway(&up, "");
+    let user = gw.new_user().await;
+    let hashes = gw.metric(PASSWORD_HASHES).await;
+    for _ in 0..5 {
+        let r = send_raw(
+            gw.addr,
+            &form_login(&user.email, "a wrong password", "/", ORIGIN),
+        )
+        .await;
+        assert_eq!(r.status, 401, "{r:?}");
+    }
+    let r = send_raw(gw.addr, &form_login(&user.email, PASSWORD, "/", ORIGIN)).await;
+    assert_eq!(r.status, 429, "{r:?}");
+    assert!(r.body.contains("Too many attempts"), "{}", r.body);
+    let retry: u64 = header(&r, "retry-after")[0].parse().expect("seconds");
+    assert!(retry > 0);
+    assert!(
+        header(&r, "set-cookie").is_empty(),
+        "the right password, but throttled"
+    );
+    assert_eq!(gw.metric(PASSWORD_HASHES).await, hashes + 5.0);
 }
