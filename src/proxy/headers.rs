@@ -86,6 +86,7 @@ pub(super) fn prepare_upstream_request(
         req.remove_header(&http::header::AUTHORIZATION);
     }
     remove_present(req, &URL_OVERRIDES);
+    join_cookie_fields(req)?;
     forwarding_headers(session, req, edge)?;
     req.insert_header("X-Request-Id", ctx.request_id.as_str())?;
 
@@ -112,6 +113,26 @@ pub(super) fn prepare_upstream_request(
 /// Remove each of `names` the request carries. Usually none is there, and a
 /// lookup is half the price of Pingora's remove (which also updates its
 /// case-preserving name map): this runs on every request.
+/// An HTTP/2 client may send `cookie` as several fields (RFC 9113 §8.2.3,
+/// for compression); forwarded to HTTP/1.1 they must be one, joined by `; `.
+/// One field is right for an HTTP/2 upstream too.
+fn join_cookie_fields(req: &mut RequestHeader) -> Result<()> {
+    let mut fields = req.headers.get_all(http::header::COOKIE).iter();
+    let (Some(first), Some(_)) = (fields.next(), fields.next()) else {
+        return Ok(());
+    };
+    let mut joined = first.as_bytes().to_vec();
+    for more in req.headers.get_all(http::header::COOKIE).iter().skip(1) {
+        joined.extend_from_slice(b"; ");
+        joined.extend_from_slice(more.as_bytes());
+    }
+    let value = http::HeaderValue::from_bytes(&joined).map_err(|e| {
+        pingora_error::Error::because(pingora_error::ErrorType::InvalidHTTPHeader, "cookie", e)
+    })?;
+    req.insert_header(http::header::COOKIE, value)?;
+    Ok(())
+}
+
 fn remove_present(req: &mut RequestHeader, names: &[&str]) {
     for name in names {
         if req.headers.contains_key(*name) {

@@ -533,3 +533,73 @@ async fn an_idle_http2_connection_is_closed_after_the_keepalive_timeout() {
     assert!(ended.is_ok(), "an idle HTTP/2 connection was kept 10 s");
     drop(send);
 }
+
+/// An HTTP/2 client may split `cookie` into several fields (RFC 9113 §8.2.3);
+/// an HTTP/1.1 upstream gets them as one, joined by `; `, and in browser
+/// mode the gateway's session cookie among them authenticates and is removed.
+#[tokio::test]
+async fn split_cookie_fields_reach_an_http1_upstream_as_one() {
+    let up = Upstream::start("cookies").await;
+    let pki = Pki::generate();
+    let browser = "public_url: \"https://localhost\"\nbrowser: { enabled: true }\n";
+    let (gw, tls_port) = https_gateway_with(&up, &pki, None, browser);
+    let user = gw.new_user().await;
+    let form = format!(
+        "email={}&password=correct+horse+battery&return_to=%2F",
+        user.email.replace('@', "%40")
+    );
+    let login = format!(
+        "POST /login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Sec-Fetch-Mode: navigate\r\nOrigin: https://localhost\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    let r = crate::helpers::raw::send_raw(gw.addr, login.as_bytes()).await;
+    assert_eq!(r.status, 303, "{r:?}");
+    let set = r
+        .head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Set-Cookie: ")
+                .or_else(|| l.strip_prefix("set-cookie: "))
+        })
+        .expect("a session cookie")
+        .to_owned();
+    let pair = set.split(';').next().unwrap().to_owned();
+    let mut send = raw_h2(&pki, tls_port).await;
+    for (cookies, user_id) in [
+        (vec!["theme=dark", pair.as_str(), "lang=en"], Some(user.id)),
+        (vec!["theme=dark", "lang=en"], None),
+    ] {
+        let mut req = http::Request::builder()
+            .method("GET")
+            .uri("https://localhost/pub/x");
+        if user_id.is_some() {
+            req = http::Request::builder()
+                .method("GET")
+                .uri("https://localhost/x");
+        }
+        for c in &cookies {
+            req = req.header("cookie", *c);
+        }
+        let (resp, _) = send.send_request(req.body(()).unwrap(), true).unwrap();
+        let (status, body) = raw_response(resp).await;
+        assert_eq!(status, 200, "{body}");
+        let seen: Value = serde_json::from_str(&body).unwrap();
+        let headers = seen["headers"].as_array().unwrap();
+        let values = |name: &str| -> Vec<String> {
+            headers
+                .iter()
+                .filter(|kv| kv[0] == name)
+                .map(|kv| kv[1].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(values("cookie"), ["theme=dark; lang=en"], "{body}");
+        assert_eq!(
+            values("x-user-id"),
+            user_id
+                .map(|u| u.to_string())
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+    }
+}
