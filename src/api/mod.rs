@@ -182,6 +182,9 @@ pub(crate) struct Request<'a> {
     pub path: &'a str,
     /// Raw `Authorization` header value.
     pub authorization: Option<&'a [u8]>,
+    /// The caller a browser's session cookie proved (verified, refreshed if
+    /// due, revocation checked), standing in for a Bearer token.
+    pub cookie_caller: Option<Identity>,
     /// The whole body (already capped).
     pub body: &'a [u8],
     /// The Content-Type header: a form type reads the body as a form, anything else as JSON.
@@ -262,6 +265,9 @@ impl AuthApi {
 
     /// The verified caller of a Bearer-authenticated endpoint.
     fn caller(&self, req: &Request<'_>) -> Result<Identity, ErrorReply> {
+        if let Some(id) = &req.cookie_caller {
+            return Ok(id.clone());
+        }
         let token = bearer_token(req.authorization).map_err(ErrorReply::InvalidToken)?;
         self.access.verify(token).map_err(ErrorReply::InvalidToken)
     }

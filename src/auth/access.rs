@@ -323,12 +323,12 @@ impl AccessTokens {
     /// which the gateway may then refresh. Its roles are empty (the caller
     /// looks them up). `value` is the whole cookie value, the key of a cache
     /// of its own (the Bearer cache never answers for a cookie). A part not
-    /// minted beside the refresh token of `binding` is malformed.
+    /// minted beside the refresh token `binding` names is malformed.
     pub(crate) fn verify_cookie(
         &self,
         value: &str,
         token: &str,
-        binding: &str,
+        binding: impl FnOnce() -> String,
     ) -> Result<CookieAccess, TokenRejection> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenRejection::TooLarge);
@@ -339,7 +339,9 @@ impl AccessTokens {
             Some(Ok(id)) => id,
             // Expired since (refreshable), or never seen: verified in full.
             _ => {
-                let (id, exp) = verify_signed(&current.ring, token, TokenUse::Cookie(binding))?;
+                // Hashed only on a miss: a hit is keyed by the whole value.
+                let binding = binding();
+                let (id, exp) = verify_signed(&current.ring, token, TokenUse::Cookie(&binding))?;
                 if exp <= now {
                     let sid = id.sid.ok_or(TokenRejection::Malformed)?;
                     return Ok(CookieAccess::Stale(id.user, sid));
@@ -691,6 +693,7 @@ mod tests {
         let t = tokens();
         let (user, sid) = (UserId(5), SessionId(9));
         let part = t.issue_cookie(user, sid, 0, "bind").unwrap();
+        let bind = || "bind".to_owned();
         let value = format!("{part}.tok");
         assert_eq!(
             t.verify(&part),
@@ -699,19 +702,19 @@ mod tests {
         );
         let bearer = t.issue(user, sid, &Stamp::default()).unwrap();
         assert_eq!(
-            t.verify_cookie("x", &bearer, "bind"),
+            t.verify_cookie("x", &bearer, bind),
             Err(TokenRejection::Malformed)
         );
         for _ in 0..2 {
             // The second answer comes from the cache.
             assert!(matches!(
-                t.verify_cookie(&value, &part, "bind"),
+                t.verify_cookie(&value, &part, bind),
                 Ok(CookieAccess::Fresh(_))
             ));
         }
         // Another binding is another cache key, and verified in full: refused.
         assert_eq!(
-            t.verify_cookie(&format!("{part}.other"), &part, "other"),
+            t.verify_cookie(&format!("{part}.other"), &part, || "other".into()),
             Err(TokenRejection::Malformed)
         );
         t.revocations()
@@ -721,7 +724,7 @@ mod tests {
                 at: now_unix(),
             });
         assert_eq!(
-            t.verify_cookie(&value, &part, "bind"),
+            t.verify_cookie(&value, &part, bind),
             Ok(CookieAccess::Stale(user, sid))
         );
     }

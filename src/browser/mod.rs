@@ -135,6 +135,11 @@ impl Browser {
         csrf::same_origin(headers, &self.origin, None)
     }
 
+    /// The login page, with nothing to return to (after a logout).
+    pub(crate) fn login_page_url(&self) -> String {
+        format!("{}/login", self.origin)
+    }
+
     /// The login page's URL for a browser that wanted `target` (path and query).
     pub(crate) fn login_url(&self, target: &str) -> String {
         let target = return_to::sanitize(target);

@@ -49,21 +49,13 @@ impl Browser {
         headers: &http::HeaderMap,
         client_ip: Option<std::net::IpAddr>,
     ) -> Result<CookieAuth, ErrorReply> {
-        let (value, access, token) = match cookie::find(headers, &self.cookie_name) {
-            cookie::Found::None => return Ok(CookieAuth::Absent),
-            cookie::Found::Bad => return Ok(CookieAuth::Invalid(TokenRejection::Malformed)),
-            cookie::Found::One {
-                value,
-                access,
-                refresh,
-            } => (value, access, refresh),
+        let (access, token) = match self.verified(api, headers) {
+            None => return Ok(CookieAuth::Absent),
+            Some(Err(why)) => return Ok(CookieAuth::Invalid(why)),
+            Some(Ok(found)) => found,
         };
-        let Ok(token) = uuid::Uuid::try_parse(token) else {
-            return Ok(CookieAuth::Invalid(TokenRejection::Malformed));
-        };
-        let (user, sid) = match api.access.verify_cookie(value, access, &binding(&token)) {
-            Err(why) => return Ok(CookieAuth::Invalid(why)),
-            Ok(CookieAccess::Fresh(mut identity)) => {
+        let (user, sid) = match access {
+            CookieAccess::Fresh(mut identity) => {
                 if let Some(roles) = self.cached_roles(identity.user.0, identity.gen) {
                     identity.roles = roles;
                     return Ok(CookieAuth::Valid {
@@ -88,9 +80,32 @@ impl Browser {
                     },
                 }
             }
-            Ok(CookieAccess::Stale(user, sid)) => (user, sid),
+            CookieAccess::Stale(user, sid) => (user, sid),
         };
         self.refresh(api, user, sid, token, client_ip).await
+    }
+
+    /// The session cookie among `headers`, verified without Redis: what its
+    /// access part says and the refresh token beside it; `None` without one.
+    fn verified(
+        &self,
+        api: &AuthApi,
+        headers: &http::HeaderMap,
+    ) -> Option<Result<(CookieAccess, uuid::Uuid), TokenRejection>> {
+        let (value, access, refresh) = match cookie::find(headers, &self.cookie_name) {
+            cookie::Found::None => return None,
+            cookie::Found::Bad => return Some(Err(TokenRejection::Malformed)),
+            cookie::Found::One {
+                value,
+                access,
+                refresh,
+            } => (value, access, refresh),
+        };
+        let Ok(token) = uuid::Uuid::try_parse(refresh) else {
+            return Some(Err(TokenRejection::Malformed));
+        };
+        let checked = api.access.verify_cookie(value, access, || binding(&token));
+        Some(checked.map(|access| (access, token)))
     }
 
     /// Trade the cookie's refresh token for a fresh cookie of the same session.
@@ -238,21 +253,7 @@ impl Browser {
     /// (malformed, tampered with, another deployment's): checked without
     /// Redis where no identity is needed (a `public` route), to clear it.
     pub(crate) fn cookie_is_bad(&self, api: &AuthApi, headers: &http::HeaderMap) -> bool {
-        match cookie::find(headers, &self.cookie_name) {
-            cookie::Found::None => false,
-            cookie::Found::Bad => true,
-            cookie::Found::One {
-                value,
-                access,
-                refresh,
-            } => match uuid::Uuid::try_parse(refresh) {
-                Ok(token) => api
-                    .access
-                    .verify_cookie(value, access, &binding(&token))
-                    .is_err(),
-                Err(_) => true,
-            },
-        }
+        matches!(self.verified(api, headers), Some(Err(_)))
     }
 
     /// The longest cookie this deployment can mint (the largest ids, its

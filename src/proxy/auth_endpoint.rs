@@ -3,6 +3,7 @@
 use super::body::read_capped;
 use super::{respond, RequestCtx};
 use crate::api::{AuthApi, Endpoint, Reply, Request};
+use crate::auth::revocations::Identity;
 use crate::error::ErrorReply;
 use crate::metrics::METRICS;
 use pingora_proxy::Session;
@@ -26,16 +27,16 @@ pub(super) enum Handler {
     RegisterAndSignIn,
 }
 
-/// Answer one auth request completely, and count its outcome. `authorization`
-/// stands in for the request's own header (a browser's session cookie, as the
-/// Bearer token it is worth).
+/// Answer one auth request completely, and count its outcome. `cookie_caller`
+/// is the caller a browser's session cookie proved, which stands in for a
+/// Bearer token.
 pub(super) async fn serve(
     api: &AuthApi,
     limits: BodyLimits,
     endpoint: Endpoint,
     session: &mut Session,
     ctx: &mut RequestCtx,
-    authorization: Option<Vec<u8>>,
+    cookie_caller: Option<Identity>,
 ) {
     let handler = Handler::Endpoint;
     let Some((result, _)) = call(
@@ -44,7 +45,7 @@ pub(super) async fn serve(
         (endpoint, handler),
         session,
         ctx,
-        authorization,
+        cookie_caller,
     )
     .await
     else {
@@ -63,11 +64,11 @@ pub(super) async fn call(
     (endpoint, handler): (Endpoint, Handler),
     session: &mut Session,
     ctx: &RequestCtx,
-    authorization: Option<Vec<u8>>,
+    cookie_caller: Option<Identity>,
 ) -> Option<(Result<Reply, ErrorReply>, bytes::BytesMut)> {
     let served = (endpoint, handler);
     let (result, body) =
-        outcome(api, limits, served, session, ctx.client_ip, authorization).await?;
+        outcome(api, limits, served, session, ctx.client_ip, cookie_caller).await?;
     let code = result.as_ref().map_or_else(|e| e.code(), |_| "ok");
     METRICS
         .auth
@@ -109,7 +110,7 @@ async fn outcome(
     (endpoint, handler): (Endpoint, Handler),
     session: &mut Session,
     client_ip: Option<std::net::IpAddr>,
-    authorization: Option<Vec<u8>>,
+    cookie_caller: Option<Identity>,
 ) -> Option<(Result<Reply, ErrorReply>, bytes::BytesMut)> {
     let method = session.req_header().method.clone();
     if !endpoint.accepts(&method) {
@@ -132,11 +133,10 @@ async fn outcome(
     };
     let head = session.req_header();
     // The edge has already refused more than one.
-    let authorization = authorization.or_else(|| {
-        head.headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes().to_vec())
-    });
+    let authorization = head
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
     let user_agent = head
         .headers
         .get(http::header::USER_AGENT)
@@ -151,6 +151,7 @@ async fn outcome(
         method: &method,
         path: &path,
         authorization: authorization.as_deref(),
+        cookie_caller,
         body: &body,
         content_type: content_type.as_deref(),
         client_ip,

@@ -3,7 +3,6 @@
 use super::auth_endpoint::{self, BodyLimits, Handler};
 use super::{respond, RequestCtx};
 use crate::api::{AuthApi, Endpoint, Reply};
-use crate::auth::access::TokenRejection;
 use crate::auth::revocations::Identity;
 use crate::browser::session::CookieAuth;
 use crate::browser::{cookie, csrf, request_kind, Browser};
@@ -26,17 +25,15 @@ pub(super) async fn serve_endpoint(
     if let Some(kind) = super::browser_pages::page_request(browser, endpoint, session) {
         return super::browser_pages::serve_page(api, browser, limits, kind, session, ctx).await;
     }
-    let Ok(authorization) = endpoint_authorization(api, browser, endpoint, session, ctx).await
-    else {
+    let Ok(caller) = endpoint_caller(api, browser, endpoint, session, ctx).await else {
         return;
     };
-    let by_cookie = authorization.is_some();
+    let by_cookie = caller.is_some();
     if !by_cookie || !matches!(endpoint, Endpoint::Password | Endpoint::LogoutAll) {
-        return auth_endpoint::serve(api, limits, endpoint, session, ctx, authorization).await;
+        return auth_endpoint::serve(api, limits, endpoint, session, ctx, caller).await;
     }
     let served = (endpoint, Handler::Endpoint);
-    let Some((result, _)) =
-        auth_endpoint::call(api, limits, served, session, ctx, authorization).await
+    let Some((result, _)) = auth_endpoint::call(api, limits, served, session, ctx, caller).await
     else {
         session.set_keepalive(None);
         return;
@@ -60,14 +57,14 @@ pub(super) async fn serve_endpoint(
 }
 
 /// The session cookie's say on a request to a gateway endpoint that takes a
-/// Bearer token: the `Authorization` it stands for, or the answer already given.
-async fn endpoint_authorization(
+/// Bearer token: the caller it proves, or the answer already given.
+async fn endpoint_caller(
     api: &AuthApi,
     browser: &Browser,
     endpoint: Endpoint,
     session: &mut Session,
     ctx: &mut RequestCtx,
-) -> Result<Option<Vec<u8>>, ()> {
+) -> Result<Option<Identity>, ()> {
     let bearer = matches!(
         endpoint,
         Endpoint::Me
@@ -87,7 +84,7 @@ async fn endpoint_authorization(
             let navigation = request_kind::is_navigation(&session.req_header().headers);
             if endpoint == Endpoint::Logout && ctx.set_cookie.is_some() && navigation {
                 // A form's logout of a session that had already ended.
-                let location = format!("{}/login", browser.origin);
+                let location = browser.login_page_url();
                 respond::redirect(session, ctx, StatusCode::SEE_OTHER, location).await;
                 return Err(());
             }
@@ -98,11 +95,7 @@ async fn endpoint_authorization(
             return Err(());
         }
     };
-    if csrf::is_unsafe(&session.req_header().method)
-        && !browser.same_origin(&session.req_header().headers)
-    {
-        METRICS.browser_refusals.with_label_values(&["csrf"]).inc();
-        respond::error(session, ctx, &ErrorReply::Csrf).await;
+    if refuse_cross_site(session, ctx, browser, false).await {
         return Err(());
     }
     if endpoint == Endpoint::Logout {
@@ -110,24 +103,31 @@ async fn endpoint_authorization(
             .await
             .map(|()| None);
     }
-    // The handlers take a Bearer token: the cookie's session, as one.
-    let stamp = crate::auth::access::Stamp {
-        gen: identity.gen,
-        roles: identity.roles.clone(),
-    };
-    let sid = identity.sid.ok_or(())?;
-    match api.access.issue(identity.user, sid, &stamp) {
-        Ok(token) => Ok(Some(format!("Bearer {token}").into_bytes())),
-        Err(e) => {
-            respond::error(
-                session,
-                ctx,
-                &ErrorReply::internal(format!("cannot sign: {e}")),
-            )
-            .await;
-            Err(())
-        }
+    Ok(Some(identity))
+}
+
+/// A cookie-authenticated request from another site's page, answered here:
+/// a WebSocket upgrade (cross-site WebSocket hijacking, 403
+/// `origin_not_allowed`) or an unsafe method (CSRF, 403 `csrf`). True when
+/// refused.
+pub(super) async fn refuse_cross_site(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    browser: &Browser,
+    upgrade: bool,
+) -> bool {
+    let req = session.req_header();
+    if !(upgrade || csrf::is_unsafe(&req.method)) || browser.same_origin(&req.headers) {
+        return false;
     }
+    let (label, reply) = if upgrade {
+        ("origin_not_allowed", ErrorReply::OriginNotAllowed)
+    } else {
+        ("csrf", ErrorReply::Csrf)
+    };
+    METRICS.browser_refusals.with_label_values(&[label]).inc();
+    respond::error(session, ctx, &reply).await;
+    true
 }
 
 /// `POST /logout` with the cookie (and no `refresh_token` body, which would
@@ -144,9 +144,7 @@ async fn logout(
         || headers
             .get(http::header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
-    let json = session
-        .req_header()
-        .headers
+    let json = headers
         .get(http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if declared_body && json {
@@ -162,7 +160,7 @@ async fn logout(
         return Err(());
     }
     if request_kind::is_navigation(&session.req_header().headers) {
-        let location = format!("{}/login", browser.origin);
+        let location = browser.login_page_url();
         respond::redirect(session, ctx, StatusCode::SEE_OTHER, location).await;
     } else {
         let body = serde_json::json!({ "success": "User logged out." });
@@ -196,9 +194,7 @@ pub(super) async fn cookie_identity(
         CookieAuth::Invalid(why) => {
             METRICS.cookies_cleared.inc();
             ctx.set_cookie = Some(browser.clear_cookie());
-            if why != TokenRejection::Missing {
-                ctx.rejection = Some(why);
-            }
+            ctx.rejection = Some(why);
             Ok(None)
         }
     }
@@ -258,21 +254,21 @@ pub(super) fn own_set_cookie(
     browser: &Browser,
     ctx: &RequestCtx,
 ) -> pingora_error::Result<()> {
-    let theirs: Vec<http::HeaderValue> = resp
+    let sets_ours = |v: &http::HeaderValue| cookie::sets(v.as_bytes(), &browser.cookie_name);
+    if resp
         .headers
         .get_all(http::header::SET_COOKIE)
         .iter()
-        .cloned()
-        .collect();
-    if theirs
-        .iter()
-        .any(|v| cookie::sets(v.as_bytes(), &browser.cookie_name))
+        .any(sets_ours)
     {
+        let theirs: Vec<http::HeaderValue> = resp
+            .headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
         resp.remove_header(&http::header::SET_COOKIE);
-        for v in theirs
-            .into_iter()
-            .filter(|v| !cookie::sets(v.as_bytes(), &browser.cookie_name))
-        {
+        for v in theirs.into_iter().filter(|v| !sets_ours(v)) {
             resp.append_header(http::header::SET_COOKIE, v)?;
         }
     }

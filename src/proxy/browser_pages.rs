@@ -212,6 +212,7 @@ fn form_fields(session: &Session, body: &[u8]) -> serde_json::Map<String, serde_
         method: &Method::POST,
         path: "/login",
         authorization: None,
+        cookie_caller: None,
         body,
         content_type: content_type.as_deref(),
         client_ip: None,

@@ -244,19 +244,7 @@ impl Gateway {
         };
         if cookie_authenticated {
             if let Some(browser) = self.browser.as_deref() {
-                let headers = &session.req_header().headers;
-                let refusal = if upgrade && !browser.same_origin(headers) {
-                    Some(("origin_not_allowed", ErrorReply::OriginNotAllowed))
-                } else if crate::browser::csrf::is_unsafe(&session.req_header().method)
-                    && !browser.same_origin(headers)
-                {
-                    Some(("csrf", ErrorReply::Csrf))
-                } else {
-                    None
-                };
-                if let Some((label, reply)) = refusal {
-                    METRICS.browser_refusals.with_label_values(&[label]).inc();
-                    respond::error(session, ctx, &reply).await;
+                if browser_flow::refuse_cross_site(session, ctx, browser, upgrade).await {
                     return true;
                 }
             }
