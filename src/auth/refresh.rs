@@ -4,8 +4,15 @@ use sha2::{Digest, Sha256};
 
 /// A new random refresh token, with its fingerprint.
 pub(crate) fn generate() -> (String, Fingerprint) {
+    let (id, fp) = generate_uuid();
+    (id.to_string(), fp)
+}
+
+/// A new random refresh token as a UUID (a browser session's, which the
+/// gateway keeps as bytes to seal), with its fingerprint.
+pub(crate) fn generate_uuid() -> (uuid::Uuid, Fingerprint) {
     let id = uuid::Uuid::new_v4();
-    (id.to_string(), Fingerprint::of(&id))
+    (id, Fingerprint::of(&id))
 }
 
 /// What Redis holds for a refresh token: the hex SHA-256 of its canonical form.
@@ -24,8 +31,9 @@ impl Fingerprint {
             .map(|id| Fingerprint::of(&id))
     }
 
-    // Hash the canonical form so case variants of one token are one token.
-    fn of(id: &uuid::Uuid) -> Fingerprint {
+    /// The fingerprint of a token already read as a UUID. Hashes the
+    /// canonical form, so case variants of one token are one token.
+    pub(crate) fn of(id: &uuid::Uuid) -> Fingerprint {
         let canonical = id.hyphenated().to_string();
         Fingerprint(hex::encode(Sha256::digest(canonical.as_bytes())))
     }

@@ -91,8 +91,7 @@ pub(crate) fn without(headers: &HeaderMap, name: &str) -> Option<Vec<HeaderValue
             .split(|&b| b == b';')
             .filter(|pair| {
                 let pair = pair.trim_ascii();
-                let n = pair.split(|&b| b == b'=').next().unwrap_or(&[]);
-                !pair.is_empty() && n.trim_ascii() != name.as_bytes()
+                !pair.is_empty() && name_of(pair) != name.as_bytes()
             })
             .map(|p| p.trim_ascii())
             .collect();
@@ -106,10 +105,17 @@ pub(crate) fn without(headers: &HeaderMap, name: &str) -> Option<Vec<HeaderValue
     Some(kept)
 }
 
+/// The name of a `name=value` pair (of `Cookie` or `Set-Cookie`), trimmed.
+fn name_of(pair: &[u8]) -> &[u8] {
+    pair.split(|&b| b == b'=')
+        .next()
+        .unwrap_or(&[])
+        .trim_ascii()
+}
+
 /// Whether a `Set-Cookie` value sets the cookie `name` (an upstream's must not).
 pub(crate) fn sets(value: &[u8], name: &str) -> bool {
-    let n = value.split(|&b| b == b'=').next().unwrap_or(&[]);
-    n.trim_ascii() == name.as_bytes()
+    name_of(value) == name.as_bytes()
 }
 
 /// `Set-Cookie` for the session cookie holding `value`, kept `max_age`

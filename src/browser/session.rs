@@ -118,13 +118,8 @@ impl Browser {
         client_ip: Option<std::net::IpAddr>,
     ) -> Result<CookieAuth, ErrorReply> {
         for hop in 0..MAX_HOPS {
-            let presented = fingerprint(&held);
-            let (next_text, next_fp) = refresh::generate();
-            let Ok(next) = uuid::Uuid::try_parse(&next_text) else {
-                return Err(ErrorReply::internal(
-                    "a generated refresh token is not a UUID",
-                ));
-            };
+            let presented = Fingerprint::of(&held);
+            let (next, next_fp) = refresh::generate_uuid();
             let sealed = hex::encode(seal(&held, next.as_bytes()));
             let step = Step {
                 user,
@@ -266,12 +261,6 @@ impl Browser {
     }
 }
 
-fn fingerprint(token: &uuid::Uuid) -> Fingerprint {
-    // A UUID's text always parses back.
-    Fingerprint::of_token(&token.hyphenated().to_string())
-        .unwrap_or_else(|| unreachable!("a UUID's text is a UUID"))
-}
-
 /// What binds a cookie's access part to its refresh token: a hash of the
 /// token under its own label, so it is neither the token nor its fingerprint.
 fn binding(token: &uuid::Uuid) -> String {
@@ -314,7 +303,7 @@ mod tests {
         let t = uuid::Uuid::new_v4();
         let b = binding(&t);
         assert_eq!(b.len(), 24);
-        assert!(!fingerprint(&t).as_str().contains(&b));
+        assert!(!Fingerprint::of(&t).as_str().contains(&b));
         assert_ne!(binding(&uuid::Uuid::new_v4()), b);
     }
 }
