@@ -6,6 +6,7 @@ use crate::api::{AuthApi, Endpoint, Reply};
 use crate::auth::revocations::Identity;
 use crate::browser::session::CookieAuth;
 use crate::browser::{cookie, csrf, request_kind, Browser};
+use crate::config::AuthPolicy;
 use crate::error::ErrorReply;
 use crate::metrics::METRICS;
 use http::{Method, StatusCode};
@@ -110,7 +111,7 @@ async fn endpoint_caller(
 /// a WebSocket upgrade (cross-site WebSocket hijacking, 403
 /// `origin_not_allowed`) or an unsafe method (CSRF, 403 `csrf`). True when
 /// refused.
-pub(super) async fn refuse_cross_site(
+async fn refuse_cross_site(
     session: &mut Session,
     ctx: &RequestCtx,
     browser: &Browser,
@@ -171,7 +172,7 @@ async fn logout(
 
 /// The identity the session cookie proves (refreshing it when due; a bad one
 /// is cleared); `None` without a usable cookie.
-pub(super) async fn cookie_identity(
+async fn cookie_identity(
     api: &AuthApi,
     browser: &Browser,
     session: &Session,
@@ -200,13 +201,39 @@ pub(super) async fn cookie_identity(
     }
 }
 
-/// On a `public` route: clear a cookie that is not one of ours at all.
-pub(super) fn clear_if_bad(
+/// Browser mode on a route, given its policy, whether a token was sent and
+/// whether the request is an upgrade: the caller the cookie proves where no
+/// token was sent (a cross-site one refused here), a bad cookie cleared, and
+/// the cookie removed from what the upstream sees. `Err`: answered here.
+pub(super) async fn route_caller(
     api: &AuthApi,
     browser: &Browser,
-    session: &Session,
+    (policy, token_sent, upgrade): (AuthPolicy, bool, bool),
+    session: &mut Session,
     ctx: &mut RequestCtx,
-) {
+) -> Result<Option<Identity>, ()> {
+    let mut caller = None;
+    if !token_sent && policy == AuthPolicy::Public {
+        // No identity goes on: no refresh, but a bad cookie is cleared.
+        clear_if_bad(api, browser, session, ctx);
+    } else if !token_sent {
+        match cookie_identity(api, browser, session, ctx).await {
+            Ok(id) => caller = id,
+            Err(e) => {
+                respond::error(session, ctx, &e).await;
+                return Err(());
+            }
+        }
+    }
+    strip_cookie(session, browser);
+    if caller.is_some() && refuse_cross_site(session, ctx, browser, upgrade).await {
+        return Err(());
+    }
+    Ok(caller)
+}
+
+/// On a `public` route: clear a cookie that is not one of ours at all.
+fn clear_if_bad(api: &AuthApi, browser: &Browser, session: &Session, ctx: &mut RequestCtx) {
     if browser.cookie_is_bad(api, &session.req_header().headers) {
         METRICS.cookies_cleared.inc();
         ctx.set_cookie = Some(browser.clear_cookie());
@@ -214,7 +241,7 @@ pub(super) fn clear_if_bad(
 }
 
 /// Remove the session cookie from what the upstream will see.
-pub(super) fn strip_cookie(session: &mut Session, browser: &Browser) {
+fn strip_cookie(session: &mut Session, browser: &Browser) {
     let Some(kept) = cookie::without(&session.req_header().headers, &browser.cookie_name) else {
         return;
     };

@@ -200,21 +200,12 @@ impl Gateway {
                     .req_header()
                     .headers
                     .contains_key(http::header::AUTHORIZATION);
-            if !token_sent && route.auth == crate::config::AuthPolicy::Public {
-                // No identity goes on: no refresh, but a bad cookie is cleared.
-                browser_flow::clear_if_bad(&self.api, browser, session, ctx);
-            } else if !token_sent {
-                match browser_flow::cookie_identity(&self.api, browser, session, ctx).await {
-                    Ok(id) => by_cookie = id,
-                    Err(e) => {
-                        respond::error(session, ctx, &e).await;
-                        return true;
-                    }
-                }
+            let route_auth = (route.auth, token_sent, upgrade);
+            match browser_flow::route_caller(&self.api, browser, route_auth, session, ctx).await {
+                Ok(id) => by_cookie = id,
+                Err(()) => return true,
             }
-            browser_flow::strip_cookie(session, browser);
         }
-        let cookie_authenticated = by_cookie.is_some();
         let authorization = match &query_authorization {
             Some(a) => Some(a.as_bytes()),
             None => session
@@ -242,13 +233,6 @@ impl Gateway {
                 return true;
             }
         };
-        if cookie_authenticated {
-            if let Some(browser) = self.browser.as_deref() {
-                if browser_flow::refuse_cross_site(session, ctx, browser, upgrade).await {
-                    return true;
-                }
-            }
-        }
         // Cross-site WebSocket hijacking: a page of another site opening a
         // socket with the user's credentials.
         if upgrade
