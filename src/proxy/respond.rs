@@ -28,16 +28,8 @@ pub(super) async fn complete(
     bytes: Bytes,
     extra: &[(&'static str, String)],
 ) {
-    let header = match build_header(status, bytes.len(), ctx, extra) {
-        Ok(mut h) => {
-            if content_type != "application/json" {
-                if let Err(e) = h.insert_header("Content-Type", content_type) {
-                    log::error!("cannot build response header: {e}");
-                    return;
-                }
-            }
-            h
-        }
+    let header = match build_header(status, content_type, bytes.len(), ctx, extra) {
+        Ok(h) => h,
         Err(e) => {
             log::error!("cannot build response header: {e}");
             return;
@@ -71,7 +63,7 @@ pub(super) async fn empty(
     status: StatusCode,
     extra: &[(&'static str, String)],
 ) {
-    let header = match build_header(status, 0, ctx, extra) {
+    let header = match build_header(status, "application/json", 0, ctx, extra) {
         Ok(mut h) => {
             // 204 carries neither a body nor its type or length.
             h.remove_header("Content-Type");
@@ -90,12 +82,13 @@ pub(super) async fn empty(
 
 fn build_header(
     status: StatusCode,
+    content_type: &'static str,
     len: usize,
     ctx: &RequestCtx,
     extra: &[(&'static str, String)],
 ) -> pingora_error::Result<ResponseHeader> {
     let mut h = ResponseHeader::build(status, Some(4 + extra.len()))?;
-    h.insert_header("Content-Type", "application/json")?;
+    h.insert_header("Content-Type", content_type)?;
     h.insert_header("Content-Length", len.to_string())?;
     // Bodies carry tokens and personal data: no shared or browser cache may keep them.
     h.insert_header("Cache-Control", "no-store")?;
