@@ -360,6 +360,7 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
     // keepalive_timeout_seconds as for HTTP/1 (the rest is Pingora's default).
     let mut server_options = pingora_core::apps::HttpServerOptions::default();
     server_options.h2_idle_timeout = Some(idle_timeout);
+    server_options.h2c = cfg.h2c;
     proxy.server_options = Some(server_options);
     let mut proxy = pingora_core::services::listening::Service::new(
         "authgate".into(),
@@ -374,6 +375,7 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
             ),
             Duration::from_millis(cfg.limits.request_head_timeout_ms),
             Some(cfg.limits.min_send_bytes_per_second).filter(|r| *r > 0),
+            cfg.h2c,
         ),
     );
     let buffers = L4BufferSettings::default().read(cfg.client_read_buffer_bytes);

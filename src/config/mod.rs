@@ -110,8 +110,11 @@ pub struct Config {
     pub ops_listen: Option<SocketAddr>,
     /// HTTPS listeners, when set.
     pub tls: Option<TlsConfig>,
-    /// HTTP/2 limits (HTTPS listeners offering `h2`).
+    /// HTTP/2 limits (HTTPS listeners offering `h2`, and `h2c`).
     pub http2: Http2Config,
+    /// Cleartext HTTP/2 with prior knowledge on the `listen` addresses, beside
+    /// HTTP/1 (`proxy/h2c.rs` tells them apart): for listeners inside a mesh.
+    pub h2c: bool,
     /// CORS for pages of other origins (`docs/cors.md`); absent: no CORS at all.
     pub cors: Option<CorsConfig>,
     /// Where browsers reach the gateway (`https://host[:port]`): the login
@@ -193,6 +196,7 @@ impl Default for Config {
             ops_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
             tls: None,
             http2: Http2Config::default(),
+            h2c: false,
             cors: None,
             public_url: None,
             browser: BrowserConfig::default(),
@@ -272,7 +276,15 @@ impl Config {
     /// Check everything the types cannot, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         server::validate(self)?;
-        self.http1_engine()?;
+        let (engine, _) = self.http1_engine()?;
+        if self.h2c && !engine.parks() {
+            // Pingora's own loop reads 24 bytes before telling h2c from
+            // HTTP/1, which holds a shorter HTTP/1.0 request forever.
+            return Err(invalid(
+                "h2c",
+                "needs http1_engine fast or parked, whose loop tells HTTP/2 from HTTP/1",
+            ));
+        }
         self.http2.validate()?;
         if let Some(cors) = &self.cors {
             cors.validate()?;
@@ -362,6 +374,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("http2.max_concurrent_streams"), "{err}");
+    }
+
+    #[test]
+    fn h2c_is_refused_beside_pingoras_own_http1_loop() {
+        let check = |yaml: &str| {
+            Config::from_yaml(yaml, Path::new("x.yaml"))
+                .unwrap()
+                .validate()
+                .map_err(|e| e.to_string())
+        };
+        for ok in [
+            "h2c: true\n",
+            "h2c: true\nhttp1_engine: parked\n",
+            "h2c: false\nhttp1_engine: pingora\n",
+        ] {
+            check(ok).unwrap();
+        }
+        for bad in [
+            "h2c: true\nhttp1_engine: pingora\n",
+            "h2c: true\nidle_parking: false\n",
+        ] {
+            let err = check(bad).unwrap_err();
+            assert!(
+                err.contains("h2c") && err.contains("parked"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

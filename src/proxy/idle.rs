@@ -7,7 +7,9 @@
 //! This wrapper runs the same loop in a task of its own and waits for each
 //! request's first byte in a small future, so an idle keep-alive connection
 //! costs 3-4 kB with the default 1 KiB read buffer (bench/RESULTS.md).
-//! HTTP/2 (ALPN or h2c) is handed to Pingora's own loop unchanged.
+//! HTTP/2 is handed to Pingora's own loop unchanged: by ALPN on TLS, and on a
+//! cleartext listener with `h2c: true` once `h2c.rs` has seen the preface, so
+//! HTTP/1 clients of that listener are still parked.
 //!
 //! This re-implements the keep-alive part of `pingora_core::apps::ServerApp for
 //! HttpServerApp` (`process_new`), as of pingora-core 0.9.1; check it against
@@ -20,6 +22,7 @@
 
 use super::conn_limit::ConnectionLimits;
 use super::fast_path::{self, FastPath, Verdict};
+use super::h2c::{self, Speaks};
 use async_trait::async_trait;
 use bytes::BytesMut;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
@@ -43,6 +46,7 @@ pub(crate) struct IdleParking<A> {
     limits: Arc<ConnectionLimits>,
     head_timeout: Duration,
     min_send_rate: Option<usize>,
+    h2c: bool,
 }
 
 impl<A> IdleParking<A> {
@@ -56,7 +60,10 @@ impl<A> IdleParking<A> {
     /// when the fast path is on). Each write to a client must finish within its
     /// size at `min_send_rate` bytes per second (at least 1 s), so a client
     /// that stops reading cannot hold a response, and its upstream
-    /// connection, forever.
+    /// connection, forever. With `h2c`, a cleartext connection that opens
+    /// with the HTTP/2 preface goes to Pingora's HTTP/2 server (`app` must
+    /// have `h2c` in its server options), any other stays here.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         app: A,
         idle_timeout: Duration,
@@ -65,6 +72,7 @@ impl<A> IdleParking<A> {
         limits: Arc<ConnectionLimits>,
         head_timeout: Duration,
         min_send_rate: Option<usize>,
+        h2c: bool,
     ) -> Self {
         IdleParking {
             app: Arc::new(app),
@@ -74,6 +82,7 @@ impl<A> IdleParking<A> {
             limits,
             head_timeout,
             min_send_rate,
+            h2c,
         }
     }
 }
@@ -104,8 +113,7 @@ where
         };
         // Counted until it closes, so a graceful shutdown can end once none is left.
         let open = crate::shutdown::Connection::open();
-        let h2c = self.app.server_options().is_some_and(|o| o.h2c);
-        if !self.enabled || h2c || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        if !self.enabled || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             // `open` and `permit` are dropped when this returns.
             return self.app.process_new(stream, shutdown).await;
         }
@@ -131,15 +139,29 @@ impl<A> IdleParking<A>
 where
     A: HttpServerApp + Send + Sync + 'static,
 {
-    /// Pingora's HTTP/1 keep-alive loop, waiting for each request outside it.
+    /// Pingora's HTTP/1 keep-alive loop, waiting for each request outside it;
+    /// with `h2c`, a cleartext connection's first bytes may make it HTTP/2's.
     async fn serve_http1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
         let mut settings: Option<HttpPersistentSettings> = None;
+        let mut may_be_h2c = self.h2c && stream.get_ssl_digest().is_none();
         loop {
             let Some(byte_seen) = wait_for_request(&mut stream, self.idle_timeout, shutdown).await
             else {
                 return;
             };
             let head_deadline = byte_seen.then(|| self.head_deadline());
+            if std::mem::take(&mut may_be_h2c) {
+                match h2c::sniff(&mut stream, self.head_deadline()).await {
+                    Speaks::Http1 => {}
+                    Speaks::Gone => return,
+                    Speaks::Http2 => {
+                        // Pingora's loop peeks the preface again (from the
+                        // rewound bytes) and serves the connection as h2.
+                        self.app.process_new(stream, shutdown).await;
+                        return;
+                    }
+                }
+            }
             let reused = match &self.fast_path {
                 // Shutting down: Pingora's loop reads the request, or gives up
                 // on it, under its own shutdown rules.

@@ -17,6 +17,7 @@ mod failure;
 mod fast_path;
 mod grpc_health;
 mod grpc_timeout;
+mod h2c;
 mod headers;
 mod idle;
 mod request_id;

@@ -52,16 +52,19 @@ print(port, flush=True)
 server.wait_for_termination()
 "#;
 
-/// The client: argv port, CA file, a JSON plan (a list of calls, each
+/// The client: argv port, CA file (`-`: cleartext h2c), a JSON plan (a list of calls, each
 /// `{kind: unary|stream, path, body, token?, metadata?}`); prints one JSON
 /// list: each call's status code name, details, messages and trailers.
 const CLIENT: &str = r#"
 import sys, json
 import grpc
-port, ca, plan = sys.argv[1], open(sys.argv[2], "rb").read(), json.loads(sys.argv[3])
-creds = grpc.ssl_channel_credentials(root_certificates=ca)
-ch = grpc.secure_channel(f"127.0.0.1:{port}", creds,
-                         options=[("grpc.ssl_target_name_override", "localhost")])
+port, ca, plan = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+if ca == "-":
+    ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+else:
+    creds = grpc.ssl_channel_credentials(root_certificates=open(ca, "rb").read())
+    ch = grpc.secure_channel(f"127.0.0.1:{port}", creds,
+                             options=[("grpc.ssl_target_name_override", "localhost")])
 grpc.channel_ready_future(ch).result(timeout=20)
 out = []
 for p in plan:
@@ -173,12 +176,13 @@ tls:
     (gw, tls_port)
 }
 
-/// Run the grpcio client's `plan` against the gateway's HTTPS port.
-async fn run_client(tls_port: u16, ca: &Path, plan: Value) -> Vec<Value> {
-    let ca = ca.to_owned();
+/// Run the grpcio client's `plan` against the gateway's `port`: over TLS
+/// trusting `ca`, or over h2c without one.
+pub(crate) async fn run_client(port: u16, ca: Option<&Path>, plan: Value) -> Vec<Value> {
+    let ca = ca.map_or_else(|| PathBuf::from("-"), Path::to_owned);
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
-            .args(["-c", CLIENT, &tls_port.to_string()])
+            .args(["-c", CLIENT, &port.to_string()])
             .arg(ca)
             .arg(plan.to_string())
             .output()
@@ -195,7 +199,8 @@ async fn run_client(tls_port: u16, ca: &Path, plan: Value) -> Vec<Value> {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-fn metadata(answer: &Value, key: &str) -> Vec<String> {
+/// The values of `key` in the metadata the upstream echoed in `answer`.
+pub(crate) fn metadata(answer: &Value, key: &str) -> Vec<String> {
     let echoed: Value = serde_json::from_str(answer["messages"][0].as_str().unwrap()).unwrap();
     echoed["metadata"]
         .as_array()
@@ -219,7 +224,7 @@ async fn unary_and_server_streaming_calls_reach_a_grpcio_server_with_the_identit
     let t = token(4242);
     let answers = run_client(
         tls_port,
-        &pki.ca,
+        Some(&pki.ca),
         json!([
             {"kind": "unary", "path": "/test.Echo/Unary", "body": "hi", "token": t,
              "metadata": [["x-user-id", "1"], ["x_user_id", "2"], ["x-custom", "kept"]]},
@@ -320,7 +325,7 @@ async fn the_gateways_own_refusals_are_grpc_statuses_and_reach_no_upstream() {
     let t = token(7);
     let answers = run_client(
         tls_port,
-        &pki.ca,
+        Some(&pki.ca),
         json!([
             {"kind": "unary", "path": "/test.Echo/Unary"},
             {"kind": "stream", "path": "/test.Echo/Stream", "body": "2"},

@@ -103,12 +103,15 @@ async fn raw_h2_connection(
 }
 
 /// The status and body of a raw HTTP/2 response, within 5 s.
-async fn raw_response(resp: h2::client::ResponseFuture) -> (u16, String) {
+pub(crate) async fn raw_response(resp: h2::client::ResponseFuture) -> (u16, String) {
     raw_response_within(resp, Duration::from_secs(5)).await
 }
 
 /// The status and body of a raw HTTP/2 response, within `limit`.
-async fn raw_response_within(resp: h2::client::ResponseFuture, limit: Duration) -> (u16, String) {
+pub(crate) async fn raw_response_within(
+    resp: h2::client::ResponseFuture,
+    limit: Duration,
+) -> (u16, String) {
     tokio::time::timeout(limit, async {
         let resp = resp.await.unwrap();
         let status = resp.status().as_u16();

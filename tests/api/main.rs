@@ -28,6 +28,7 @@ mod edge;
 mod fast_path;
 mod grpc;
 mod grpc_health;
+mod h2c;
 mod http2;
 mod keys;
 mod operations;
