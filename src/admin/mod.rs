@@ -4,7 +4,9 @@
 //! forced logout) counts the user's token generation up in Redis and publishes
 //! `g <user> <gen>` on the revocation feed, so every instance refuses older
 //! tokens within a second; a refresh then mints a token from the record as it
-//! is now (new roles), or fails (disabled, deleted).
+//! is now (new roles), or fails (disabled, deleted). A role change publishes
+//! `r <user> <gen> <roles>` before its `g`, so open streams the new roles
+//! still admit stay open.
 
 pub mod cli;
 pub(crate) mod http;
@@ -229,7 +231,23 @@ impl Accounts {
             .set_roles(id, &roles)
             .await?
             .ok_or(AdminError::NotFound)?;
-        self.revoke_user(id, changed.gen).await?;
+        // `r` first: an instance re-checks its open streams against the new
+        // roles before the `g` (for instances that know no `r`) would end them.
+        let at = now_unix();
+        self.publish(&[
+            Revocation::Roles {
+                user: id,
+                gen: changed.gen,
+                at,
+                roles: roles.clone(),
+            },
+            Revocation::User {
+                user: id,
+                gen: changed.gen,
+                at,
+            },
+        ])
+        .await?;
         emit_admin(
             AdminEvent::RolesSet,
             id,
@@ -338,7 +356,7 @@ impl Accounts {
     async fn publish(&self, revocations: &[Revocation]) -> Result<(), AdminError> {
         if let Some(local) = &self.local {
             for r in revocations {
-                local.apply(*r);
+                local.apply(r.clone());
             }
         }
         self.store

@@ -360,7 +360,7 @@ impl AuthApi {
     /// Make revocations take effect here at once, and on every instance through Redis.
     async fn revoke(&self, revocations: &[Revocation]) -> Result<(), ErrorReply> {
         for r in revocations {
-            self.access.revocations().apply(*r);
+            self.access.revocations().apply(r.clone());
         }
         self.store
             .publish_revocations(revocations, self.access.ttl_seconds(), now_unix())

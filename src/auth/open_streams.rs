@@ -16,9 +16,12 @@
 //! trailers or a clean end of body.
 //!
 //! Only revocations and time limits cut: a token that merely expires leaves
-//! its stream open.
+//! its stream open. A role change (`Revocation::Roles`) re-checks each of
+//! the user's streams against the roles its route asks for: a stream the new
+//! roles still admit stays open, any other ends (`EndReason::Forbidden`).
 
 use super::revocations::{Identity, Revocation};
+use super::roles::Roles;
 use crate::metrics::METRICS;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -35,6 +38,8 @@ pub(crate) enum EndReason {
     MaxDuration,
     /// A WebSocket carried nothing either way for `websocket_idle_seconds`.
     Idle,
+    /// The user's roles changed, and the new ones are not among the route's.
+    Forbidden,
 }
 
 const OPEN: u8 = 0;
@@ -45,6 +50,7 @@ impl EndReason {
             EndReason::Revoked => 1,
             EndReason::MaxDuration => 2,
             EndReason::Idle => 3,
+            EndReason::Forbidden => 4,
         }
     }
 
@@ -53,6 +59,7 @@ impl EndReason {
             1 => Some(EndReason::Revoked),
             2 => Some(EndReason::MaxDuration),
             3 => Some(EndReason::Idle),
+            4 => Some(EndReason::Forbidden),
             _ => None,
         }
     }
@@ -135,11 +142,54 @@ impl StreamCut {
     }
 }
 
+/// One registered stream.
+struct Open {
+    /// Who opened it, with the token's generation.
+    identity: Identity,
+    /// The roles its route asks for (none: any token holder).
+    route_roles: Roles,
+    /// Generations whose role change this stream was re-checked against
+    /// and still admitted by: the `g` of the same generation, published
+    /// with it for older instances, does not end it.
+    readmitted: Vec<u64>,
+    cut: Arc<StreamCut>,
+}
+
+impl Open {
+    /// What `r` does to this stream.
+    fn judge(&mut self, r: &Revocation) -> Judgement {
+        if !r.covers(&self.identity) {
+            return Judgement::Untouched;
+        }
+        match r {
+            Revocation::Roles { gen, .. } | Revocation::User { gen, .. }
+                if self.readmitted.contains(gen) =>
+            {
+                Judgement::Untouched
+            }
+            Revocation::Roles { gen, roles, .. } => {
+                if self.route_roles.is_empty() || roles.any_of(&self.route_roles) {
+                    self.readmitted.push(*gen);
+                    Judgement::Untouched
+                } else {
+                    Judgement::End(EndReason::Forbidden)
+                }
+            }
+            _ => Judgement::End(EndReason::Revoked),
+        }
+    }
+}
+
+enum Judgement {
+    Untouched,
+    End(EndReason),
+}
+
 /// The registry of this instance's open streams.
 #[derive(Default)]
 pub(crate) struct OpenStreams {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, (Identity, Arc<StreamCut>)>>,
+    open: Mutex<HashMap<u64, Open>>,
 }
 
 /// Keeps a stream registered; dropping it (the request ends) unregisters it.
@@ -157,15 +207,24 @@ impl Drop for Registration {
 }
 
 impl OpenStreams {
-    /// Register a stream opened by `identity`.
+    /// Register a stream opened by `identity` on a route asking for `route_roles`.
     pub(crate) fn register(
         self: &Arc<Self>,
         identity: Identity,
+        route_roles: Roles,
         cut: Arc<StreamCut>,
     ) -> Registration {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut open) = self.open.lock() {
-            open.insert(key, (identity, cut));
+            open.insert(
+                key,
+                Open {
+                    identity,
+                    route_roles,
+                    readmitted: Vec::new(),
+                    cut,
+                },
+            );
         }
         Registration {
             streams: self.clone(),
@@ -179,14 +238,14 @@ impl OpenStreams {
             return 0;
         };
         let mut cut = 0;
-        open.retain(|_, (id, handle)| {
-            if !r.covers(id) {
-                return true;
+        open.retain(|_, stream| match stream.judge(r) {
+            Judgement::Untouched => true,
+            Judgement::End(why) => {
+                if stream.cut.end(why, r.reason()) {
+                    cut += 1;
+                }
+                false
             }
-            if handle.end(EndReason::Revoked, r.reason()) {
-                cut += 1;
-            }
-            false
         });
         cut
     }
@@ -206,7 +265,6 @@ impl OpenStreams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::roles::Roles;
     use crate::domain::{SessionId, UserId};
     use std::os::unix::net::UnixStream;
 
@@ -226,8 +284,8 @@ mod tests {
         let (b, _b_peer) = UnixStream::pair().unwrap();
         let cut_a = StreamCut::new(a.into());
         let cut_b = StreamCut::new(b.into());
-        let _ra = streams.register(id(7, 1, 0), cut_a.clone());
-        let rb = streams.register(id(7, 2, 0), cut_b.clone());
+        let _ra = streams.register(id(7, 1, 0), Roles::NONE, cut_a.clone());
+        let rb = streams.register(id(7, 2, 0), Roles::NONE, cut_b.clone());
         let n = streams.revoke(&Revocation::Session {
             user: UserId(7),
             sid: SessionId(1),
@@ -249,11 +307,70 @@ mod tests {
         assert_eq!(streams.len(), 0, "a finished request unregisters");
     }
 
+    #[test]
+    fn a_role_change_ends_only_the_streams_whose_route_the_new_roles_miss() {
+        let streams = Arc::new(OpenStreams::default());
+        let roles = |names: &[&str]| Roles::from_names(names).unwrap();
+        let open = |route: Roles| {
+            let cut = StreamCut::signalled();
+            (streams.register(id(5, 1, 2), route, cut.clone()), cut)
+        };
+        let (_a, admin_route) = open(roles(&["admin"]));
+        let (_b, staff_route) = open(roles(&["staff", "admin"]));
+        let (_c, any_route) = open(Roles::NONE);
+        let change = |gen, to: &[&str]| Revocation::Roles {
+            user: UserId(5),
+            gen,
+            at: 0,
+            roles: roles(to),
+        };
+        let g = |gen| Revocation::User {
+            user: UserId(5),
+            gen,
+            at: 0,
+        };
+        // admin -> staff: the admin-only stream ends, the others stay, and
+        // the `g` published with the change leaves them so.
+        assert_eq!(streams.revoke(&change(3, &["staff"])), 1);
+        assert_eq!(admin_route.ended(), Some(EndReason::Forbidden));
+        assert_eq!(streams.revoke(&g(3)), 0);
+        assert_eq!(streams.revoke(&change(3, &["staff"])), 0, "a replay");
+        assert!(staff_route.ended().is_none() && any_route.ended().is_none());
+        // A `g` of another generation (a logout-all, a disable) still ends them.
+        assert_eq!(streams.revoke(&change(4, &[])), 1);
+        assert_eq!(staff_route.ended(), Some(EndReason::Forbidden));
+        assert!(any_route.ended().is_none(), "any token holder may use it");
+        assert_eq!(streams.revoke(&g(5)), 1);
+        assert_eq!(any_route.ended(), Some(EndReason::Revoked));
+        assert_eq!(streams.len(), 0);
+    }
+
+    #[test]
+    fn a_logout_all_learnt_after_a_later_role_change_still_ends_the_stream() {
+        // Published by two instances, delivered out of generation order.
+        let streams = Arc::new(OpenStreams::default());
+        let cut = StreamCut::signalled();
+        let _r = streams.register(id(5, 1, 2), Roles::NONE, cut.clone());
+        streams.revoke(&Revocation::Roles {
+            user: UserId(5),
+            gen: 4,
+            at: 0,
+            roles: Roles::NONE,
+        });
+        assert!(cut.ended().is_none());
+        streams.revoke(&Revocation::User {
+            user: UserId(5),
+            gen: 3,
+            at: 0,
+        });
+        assert_eq!(cut.ended(), Some(EndReason::Revoked));
+    }
+
     #[tokio::test]
     async fn a_revocation_wakes_a_signalled_stream_even_before_it_waits() {
         let streams = Arc::new(OpenStreams::default());
         let cut = StreamCut::signalled();
-        let _r = streams.register(id(9, 1, 0), cut.clone());
+        let _r = streams.register(id(9, 1, 0), Roles::NONE, cut.clone());
         let signal = cut
             .signal()
             .cloned()

@@ -23,13 +23,19 @@ use super::open_streams::OpenStreams;
 /// being dropped while a token it covers is still valid somewhere.
 pub(crate) const CLOCK_SKEW_SECONDS: u64 = 60;
 
-/// One revocation, as published and stored: `s <user> <sid> <at>` or `g <user> <gen> <at>`.
+/// One revocation, as published and stored: `s <user> <sid> <at>`,
+/// `g <user> <gen> <at>`, or `r <user> <gen> <at> <roles>`.
 ///
 /// `at` (seconds, the publisher's clock) only bounds how long the entry is kept.
 /// The user form is `g`, not the `u <user> <nbf>` of earlier versions: an
 /// instance of either version ignores the other's form instead of misreading a
 /// time as a generation (docs/upgrading.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// A role change publishes `r` and then `g` of the same generation: `r` lets
+/// open streams be re-checked against the new roles (`open_streams`), and
+/// `g` is what instances from before `r` act on, so they still refuse the
+/// old tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Revocation {
     /// Every token of one session is revoked.
     Session {
@@ -49,6 +55,18 @@ pub(crate) enum Revocation {
         /// When.
         at: u64,
     },
+    /// The user's roles changed: tokens below `gen` are refused, as for
+    /// `User`, and streams are re-checked against `roles` instead of ended.
+    Roles {
+        /// Whose.
+        user: UserId,
+        /// The user's generation after the change.
+        gen: u64,
+        /// When.
+        at: u64,
+        /// The roles from `gen` on.
+        roles: Roles,
+    },
 }
 
 impl Revocation {
@@ -57,6 +75,12 @@ impl Revocation {
         match self {
             Revocation::Session { user, sid, at } => format!("s {} {sid} {at}", user.0),
             Revocation::User { user, gen, at } => format!("g {} {gen} {at}", user.0),
+            Revocation::Roles {
+                user,
+                gen,
+                at,
+                roles,
+            } => format!("r {} {gen} {at} {}", user.0, roles.as_str()),
         }
     }
 
@@ -76,6 +100,12 @@ impl Revocation {
                 gen: parts.next()?.parse().ok()?,
                 at: parts.next()?.parse().ok()?,
             },
+            "r" => Revocation::Roles {
+                user,
+                gen: parts.next()?.parse().ok()?,
+                at: parts.next()?.parse().ok()?,
+                roles: Roles::from_stored(parts.next()?).ok()?,
+            },
             _ => return None,
         };
         parts.next().is_none().then_some(r)
@@ -85,7 +115,9 @@ impl Revocation {
     pub(crate) fn covers(&self, id: &Identity) -> bool {
         match *self {
             Revocation::Session { user, sid, .. } => id.user == user && id.sid == Some(sid),
-            Revocation::User { user, gen, .. } => id.user == user && id.gen < gen,
+            Revocation::User { user, gen, .. } | Revocation::Roles { user, gen, .. } => {
+                id.user == user && id.gen < gen
+            }
         }
     }
 
@@ -94,13 +126,28 @@ impl Revocation {
         match self {
             Revocation::Session { .. } => "session_revoked",
             Revocation::User { .. } => "user_revoked",
+            Revocation::Roles { .. } => "roles_changed",
         }
     }
 
     /// When the revocation was made (seconds).
     pub(crate) fn at(&self) -> u64 {
         match self {
-            Revocation::Session { at, .. } | Revocation::User { at, .. } => *at,
+            Revocation::Session { at, .. }
+            | Revocation::User { at, .. }
+            | Revocation::Roles { at, .. } => *at,
+        }
+    }
+
+    /// The order a re-read applies revocations in: by generation, and a role
+    /// change before the `g` of its own generation, so that `g` finds the
+    /// streams the new roles still admit already re-checked. Not by `at`:
+    /// instances' clocks differ, generations are counted in one place.
+    pub(crate) fn replay_order(&self) -> (u64, u8) {
+        match self {
+            Revocation::Session { .. } => (0, 0),
+            Revocation::Roles { gen, .. } => (*gen, 0),
+            Revocation::User { gen, .. } => (*gen, 1),
         }
     }
 }
@@ -172,7 +219,7 @@ impl Revocations {
                 let e = sets.sessions.entry((user.0, sid.0)).or_insert(0);
                 *e = (*e).max(drop_after);
             }
-            Revocation::User { user, gen, .. } => {
+            Revocation::User { user, gen, .. } | Revocation::Roles { user, gen, .. } => {
                 let e = sets.users.entry(user.0).or_insert((0, 0));
                 *e = (e.0.max(gen), e.1.max(drop_after));
             }
@@ -276,8 +323,20 @@ mod tests {
                 gen: 3,
                 at: 100,
             },
+            Revocation::Roles {
+                user: UserId(7),
+                gen: 4,
+                at: 100,
+                roles: Roles::from_names(&["staff", "admin"]).unwrap(),
+            },
+            Revocation::Roles {
+                user: UserId(7),
+                gen: 5,
+                at: 100,
+                roles: Roles::NONE,
+            },
         ] {
-            assert_eq!(Revocation::decode(&r.encode()), Some(r));
+            assert_eq!(Revocation::decode(&r.encode()), Some(r.clone()), "{r:?}");
         }
         for bad in [
             "",
@@ -287,6 +346,9 @@ mod tests {
             "s 7 zz 1",
             "g 7 1",
             "g 7 1 2 extra",
+            "r 7 1 2",
+            "r 7 1 2 Not-A-Role",
+            "r 7 1 2 admin extra",
             // The time-based user form of earlier versions is not misread as a generation.
             "u 7 1700000000",
         ] {
@@ -333,6 +395,30 @@ mod tests {
         r.prune(keep + 2);
         assert!(r.is_empty());
         assert!(!r.is_revoked(&id(7, Some(1), 0)));
+    }
+
+    #[test]
+    fn a_role_change_refuses_older_tokens_and_replays_before_its_g() {
+        let r = Revocations::new(30, 1000);
+        let roles = Revocation::Roles {
+            user: UserId(9),
+            gen: 4,
+            at: 1000,
+            roles: Roles::NONE,
+        };
+        r.apply(roles.clone());
+        assert!(r.is_revoked(&id(9, Some(1), 3)));
+        assert!(!r.is_revoked(&id(9, Some(1), 4)));
+        let g = |gen| Revocation::User {
+            user: UserId(9),
+            gen,
+            at: 2000 - gen,
+        };
+        // The sorted set gives `g 9 4` before `r 9 4`, and a clock ahead may
+        // date an older generation later: replayed by generation, `r` first.
+        let mut kept = vec![g(4), roles.clone(), g(3)];
+        kept.sort_by_key(Revocation::replay_order);
+        assert_eq!(kept, [g(3), roles, g(4)]);
     }
 
     #[test]

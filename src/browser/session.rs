@@ -161,7 +161,7 @@ impl Browser {
                     );
                     let at = now_unix();
                     let gone = [Revocation::Session { user, sid, at }];
-                    api.access.revocations().apply(gone[0]);
+                    api.access.revocations().apply(gone[0].clone());
                     api.store
                         .publish_revocations(&gone, api.access.ttl_seconds(), at)
                         .await?;

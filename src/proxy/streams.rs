@@ -9,8 +9,9 @@
 //! A response without a Content-Length (Server-Sent Events, any chunked or
 //! close-delimited body) and every gRPC response is registered with a signal
 //! that its body loop waits on: it then ends cleanly (the chunked terminator,
-//! or END_STREAM), a gRPC call with `grpc-status` 16 UNAUTHENTICATED (revoked)
-//! or 4 DEADLINE_EXCEEDED (time limit) in its trailers. A response with a
+//! or END_STREAM), a gRPC call with `grpc-status` 16 UNAUTHENTICATED (revoked),
+//! 7 PERMISSION_DENIED (its roles no longer admit it) or 4 DEADLINE_EXCEEDED
+//! (time limit) in its trailers. A response with a
 //! Content-Length is a download of known size and is left to finish.
 
 use super::RequestCtx;
@@ -30,6 +31,7 @@ const POLICY_VIOLATION: [u8; 2] = 1008u16.to_be_bytes();
 const REVOKED: &[u8] = b"session revoked";
 const TOO_LONG: &[u8] = b"stream time limit";
 const IDLE: &[u8] = b"idle timeout";
+const FORBIDDEN: &[u8] = b"roles changed";
 
 /// A server-to-client close frame (unmasked, FIN, opcode 8) with code 1008
 /// and the reason the gateway ended the stream.
@@ -38,6 +40,7 @@ fn close_frame(why: EndReason) -> Bytes {
         EndReason::Revoked => REVOKED,
         EndReason::MaxDuration => TOO_LONG,
         EndReason::Idle => IDLE,
+        EndReason::Forbidden => FORBIDDEN,
     };
     let mut f = Vec::with_capacity(4 + reason.len());
     // Payload under 126 bytes: the length fits the second byte.
@@ -184,9 +187,17 @@ pub(super) fn answered(ctx: &mut RequestCtx, response: &ResponseHeader, revocati
         ctx.activity = Some(limit_idleness(&cut, limit));
     }
     // A stream opened without a token (a public route) has no session to revoke.
+    // A role change re-checks the stream against the roles its route asks for.
+    let route_roles = ctx
+        .route
+        .as_ref()
+        .map(|r| r.roles.clone())
+        .unwrap_or_default();
     let registration = ctx.stream_identity.clone().map(|identity| {
         let revoked = revocations.is_revoked(&identity);
-        let registration = revocations.streams().register(identity, cut.clone());
+        let registration = revocations
+            .streams()
+            .register(identity, route_roles, cut.clone());
         if revoked {
             revocations.streams().cut_now(&cut);
         }
@@ -221,6 +232,7 @@ pub(super) fn end_task(ctx: &RequestCtx) -> HttpTask {
         EndReason::MaxDuration => ("4", "stream time limit"),
         // Only WebSockets have an idle limit; a gRPC call never gets here.
         EndReason::Idle => ("4", "idle timeout"),
+        EndReason::Forbidden => ("7", "roles changed"),
     };
     let mut trailers = http::HeaderMap::new();
     trailers.insert("grpc-status", http::HeaderValue::from_static(status));

@@ -27,14 +27,23 @@ impl RevocationFeed {
         RevocationFeed { store, revocations }
     }
 
+    /// Apply every revocation still kept, in `Revocation::replay_order`
+    /// (the sorted set orders a role change's `g` before its `r`).
+    async fn replay(&self) -> Result<(), StoreError> {
+        let mut kept = self.store.recent_revocations().await?;
+        kept.sort_by_key(Revocation::replay_order);
+        for r in kept {
+            self.revocations.apply(r);
+        }
+        Ok(())
+    }
+
     /// Subscribe, then re-read what is kept of what was published
     /// (in this order, so nothing published in between is missed), then follow.
     async fn follow(&self) -> Result<(), StoreError> {
         let mut pubsub = self.store.redis.pubsub().await?;
         pubsub.subscribe(self.store.keys.revocations()).await?;
-        for r in self.store.recent_revocations().await? {
-            self.revocations.apply(r);
-        }
+        self.replay().await?;
         self.revocations.feed_up();
         METRICS.revocation_feed_up.set(1);
         log::info!("revocation feed: following");
@@ -59,9 +68,7 @@ impl RevocationFeed {
                     // connection every few seconds, and treat a failure as the
                     // feed being down.
                     if ticks.is_multiple_of(RESYNC_EVERY_TICKS) {
-                        for r in self.store.recent_revocations().await? {
-                            self.revocations.apply(r);
-                        }
+                        self.replay().await?;
                     }
                     self.revocations.prune(now_unix());
                     METRICS.revocations_held.set(self.revocations.len() as i64);

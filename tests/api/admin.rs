@@ -29,11 +29,23 @@ fn private_file(text: &str) -> PathBuf {
 impl AdminGateway {
     /// A gateway to `up` with `yaml` appended and a fresh admin token.
     pub fn start(up: &Upstream, yaml: &str) -> AdminGateway {
+        Self::start_to(up.addr, yaml)
+    }
+
+    /// `start`, to an upstream of any kind at `upstream`.
+    pub fn start_to(upstream: std::net::SocketAddr, yaml: &str) -> AdminGateway {
+        Self::start_from(TestGateway::builder().upstream(upstream).yaml(yaml))
+    }
+
+    /// An admin instance of the same deployment as `other` (its store).
+    pub fn beside(other: &TestGateway) -> AdminGateway {
+        Self::start_from(TestGateway::builder().same_store_as(other))
+    }
+
+    fn start_from(builder: GatewayBuilder) -> AdminGateway {
         let token = format!("{}-{}", unique("admin"), "0123456789abcdef0123456789abcdef");
         let file = private_file(&format!("{token}\n"));
-        let gw = TestGateway::builder()
-            .upstream(up.addr)
-            .yaml(yaml)
+        let gw = builder
             .yaml(&format!("admin:\n  token_file: {}\n", file.display()))
             .start();
         AdminGateway { gw, token }

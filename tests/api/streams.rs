@@ -398,6 +398,63 @@ async fn a_logout_on_another_instance_ends_the_sessions_grpc_stream_unauthentica
     );
 }
 
+/// A role change made on another instance ends a gRPC stream whose route
+/// the new roles no longer admit with 7 PERMISSION_DENIED in its trailers.
+#[tokio::test]
+async fn a_role_change_ends_a_grpc_stream_its_route_no_longer_admits_permission_denied() {
+    let test =
+        "streams::a_role_change_ends_a_grpc_stream_its_route_no_longer_admits_permission_denied";
+    if !crate::grpc::have_grpcio(test) {
+        return;
+    }
+    let server = crate::grpc::GrpcServer::start();
+    let pki = Pki::generate();
+    let (one, tls_port) = grpc_gateway(
+        &server,
+        &pki,
+        "  - { prefix: /test.Echo/Forever, upstream: grpc, roles: [admin] }",
+    );
+    let admin = crate::admin::AdminGateway::beside(&one);
+    let email = format!("{}@example.com", unique("grpc-roles"));
+    let (s, made) = crate::admin::admin_call(
+        &admin,
+        reqwest::Method::POST,
+        "/admin/users",
+        Some(serde_json::json!({"email": email, "password": PASSWORD, "roles": ["admin"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let (s, login) = one.login(&email, PASSWORD).await;
+    assert_eq!(s, 200, "{login}");
+    let call = tokio::task::spawn_blocking({
+        let ca = pki.ca.clone();
+        let access = login["access_token"].as_str().unwrap().to_owned();
+        move || GrpcCall::open(tls_port, &ca, "/test.Echo/Forever", &access)
+    })
+    .await
+    .unwrap();
+    let (s, b) = crate::admin::admin_call(
+        &admin,
+        reqwest::Method::PUT,
+        &format!("/admin/users/{}/roles", made["id"]),
+        Some(serde_json::json!({"roles": ["staff"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (code, details) = tokio::time::timeout(Duration::from_secs(3), call.ended())
+        .await
+        .expect("the call ended");
+    assert_eq!(
+        (code.as_str(), details.as_str()),
+        ("PERMISSION_DENIED", "roles changed")
+    );
+    assert_eq!(
+        one.metric("authgate_streams_closed_total{reason=\"roles_changed\"}")
+            .await,
+        1.0
+    );
+}
+
 /// `max_stream_seconds` ends a gRPC stream with 4 DEADLINE_EXCEEDED.
 #[tokio::test]
 async fn max_stream_seconds_ends_a_grpc_stream_deadline_exceeded() {

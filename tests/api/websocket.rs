@@ -254,7 +254,12 @@ type Socket =
 
 /// An open WebSocket through `gw` with `access`, past the upstream's first message.
 async fn open_socket(gw: &TestGateway, access: &str) -> Socket {
-    let mut req = format!("ws://{}/chat", gw.addr)
+    open_socket_at(gw, "/chat", access).await
+}
+
+/// `open_socket` to `path`.
+async fn open_socket_at(gw: &TestGateway, path: &str, access: &str) -> Socket {
+    let mut req = format!("ws://{}{path}", gw.addr)
         .into_client_request()
         .unwrap();
     req.headers_mut()
@@ -356,6 +361,86 @@ async fn a_revocation_on_another_instance_closes_the_sessions_websockets_with_10
         metrics.contains("authgate_streams_closed_total{reason=\"session_revoked\"} 2"),
         "{metrics}"
     );
+}
+
+/// A role change made on another instance re-checks each open WebSocket of
+/// the user against its route: the one whose route the new roles miss is
+/// closed with 1008, the others stay open (and the `g` published beside the
+/// change, for older instances, does not close them); tokens minted before
+/// are refused. A later disable closes the rest.
+#[tokio::test]
+async fn a_role_change_closes_only_the_websockets_its_new_roles_no_longer_admit() {
+    let up = WsUpstream::start().await;
+    let routes = r#"
+routes:
+  - { prefix: /ops, upstream: default, roles: [admin] }
+  - { prefix: /desk, upstream: default, roles: [staff, admin] }
+  - { prefix: /, upstream: default }
+"#;
+    let admin = crate::admin::AdminGateway::start_to(up.addr, routes);
+    let one = TestGateway::builder()
+        .upstream(up.addr)
+        .yaml(routes)
+        .same_store_as(&admin.gw)
+        .start();
+    let email = format!("{}@example.com", unique("roles"));
+    let (s, made) = crate::admin::admin_call(
+        &admin,
+        reqwest::Method::POST,
+        "/admin/users",
+        Some(json!({"email": email, "password": PASSWORD, "roles": ["admin"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let id = made["id"].as_u64().unwrap();
+    let (s, login) = one.login(&email, PASSWORD).await;
+    assert_eq!(s, 200, "{login}");
+    let access = login["access_token"].as_str().unwrap().to_owned();
+    let mut ops = open_socket_at(&one, "/ops/feed", &access).await;
+    let mut desk = open_socket_at(&one, "/desk/feed", &access).await;
+    let mut chat = open_socket_at(&one, "/chat", &access).await;
+
+    let (s, b) = crate::admin::admin_call(
+        &admin,
+        reqwest::Method::PUT,
+        &format!("/admin/users/{id}/roles"),
+        Some(json!({"roles": ["staff"]})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        close_frame_within(&mut ops, std::time::Duration::from_secs(2)).await,
+        Some((1008, "roles changed".to_owned())),
+        "{}",
+        one.output()
+    );
+    still_open(&mut desk).await;
+    still_open(&mut chat).await;
+    let metrics = one.metrics().await;
+    assert!(
+        metrics.contains("authgate_streams_closed_total{reason=\"roles_changed\"} 1"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("reason=\"user_revoked\""), "{metrics}");
+    // The token minted with the old roles is refused for new requests.
+    eventually(
+        std::time::Duration::from_secs(2),
+        "the old token is refused",
+        || async { one.get_status("/chat", Some(&access)).await == 401 },
+    )
+    .await;
+    still_open(&mut desk).await;
+
+    let (s, b) = crate::admin::admin_call(
+        &admin,
+        reqwest::Method::POST,
+        &format!("/admin/users/{id}/disable"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(closed_with(&mut desk).await, Some(1008));
+    assert_eq!(closed_with(&mut chat).await, Some(1008));
 }
 
 /// Set the soft limit on open files of process `pid` (prlimit(2)).

@@ -17,7 +17,7 @@ mod skip;
 pub mod tls_redis;
 mod upstream;
 
-pub use gateway::{TestGateway, TestUser, PASSWORD, PASSWORD_HASHES};
+pub use gateway::{GatewayBuilder, TestGateway, TestUser, PASSWORD, PASSWORD_HASHES};
 pub use keys::{claims, sign_with, token_part, tokens_yaml, KeyFiles};
 pub use process::{check_config, free_port, listens_on, run_authgate, unique};
 pub use redis::{shared_cluster, shared_redis, RedisServer};
