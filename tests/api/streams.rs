@@ -1,4 +1,6 @@
 //! Revocation and time limits reach open event streams (Server-Sent Events, any response without a length): over HTTP/1.1 on both engines and over HTTP/2, a logout on another instance ends the stream cleanly, and the upstream connection is let go.
+//!
+//! Long file: one SSE upstream and one gRPC streaming client, shared by every rule that ends a stream (logout across instances, a role change, time limits), in two protocols.
 
 use crate::helpers::pki::Pki;
 use crate::helpers::*;
