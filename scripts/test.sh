@@ -61,7 +61,7 @@ cargo test --lib --bins --locked ${cargo_args[@]+"${cargo_args[@]}"} \
 # Each pass of the black-box suite runs the modules whose behaviour it can
 # change (tests/api/passes.txt). First on one redis-server with the fast path on.
 black_box "${single_skips[@]}" || status=$?
-# Again with the body-less fast path off (src/proxy/fast_path.rs): both ways of
+# Again with the body-less fast path off (src/proxy/h1/fast_path.rs): both ways of
 # serving a request must pass every test that sends one the fast path takes.
 AUTHGATE_TEST_FAST_PATH=off black_box "${fast_path_off_skips[@]}" || status=$?
 # The JSON API is the same with browser mode on (docs/browser.md): its own

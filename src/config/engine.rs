@@ -12,8 +12,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Http1Engine {
-    /// Idle connections parked outside Pingora (`proxy/idle.rs`), and plain
-    /// body-less GET/HEAD requests served by `proxy/fast_path.rs`.
+    /// Idle connections parked outside Pingora (`proxy/h1/mod.rs`), and plain
+    /// body-less GET/HEAD requests served by `proxy/h1/fast_path.rs`.
     #[default]
     Fast,
     /// Parked idle connections; every request through pingora-proxy.
@@ -23,7 +23,7 @@ pub enum Http1Engine {
 }
 
 impl Http1Engine {
-    /// Whether idle connections wait in `proxy/idle.rs`.
+    /// Whether idle connections wait in `proxy/h1/mod.rs`.
     pub fn parks(self) -> bool {
         self != Http1Engine::Pingora
     }

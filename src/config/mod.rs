@@ -113,7 +113,7 @@ pub struct Config {
     /// HTTP/2 limits (HTTPS listeners offering `h2`, and `h2c`).
     pub http2: Http2Config,
     /// Cleartext HTTP/2 with prior knowledge on the `listen` addresses, beside
-    /// HTTP/1 (`proxy/h2c.rs` tells them apart): for listeners inside a mesh.
+    /// HTTP/1 (`proxy/h1/h2c.rs` tells them apart): for listeners inside a mesh.
     pub h2c: bool,
     /// CORS for pages of other origins (`docs/cors.md`); absent: no CORS at all.
     pub cors: Option<CorsConfig>,
@@ -140,7 +140,7 @@ pub struct Config {
     /// the body-less fast path), `parked`, or `pingora`. Unset: the older
     /// keys below, else `fast`. Read it through [`Config::http1_engine`].
     pub http1_engine: Option<Http1Engine>,
-    /// Deprecated by `http1_engine`: idle connections parked in `proxy/idle.rs`.
+    /// Deprecated by `http1_engine`: idle connections parked in `proxy/h1/mod.rs`.
     pub idle_parking: Option<bool>,
     /// Deprecated by `http1_engine`: the body-less fast path.
     pub fast_path: Option<bool>,

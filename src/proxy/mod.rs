@@ -1,6 +1,52 @@
 //! The Pingora `ProxyHttp` implementation: each phase delegates to a module of its own.
 //!
 //! Long file: the `ProxyHttp` implementation is one trait impl, each hook a few lines delegating to a module of its own; its size is the number of Pingora hooks.
+//!
+//! Two drivers call the same `Gateway` phases: pingora-proxy, through
+//! `impl ProxyHttp for Proxy` below, and the HTTP/1 fast path
+//! (`h1/fast_path.rs`) for the plain body-less GET/HEAD requests that
+//! `h1::fast_path::classify` gives it. Each hook the gateway implements:
+//!
+//! | pingora-proxy hook | `Gateway` method (or module) | fast path |
+//! |---|---|---|
+//! | `new_ctx` | `RequestCtx::new` | yes |
+//! | `early_request_filter` | `early_request` | yes |
+//! | `request_filter` | `filter_request` | yes |
+//! | `upstream_peer` | `upstream_peer` | yes |
+//! | `fail_to_connect` | `connect_failed` | yes |
+//! | `error_while_proxy` | `proxy_failed` | yes |
+//! | `upstream_request_filter` | `headers::prepare_upstream_request` | yes |
+//! | `response_filter` | `filter_response` | yes |
+//! | `response_end_signal` | `streams::end_signal` | yes |
+//! | `fail_to_proxy` | `failure::answer` | yes |
+//! | `request_summary` | `request_summary` | yes |
+//! | `suppress_error_log` | `suppress_error_log` | yes |
+//! | `logging` | `log_request` | yes |
+//! | `response_end_task` | `streams::end_task` | no: it differs from a plain end of body only for gRPC, which is POST |
+//! | `connected_to_upstream` | `streams::connected` | no: only upgrades need it, and `classify` sends upgrades to pingora-proxy |
+//! | `request_body_filter` | `streams::touched` | no: `classify` sends every request with a body or an upgrade to pingora-proxy |
+//! | `response_body_filter` | `streams::body` | no: it acts only on upgraded connections, which `classify` never gives the fast path |
+//! | `init_downstream_modules` | none | no: it only leaves out Pingora's compression module, and the fast path runs no modules |
+//!
+//! Left to Pingora's default, which the fast path matches by doing nothing
+//! of the kind (no cache, no subrequests, no custom messages, no trailers
+//! of its own): `init_upstream_modules`, `allow_spawning_subrequest`,
+//! `request_cache_filter`, `cache_key_callback`, `cache_miss`,
+//! `cache_hit_filter`, `proxy_upstream_filter`, `response_cache_filter`,
+//! `cache_vary_filter`, `cache_not_modified_filter`, `range_header_filter`,
+//! `adjust_upstream_modules`, `upstream_response_filter`, `custom_forwarding`,
+//! `downstream_custom_message_proxy_filter`,
+//! `upstream_custom_message_proxy_filter`, `upstream_response_body_filter`,
+//! `upstream_response_trailer_filter`, `response_trailer_filter`,
+//! `persist_connection_context`, `on_connection_reuse`,
+//! `suppress_proxy_warn_log`, `should_serve_stale`, `is_purge`,
+//! `purge_action`, `purge_response_filter`.
+//!
+//! The rule, enforced by `hook_table_tests`: a hook implemented here has a
+//! row; a "yes" row's method is called by the fast path; a "no" row says why
+//! the fast path never needs it; and every hook of the vendored
+//! pingora-proxy's trait is either a row or left to the default above, so a
+//! Pingora upgrade that adds a hook fails that test until it is decided.
 
 pub(crate) mod access_log;
 mod admission;
@@ -14,25 +60,21 @@ mod ctx;
 mod ejection;
 pub(crate) mod explain;
 mod failure;
-mod fast_path;
 mod grpc_health;
 mod grpc_timeout;
-mod h2c;
+mod h1;
 mod headers;
-mod idle;
 mod request_id;
 mod respond;
 mod retry;
 pub(crate) mod routes;
 mod streams;
-mod upstream_pool;
 pub(crate) mod upstreams;
 mod websocket;
 pub(crate) mod websocket_caps;
 
 pub(crate) use ctx::RequestCtx;
-pub(crate) use fast_path::FastPath;
-pub(crate) use idle::IdleParking;
+pub(crate) use h1::{FastPath, IdleParking};
 
 use crate::api::{AuthApi, Endpoint};
 use crate::auth::access::AccessTokens;
@@ -80,7 +122,7 @@ impl Gateway {
     ///
     /// The one answer to "when does a client connection stay open?": after each
     /// answer, for up to `keepalive_timeout_seconds` of idleness (also before
-    /// its first request: `idle.rs`), unless
+    /// its first request: `h1/mod.rs`), unless
     /// - the process is leaving (upgrade hand-over or shutdown): every answer
     ///   from then on says `Connection: close` (here);
     /// - an error answer leaves a request body unread that is too large or
@@ -466,7 +508,7 @@ async fn refuse_cors(session: &mut Session, ctx: &RequestCtx, why: cors::CorsRef
 
 /// The gateway as pingora-proxy's application: each phase delegates to a
 /// `Gateway` method, or for the upstream request and failure answers to
-/// `headers` and `failure`; the fast path (`fast_path.rs`) calls the same ones
+/// `headers` and `failure`; the fast path (`h1/fast_path.rs`) calls the same ones
 /// for plain body-less requests.
 pub(crate) struct Proxy(pub(crate) Arc<Gateway>);
 
@@ -603,5 +645,134 @@ impl ProxyHttp for Proxy {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         self.0.log_request(session, ctx);
+    }
+}
+
+#[cfg(test)]
+mod hook_table_tests {
+    //! The hook table at the top of this file, checked against the code.
+    mod tests {
+        use std::collections::BTreeSet;
+
+        const THIS: &str = include_str!("mod.rs");
+        const FAST_PATH: &str = include_str!("h1/fast_path.rs");
+        const TRAIT: &str = include_str!("../../vendor/pingora-proxy/src/proxy_trait.rs");
+
+        /// The first backticked word of `cell`, without a path.
+        fn name(cell: &str) -> Option<&str> {
+            let word = cell.split('`').nth(1)?;
+            Some(word.rsplit("::").next().unwrap_or(word))
+        }
+
+        /// (hook, method, fast path cell, method as written) for each row.
+        fn rows() -> Vec<(String, Option<String>, String, Option<String>)> {
+            THIS.lines()
+                .take_while(|l| l.starts_with("//!"))
+                .filter(|l| l.starts_with("//! | `"))
+                .map(|l| {
+                    let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                    (
+                        name(cells[1]).unwrap().to_owned(),
+                        name(cells[2]).map(str::to_owned),
+                        cells[3].to_owned(),
+                        cells[2].split('`').nth(1).map(str::to_owned),
+                    )
+                })
+                .collect()
+        }
+
+        /// The hooks left to Pingora's default, as the doc lists them.
+        fn defaults() -> BTreeSet<String> {
+            let doc: String = THIS
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let list = doc
+                .split("Left to Pingora's default")
+                .nth(1)
+                .and_then(|rest| rest.split("The rule").next())
+                .unwrap();
+            let list = list.split("):").nth(1).unwrap();
+            list.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect()
+        }
+
+        /// The `fn` names of the block that starts with `header`, up to
+        /// its closing brace at the start of a line.
+        fn fns_of(text: &str, header: &str) -> BTreeSet<String> {
+            let body = text.split(header).nth(1).unwrap();
+            let body = body.split("\n}").next().unwrap();
+            body.lines()
+                .filter_map(|l| {
+                    let l = l.trim_start();
+                    let l = l.strip_prefix("async ").unwrap_or(l);
+                    let rest = l.strip_prefix("fn ")?;
+                    Some(rest.split(['(', '<']).next()?.to_owned())
+                })
+                .collect()
+        }
+
+        #[test]
+        fn every_hook_has_a_row_and_the_fast_path_calls_what_it_needs() {
+            let rows = rows();
+            let in_table: BTreeSet<String> = rows.iter().map(|r| r.0.clone()).collect();
+            let implemented = fns_of(THIS, "impl ProxyHttp for Proxy {");
+            assert_eq!(
+                implemented, in_table,
+                "implemented hooks vs the table's rows"
+            );
+            let impl_body = THIS.split("impl ProxyHttp for Proxy {").nth(1).unwrap();
+            for (hook, method, fast, written) in &rows {
+                if let Some(m) = method {
+                    assert!(
+                        impl_body.contains(&format!("{m}(")),
+                        "{hook} does not call {m}"
+                    );
+                }
+                match fast.as_str() {
+                    "yes" => {
+                        let m = method.as_ref().unwrap();
+                        assert!(
+                            FAST_PATH.contains(&format!("{m}(")),
+                            "the table says the fast path calls {m} ({hook}); it does not"
+                        );
+                    }
+                    no => {
+                        assert!(
+                            no.starts_with("no: ") && no.len() > 20,
+                            "{hook}: a row the fast path does not call says why: {no:?}"
+                        );
+                        if let (Some(w), Some(m)) = (written, method) {
+                            assert!(
+                                !FAST_PATH.contains(&format!("{w}("))
+                                    && !FAST_PATH.contains(&format!(".{m}(")),
+                                "{hook}: the fast path calls {w}, so its row says yes"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn every_hook_of_pingora_proxy_is_a_row_or_left_to_its_default() {
+            let all = fns_of(TRAIT, "pub trait ProxyHttp {");
+            let rows: BTreeSet<String> = rows().into_iter().map(|r| r.0).collect();
+            let defaults = defaults();
+            assert!(
+                rows.is_disjoint(&defaults),
+                "{:?}",
+                rows.intersection(&defaults)
+            );
+            let decided: BTreeSet<String> = rows.union(&defaults).cloned().collect();
+            assert_eq!(
+                all, decided,
+                "pingora-proxy's hooks vs those decided here (a new hook needs a row or a place in the defaults)"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@
 //! request to pingora-proxy.
 
 use super::upstream_pool::UpstreamPool;
-use super::{Gateway, RequestCtx};
+use crate::proxy::{Gateway, RequestCtx};
 use http::Version;
 use pingora_core::apps::{HttpPersistentSettings, ReusedHttpStream};
 use pingora_core::connectors::{ConnectorOptions, TransportConnector};
@@ -163,7 +163,7 @@ impl FastPath {
         }
         let (error, tries) = self.proxy(&mut session, &mut ctx).await;
         if let Some(e) = &error {
-            let answer = super::failure::answer(&mut session, e, &mut ctx).await;
+            let answer = crate::proxy::failure::answer(&mut session, e, &mut ctx).await;
             if !gw.suppress_error_log(e) {
                 log::error!(
                     "Fail to proxy: {e}, status: {}, tries: {tries}, {}",
@@ -245,7 +245,12 @@ impl FastPath {
         req.set_version(Version::HTTP_11);
         // `classify` let through no hop-by-hop header but this one.
         req.remove_header(&http::header::CONNECTION);
-        super::headers::prepare_upstream_request(session, &mut req, ctx, &self.gateway.edge)?;
+        crate::proxy::headers::prepare_upstream_request(
+            session,
+            &mut req,
+            ctx,
+            &self.gateway.edge,
+        )?;
         up.write_request_header(Box::new(req))
             .await
             .map_err(|e| e.into_up())?;
@@ -300,7 +305,7 @@ impl FastPath {
             if end {
                 break;
             }
-            task = match super::streams::end_signal(ctx) {
+            task = match crate::proxy::streams::end_signal(ctx) {
                 None => up.read_response_task().await.map_err(|e| e.into_up())?,
                 Some(signal) => tokio::select! {
                     t = up.read_response_task() => t.map_err(|e| e.into_up())?,

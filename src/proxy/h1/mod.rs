@@ -1,4 +1,16 @@
-//! Parks idle client connections outside Pingora's proxy state until a request arrives.
+//! The HTTP/1 server that is authgate's own: it parks idle client connections outside Pingora's proxy state, tells h2c from HTTP/1, and hands each request to the fast path or to pingora-proxy.
+//!
+//! ```text
+//! accepted connection (IdleParking::process_new: connection caps)
+//!   ├─ TLS with ALPN h2, or http1_engine: pingora ─► Pingora's own loop
+//!   └─ a task of its own (serve_http1), per request:
+//!        wait for the first byte, parked (wait_for_request, idle timeout)
+//!        ├─ first request, h2c on, cleartext: h2c::sniff
+//!        │    └─ the whole preface ─► Pingora's HTTP/2 server
+//!        ├─ read the head's first bytes (one deadline for the whole head)
+//!        ├─ fast_path::classify says Fast ─► fast_path.rs (own upstream pool)
+//!        └─ anything else ─► pingora-proxy, parsing the bytes already read
+//! ```
 //!
 //! Pingora's HTTP/1 loop (`ServerApp` for any `HttpServerApp`) reads each request
 //! inside `process_new_http`, whose boxed future holds the whole proxy state
@@ -7,24 +19,23 @@
 //! This wrapper runs the same loop in a task of its own and waits for each
 //! request's first byte in a small future, so an idle keep-alive connection
 //! costs 3-4 kB with the default 1 KiB read buffer (bench/RESULTS.md).
-//! HTTP/2 is handed to Pingora's own loop unchanged: by ALPN on TLS, and on a
-//! cleartext listener with `h2c: true` once `h2c.rs` has seen the preface, so
-//! HTTP/1 clients of that listener are still parked.
 //!
 //! This re-implements the keep-alive part of `pingora_core::apps::ServerApp for
 //! HttpServerApp` (`process_new`), as of pingora-core 0.9.1; check it against
-//! that function when upgrading Pingora. `idle_parking: false` in the config
-//! falls back to Pingora's own loop.
-//!
-//! With the fast path on (`fast_path.rs`), each request's first bytes are read
-//! here; a plain body-less GET or HEAD is served by the fast path, anything
-//! else goes to pingora-proxy with those bytes as its session's prefix.
+//! that function when upgrading Pingora (docs/pingora-upgrade.md).
+//! `http1_engine: pingora` falls back to Pingora's own loop.
+
+mod fast_path;
+mod h2c;
+mod upstream_pool;
+
+pub(crate) use fast_path::FastPath;
 
 use super::conn_limit::ConnectionLimits;
-use super::fast_path::{self, FastPath, Verdict};
-use super::h2c::{self, Speaks};
 use async_trait::async_trait;
 use bytes::BytesMut;
+use fast_path::Verdict;
+use h2c::Speaks;
 use pingora_core::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream, ServerApp};
 use pingora_core::protocols::http::ServerSession;
 use pingora_core::protocols::{Stream, ALPN};
