@@ -1,21 +1,27 @@
 #!/usr/bin/env python3
 """How long a logout on one instance takes to end the session's open streams on another.
 
-Two modes, stdlib only (bench/revocation.sh runs both):
+Three modes (bench/revocation.sh runs them); the gRPC parts need grpcio,
+the rest is stdlib:
 
   revocation_probe.py upstream PORT
       An upstream that answers a WebSocket upgrade with 101 and then sends a
       text frame every 200 ms, and any other request with a chunked
       text/event-stream that sends an event every 200 ms (for a minute).
 
-  revocation_probe.py run A_PORT B_PORT ROUNDS STREAMS
+  revocation_probe.py grpc-upstream PORT
+      A grpcio server whose /test.Echo/Forever streams a message every 200 ms.
+
+  revocation_probe.py run A_PORT B_PORT ROUNDS STREAMS [grpc]
       Each round: a fresh user logs in on instance A, opens STREAMS
-      server-sent-event streams and STREAMS WebSockets through A with that
-      session's token, waits for the first bytes on each, then logs out on
-      instance B. Each stream's latency is from the moment the logout request
-      is sent to the moment the client sees its end (the chunked terminator,
-      or the 1008 close frame; a bare connection close counts, and is
-      reported as such). Prints p50/p99/max per kind over all rounds.
+      server-sent-event streams and STREAMS WebSockets (and, with `grpc`,
+      STREAMS gRPC server streams over h2c) through A with that session's
+      token, waits for the first bytes on each, then logs out on instance B.
+      Each stream's latency is from the moment the logout request is sent to
+      the moment the client sees its end (the chunked terminator, the 1008
+      close frame, or the call's UNAUTHENTICATED status; a bare connection
+      close or any other status counts, and is reported as not clean).
+      Prints p50/p99/max per kind over all rounds.
 """
 
 import asyncio
@@ -90,6 +96,25 @@ async def post(port, path, body, token=None):
     return status, json.loads(rest) if rest.strip() else None
 
 
+def grpc_upstream(port):
+    from concurrent import futures
+    import grpc
+
+    def forever(req, ctx):
+        for i in range(300):
+            yield b"tick %d" % i
+            time.sleep(0.2)
+
+    handler = grpc.method_handlers_generic_handler(
+        "test.Echo", {"Forever": grpc.unary_stream_rpc_method_handler(forever)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=256),
+                         options=[("grpc.max_concurrent_streams", 1000)])
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    server.wait_for_termination()
+
+
 class Stream:
     """One open stream through instance A: its kind, and when and how it ended."""
 
@@ -98,6 +123,8 @@ class Stream:
         self.started = asyncio.get_running_loop().create_future()
 
     async def run(self, port, token):
+        if self.kind == "grpc":
+            return await self.run_grpc(port, token)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         if self.kind == "websocket":
             key = base64.b64encode(b"0123456789abcdef")
@@ -126,14 +153,34 @@ class Stream:
             self.started.set_exception(RuntimeError(f"{self.kind} ended before its first event: {seen!r}"))
         writer.close()
 
+    async def run_grpc(self, port, token):
+        import grpc
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_stream("/test.Echo/Forever")(
+                b"", metadata=(("authorization", "Bearer " + token),))
+            code = None
+            try:
+                async for _ in call:
+                    if not self.started.done():
+                        self.started.set_result(None)
+            except grpc.aio.AioRpcError as e:
+                code = e.code()
+            now = time.monotonic()
+            if code is None:
+                code = await call.code()
+            self.ended_at = now
+            self.how = "clean" if code == grpc.StatusCode.UNAUTHENTICATED else f"status {code}"
+            if not self.started.done():
+                self.started.set_exception(RuntimeError(f"grpc ended before its first message: {code}"))
 
-async def one_round(a, b, n, i):
+
+async def one_round(a, b, n, i, kinds):
     creds = {"email": f"revocation-{time.time_ns()}-{i}@example.com", "password": "correct horse battery staple"}
     status, _ = await post(a, "/register", creds)
     assert status in (200, 201), status
     status, tokens = await post(a, "/login", creds)
     assert status == 200, (status, tokens)
-    streams = [Stream(kind) for kind in ("sse", "websocket") for _ in range(n)]
+    streams = [Stream(kind) for kind in kinds for _ in range(n)]
     tasks = [asyncio.create_task(s.run(a, tokens["access_token"])) for s in streams]
     await asyncio.wait_for(asyncio.gather(*(s.started for s in streams)), TIMEOUT)
     t0 = time.monotonic()
@@ -150,11 +197,11 @@ def pct(values, q):
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-async def run(a, b, rounds, n):
+async def run(a, b, rounds, n, kinds):
     results = []
     for i in range(rounds):
-        results += await one_round(a, b, n, i)
-    for kind in ("sse", "websocket"):
+        results += await one_round(a, b, n, i, kinds)
+    for kind in kinds:
         mine = [r for r in results if r[0] == kind]
         ended = [r[2] * 1000 for r in mine if r[2] is not None]
         clean = sum(1 for r in mine if r[1] == "clean")
@@ -170,5 +217,8 @@ async def run(a, b, rounds, n):
 if __name__ == "__main__":
     if sys.argv[1] == "upstream":
         asyncio.run(upstream(int(sys.argv[2])))
+    elif sys.argv[1] == "grpc-upstream":
+        grpc_upstream(int(sys.argv[2]))
     else:
-        asyncio.run(run(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])))
+        kinds = ("sse", "websocket") + (("grpc",) if sys.argv[6:] == ["grpc"] else ())
+        asyncio.run(run(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), kinds))
