@@ -1,7 +1,5 @@
 //! Validated values a request carries: email, password, username, user id.
 
-use crate::error::ErrorReply;
-
 /// A user's numeric id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct UserId(pub u64);
@@ -60,6 +58,32 @@ impl std::fmt::Display for SessionId {
     }
 }
 
+/// A value a client sent for `field` that is not valid, and why. Answered as
+/// 400 `invalid_field` (`ErrorReply::InvalidField`, which this converts into);
+/// the domain types know nothing of the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidField {
+    /// The field's name in the request.
+    pub(crate) field: &'static str,
+    /// What is wrong with it, for the client.
+    pub(crate) reason: String,
+}
+
+impl std::fmt::Display for InvalidField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "field `{}` {}", self.field, self.reason)
+    }
+}
+
+impl InvalidField {
+    fn new(field: &'static str, reason: impl Into<String>) -> InvalidField {
+        InvalidField {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// A syntactically valid email address in one canonical spelling, so that
 /// composed and decomposed (NFC/NFD) or differently cased spellings are one account.
 ///
@@ -74,9 +98,9 @@ impl Email {
     /// Trim ASCII whitespace, refuse control, format and bidi characters anywhere,
     /// normalise as above, and validate: RFC 5321 syntax via `email_address`, no
     /// quoted local part, no IP literal, a dotted domain, at most 254 octets.
-    pub(crate) fn parse(raw: &str) -> Result<Email, ErrorReply> {
+    pub(crate) fn parse(raw: &str) -> Result<Email, InvalidField> {
         use unicode_normalization::UnicodeNormalization;
-        let bad = |reason: &str| ErrorReply::invalid_field("email", reason);
+        let bad = |reason: &str| InvalidField::new("email", reason);
         let invalid = || bad("is not a valid email address");
         let s = clean(raw).map_err(bad)?;
         if s.is_empty() {
@@ -134,7 +158,7 @@ pub(crate) struct Password(String);
 
 impl Password {
     /// Check the length (in characters) and keep the text as it is.
-    pub(crate) fn parse(raw: String) -> Result<Password, ErrorReply> {
+    pub(crate) fn parse(raw: String) -> Result<Password, InvalidField> {
         Password::parse_field(raw, "password")
     }
 
@@ -142,19 +166,13 @@ impl Password {
     /// `/password` reads `new_password`, and was answered "field `password` must be
     /// at least 8 characters" for a body without any `password` (found by
     /// fuzz/fuzz_targets/auth_json.rs).
-    pub(crate) fn parse_field(raw: String, field: &'static str) -> Result<Password, ErrorReply> {
+    pub(crate) fn parse_field(raw: String, field: &'static str) -> Result<Password, InvalidField> {
         let n = raw.chars().count();
         if n < 8 {
-            return Err(ErrorReply::invalid_field(
-                field,
-                "must be at least 8 characters",
-            ));
+            return Err(InvalidField::new(field, "must be at least 8 characters"));
         }
         if n > 128 {
-            return Err(ErrorReply::invalid_field(
-                field,
-                "must be at most 128 characters",
-            ));
+            return Err(InvalidField::new(field, "must be at most 128 characters"));
         }
         Ok(Password(raw))
     }
@@ -179,8 +197,8 @@ pub(crate) struct Username(String);
 
 impl Username {
     /// Trim, refuse control, format and bidi characters, NFC-normalise, then count.
-    pub(crate) fn parse(raw: &str) -> Result<Username, ErrorReply> {
-        let bad = |reason: &str| ErrorReply::invalid_field("username", reason);
+    pub(crate) fn parse(raw: &str) -> Result<Username, InvalidField> {
+        let bad = |reason: &str| InvalidField::new("username", reason);
         let s = clean(raw).map_err(bad)?;
         if s.is_empty() {
             return Err(bad("must not be empty"));
@@ -211,8 +229,8 @@ mod tests {
         '\u{2028}', '\u{2029}', // Zl, Zp
     ];
 
-    fn refused_for(r: Result<impl std::fmt::Debug, ErrorReply>, field: &str) -> bool {
-        matches!(r, Err(ErrorReply::InvalidField { field: f, .. }) if f == field)
+    fn refused_for(r: Result<impl std::fmt::Debug, InvalidField>, field: &str) -> bool {
+        matches!(r, Err(InvalidField { field: f, .. }) if f == field)
     }
 
     #[test]

@@ -160,6 +160,15 @@ fn token_detail(r: TokenRejection) -> &'static str {
     }
 }
 
+impl From<crate::domain::InvalidField> for ErrorReply {
+    fn from(e: crate::domain::InvalidField) -> Self {
+        ErrorReply::InvalidField {
+            field: e.field,
+            reason: e.reason,
+        }
+    }
+}
+
 impl From<StoreError> for ErrorReply {
     fn from(e: StoreError) -> Self {
         match e {

@@ -108,14 +108,14 @@ fn read_body_inner(endpoint: Endpoint, body: &[u8]) -> Result<Accepted, ErrorRep
 pub fn parse_email(raw: &str) -> Result<String, Refused> {
     Email::parse(raw)
         .map(|e| e.as_str().to_owned())
-        .map_err(refused)
+        .map_err(|e| refused(e.into()))
 }
 
 /// [`Username::parse`]: the stored form, or the refusal.
 pub fn parse_username(raw: &str) -> Result<String, Refused> {
     Username::parse(raw)
         .map(|u| u.as_str().to_owned())
-        .map_err(refused)
+        .map_err(|e| refused(e.into()))
 }
 
 /// The HS256 secret of the fuzzing key rings.

@@ -22,7 +22,7 @@ pub(super) async fn get(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorR
 /// Read a `PUT /me` body: the new username (also what the `auth_json` fuzz
 /// target runs, through src/fuzz_api.rs).
 pub(crate) fn parse(obj: &json::Fields) -> Result<Username, ErrorReply> {
-    Username::parse(&json::string(obj, "username")?)
+    Ok(Username::parse(&json::string(obj, "username")?)?)
 }
 
 pub(super) async fn put(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {
