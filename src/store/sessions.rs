@@ -15,7 +15,6 @@
 use super::{eval, Store, StoreError};
 use crate::auth::access::Stamp;
 use crate::auth::refresh::Fingerprint;
-use crate::auth::revocations::{Revocation, CLOCK_SKEW_SECONDS};
 use crate::auth::roles::Roles;
 use crate::domain::{SessionId, UserId};
 use std::net::IpAddr;
@@ -539,59 +538,5 @@ impl Store {
         }
         out.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
         Ok(out)
-    }
-
-    /// Tell every instance (and this one's future re-reads) about revocations:
-    /// kept in a sorted set for one access-token lifetime, and published.
-    pub(crate) async fn publish_revocations(
-        &self,
-        revocations: &[Revocation],
-        access_ttl_s: u64,
-        now_s: u64,
-    ) -> Result<(), StoreError> {
-        if revocations.is_empty() {
-            return Ok(());
-        }
-        let key = self.keys.revocations();
-        let mut pipe = redis::pipe();
-        for r in revocations {
-            pipe.cmd("ZADD")
-                .arg(&key)
-                .arg(r.at())
-                .arg(r.encode())
-                .ignore();
-        }
-        // Kept for a token lifetime past the revocation, and as long again as
-        // another instance's clock may be behind this one's.
-        let keep = access_ttl_s + 1 + CLOCK_SKEW_SECONDS;
-        pipe.cmd("ZREMRANGEBYSCORE")
-            .arg(&key)
-            .arg("-inf")
-            .arg(format!("({}", now_s.saturating_sub(keep)))
-            .ignore();
-        pipe.cmd("EXPIRE").arg(&key).arg(keep + 1).ignore();
-        for r in revocations {
-            pipe.cmd("PUBLISH").arg(&key).arg(r.encode()).ignore();
-        }
-        self.redis.pipeline(&pipe).await
-    }
-
-    /// Every revocation still kept, for a re-synchronising feed. The whole set,
-    /// not a window by this instance's clock: writers keep it pruned, and applying
-    /// an old entry again is harmless (what it covers has expired or is revoked).
-    pub(crate) async fn recent_revocations(&self) -> Result<Vec<Revocation>, StoreError> {
-        let entries: Vec<String> = self
-            .redis
-            .query(
-                redis::cmd("ZRANGE")
-                    .arg(self.keys.revocations())
-                    .arg(0)
-                    .arg(-1),
-            )
-            .await?;
-        Ok(entries
-            .iter()
-            .filter_map(|e| Revocation::decode(e))
-            .collect())
     }
 }
