@@ -25,6 +25,7 @@ mod cors;
 mod dead_peer;
 mod django_import;
 mod edge;
+mod engine_parity;
 mod fast_path;
 mod grpc;
 mod grpc_health;
