@@ -1,8 +1,21 @@
 //! Validated values a request carries: email, password, username, user id.
 
-/// A user's numeric id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct UserId(pub u64);
+/// A user's numeric id. The number is reached through [`UserId::get`], so
+/// every place that turns one into the other can be found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct UserId(u64);
+
+impl UserId {
+    /// The id `n`.
+    pub(crate) const fn new(n: u64) -> UserId {
+        UserId(n)
+    }
+
+    /// The number.
+    pub(crate) const fn get(self) -> u64 {
+        self.0
+    }
+}
 
 impl std::fmt::Display for UserId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -64,7 +64,7 @@ pub(crate) fn emit(
     let line = Line {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         event: event.name(),
-        user_id: user.map(|u| u.0),
+        user_id: user.map(|u| u.get()),
         session_id: sid.map(|s| s.to_string()),
         client,
     };
@@ -142,7 +142,7 @@ pub(crate) fn emit_admin(
     let line = AdminLine {
         time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         event: event.name(),
-        target_user_id: target.0,
+        target_user_id: target.get(),
         via,
         client,
         old,

@@ -187,7 +187,7 @@ impl Verifier {
     /// A token for `user` in session `sid`, signed by the active key.
     pub fn issue(&self, user: u64, sid: u128) -> Result<String, String> {
         self.tokens
-            .issue(UserId(user), SessionId(sid), &access::Stamp::default())
+            .issue(UserId::new(user), SessionId(sid), &access::Stamp::default())
             .map_err(|e| e.to_string())
     }
 
@@ -196,7 +196,7 @@ impl Verifier {
         self.tokens
             .verify(token)
             .map(|id| Verified {
-                user: id.user.0,
+                user: id.user.get(),
                 sid: id.sid.map(|s| s.0),
             })
             .map_err(|r| r.as_str())

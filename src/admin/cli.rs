@@ -159,7 +159,7 @@ fn print(v: &serde_json::Value) {
 
 async fn chosen(a: &Accounts, s: &Select) -> Result<UserId, AdminError> {
     match (s.id, &s.email) {
-        (Some(id), _) => Ok(a.show(UserId(id)).await?.id),
+        (Some(id), _) => Ok(a.show(UserId::new(id)).await?.id),
         (None, Some(email)) => Ok(a.find(email).await?.id),
         (None, None) => Err(AdminError::NotFound),
     }
@@ -224,12 +224,12 @@ async fn verb(a: &Accounts, c: &UsersCommand) -> Result<(), CliError> {
         UsersCommand::Delete(s) => {
             let id = chosen(a, s).await?;
             a.delete(id, actor).await?;
-            print(&serde_json::json!({ "id": id.0, "deleted": true }));
+            print(&serde_json::json!({ "id": id.get(), "deleted": true }));
         }
         UsersCommand::Logout(s) => {
             let id = chosen(a, s).await?;
             a.logout(id, actor).await?;
-            print(&serde_json::json!({ "id": id.0, "sessions_ended": true }));
+            print(&serde_json::json!({ "id": id.get(), "sessions_ended": true }));
         }
         UsersCommand::Sessions(s) => {
             let id = chosen(a, s).await?;

@@ -116,7 +116,7 @@ fn route(method: &Method, path: &str) -> Result<Call, ErrorReply> {
             return Err(ErrorReply::UnknownAccount);
         }
         s.parse()
-            .map(UserId)
+            .map(UserId::new)
             .map_err(|_| ErrorReply::UnknownAccount)
     };
     let (get, post, put, delete) = (
@@ -503,11 +503,11 @@ mod tests {
         ));
         assert!(matches!(
             route(&Method::GET, "/admin/users/12/"),
-            Ok(Call::GetUser(UserId(12)))
+            Ok(Call::GetUser(id)) if id == UserId::new(12)
         ));
         assert!(matches!(
             route(&Method::PUT, "/admin/users/3/roles"),
-            Ok(Call::SetRoles(UserId(3)))
+            Ok(Call::SetRoles(id)) if id == UserId::new(3)
         ));
         for bad in [
             "/admin/users/01",

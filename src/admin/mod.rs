@@ -85,7 +85,7 @@ fn roles_error(e: RoleError) -> AdminError {
 pub(crate) fn account_json(a: &Account) -> Value {
     let created = crate::api::sessions::iso(a.created_at.saturating_mul(1000));
     json!({
-        "id": a.id.0,
+        "id": a.id.get(),
         "email": a.email,
         "username": a.username,
         "roles": a.roles.to_json(),

@@ -6,7 +6,7 @@ use crate::error::ErrorReply;
 use crate::store::Profile;
 
 fn render(p: Profile) -> Reply {
-    Reply::ok(serde_json::json!({ "id": p.id.0, "username": p.username, "email": p.email }))
+    Reply::ok(serde_json::json!({ "id": p.id.get(), "username": p.username, "email": p.email }))
 }
 
 pub(super) async fn get(api: &AuthApi, req: Request<'_>) -> Result<Reply, ErrorReply> {

@@ -29,7 +29,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
     let (id, email, _) = create(api, &req).await?;
     Ok(Reply {
         status: StatusCode::CREATED,
-        body: serde_json::json!({ "id": id.0, "email": email.as_str() }),
+        body: serde_json::json!({ "id": id.get(), "email": email.as_str() }),
     })
 }
 

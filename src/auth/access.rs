@@ -279,13 +279,13 @@ impl AccessTokens {
         let iat = now_unix();
         let claims = NewClaims {
             iss: ring.issuer(),
-            sub: user.0.to_string(),
+            sub: user.get().to_string(),
             aud: ring.audience(),
             token_type: ring.seed_shape().then_some("access"),
             jti: ring.seed_shape().then(new_jti),
             iat,
             exp: iat + self.ttl_seconds,
-            user_id: user.0,
+            user_id: user.get(),
             sid: sid.to_string(),
             gen: stamp.gen,
             roles: stamp.roles.iter().collect(),
@@ -440,7 +440,7 @@ fn verify_signed(
     };
     let roles = Roles::from_names(&data.claims.roles).map_err(|_| TokenRejection::Malformed)?;
     let id = Identity {
-        user: UserId(data.claims.user_id),
+        user: UserId::new(data.claims.user_id),
         sid,
         gen: data.claims.gen,
         roles,
@@ -523,9 +523,9 @@ mod tests {
         ] {
             let t = over(ring(&yaml).unwrap());
             let sid = SessionId(0x1234);
-            let jwt = t.issue(UserId(42), sid, &Stamp::default()).unwrap();
+            let jwt = t.issue(UserId::new(42), sid, &Stamp::default()).unwrap();
             let id = t.verify(&jwt).unwrap();
-            assert_eq!((id.user, id.sid), (UserId(42), Some(sid)));
+            assert_eq!((id.user, id.sid), (UserId::new(42), Some(sid)));
             let (header, claims) = header_and_claims(&jwt);
             assert_eq!(header["alg"], alg);
             assert_eq!(header["typ"], "JWT");
@@ -620,7 +620,7 @@ mod tests {
         let seed = serde_json::json!({"user_id": 4, "sub": "4", "iat": now, "exp": now + 60});
         assert_eq!(
             user_of(&t, &sign(Algorithm::HS256, None, &SECRET, &seed)),
-            Ok(UserId(4))
+            Ok(UserId::new(4))
         );
         let wrong = claims("http://evil", "authgate");
         assert_eq!(
@@ -628,8 +628,11 @@ mod tests {
             Err(TokenRejection::WrongIssuer),
             "claims are checked when present"
         );
-        let kid = header_and_claims(&t.issue(UserId(1), SessionId(1), &Stamp::default()).unwrap())
-            .0["kid"]
+        let kid = header_and_claims(
+            &t.issue(UserId::new(1), SessionId(1), &Stamp::default())
+                .unwrap(),
+        )
+        .0["kid"]
             .clone();
         let seed_with_kid = t.verify(&sign(Algorithm::HS256, kid.as_str(), &SECRET, &seed));
         assert!(
@@ -656,7 +659,9 @@ mod tests {
             )
         };
         let t = over(ring(&format!("tokens:\n  keys:\n{}", entry("a", &a, true))).unwrap());
-        let old = t.issue(UserId(1), SessionId(1), &Stamp::default()).unwrap();
+        let old = t
+            .issue(UserId::new(1), SessionId(1), &Stamp::default())
+            .unwrap();
         assert!(t.verify(&old).is_ok());
         let both = format!(
             "tokens:\n  keys:\n{}{}",
@@ -664,7 +669,9 @@ mod tests {
             entry("b", &b, true)
         );
         t.key_switch().install(ring(&both).unwrap());
-        let new = t.issue(UserId(1), SessionId(1), &Stamp::default()).unwrap();
+        let new = t
+            .issue(UserId::new(1), SessionId(1), &Stamp::default())
+            .unwrap();
         assert_eq!(header_and_claims(&new).0["kid"], "b");
         assert!(t.verify(&old).is_ok() && t.verify(&new).is_ok());
         t.key_switch()
@@ -677,11 +684,11 @@ mod tests {
     fn a_revoked_session_is_refused_even_from_the_cache() {
         let t = tokens();
         let sid = SessionId(9);
-        let jwt = t.issue(UserId(5), sid, &Stamp::default()).unwrap();
+        let jwt = t.issue(UserId::new(5), sid, &Stamp::default()).unwrap();
         assert!(t.verify(&jwt).is_ok());
         t.revocations()
             .apply(crate::auth::revocations::Revocation::Session {
-                user: UserId(5),
+                user: UserId::new(5),
                 sid,
                 at: now_unix(),
             });
@@ -691,7 +698,7 @@ mod tests {
     #[test]
     fn a_cookie_part_is_never_a_bearer_token_and_its_cache_keeps_the_rules() {
         let t = tokens();
-        let (user, sid) = (UserId(5), SessionId(9));
+        let (user, sid) = (UserId::new(5), SessionId(9));
         let part = t.issue_cookie(user, sid, 0, "bind").unwrap();
         let bind = || "bind".to_owned();
         let value = format!("{part}.tok");
@@ -755,8 +762,12 @@ mod tests {
         let t = tokens();
         let claims = serde_json::json!({"user_id": 3, "sub": "3", "iat": 0, "exp": now_unix() + 1});
         let jwt = sign(Algorithm::HS256, None, &SECRET, &claims);
-        assert_eq!(user_of(&t, &jwt), Ok(UserId(3)));
-        assert_eq!(user_of(&t, &jwt), Ok(UserId(3)), "served from the cache");
+        assert_eq!(user_of(&t, &jwt), Ok(UserId::new(3)));
+        assert_eq!(
+            user_of(&t, &jwt),
+            Ok(UserId::new(3)),
+            "served from the cache"
+        );
         let mut tampered = jwt.clone();
         tampered.push('x');
         assert!(t.verify(&tampered).is_err());
@@ -781,7 +792,9 @@ mod tests {
     #[test]
     fn only_ascii_whitespace_is_trimmed_around_the_token() {
         let t = tokens();
-        let jwt = t.issue(UserId(5), SessionId(9), &Stamp::default()).unwrap();
+        let jwt = t
+            .issue(UserId::new(5), SessionId(9), &Stamp::default())
+            .unwrap();
         for (pad_before, pad_after) in [("", "\u{A0}"), ("\u{3000}", ""), ("\u{2003}", "\u{85}")] {
             let value = format!("Bearer {pad_before}{jwt}{pad_after}");
             let token = bearer_token(Some(value.as_bytes())).unwrap();

@@ -270,7 +270,7 @@ mod tests {
 
     fn id(user: u64, sid: u128, gen: u64) -> Identity {
         Identity {
-            user: UserId(user),
+            user: UserId::new(user),
             sid: Some(SessionId(sid)),
             gen,
             roles: Roles::NONE,
@@ -287,7 +287,7 @@ mod tests {
         let _ra = streams.register(id(7, 1, 0), Roles::NONE, cut_a.clone());
         let rb = streams.register(id(7, 2, 0), Roles::NONE, cut_b.clone());
         let n = streams.revoke(&Revocation::Session {
-            user: UserId(7),
+            user: UserId::new(7),
             sid: SessionId(1),
             at: 0,
         });
@@ -297,7 +297,7 @@ mod tests {
         // Minted at the new generation: not covered.
         assert_eq!(
             streams.revoke(&Revocation::User {
-                user: UserId(7),
+                user: UserId::new(7),
                 gen: 0,
                 at: 0
             }),
@@ -319,13 +319,13 @@ mod tests {
         let (_b, staff_route) = open(roles(&["staff", "admin"]));
         let (_c, any_route) = open(Roles::NONE);
         let change = |gen, to: &[&str]| Revocation::Roles {
-            user: UserId(5),
+            user: UserId::new(5),
             gen,
             at: 0,
             roles: roles(to),
         };
         let g = |gen| Revocation::User {
-            user: UserId(5),
+            user: UserId::new(5),
             gen,
             at: 0,
         };
@@ -352,14 +352,14 @@ mod tests {
         let cut = StreamCut::signalled();
         let _r = streams.register(id(5, 1, 2), Roles::NONE, cut.clone());
         streams.revoke(&Revocation::Roles {
-            user: UserId(5),
+            user: UserId::new(5),
             gen: 4,
             at: 0,
             roles: Roles::NONE,
         });
         assert!(cut.ended().is_none());
         streams.revoke(&Revocation::User {
-            user: UserId(5),
+            user: UserId::new(5),
             gen: 3,
             at: 0,
         });
@@ -378,7 +378,7 @@ mod tests {
         // The body loop is busy writing when the revocation lands: the permit
         // must wait for its next turn.
         let n = streams.revoke(&Revocation::User {
-            user: UserId(9),
+            user: UserId::new(9),
             gen: 1,
             at: 0,
         });

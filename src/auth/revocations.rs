@@ -73,14 +73,14 @@ impl Revocation {
     /// The wire form.
     pub(crate) fn encode(&self) -> String {
         match self {
-            Revocation::Session { user, sid, at } => format!("s {} {sid} {at}", user.0),
-            Revocation::User { user, gen, at } => format!("g {} {gen} {at}", user.0),
+            Revocation::Session { user, sid, at } => format!("s {} {sid} {at}", user.get()),
+            Revocation::User { user, gen, at } => format!("g {} {gen} {at}", user.get()),
             Revocation::Roles {
                 user,
                 gen,
                 at,
                 roles,
-            } => format!("r {} {gen} {at} {}", user.0, roles.as_str()),
+            } => format!("r {} {gen} {at} {}", user.get(), roles.as_str()),
         }
     }
 
@@ -88,7 +88,7 @@ impl Revocation {
     pub(crate) fn decode(s: &str) -> Option<Revocation> {
         let mut parts = s.split(' ');
         let kind = parts.next()?;
-        let user = UserId(parts.next()?.parse().ok()?);
+        let user = UserId::new(parts.next()?.parse().ok()?);
         let r = match kind {
             "s" => Revocation::Session {
                 user,
@@ -216,11 +216,11 @@ impl Revocations {
         };
         match r {
             Revocation::Session { user, sid, .. } => {
-                let e = sets.sessions.entry((user.0, sid.0)).or_insert(0);
+                let e = sets.sessions.entry((user.get(), sid.0)).or_insert(0);
                 *e = (*e).max(drop_after);
             }
             Revocation::User { user, gen, .. } | Revocation::Roles { user, gen, .. } => {
-                let e = sets.users.entry(user.0).or_insert((0, 0));
+                let e = sets.users.entry(user.get()).or_insert((0, 0));
                 *e = (e.0.max(gen), e.1.max(drop_after));
             }
         }
@@ -237,12 +237,12 @@ impl Revocations {
             return true;
         };
         if let Some(sid) = id.sid {
-            if sets.sessions.contains_key(&(id.user.0, sid.0)) {
+            if sets.sessions.contains_key(&(id.user.get(), sid.0)) {
                 return true;
             }
         }
         sets.users
-            .get(&id.user.0)
+            .get(&id.user.get())
             .is_some_and(|(gen, _)| id.gen < *gen)
     }
 
@@ -303,7 +303,7 @@ mod tests {
 
     fn id(user: u64, sid: Option<u128>, gen: u64) -> Identity {
         Identity {
-            user: UserId(user),
+            user: UserId::new(user),
             sid: sid.map(SessionId),
             gen,
             roles: Roles::NONE,
@@ -314,23 +314,23 @@ mod tests {
     fn wire_form_round_trips() {
         for r in [
             Revocation::Session {
-                user: UserId(7),
+                user: UserId::new(7),
                 sid: SessionId(0xabc),
                 at: 100,
             },
             Revocation::User {
-                user: UserId(7),
+                user: UserId::new(7),
                 gen: 3,
                 at: 100,
             },
             Revocation::Roles {
-                user: UserId(7),
+                user: UserId::new(7),
                 gen: 4,
                 at: 100,
                 roles: Roles::from_names(&["staff", "admin"]).unwrap(),
             },
             Revocation::Roles {
-                user: UserId(7),
+                user: UserId::new(7),
                 gen: 5,
                 at: 100,
                 roles: Roles::NONE,
@@ -361,7 +361,7 @@ mod tests {
         let r = Revocations::new(30, 1000);
         assert!(!r.is_revoked(&id(7, Some(1), 0)));
         r.apply(Revocation::Session {
-            user: UserId(7),
+            user: UserId::new(7),
             sid: SessionId(1),
             at: 1000,
         });
@@ -369,7 +369,7 @@ mod tests {
         assert!(!r.is_revoked(&id(7, Some(2), 0)), "other session");
         assert!(!r.is_revoked(&id(8, Some(1), 0)), "other user, same sid");
         r.apply(Revocation::User {
-            user: UserId(9),
+            user: UserId::new(9),
             gen: 2,
             at: 1000,
         });
@@ -384,7 +384,7 @@ mod tests {
         );
         // An older revocation arriving late does not lower the generation.
         r.apply(Revocation::User {
-            user: UserId(9),
+            user: UserId::new(9),
             gen: 1,
             at: 1001,
         });
@@ -401,7 +401,7 @@ mod tests {
     fn a_role_change_refuses_older_tokens_and_replays_before_its_g() {
         let r = Revocations::new(30, 1000);
         let roles = Revocation::Roles {
-            user: UserId(9),
+            user: UserId::new(9),
             gen: 4,
             at: 1000,
             roles: Roles::NONE,
@@ -410,7 +410,7 @@ mod tests {
         assert!(r.is_revoked(&id(9, Some(1), 3)));
         assert!(!r.is_revoked(&id(9, Some(1), 4)));
         let g = |gen| Revocation::User {
-            user: UserId(9),
+            user: UserId::new(9),
             gen,
             at: 2000 - gen,
         };

@@ -50,7 +50,7 @@ mod tests {
     fn hits_honour_expiry_and_misses_are_none() {
         let c = VerifiedCache::new(10);
         let id = Identity {
-            user: UserId(7),
+            user: UserId::new(7),
             sid: None,
             gen: 0,
             roles: crate::auth::roles::Roles::NONE,

@@ -56,7 +56,7 @@ impl Browser {
         };
         let (user, sid) = match access {
             CookieAccess::Fresh(mut identity) => {
-                if let Some(roles) = self.cached_roles(identity.user.0, identity.gen) {
+                if let Some(roles) = self.cached_roles(identity.user.get(), identity.gen) {
                     identity.roles = roles;
                     return Ok(CookieAuth::Valid {
                         identity,
@@ -66,7 +66,7 @@ impl Browser {
                 match api.store.stamp(identity.user).await? {
                     None => return Ok(CookieAuth::Invalid(TokenRejection::Revoked)),
                     Some(stamp) if stamp.gen == identity.gen => {
-                        self.remember_roles(identity.user.0, stamp.gen, &stamp.roles);
+                        self.remember_roles(identity.user.get(), stamp.gen, &stamp.roles);
                         identity.roles = stamp.roles;
                         return Ok(CookieAuth::Valid {
                             identity,
@@ -186,7 +186,7 @@ impl Browser {
         ttl_ms: u64,
     ) -> Result<CookieAuth, ErrorReply> {
         let value = self.cookie_value(api, user, sid, stamp.gen, token)?;
-        self.remember_roles(user.0, stamp.gen, &stamp.roles);
+        self.remember_roles(user.get(), stamp.gen, &stamp.roles);
         METRICS.cookie_refreshes.inc();
         Ok(CookieAuth::Valid {
             identity: Identity {
@@ -236,7 +236,7 @@ impl Browser {
         let sid = id
             .sid
             .ok_or_else(|| ErrorReply::internal("a token just issued has no session"))?;
-        self.remember_roles(id.user.0, id.gen, &id.roles);
+        self.remember_roles(id.user.get(), id.gen, &id.roles);
         let value = self.cookie_value(api, id.user, sid, id.gen, &refresh)?;
         // A new session lives its idle lifetime, or less when it has an end.
         let idle = api.sessions.idle_ttl_ms;
@@ -256,7 +256,8 @@ impl Browser {
     /// [`cookie::MAX_COOKIE_VALUE`], or every sign-in would loop.
     pub(crate) fn longest_cookie(&self, api: &AuthApi) -> Result<usize, ErrorReply> {
         let sid = SessionId(u128::MAX);
-        let value = self.cookie_value(api, UserId(1 << 53), sid, u64::MAX, &uuid::Uuid::max())?;
+        let value =
+            self.cookie_value(api, UserId::new(1 << 53), sid, u64::MAX, &uuid::Uuid::max())?;
         Ok(value.len())
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn write(
         status,
         duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
         upstream: ctx.peer,
-        user_id: ctx.user.map(|u| u.0),
+        user_id: ctx.user.map(|u| u.get()),
         token_rejected: ctx.rejection.map(|r| r.as_str()),
     };
     append(&line);

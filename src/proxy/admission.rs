@@ -65,7 +65,7 @@ mod tests {
     fn verify(token: &str) -> Result<Identity, TokenRejection> {
         match token {
             "good" => Ok(Identity {
-                user: UserId(7),
+                user: UserId::new(7),
                 sid: None,
                 gen: 0,
                 roles: Roles::NONE,
@@ -87,7 +87,7 @@ mod tests {
             .with_roles(Roles::from_names(&["admin", "ops"]).unwrap())
             .with_methods(vec![http::Method::GET, http::Method::HEAD]);
         let holder = |names: &[&str]| Identity {
-            user: UserId(7),
+            user: UserId::new(7),
             sid: None,
             gen: 0,
             roles: Roles::from_names(names).unwrap(),
@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn required() {
         assert_eq!(decide(Required, None), Err(TokenRejection::Missing));
-        assert_eq!(decide(Required, Some(VALID)), Ok(Some(UserId(7))));
+        assert_eq!(decide(Required, Some(VALID)), Ok(Some(UserId::new(7))));
         assert_eq!(
             decide(Required, Some(INVALID)),
             Err(TokenRejection::BadSignature)
@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn optional() {
         assert_eq!(decide(Optional, None), Ok(None));
-        assert_eq!(decide(Optional, Some(VALID)), Ok(Some(UserId(7))));
+        assert_eq!(decide(Optional, Some(VALID)), Ok(Some(UserId::new(7))));
         assert_eq!(
             decide(Optional, Some(INVALID)),
             Err(TokenRejection::BadSignature)

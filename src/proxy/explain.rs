@@ -96,7 +96,7 @@ pub(crate) fn explain(
     };
     let verify = |_: &str| match caller {
         Caller::Holding(roles) => Ok(Identity {
-            user: UserId(1),
+            user: UserId::new(1),
             sid: None,
             gen: 0,
             roles: roles.clone(),

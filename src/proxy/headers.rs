@@ -76,7 +76,7 @@ pub(super) fn prepare_upstream_request(
         req.remove_header(name);
     }
     if let Some(user) = ctx.user {
-        req.insert_header("X-User-Id", http::HeaderValue::from(user.0))?;
+        req.insert_header("X-User-Id", http::HeaderValue::from(user.get()))?;
         if !ctx.roles.is_empty() {
             // Validated role names are header-safe: `[a-z0-9_.:-]` and commas.
             req.insert_header("X-User-Roles", ctx.roles.as_str())?;

@@ -130,19 +130,19 @@ mod tests {
     fn a_cap_refuses_past_its_count_and_a_dropped_slot_frees_its_place() {
         let caps = WebSocketCaps::new(Some(2), Some(3));
         let ip: IpAddr = [127, 0, 0, 1].into();
-        let a = caps.acquire(Some(UserId(1)), Some(ip)).unwrap();
-        let _b = caps.acquire(Some(UserId(1)), Some(ip)).unwrap();
+        let a = caps.acquire(Some(UserId::new(1)), Some(ip)).unwrap();
+        let _b = caps.acquire(Some(UserId::new(1)), Some(ip)).unwrap();
         assert_eq!(
-            caps.acquire(Some(UserId(1)), Some(ip)).err(),
+            caps.acquire(Some(UserId::new(1)), Some(ip)).err(),
             Some(CapRefusal::PerUser)
         );
-        let _c = caps.acquire(Some(UserId(2)), Some(ip)).unwrap();
+        let _c = caps.acquire(Some(UserId::new(2)), Some(ip)).unwrap();
         assert_eq!(
-            caps.acquire(Some(UserId(3)), Some(ip)).err(),
+            caps.acquire(Some(UserId::new(3)), Some(ip)).err(),
             Some(CapRefusal::PerIp)
         );
         drop(a);
-        assert!(caps.acquire(Some(UserId(1)), Some(ip)).is_ok());
+        assert!(caps.acquire(Some(UserId::new(1)), Some(ip)).is_ok());
         assert!(WebSocketCaps::new(None, None)
             .acquire(None, None)
             .unwrap()

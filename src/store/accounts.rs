@@ -123,7 +123,7 @@ fn account(id: UserId, fields: Vec<Option<String>>) -> Result<Option<Account>, S
         return Ok(None);
     };
     let roles = Roles::from_stored(roles.as_deref().unwrap_or(""))
-        .map_err(|e| StoreError::Corrupt(format!("roles of user {}: {e}", id.0)))?;
+        .map_err(|e| StoreError::Corrupt(format!("roles of user {}: {e}", id.get())))?;
     Ok(Some(Account {
         id,
         email,
@@ -139,7 +139,11 @@ impl Store {
     pub(crate) async fn account(&self, id: UserId) -> Result<Option<Account>, StoreError> {
         let fields: Vec<Option<String>> = self
             .redis
-            .query(redis::cmd("HMGET").arg(self.keys.user(id.0)).arg(&FIELDS))
+            .query(
+                redis::cmd("HMGET")
+                    .arg(self.keys.user(id.get()))
+                    .arg(&FIELDS),
+            )
             .await?;
         account(id, fields)
     }
@@ -155,7 +159,7 @@ impl Store {
             .await?;
         id.map(|id| {
             id.parse()
-                .map(UserId)
+                .map(UserId::new)
                 .map_err(|_| StoreError::Corrupt(format!("email key holds {id:?}, not a user id")))
         })
         .transpose()
@@ -182,7 +186,7 @@ impl Store {
         while id < last && out.len() < limit {
             // Probe in batches, concurrently: each id is its own slot on a cluster.
             let batch: Vec<u64> = (id + 1..=last).take(64).collect();
-            let reads = batch.iter().map(|&i| self.account(UserId(i)));
+            let reads = batch.iter().map(|&i| self.account(UserId::new(i)));
             let found = futures_util::future::try_join_all(reads).await?;
             for (i, a) in batch.iter().zip(found) {
                 id = *i;
@@ -203,13 +207,13 @@ impl Store {
         user: UserId,
         roles: &Roles,
     ) -> Result<Option<Changed<Roles>>, StoreError> {
-        let mut cmd = eval(SET_ROLES, &[&self.keys.user(user.0)]);
+        let mut cmd = eval(SET_ROLES, &[&self.keys.user(user.get())]);
         cmd.arg(roles.as_str());
         let Some((old, gen)) = parse_changed(self.redis.query(&cmd).await?)? else {
             return Ok(None);
         };
         let old = Roles::from_stored(&old)
-            .map_err(|e| StoreError::Corrupt(format!("roles of user {}: {e}", user.0)))?;
+            .map_err(|e| StoreError::Corrupt(format!("roles of user {}: {e}", user.get())))?;
         Ok(Some(Changed { old, gen }))
     }
 
@@ -220,7 +224,7 @@ impl Store {
         user: UserId,
         disabled: bool,
     ) -> Result<Option<Changed<bool>>, StoreError> {
-        let mut cmd = eval(SET_DISABLED, &[&self.keys.user(user.0)]);
+        let mut cmd = eval(SET_DISABLED, &[&self.keys.user(user.get())]);
         cmd.arg(if disabled { "1" } else { "" });
         Ok(
             parse_changed(self.redis.query(&cmd).await?)?.map(|(was, gen)| Changed {
@@ -238,14 +242,14 @@ impl Store {
         user: UserId,
         now_s: u64,
     ) -> Result<Option<Changed<String>>, StoreError> {
-        let mut cmd = eval(TOMBSTONE, &[&self.keys.user(user.0)]);
+        let mut cmd = eval(TOMBSTONE, &[&self.keys.user(user.get())]);
         cmd.arg(now_s);
         let Some((email, gen)) = parse_changed(self.redis.query(&cmd).await?)? else {
             return Ok(None);
         };
         if !email.is_empty() {
             let mut release = eval(RELEASE_EMAIL, &[&self.keys.email(&email)]);
-            release.arg(user.0);
+            release.arg(user.get());
             let _: u64 = self.redis.query(&release).await?;
         }
         Ok(Some(Changed { old: email, gen }))

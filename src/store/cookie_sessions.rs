@@ -118,7 +118,7 @@ impl Store {
     ) -> Result<Advance, StoreError> {
         let session = self.keys.session(step.user, step.sid);
         let sessions = self.keys.sessions(step.user);
-        let user_key = self.keys.user(step.user.0);
+        let user_key = self.keys.user(step.user.get());
         let by_client = if step.presented_by_client { "1" } else { "0" };
         let mut cmd = eval(ADVANCE, &[&session, &sessions, &user_key]);
         cmd.arg(step.sid.to_string())
@@ -167,7 +167,7 @@ impl Store {
         );
         let (email, deleted, gen, roles): Row = self
             .redis
-            .query(redis::cmd("HMGET").arg(self.keys.user(user.0)).arg(&[
+            .query(redis::cmd("HMGET").arg(self.keys.user(user.get())).arg(&[
                 "email",
                 "deleted_at",
                 "gen",

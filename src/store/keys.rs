@@ -52,12 +52,12 @@ impl Keys {
     /// What every session key of `user` starts with (a script that ends sessions
     /// it finds in the user's index names them from it: same slot).
     pub(crate) fn session_prefix(&self, user: UserId) -> String {
-        format!("{}user:{{{}}}:session:", self.prefix, user.0)
+        format!("{}user:{{{}}}:session:", self.prefix, user.get())
     }
 
     /// The user's live sessions by last use (a sorted set), in the user's slot.
     pub(crate) fn sessions(&self, user: UserId) -> String {
-        format!("{}user:{{{}}}:sessions", self.prefix, user.0)
+        format!("{}user:{{{}}}:sessions", self.prefix, user.get())
     }
 
     /// Revocations of the last access-token lifetime (a sorted set by time),

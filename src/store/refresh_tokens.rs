@@ -16,7 +16,7 @@ impl Store {
             .query(redis::cmd("GETDEL").arg(self.keys.refresh(fingerprint)))
             .await?;
         v.map(|s| {
-            s.parse().map(UserId).map_err(|_| {
+            s.parse().map(UserId::new).map_err(|_| {
                 StoreError::Corrupt(format!("refresh token key holds {s:?}, not a user id"))
             })
         })

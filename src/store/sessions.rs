@@ -229,7 +229,7 @@ pub(super) fn parse_stamp(
 
 /// The value of a refresh lookup key: `<user>:<sid>`.
 fn owner_value(user: UserId, sid: SessionId) -> String {
-    format!("{}:{sid}", user.0)
+    format!("{}:{sid}", user.get())
 }
 
 impl Store {
@@ -247,7 +247,7 @@ impl Store {
             .map_or(i64::MAX as u64 / 2, |m| now_ms + m);
         let session = self.keys.session(s.user, s.sid);
         let sessions = self.keys.sessions(s.user);
-        let user = self.keys.user(s.user.0);
+        let user = self.keys.user(s.user.get());
         let ip = s.ip.map(|ip| ip.to_string()).unwrap_or_default();
         let (mode, expected) = match guard {
             Guard::PasswordIs(hash) => ("password", hash),
@@ -319,10 +319,10 @@ impl Store {
         let Some(v) = v else { return Ok(None) };
         let parsed = v
             .split_once(':')
-            .and_then(|(u, s)| Some((UserId(u.parse().ok()?), SessionId::parse(s)?)));
+            .and_then(|(u, s)| Some((UserId::new(u.parse().ok()?), SessionId::parse(s)?)));
         match (parsed, v.parse::<u64>()) {
             (Some((user, sid)), _) => Ok(Some(Owner::Session(user, sid))),
-            (None, Ok(user)) => Ok(Some(Owner::Legacy(UserId(user)))),
+            (None, Ok(user)) => Ok(Some(Owner::Legacy(UserId::new(user)))),
             (None, Err(_)) => Err(StoreError::Corrupt(format!(
                 "refresh lookup holds {v:?}, not <user>:<session>"
             ))),
@@ -347,7 +347,7 @@ impl Store {
         let session = self.keys.session(user, sid);
         let sessions = self.keys.sessions(user);
         let new_lookup = self.keys.refresh(new_fp);
-        let user_key = self.keys.user(user.0);
+        let user_key = self.keys.user(user.get());
         let cluster = self.redis.is_cluster();
         let mut keys = vec![session.as_str(), sessions.as_str(), user_key.as_str()];
         if !cluster {
@@ -474,7 +474,7 @@ impl Store {
         user: UserId,
         now_s: u64,
     ) -> Result<(Option<u64>, Vec<SessionId>), StoreError> {
-        let mut end_all = eval(END_ALL, &[&self.keys.user(user.0)]);
+        let mut end_all = eval(END_ALL, &[&self.keys.user(user.get())]);
         end_all.arg(now_s);
         let gen: Option<u64> = self.redis.query(&end_all).await?;
         let sids: Vec<String> = self

@@ -182,7 +182,7 @@ impl Store {
             )
             .await?;
         if claimed.is_some() {
-            return Ok(Registration::Created(UserId(id)));
+            return Ok(Registration::Created(UserId::new(id)));
         }
         let _: () = self
             .redis
@@ -227,7 +227,7 @@ impl Store {
             )
             .await?;
         Ok(hash.map(|password_hash| Credentials {
-            user: UserId(id),
+            user: UserId::new(id),
             password_hash,
             disabled: disabled.is_some_and(|d| d == "1"),
         }))
@@ -241,7 +241,7 @@ impl Store {
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let key = self.keys.user(id.0);
+        let key = self.keys.user(id.get());
         let replaced: u8 = self
             .redis
             .script(&REPLACE_HASH_IF, &[&key], &[old, new])
@@ -258,7 +258,7 @@ impl Store {
             .redis
             .query(
                 redis::cmd("HMGET")
-                    .arg(self.keys.user(id.0))
+                    .arg(self.keys.user(id.get()))
                     .arg("password_hash")
                     .arg("email"),
             )
@@ -272,7 +272,7 @@ impl Store {
         id: UserId,
         hash: &str,
     ) -> Result<bool, StoreError> {
-        let key = self.keys.user(id.0);
+        let key = self.keys.user(id.get());
         let fields: Option<(Option<String>, Option<String>)> = self
             .redis
             .script(&UPDATE_IF_EXISTS, &[&key], &["password_hash", hash])
@@ -286,7 +286,7 @@ impl Store {
             .redis
             .query(
                 redis::cmd("HMGET")
-                    .arg(self.keys.user(id.0))
+                    .arg(self.keys.user(id.get()))
                     .arg("email")
                     .arg("username"),
             )
@@ -304,7 +304,7 @@ impl Store {
         id: UserId,
         username: &Username,
     ) -> Result<Option<Profile>, StoreError> {
-        let key = self.keys.user(id.0);
+        let key = self.keys.user(id.get());
         let fields: Option<(Option<String>, Option<String>)> = self
             .redis
             .script(&UPDATE_IF_EXISTS, &[&key], &["username", username.as_str()])
