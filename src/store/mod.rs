@@ -5,6 +5,8 @@ pub(crate) mod cookie_sessions;
 pub(crate) mod import;
 mod keys;
 mod redis_conn;
+mod redis_setup;
+mod redis_slots;
 mod refresh_tokens;
 pub(crate) mod revocation_feed;
 pub(crate) mod sessions;
@@ -12,7 +14,8 @@ pub(crate) mod throttle;
 pub(crate) mod users;
 
 pub(crate) use keys::Keys;
-pub(crate) use redis_conn::{Redis, RedisSetupError};
+pub(crate) use redis_conn::Redis;
+pub(crate) use redis_setup::RedisSetupError;
 pub(crate) use users::Profile;
 
 /// `script` over `keys` as one EVAL. With the source: Redis compiles a script

@@ -1,19 +1,18 @@
 //! The Redis connection: one Redis or a Redis Cluster, multiplexed and self-reconnecting, opened lazily inside the serving runtime, every call bounded by a timeout.
 //!
-//! Long file: the connection, cluster routing and error metrics are not split by job yet (#25 item 5 asks for it).
+//! Cluster routing (slots, the key of a command) is `redis_slots.rs`; building
+//! the client from `redis.*` (URL, seeds, TLS files) is `redis_setup.rs`.
 
+use super::redis_setup::{client, cluster, url_info, RedisSetupError};
+use super::redis_slots::{key_slot, parse_slots, routing_key, SlotMap};
 use super::StoreError;
-use crate::config::{HostPort, RedisConfig};
+use crate::config::RedisConfig;
 use crate::metrics::METRICS;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{
-    ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisFuture,
-    TlsCertificates,
-};
-use std::path::{Path, PathBuf};
+use redis::{ConnectionAddr, RedisFuture};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
@@ -35,81 +34,6 @@ pub(crate) struct Redis {
     slots: Arc<Mutex<SlotMap>>,
 }
 
-/// Slot ranges and their masters, from `CLUSTER SLOTS`.
-#[derive(Default)]
-struct SlotMap {
-    ranges: Vec<(u16, u16, String)>,
-    read_at: Option<Instant>,
-}
-
-impl SlotMap {
-    fn node_of(&self, slot: u16) -> Option<&str> {
-        self.ranges
-            .iter()
-            .find(|(lo, hi, _)| (*lo..=*hi).contains(&slot))
-            .map(|(_, _, node)| node.as_str())
-    }
-}
-
-/// `CLUSTER SLOTS` as (first slot, last slot, master `host:port`).
-fn parse_slots(v: &redis::Value) -> Vec<(u16, u16, String)> {
-    use redis::Value;
-    let Value::Array(ranges) = v else {
-        return Vec::new();
-    };
-    let int = |v: &Value| match v {
-        Value::Int(i) => u16::try_from(*i).ok(),
-        _ => None,
-    };
-    ranges
-        .iter()
-        .filter_map(|r| {
-            let Value::Array(r) = r else { return None };
-            let Some(Value::Array(master)) = r.get(2) else {
-                return None;
-            };
-            let host = match master.first()? {
-                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-                Value::SimpleString(s) => s.clone(),
-                _ => return None,
-            };
-            let port = master.get(1).and_then(int)?;
-            Some((int(r.first()?)?, int(r.get(1)?)?, format!("{host}:{port}")))
-        })
-        .collect()
-}
-
-/// A key's cluster slot: CRC16 of its `{hash tag}` if it has a non-empty one, else of the key.
-fn key_slot(key: &[u8]) -> u16 {
-    let tagged = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            let close = rest.iter().position(|&b| b == b'}')?;
-            (close > 0).then(|| &rest[..close])
-        })
-        .unwrap_or(key);
-    crc16::State::<crc16::XMODEM>::calculate(tagged) % 16384
-}
-
-/// The key a command routes by: the first key of EVAL/EVALSHA, else its first argument.
-fn routing_key(cmd: &redis::Cmd) -> Option<&[u8]> {
-    let mut args = cmd.args_iter().map(|a| match a {
-        redis::Arg::Simple(b) => b,
-        _ => &[][..],
-    });
-    let name = args.next()?;
-    if name.eq_ignore_ascii_case(b"EVAL") || name.eq_ignore_ascii_case(b"EVALSHA") {
-        let _script = args.next()?;
-        let numkeys = args.next()?;
-        if numkeys == b"0" {
-            return None;
-        }
-    }
-    args.next()
-}
-
 /// Opening the connection, in a task of its own: a call that gives up at its
 /// timeout leaves it running for the next, so a connect slower than one call's
 /// timeout (a cluster's CLUSTER SLOTS and node connections on a loaded machine)
@@ -118,7 +42,7 @@ type Connecting = Shared<BoxFuture<'static, Result<Conn, String>>>;
 
 /// What the store talks to.
 #[derive(Clone)]
-enum Target {
+pub(super) enum Target {
     Single(Box<redis::Client>),
     /// The cluster, and a plain client per seed node for pub/sub: a published
     /// message reaches every node of a cluster, so any live one will do.
@@ -427,249 +351,5 @@ async fn read_slot_map(mut conn: Conn, slots: Arc<Mutex<SlotMap>>, timeout: Dura
             map.ranges = ranges;
             map.read_at = Some(Instant::now());
         }
-    }
-}
-
-/// Why `redis.*` cannot make a client; each message starts with the key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum RedisSetupError {
-    /// `redis.url` does not parse.
-    #[error("redis.url: {0}")]
-    Url(#[source] redis::RedisError),
-    /// A TLS file cannot be read.
-    #[error("{key}: cannot read {}: {source}", path.display())]
-    Read {
-        /// The key naming the file.
-        key: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A TLS file holds no PEM block of the kind its key calls for.
-    #[error("{key}: {} holds no PEM {what}", path.display())]
-    NotPem {
-        /// The key naming the file.
-        key: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// `certificate` or `private key`.
-        what: &'static str,
-    },
-    /// The redis crate refused a certificate.
-    #[error("{key}: {}: {source}", path.display())]
-    Certificate {
-        /// `redis.tls_ca_file` or `redis.tls_cert_file`.
-        key: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The redis crate's reason.
-        source: redis::RedisError,
-    },
-    /// The redis crate refused the private key. Its message may quote the key
-    /// file, so none is kept.
-    #[error("redis.tls_key_file: {}: not a usable PEM private key", .0.display())]
-    PrivateKey(PathBuf),
-}
-
-/// `redis.url` parsed.
-fn url_info(cfg: &RedisConfig) -> Result<ConnectionInfo, RedisSetupError> {
-    cfg.url
-        .as_str()
-        .into_connection_info()
-        .map_err(RedisSetupError::Url)
-}
-
-/// `info` with its host and port replaced by `node`'s (scheme, TLS and credentials kept).
-fn at_node(info: &ConnectionInfo, node: &HostPort) -> ConnectionInfo {
-    // The URL form keeps IPv6 brackets; the address wants the bare literal.
-    let host = node
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let addr = match info.addr().clone() {
-        ConnectionAddr::TcpTls {
-            insecure,
-            tls_params,
-            ..
-        } => ConnectionAddr::TcpTls {
-            host,
-            port: node.port(),
-            insecure,
-            tls_params,
-        },
-        _ => ConnectionAddr::Tcp(host, node.port()),
-    };
-    info.clone().set_addr(addr)
-}
-
-/// The cluster client over `cluster_nodes`, plus a plain client per seed for pub/sub.
-fn cluster(
-    cfg: &RedisConfig,
-    info: &ConnectionInfo,
-    timeout: Duration,
-) -> Result<Target, RedisSetupError> {
-    let seeds: Vec<ConnectionInfo> = cfg.cluster_nodes.iter().map(|n| at_node(info, n)).collect();
-    let mut builder = ClusterClientBuilder::new(seeds.clone())
-        .connection_timeout(timeout)
-        .response_timeout(timeout)
-        // A call is bounded by `timeout` as a whole; retries inside it follow
-        // MOVED/ASK and topology changes, they cannot make it wait longer.
-        .retries(3)
-        .min_retry_wait(10)
-        .max_retry_wait(200);
-    if let Some(certs) = tls_certificates(cfg)? {
-        builder = builder.certs(certs);
-    }
-    let nodes = seeds
-        .into_iter()
-        .map(|seed| client(cfg, seed))
-        .collect::<Result<_, _>>()?;
-    let client = builder.build().map_err(|e| tls_error(cfg, e))?;
-    Ok(Target::Cluster {
-        client: Box::new(client),
-        nodes,
-    })
-}
-
-/// The CA and client certificate of the `tls_*` files, if any are set.
-fn tls_certificates(cfg: &RedisConfig) -> Result<Option<TlsCertificates>, RedisSetupError> {
-    const CERT: &str = "-----BEGIN CERTIFICATE-----";
-    // `BEGIN PRIVATE KEY`, `BEGIN EC PRIVATE KEY`, `BEGIN RSA PRIVATE KEY`.
-    const KEY: &str = "PRIVATE KEY-----";
-    let client_pair = cfg.tls_cert_file.as_ref().zip(cfg.tls_key_file.as_ref());
-    if cfg.tls_ca_file.is_none() && client_pair.is_none() {
-        return Ok(None);
-    }
-    let root_cert = match &cfg.tls_ca_file {
-        Some(f) => Some(read_pem("redis.tls_ca_file", f, CERT, "certificate")?),
-        None => None,
-    };
-    let client_tls = match client_pair {
-        Some((cert, key)) => Some(ClientTlsConfig {
-            client_cert: read_pem("redis.tls_cert_file", cert, CERT, "certificate")?,
-            client_key: read_pem("redis.tls_key_file", key, KEY, "private key")?,
-        }),
-        None => None,
-    };
-    Ok(Some(TlsCertificates {
-        client_tls,
-        root_cert,
-    }))
-}
-
-/// A plain client for `info`, or with `tls_*` files a TLS one trusting
-/// `tls_ca_file` (else the system roots) and presenting `tls_cert_file` +
-/// `tls_key_file` (if given).
-fn client(cfg: &RedisConfig, info: ConnectionInfo) -> Result<redis::Client, RedisSetupError> {
-    match tls_certificates(cfg)? {
-        None => redis::Client::open(info).map_err(RedisSetupError::Url),
-        Some(certs) => redis::Client::build_with_tls(info, certs).map_err(|e| tls_error(cfg, e)),
-    }
-}
-
-/// The setup error for the redis crate refusing the TLS material.
-fn tls_error(cfg: &RedisConfig, source: redis::RedisError) -> RedisSetupError {
-    // The redis crate parses the PEM when building; its message for a bad key
-    // may quote the key file, so that case (and anything unforeseen) prints no detail.
-    let msg = source.to_string();
-    let path = |p: &Option<PathBuf>| p.clone().unwrap_or_default();
-    if msg.contains("root certificate") || msg.contains("trust anchors") {
-        RedisSetupError::Certificate {
-            key: "redis.tls_ca_file",
-            path: path(&cfg.tls_ca_file),
-            source,
-        }
-    } else if msg.contains("client certificate") {
-        RedisSetupError::Certificate {
-            key: "redis.tls_cert_file",
-            path: path(&cfg.tls_cert_file),
-            source,
-        }
-    } else if cfg.tls_key_file.is_some() {
-        RedisSetupError::PrivateKey(path(&cfg.tls_key_file))
-    } else {
-        RedisSetupError::Url(source)
-    }
-}
-
-/// The bytes of a PEM file that must contain `marker` (a `what`); errors name `key`
-/// and the file, never its contents.
-fn read_pem(
-    key: &'static str,
-    path: &Path,
-    marker: &str,
-    what: &'static str,
-) -> Result<Vec<u8>, RedisSetupError> {
-    let bytes = std::fs::read(path).map_err(|source| RedisSetupError::Read {
-        key,
-        path: path.to_owned(),
-        source,
-    })?;
-    if !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-        return Err(RedisSetupError::NotPem {
-            key,
-            path: path.to_owned(),
-            what,
-        });
-    }
-    Ok(bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use redis::Value;
-
-    #[test]
-    fn key_slots_are_redis_cluster_slots() {
-        // `CLUSTER KEYSLOT` answers from the Redis documentation.
-        assert_eq!(key_slot(b"somekey"), 11058);
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"authgate:user:{7}:sessions"), key_slot(b"7"));
-        // An empty tag is no tag.
-        assert_eq!(
-            key_slot(b"a{}b"),
-            crc16::State::<crc16::XMODEM>::calculate(b"a{}b") % 16384
-        );
-    }
-
-    #[test]
-    fn commands_route_by_their_first_key() {
-        assert_eq!(routing_key(redis::cmd("GET").arg("k")), Some(&b"k"[..]));
-        let mut eval = redis::cmd("EVAL");
-        eval.arg("return 1").arg(2).arg("a").arg("b");
-        assert_eq!(routing_key(&eval), Some(&b"a"[..]));
-        let mut keyless = redis::cmd("EVAL");
-        keyless.arg("return 1").arg(0);
-        assert_eq!(routing_key(&keyless), None);
-    }
-
-    #[test]
-    fn cluster_slots_name_each_range_master() {
-        let node =
-            |host: &str, port| Value::Array(vec![Value::BulkString(host.into()), Value::Int(port)]);
-        let reply = Value::Array(vec![
-            Value::Array(vec![
-                Value::Int(0),
-                Value::Int(5460),
-                node("10.0.0.1", 6379),
-                node("10.0.0.4", 6379),
-            ]),
-            Value::Array(vec![
-                Value::Int(5461),
-                Value::Int(16383),
-                node("10.0.0.2", 6380),
-            ]),
-            Value::Int(7),
-        ]);
-        let map = SlotMap {
-            ranges: parse_slots(&reply),
-            read_at: None,
-        };
-        assert_eq!(map.node_of(0), Some("10.0.0.1:6379"));
-        assert_eq!(map.node_of(5461), Some("10.0.0.2:6380"));
-        assert_eq!(map.ranges.len(), 2);
     }
 }
