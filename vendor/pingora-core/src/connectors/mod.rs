@@ -261,7 +261,7 @@ impl TransportConnector {
                         // test_reusable_stream: we assume server would never actively send data
                         // first on an idle stream.
                         #[cfg(unix)]
-                        if connected_to(peer, &stream)
+                        if peer.matches_fd(stream.id())
                             && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
                         {
                             Some(stream)
@@ -470,27 +470,6 @@ impl PreferredHttpVersion {
 
 use futures::future::FutureExt;
 use tokio::io::AsyncReadExt;
-
-/// Whether a pooled `stream` is connected to `peer`.
-///
-/// `Peer::matches_fd` asks the kernel (`getpeername(2)`) on every reuse. The
-/// stream's socket digest caches the address it is connected to (one
-/// `getpeername(2)` per connection, the first time it is asked), and a stream
-/// owns its fd, so the address cannot change while it is pooled. Only when
-/// the cached address is unknown or differs (a proxied peer, `0.0.0.0`, a
-/// v4-mapped address) is the kernel asked, as before.
-#[cfg(unix)]
-fn connected_to<P: Peer>(peer: &P, stream: &Stream) -> bool {
-    if peer.get_proxy().is_none() {
-        let cached = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr().cloned());
-        if cached.as_ref() == Some(peer.address()) {
-            return true;
-        }
-    }
-    peer.matches_fd(stream.id())
-}
 
 /// Test whether a stream is already closed or not reusable (server sent unexpected data)
 fn test_reusable_stream(stream: &mut Stream, unexpected_data_conn_count: &AtomicU64) -> bool {
