@@ -378,19 +378,6 @@ impl AuthApi {
         let owner = self.store.refresh_owner(&fp).await?;
         Ok((fp, owner))
     }
-
-    /// Delete lookup keys off the answer's path.
-    fn forget_later(&self, keys: Vec<String>) {
-        if keys.is_empty() {
-            return;
-        }
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.forget_lookups(&keys).await {
-                log::debug!("could not delete stale refresh lookups: {e}");
-            }
-        });
-    }
 }
 
 /// Milliseconds since the Unix epoch.

@@ -41,7 +41,7 @@ pub(super) async fn handle(api: &AuthApi, req: Request<'_>) -> Result<Reply, Err
         .store
         .rotate(user, sid, &fp, &new_fp, &api.sessions, now_ms())
         .await?;
-    api.forget_later(stale);
+    api.store.forget_later(stale);
     match outcome {
         Rotation::Rotated { stamp } => Ok(Reply::ok(api.pair(user, sid, &stamp, refresh)?)),
         Rotation::Duplicate | Rotation::Gone => Err(ErrorReply::InvalidRefreshToken),

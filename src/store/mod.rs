@@ -13,7 +13,7 @@ pub(crate) mod sessions;
 pub(crate) mod throttle;
 pub(crate) mod users;
 
-pub(crate) use keys::Keys;
+use keys::Keys;
 pub(crate) use redis_conn::Redis;
 pub(crate) use redis_setup::RedisSetupError;
 pub(crate) use users::Profile;

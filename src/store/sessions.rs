@@ -232,6 +232,11 @@ fn owner_value(user: UserId, sid: SessionId) -> String {
     format!("{}:{sid}", user.get())
 }
 
+/// Refresh-token lookups a rotation left behind, for [`Store::forget_later`]:
+/// key names, kept inside the store.
+#[must_use]
+pub(crate) struct StaleLookups(Vec<String>);
+
 impl Store {
     /// Open a session with its first refresh token. Sessions over the cap are
     /// ended here and returned, so the caller can publish their revocation.
@@ -343,7 +348,7 @@ impl Store {
         new_fp: &Fingerprint,
         policy: &SessionPolicy,
         now_ms: u64,
-    ) -> Result<(Rotation, Vec<String>), StoreError> {
+    ) -> Result<(Rotation, StaleLookups), StoreError> {
         let session = self.keys.session(user, sid);
         let sessions = self.keys.sessions(user);
         let new_lookup = self.keys.refresh(new_fp);
@@ -419,11 +424,24 @@ impl Store {
             // This lookup names a token no session will ever hold.
             stale.push(new_lookup);
         }
-        Ok((outcome, stale))
+        Ok((outcome, StaleLookups(stale)))
+    }
+
+    /// Delete `stale` off the answer's path (`forget_lookups` in a task).
+    pub(crate) fn forget_later(self: &std::sync::Arc<Self>, stale: StaleLookups) {
+        if stale.0.is_empty() {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.forget_lookups(&stale.0).await {
+                log::debug!("could not delete stale refresh lookups: {e}");
+            }
+        });
     }
 
     /// Delete lookup keys that no longer matter; best effort, off the answer's path.
-    pub(crate) async fn forget_lookups(&self, keys: &[String]) -> Result<(), StoreError> {
+    async fn forget_lookups(&self, keys: &[String]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
