@@ -12,7 +12,7 @@ use crate::ops::OpsApp;
 use crate::proxy::cors::Cors;
 use crate::proxy::routes::{Route, RouteTable};
 use crate::proxy::upstreams::{Cluster, ClusterError, HealthCheckTask};
-use crate::proxy::{FastPath, Gateway, IdleParking, Proxy};
+use crate::proxy::{FastPath, Gateway, IdleParking, Parking, Proxy};
 use crate::store::revocation_feed::RevocationFeed;
 use crate::store::sessions::SessionPolicy;
 use crate::store::{Redis, RedisSetupError, Store};
@@ -366,16 +366,18 @@ pub fn build_server(cfg: &Config, opt: Opt) -> Result<Server, BuildError> {
         "authgate".into(),
         IdleParking::new(
             proxy,
-            idle_timeout,
-            engine.parks(),
-            fast_path,
-            crate::proxy::conn_limit::ConnectionLimits::new(
-                cfg.limits.max_connections,
-                cfg.limits.max_connections_per_ip,
-            ),
-            Duration::from_millis(cfg.limits.request_head_timeout_ms),
-            Some(cfg.limits.min_send_bytes_per_second).filter(|r| *r > 0),
-            cfg.h2c,
+            Parking {
+                idle_timeout,
+                enabled: engine.parks(),
+                fast_path,
+                limits: crate::proxy::conn_limit::ConnectionLimits::new(
+                    cfg.limits.max_connections,
+                    cfg.limits.max_connections_per_ip,
+                ),
+                head_timeout: Duration::from_millis(cfg.limits.request_head_timeout_ms),
+                min_send_rate: Some(cfg.limits.min_send_bytes_per_second).filter(|r| *r > 0),
+                h2c: cfg.h2c,
+            },
         ),
     );
     let buffers = L4BufferSettings::default().read(cfg.client_read_buffer_bytes);

@@ -74,7 +74,7 @@ mod websocket;
 pub(crate) mod websocket_caps;
 
 pub(crate) use ctx::RequestCtx;
-pub(crate) use h1::{FastPath, IdleParking};
+pub(crate) use h1::{FastPath, IdleParking, Parking};
 
 use crate::api::{AuthApi, Endpoint};
 use crate::auth::access::AccessTokens;

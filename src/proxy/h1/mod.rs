@@ -48,52 +48,44 @@ use tokio::io::AsyncReadExt;
 /// buffer (`INIT_HEADER_BUF_SIZE`), which it then parses from in place.
 const REQUEST_READ_BYTES: usize = 4096;
 
+/// How `IdleParking` serves its connections.
+pub(crate) struct Parking {
+    /// A connection idle this long (before its first request or between
+    /// requests) is closed.
+    pub(crate) idle_timeout: Duration,
+    /// False: every connection goes to Pingora's own loop, as without this
+    /// wrapper (`http1_engine: pingora`).
+    pub(crate) enabled: bool,
+    /// Plain body-less requests are served by it (only when `enabled`).
+    pub(crate) fast_path: Option<FastPath>,
+    /// Every connection, whichever loop serves it, is first admitted here.
+    pub(crate) limits: Arc<ConnectionLimits>,
+    /// A request header must arrive whole within this of its first byte,
+    /// however it trickles in (on plain TCP; on TLS, from its first read when
+    /// the fast path is on).
+    pub(crate) head_timeout: Duration,
+    /// Each write to a client must finish within its size at this many bytes
+    /// per second (at least 1 s), so a client that stops reading cannot hold
+    /// a response, and its upstream connection, forever.
+    pub(crate) min_send_rate: Option<usize>,
+    /// A cleartext connection that opens with the HTTP/2 preface goes to
+    /// Pingora's HTTP/2 server (the app must have `h2c` in its server
+    /// options); any other stays here.
+    pub(crate) h2c: bool,
+}
+
 /// An HTTP application whose idle HTTP/1 connections wait outside it.
 pub(crate) struct IdleParking<A> {
     app: Arc<A>,
-    idle_timeout: Duration,
-    enabled: bool,
-    fast_path: Option<FastPath>,
-    limits: Arc<ConnectionLimits>,
-    head_timeout: Duration,
-    min_send_rate: Option<usize>,
-    h2c: bool,
+    parking: Parking,
 }
 
 impl<A> IdleParking<A> {
-    /// Wrap `app`; a connection idle for `idle_timeout` (before its first request
-    /// or between requests) is closed. With `enabled` false every connection
-    /// goes to Pingora's own loop, as without this wrapper. With `fast_path`,
-    /// plain body-less requests are served by it (only when `enabled`).
-    /// Every connection, whichever loop serves it, is first admitted by `limits`.
-    /// A request header must arrive whole within `head_timeout` of its first
-    /// byte, however it trickles in (on plain TCP; on TLS, from its first read
-    /// when the fast path is on). Each write to a client must finish within its
-    /// size at `min_send_rate` bytes per second (at least 1 s), so a client
-    /// that stops reading cannot hold a response, and its upstream
-    /// connection, forever. With `h2c`, a cleartext connection that opens
-    /// with the HTTP/2 preface goes to Pingora's HTTP/2 server (`app` must
-    /// have `h2c` in its server options), any other stays here.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        app: A,
-        idle_timeout: Duration,
-        enabled: bool,
-        fast_path: Option<FastPath>,
-        limits: Arc<ConnectionLimits>,
-        head_timeout: Duration,
-        min_send_rate: Option<usize>,
-        h2c: bool,
-    ) -> Self {
+    /// Wrap `app`, serving its connections as `parking` says.
+    pub(crate) fn new(app: A, parking: Parking) -> Self {
         IdleParking {
             app: Arc::new(app),
-            idle_timeout,
-            enabled,
-            fast_path,
-            limits,
-            head_timeout,
-            min_send_rate,
-            h2c,
+            parking,
         }
     }
 }
@@ -111,7 +103,7 @@ where
         let peer = stream
             .get_socket_digest()
             .and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let permit = match self.limits.admit(peer) {
+        let permit = match self.parking.limits.admit(peer) {
             Ok(p) => p,
             Err(why) => {
                 crate::metrics::METRICS
@@ -124,7 +116,7 @@ where
         };
         // Counted until it closes, so a graceful shutdown can end once none is left.
         let open = crate::shutdown::Connection::open();
-        if !self.enabled || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        if !self.parking.enabled || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             // `open` and `permit` are dropped when this returns.
             return self.app.process_new(stream, shutdown).await;
         }
@@ -154,9 +146,10 @@ where
     /// with `h2c`, a cleartext connection's first bytes may make it HTTP/2's.
     async fn serve_http1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
         let mut settings: Option<HttpPersistentSettings> = None;
-        let mut may_be_h2c = self.h2c && stream.get_ssl_digest().is_none();
+        let mut may_be_h2c = self.parking.h2c && stream.get_ssl_digest().is_none();
         loop {
-            let Some(byte_seen) = wait_for_request(&mut stream, self.idle_timeout, shutdown).await
+            let Some(byte_seen) =
+                wait_for_request(&mut stream, self.parking.idle_timeout, shutdown).await
             else {
                 return;
             };
@@ -173,7 +166,7 @@ where
                     }
                 }
             }
-            let reused = match &self.fast_path {
+            let reused = match &self.parking.fast_path {
                 // Shutting down: Pingora's loop reads the request, or gives up
                 // on it, under its own shutdown rules.
                 Some(fast) if !*shutdown.borrow() => {
@@ -220,7 +213,7 @@ where
         // then on one deadline for the whole header, not one per read.
         let mut deadline = head_deadline.unwrap_or_else(|| {
             tokio::time::Instant::now()
-                .checked_add(self.idle_timeout)
+                .checked_add(self.parking.idle_timeout)
                 .unwrap_or_else(far_future)
         });
         let verdict = loop {
@@ -298,12 +291,13 @@ where
     ) {
         if let ServerSession::H1(h1) = session {
             h1.set_request_head_deadline(head_deadline);
-            h1.set_min_send_rate(self.min_send_rate);
+            h1.set_min_send_rate(self.parking.min_send_rate);
         }
         match settings {
             Some(s) => s.apply_to_session(session),
             None => {
-                let keepalive = (!*shutdown.borrow()).then_some(self.idle_timeout.as_secs());
+                let keepalive =
+                    (!*shutdown.borrow()).then_some(self.parking.idle_timeout.as_secs());
                 session.set_keepalive(keepalive);
                 session.set_keepalive_reuses_remaining(
                     self.app
@@ -319,7 +313,7 @@ impl<A> IdleParking<A> {
     /// When a request header whose first byte has just arrived must be complete.
     fn head_deadline(&self) -> tokio::time::Instant {
         tokio::time::Instant::now()
-            .checked_add(self.head_timeout)
+            .checked_add(self.parking.head_timeout)
             .unwrap_or_else(far_future)
     }
 }
