@@ -4,9 +4,10 @@
 //! generation up in the same script that makes it, so the caller publishes one
 //! `g <user> <gen>` revocation and every instance refuses older tokens.
 
-use super::{eval, Store, StoreError};
+use super::{eval, Lua, Store, StoreError};
 use crate::auth::roles::Roles;
 use crate::domain::{Email, UserId};
+use std::sync::LazyLock;
 
 /// A user as the admin API and CLI show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,19 +42,25 @@ const FIELDS: [&str; 6] = [
 
 /// Replace the roles (`ARGV[1]`, canonical) and count the generation up:
 /// `{old roles, new gen}`, or false without a live user.
-const SET_ROLES: &str = r"
+static SET_ROLES: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleted_at') == 1 then
   return false
 end
 local old = redis.call('HGET', KEYS[1], 'roles') or ''
 if ARGV[1] == '' then redis.call('HDEL', KEYS[1], 'roles') else redis.call('HSET', KEYS[1], 'roles', ARGV[1]) end
 return {old, tostring(redis.call('HINCRBY', KEYS[1], 'gen', 1))}
-";
+",
+    )
+});
 
 /// Set (`ARGV[1]` = '1') or clear the disabled flag: `{was disabled ('1' or ''),
 /// gen}` (the generation is counted up by a disable only), or false without a
 /// live user.
-const SET_DISABLED: &str = r"
+static SET_DISABLED: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleted_at') == 1 then
   return false
 end
@@ -67,7 +74,9 @@ else
   gen = tonumber(redis.call('HGET', KEYS[1], 'gen') or '0')
 end
 return {was, tostring(gen)}
-";
+",
+    )
+});
 
 /// Turn a user record into its tombstone: every field goes but the generation
 /// (counted up, so every token is revoked) and `deleted_at` (`ARGV[1]`), so the
@@ -75,7 +84,9 @@ return {was, tostring(gen)}
 /// everywhere (`sessions_nbf`), so no script that checks either for a live
 /// user can ever open or renew a session for it. `{email, gen}`, or false
 /// without a live user.
-const TOMBSTONE: &str = r"
+static TOMBSTONE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[1], 'deleted_at') == 1 then
   return false
 end
@@ -84,13 +95,19 @@ local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'gen', gen, 'deleted_at', ARGV[1], 'disabled', '1', 'sessions_nbf', ARGV[1])
 return {email, tostring(gen)}
-";
+",
+    )
+});
 
 /// Delete an email claim only if it still names the user `ARGV[1]`.
-const RELEASE_EMAIL: &str = r"
+static RELEASE_EMAIL: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-";
+",
+    )
+});
 
 /// What a change did: the value before, and the user's generation after.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +224,7 @@ impl Store {
         user: UserId,
         roles: &Roles,
     ) -> Result<Option<Changed<Roles>>, StoreError> {
-        let mut cmd = eval(SET_ROLES, &[&self.keys.user(user.get())]);
+        let mut cmd = eval(&SET_ROLES, &[&self.keys.user(user.get())]);
         cmd.arg(roles.as_str());
         let Some((old, gen)) = parse_changed(self.redis.query(&cmd).await?)? else {
             return Ok(None);
@@ -224,7 +241,7 @@ impl Store {
         user: UserId,
         disabled: bool,
     ) -> Result<Option<Changed<bool>>, StoreError> {
-        let mut cmd = eval(SET_DISABLED, &[&self.keys.user(user.get())]);
+        let mut cmd = eval(&SET_DISABLED, &[&self.keys.user(user.get())]);
         cmd.arg(if disabled { "1" } else { "" });
         Ok(
             parse_changed(self.redis.query(&cmd).await?)?.map(|(was, gen)| Changed {
@@ -242,13 +259,13 @@ impl Store {
         user: UserId,
         now_s: u64,
     ) -> Result<Option<Changed<String>>, StoreError> {
-        let mut cmd = eval(TOMBSTONE, &[&self.keys.user(user.get())]);
+        let mut cmd = eval(&TOMBSTONE, &[&self.keys.user(user.get())]);
         cmd.arg(now_s);
         let Some((email, gen)) = parse_changed(self.redis.query(&cmd).await?)? else {
             return Ok(None);
         };
         if !email.is_empty() {
-            let mut release = eval(RELEASE_EMAIL, &[&self.keys.email(&email)]);
+            let mut release = eval(&RELEASE_EMAIL, &[&self.keys.email(&email)]);
             release.arg(user.get());
             let _: u64 = self.redis.query(&release).await?;
         }

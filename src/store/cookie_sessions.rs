@@ -13,10 +13,11 @@
 //! and unchanged.
 
 use super::sessions::parse_stamp;
-use super::{eval, Store, StoreError};
+use super::{eval, Lua, Store, StoreError};
 use crate::auth::access::Stamp;
 use crate::auth::refresh::Fingerprint;
 use crate::domain::{SessionId, UserId};
+use std::sync::LazyLock;
 
 /// What presenting a cookie's refresh token did; `ttl_ms` is how long the
 /// session can still live (idle lifetime, capped by its absolute end).
@@ -45,7 +46,9 @@ const MAX_SUCCESSORS: usize = 8;
 // ARGV: sid, presented fp, new fp, grace ms, idle ms, sealed new token,
 //       rotate (1/0), reuse ends the session (1/0), most successors kept.
 // Time is Redis's own, so instances with skewed clocks agree on the grace.
-const ADVANCE: &str = r"
+static ADVANCE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('HMGET', KEYS[1], 'cur', 'abs_end')
@@ -89,7 +92,9 @@ end
 if ARGV[8] ~= '1' then return {'stale'} end
 redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
 return {'reused'}
-";
+",
+    )
+});
 
 /// One step of a cookie refresh.
 pub(crate) struct Step<'a> {
@@ -120,7 +125,7 @@ impl Store {
         let sessions = self.keys.sessions(step.user);
         let user_key = self.keys.user(step.user.get());
         let by_client = if step.presented_by_client { "1" } else { "0" };
-        let mut cmd = eval(ADVANCE, &[&session, &sessions, &user_key]);
+        let mut cmd = eval(&ADVANCE, &[&session, &sessions, &user_key]);
         cmd.arg(step.sid.to_string())
             .arg(step.presented.as_str())
             .arg(step.next.as_str())

@@ -18,13 +18,64 @@ pub(crate) use redis_conn::Redis;
 pub(crate) use redis_setup::RedisSetupError;
 pub(crate) use users::Profile;
 
-/// `script` over `keys` as one EVAL. With the source: Redis compiles a script
-/// once and caches it by hash, and EVAL never meets EVALSHA's NOSCRIPT (a
-/// replica promoted by a failover, a restarted Redis).
-fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVAL");
-    cmd.arg(script).arg(keys.len()).arg(keys);
+/// One Lua script of the store: called by its SHA1 (EVALSHA), its source sent
+/// only when Redis answers NOSCRIPT (a restarted Redis, a promoted replica, a
+/// cluster node never asked), and then cached there again by that EVAL. With
+/// the source on every call, Redis spent 2.4 us more CPU per call of a
+/// 1.4 KB script (bench/RESULTS.md, "One Lua convention"). Scripts called
+/// as a `redis::ScriptInvocation` (throttles, users, the import) follow the
+/// same convention through `redis::Script`; `Lua` is for those whose call
+/// must be a plain command, to share a round trip (`Redis::both`).
+pub(crate) struct Lua {
+    sha: String,
+}
+
+/// Every script's source by its SHA1, for the NOSCRIPT fallback.
+static SOURCES: std::sync::LazyLock<
+    std::sync::RwLock<std::collections::HashMap<String, &'static str>>,
+> = std::sync::LazyLock::new(Default::default);
+
+impl Lua {
+    /// The script `source` (its SHA1 computed, and recorded for the fallback).
+    pub(crate) fn new(source: &'static str) -> Lua {
+        let sha = redis::Script::new(source).get_hash().to_owned();
+        if let Ok(mut sources) = SOURCES.write() {
+            sources.insert(sha.clone(), source);
+        }
+        Lua { sha }
+    }
+}
+
+/// Whether Redis answered that it does not have a script.
+fn no_script(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
+/// `script` over `keys` as one EVALSHA; its arguments follow (`.arg`).
+fn eval(script: &Lua, keys: &[&str]) -> redis::Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    cmd.arg(&script.sha).arg(keys.len()).arg(keys);
     cmd
+}
+
+/// `cmd` as an EVAL of the script's source, when it is an EVALSHA of one of
+/// the store's scripts (what a NOSCRIPT answer is retried with); else `None`.
+fn with_source(cmd: &redis::Cmd) -> Option<redis::Cmd> {
+    let mut args = cmd.args_iter().map(|a| match a {
+        redis::Arg::Simple(b) => b,
+        _ => &[][..],
+    });
+    if !args.next()?.eq_ignore_ascii_case(b"EVALSHA") {
+        return None;
+    }
+    let sha = std::str::from_utf8(args.next()?).ok()?;
+    let source = *SOURCES.read().ok()?.get(sha)?;
+    let mut eval = redis::cmd("EVAL");
+    eval.arg(source);
+    for a in args {
+        eval.arg(a);
+    }
+    Some(eval)
 }
 
 /// What can go wrong talking to Redis.

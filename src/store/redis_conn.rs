@@ -206,7 +206,16 @@ impl Redis {
     ) -> Result<T, StoreError> {
         self.bounded(
             || routing_key(cmd),
-            |mut conn| async move { cmd.query_async(&mut conn).await },
+            |mut conn| async move {
+                match cmd.query_async(&mut conn).await {
+                    // A store script Redis lacks: once more with its source.
+                    Err(e) if super::no_script(&e) => match super::with_source(cmd) {
+                        Some(eval) => eval.query_async(&mut conn).await,
+                        None => Err(e),
+                    },
+                    r => r,
+                }
+            },
         )
         .await
     }
@@ -227,6 +236,8 @@ impl Redis {
 
     /// Two commands in one round trip whose keys may lie in different slots: one
     /// pipeline on a single Redis; on a cluster, each sent to its own node, together.
+    /// When Redis lacks a script of the pair, both are sent again: neither may
+    /// be a command that must not run twice.
     pub(crate) async fn both<A, B>(
         &self,
         a: &redis::Cmd,
@@ -239,9 +250,30 @@ impl Redis {
         if self.is_cluster() {
             return tokio::try_join!(self.query(a), self.query(b));
         }
-        let mut pipe = redis::pipe();
-        pipe.add_command(a.clone()).add_command(b.clone());
-        self.pipeline(&pipe).await
+        let pair = |a: redis::Cmd, b: redis::Cmd| {
+            let mut pipe = redis::pipe();
+            pipe.add_command(a).add_command(b);
+            pipe
+        };
+        self.bounded(
+            || routing_key(a).or_else(|| routing_key(b)),
+            |mut conn| async move {
+                match pair(a.clone(), b.clone()).query_async(&mut conn).await {
+                    // A store script Redis lacks: both once more, scripts with
+                    // their source (the other command is a SET or a read,
+                    // which may run twice).
+                    Err(e) if super::no_script(&e) => {
+                        let with_source =
+                            |c: &redis::Cmd| super::with_source(c).unwrap_or_else(|| c.clone());
+                        pair(with_source(a), with_source(b))
+                            .query_async(&mut conn)
+                            .await
+                    }
+                    r => r,
+                }
+            },
+        )
+        .await
     }
 
     /// A dedicated pub/sub connection (subscriptions cannot share the

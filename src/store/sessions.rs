@@ -12,12 +12,13 @@
 //! lookup the session does not name fails closed, so a crash between the two can lose a
 //! session, never resurrect one.
 
-use super::{eval, Store, StoreError};
+use super::{eval, Lua, Store, StoreError};
 use crate::auth::access::Stamp;
 use crate::auth::refresh::Fingerprint;
 use crate::auth::roles::Roles;
 use crate::domain::{SessionId, UserId};
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
 /// How sessions live.
 #[derive(Debug, Clone, Copy)]
@@ -116,7 +117,9 @@ pub(crate) struct SessionInfo {
     pub user_agent: String,
 }
 
-const CREATE: &str = r"
+static CREATE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 -- No session for a user that is gone (deleted: only a tombstone is left) or disabled.
 if redis.call('EXISTS', KEYS[3]) == 0 or redis.call('HEXISTS', KEYS[3], 'deleted_at') == 1
   or redis.call('HGET', KEYS[3], 'disabled') == '1' then return {'stale'} end
@@ -150,9 +153,13 @@ if over > 0 then
   end
 end
 return out
-";
+",
+    )
+});
 
-const ROTATE: &str = r"
+static ROTATE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 local s = redis.call('HMGET', KEYS[1], 'cur', 'prev', 'prev_at', 'abs_end')
 if not s[1] then return {'gone'} end
 local now, grace, idle = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -178,29 +185,43 @@ end
 if s[2] == ARGV[2] and now - tonumber(s[3]) <= grace then return {'duplicate'} end
 redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
 return {'reused', s[1], s[2] or ''}
-";
+",
+    )
+});
 
 /// Count one wrong current password against a live session; the count after
 /// (0: no such session).
-const PASSWORD_FAILURE: &str = r"
+static PASSWORD_FAILURE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 return redis.call('HINCRBY', KEYS[1], 'password_failures', 1)
-";
+",
+    )
+});
 
 /// Count the user's token generation up and mark that every session ended
 /// (`sessions_nbf`, for refresh tokens from before sessions existed); the new
 /// generation, or false for a user that does not exist.
-const END_ALL: &str = r"
+static END_ALL: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 redis.call('HSET', KEYS[1], 'sessions_nbf', ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'gen', 1)
-";
+",
+    )
+});
 
-const REVOKE: &str = r"
+static REVOKE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 local gone = redis.call('HMGET', KEYS[1], 'cur', 'prev')
 redis.call('DEL', KEYS[1]); redis.call('ZREM', KEYS[2], ARGV[1])
 return {gone[1] or '', gone[2] or ''}
-";
+",
+    )
+});
 
 /// `SET key value PX ttl_ms`.
 fn set_px(key: &str, value: &str, ttl_ms: u64) -> redis::Cmd {
@@ -261,7 +282,7 @@ impl Store {
         let lookup = self.keys.refresh(s.fingerprint);
         let lookup_ttl = policy.idle_ttl_ms.min(abs_end - now_ms);
         let set_lookup = set_px(&lookup, &owner_value(s.user, s.sid), lookup_ttl);
-        let mut create = eval(CREATE, &[&session, &sessions, &user]);
+        let mut create = eval(&CREATE, &[&session, &sessions, &user]);
         create
             .arg(s.sid.to_string())
             .arg(s.fingerprint.as_str())
@@ -358,7 +379,7 @@ impl Store {
         if !cluster {
             keys.push(new_lookup.as_str());
         }
-        let mut rotate = eval(ROTATE, &keys);
+        let mut rotate = eval(&ROTATE, &keys);
         rotate
             .arg(sid.to_string())
             .arg(fp.as_str())
@@ -457,7 +478,7 @@ impl Store {
         user: UserId,
         sid: SessionId,
     ) -> Result<u64, StoreError> {
-        let cmd = eval(PASSWORD_FAILURE, &[&self.keys.session(user, sid)]);
+        let cmd = eval(&PASSWORD_FAILURE, &[&self.keys.session(user, sid)]);
         self.redis.query(&cmd).await
     }
 
@@ -469,7 +490,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let session = self.keys.session(user, sid);
         let sessions = self.keys.sessions(user);
-        let mut revoke = eval(REVOKE, &[&session, &sessions]);
+        let mut revoke = eval(&REVOKE, &[&session, &sessions]);
         revoke.arg(sid.to_string());
         let gone: Vec<String> = self.redis.query(&revoke).await?;
         let lookups: Vec<String> = gone
@@ -492,7 +513,7 @@ impl Store {
         user: UserId,
         now_s: u64,
     ) -> Result<(Option<u64>, Vec<SessionId>), StoreError> {
-        let mut end_all = eval(END_ALL, &[&self.keys.user(user.get())]);
+        let mut end_all = eval(&END_ALL, &[&self.keys.user(user.get())]);
         end_all.arg(now_s);
         let gen: Option<u64> = self.redis.query(&end_all).await?;
         let sids: Vec<String> = self

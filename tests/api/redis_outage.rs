@@ -80,3 +80,52 @@ async fn gateway_starts_and_proxies_while_redis_is_down() {
         "proxying needs no Redis"
     );
 }
+
+/// The scripts Redis holds for this server (`INFO memory`).
+fn cached_scripts(redis: &RedisServer) -> u64 {
+    let info = redis.cli(&["INFO", "memory"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("number_of_cached_scripts:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no number_of_cached_scripts in {info}"))
+}
+
+/// A Redis that has lost its scripts (SCRIPT FLUSH: what a restart, or a
+/// replica promoted by a failover, looks like to a client) still runs every
+/// session step: the gateway calls its scripts by SHA1 and, on NOSCRIPT,
+/// sends the source, which Redis caches again.
+#[tokio::test]
+async fn every_session_step_survives_a_redis_that_lost_its_scripts() {
+    let redis = RedisServer::start();
+    let gw = TestGateway::builder().redis_url(redis.url()).start();
+    let flush = || {
+        assert_eq!(redis.cli(&["SCRIPT", "FLUSH"]).trim(), "OK");
+        assert_eq!(cached_scripts(&redis), 0);
+    };
+    flush();
+    let user = gw.new_user().await;
+    flush();
+    let (s, rotated) = gw.refresh(&user.refresh).await;
+    assert_eq!(
+        s,
+        200,
+        "refresh after SCRIPT FLUSH: {rotated}\n{}",
+        gw.output()
+    );
+    assert!(cached_scripts(&redis) > 0, "the source was sent and cached");
+    flush();
+    // The old token again, past the reuse grace: the rotate script sees reuse.
+    let (s, _) = gw.refresh(&user.refresh).await;
+    assert!(s == 401, "a reused token after SCRIPT FLUSH: {s}");
+    flush();
+    let (s, b) = gw.login(&user.email, PASSWORD).await;
+    assert_eq!(s, 200, "{b}");
+    flush();
+    let r = gw
+        .request(reqwest::Method::POST, "/logout/all")
+        .bearer_auth(b["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "logout/all after SCRIPT FLUSH");
+}
