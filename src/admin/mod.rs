@@ -5,8 +5,8 @@
 //! `g <user> <gen>` on the revocation feed, so every instance refuses older
 //! tokens within a second; a refresh then mints a token from the record as it
 //! is now (new roles), or fails (disabled, deleted). A role change publishes
-//! `r <user> <gen> <roles>` before its `g`, so open streams the new roles
-//! still admit stay open.
+//! `r <user> <gen> <roles>` before its `g`, so open streams that lose no
+//! role they were opened with stay open.
 
 pub mod cli;
 pub(crate) mod http;
@@ -231,8 +231,8 @@ impl Accounts {
             .set_roles(id, &roles)
             .await?
             .ok_or(AdminError::NotFound)?;
-        // `r` first: an instance re-checks its open streams against the new
-        // roles before the `g` (for instances that know no `r`) would end them.
+        // `r` first: an instance judges its open streams by the new roles
+        // before the `g` (for instances that know no `r`) would end them.
         let at = now_unix();
         self.publish(&[
             Revocation::Roles {

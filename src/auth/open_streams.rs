@@ -17,11 +17,14 @@
 //!
 //! Only revocations and time limits cut: a token that merely expires leaves
 //! its stream open. A role change (`Revocation::Roles`) re-checks each of
-//! the user's streams against the roles its route asks for: a stream the new
-//! roles still admit stays open, any other ends (`EndReason::Forbidden`).
+//! the user's streams against the roles it was opened with, which its
+//! upstream was told (`X-User-Roles`) and may still act on: a stream whose
+//! roles are all still held stays open (the change added roles, or took
+//! away only ones granted after it opened); any other ends
+//! (`EndReason::Forbidden`). A route that still admits the user is not
+//! enough: its upstream would go on serving a demoted user as an admin.
 
 use super::revocations::{Identity, Revocation};
-use super::roles::Roles;
 use crate::metrics::METRICS;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -38,7 +41,7 @@ pub(crate) enum EndReason {
     MaxDuration,
     /// A WebSocket carried nothing either way for `websocket_idle_seconds`.
     Idle,
-    /// The user's roles changed, and the new ones are not among the route's.
+    /// The user's roles changed, and lost one the stream was opened with.
     Forbidden,
 }
 
@@ -144,10 +147,8 @@ impl StreamCut {
 
 /// One registered stream.
 struct Open {
-    /// Who opened it, with the token's generation.
+    /// Who opened it, with the token's generation and roles.
     identity: Identity,
-    /// The roles its route asks for (none: any token holder).
-    route_roles: Roles,
     /// Generations whose role change this stream was re-checked against
     /// and still admitted by: the `g` of the same generation, published
     /// with it for older instances, does not end it.
@@ -168,7 +169,7 @@ impl Open {
                 Judgement::Untouched
             }
             Revocation::Roles { gen, roles, .. } => {
-                if self.route_roles.is_empty() || roles.any_of(&self.route_roles) {
+                if self.identity.roles.within(roles) {
                     self.readmitted.push(*gen);
                     Judgement::Untouched
                 } else {
@@ -207,11 +208,10 @@ impl Drop for Registration {
 }
 
 impl OpenStreams {
-    /// Register a stream opened by `identity` on a route asking for `route_roles`.
+    /// Register a stream opened by `identity`.
     pub(crate) fn register(
         self: &Arc<Self>,
         identity: Identity,
-        route_roles: Roles,
         cut: Arc<StreamCut>,
     ) -> Registration {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
@@ -220,7 +220,6 @@ impl OpenStreams {
                 key,
                 Open {
                     identity,
-                    route_roles,
                     readmitted: Vec::new(),
                     cut,
                 },
@@ -265,6 +264,7 @@ impl OpenStreams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::roles::Roles;
     use crate::domain::{SessionId, UserId};
     use std::os::unix::net::UnixStream;
 
@@ -284,8 +284,8 @@ mod tests {
         let (b, _b_peer) = UnixStream::pair().unwrap();
         let cut_a = StreamCut::new(a.into());
         let cut_b = StreamCut::new(b.into());
-        let _ra = streams.register(id(7, 1, 0), Roles::NONE, cut_a.clone());
-        let rb = streams.register(id(7, 2, 0), Roles::NONE, cut_b.clone());
+        let _ra = streams.register(id(7, 1, 0), cut_a.clone());
+        let rb = streams.register(id(7, 2, 0), cut_b.clone());
         let n = streams.revoke(&Revocation::Session {
             user: UserId::new(7),
             sid: SessionId(1),
@@ -308,16 +308,17 @@ mod tests {
     }
 
     #[test]
-    fn a_role_change_ends_only_the_streams_whose_route_the_new_roles_miss() {
+    fn a_role_change_ends_only_the_streams_opened_with_a_role_it_takes_away() {
         let streams = Arc::new(OpenStreams::default());
         let roles = |names: &[&str]| Roles::from_names(names).unwrap();
-        let open = |route: Roles| {
+        let open = |held: &[&str], gen| {
             let cut = StreamCut::signalled();
-            (streams.register(id(5, 1, 2), route, cut.clone()), cut)
+            let mut identity = id(5, 1, gen);
+            identity.roles = roles(held);
+            (streams.register(identity, cut.clone()), cut)
         };
-        let (_a, admin_route) = open(roles(&["admin"]));
-        let (_b, staff_route) = open(roles(&["staff", "admin"]));
-        let (_c, any_route) = open(Roles::NONE);
+        let (_a, as_staff) = open(&["staff"], 2);
+        let (_b, with_none) = open(&[], 2);
         let change = |gen, to: &[&str]| Revocation::Roles {
             user: UserId::new(5),
             gen,
@@ -329,19 +330,28 @@ mod tests {
             gen,
             at: 0,
         };
-        // admin -> staff: the admin-only stream ends, the others stay, and
-        // the `g` published with the change leaves them so.
-        assert_eq!(streams.revoke(&change(3, &["staff"])), 1);
-        assert_eq!(admin_route.ended(), Some(EndReason::Forbidden));
+        // staff -> staff, admin: an addition ends nothing, nor does the `g`
+        // published with it, nor a replay.
+        assert_eq!(streams.revoke(&change(3, &["staff", "admin"])), 0);
         assert_eq!(streams.revoke(&g(3)), 0);
-        assert_eq!(streams.revoke(&change(3, &["staff"])), 0, "a replay");
-        assert!(staff_route.ended().is_none() && any_route.ended().is_none());
-        // A `g` of another generation (a logout-all, a disable) still ends them.
-        assert_eq!(streams.revoke(&change(4, &[])), 1);
-        assert_eq!(staff_route.ended(), Some(EndReason::Forbidden));
-        assert!(any_route.ended().is_none(), "any token holder may use it");
-        assert_eq!(streams.revoke(&g(5)), 1);
-        assert_eq!(any_route.ended(), Some(EndReason::Revoked));
+        assert_eq!(
+            streams.revoke(&change(3, &["staff", "admin"])),
+            0,
+            "a replay"
+        );
+        // A stream opened with the new token's roles.
+        let (_c, as_admin) = open(&["admin", "staff"], 3);
+        // admin taken away: only the stream that was told `admin` ends.
+        assert_eq!(streams.revoke(&change(4, &["staff"])), 1);
+        assert_eq!(as_admin.ended(), Some(EndReason::Forbidden));
+        assert!(as_staff.ended().is_none() && with_none.ended().is_none());
+        // staff taken away: the stream opened with it ends; one opened with
+        // no roles stays until a `g` of its own generation.
+        assert_eq!(streams.revoke(&change(5, &[])), 1);
+        assert_eq!(as_staff.ended(), Some(EndReason::Forbidden));
+        assert!(with_none.ended().is_none());
+        assert_eq!(streams.revoke(&g(6)), 1);
+        assert_eq!(with_none.ended(), Some(EndReason::Revoked));
         assert_eq!(streams.len(), 0);
     }
 
@@ -350,7 +360,7 @@ mod tests {
         // Published by two instances, delivered out of generation order.
         let streams = Arc::new(OpenStreams::default());
         let cut = StreamCut::signalled();
-        let _r = streams.register(id(5, 1, 2), Roles::NONE, cut.clone());
+        let _r = streams.register(id(5, 1, 2), cut.clone());
         streams.revoke(&Revocation::Roles {
             user: UserId::new(5),
             gen: 4,
@@ -370,7 +380,7 @@ mod tests {
     async fn a_revocation_wakes_a_signalled_stream_even_before_it_waits() {
         let streams = Arc::new(OpenStreams::default());
         let cut = StreamCut::signalled();
-        let _r = streams.register(id(9, 1, 0), Roles::NONE, cut.clone());
+        let _r = streams.register(id(9, 1, 0), cut.clone());
         let signal = cut
             .signal()
             .cloned()

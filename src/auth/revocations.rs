@@ -32,7 +32,7 @@ pub(crate) const CLOCK_SKEW_SECONDS: u64 = 60;
 /// time as a generation (docs/upgrading.md).
 ///
 /// A role change publishes `r` and then `g` of the same generation: `r` lets
-/// open streams be re-checked against the new roles (`open_streams`), and
+/// open streams be judged by the new roles (`open_streams`), and
 /// `g` is what instances from before `r` act on, so they still refuse the
 /// old tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub(crate) enum Revocation {
         at: u64,
     },
     /// The user's roles changed: tokens below `gen` are refused, as for
-    /// `User`, and streams are re-checked against `roles` instead of ended.
+    /// `User`; a stream ends only if it was opened with a role not in `roles`.
     Roles {
         /// Whose.
         user: UserId,
@@ -141,7 +141,7 @@ impl Revocation {
 
     /// The order a re-read applies revocations in: by generation, and a role
     /// change before the `g` of its own generation, so that `g` finds the
-    /// streams the new roles still admit already re-checked. Not by `at`:
+    /// streams the new roles keep already judged. Not by `at`:
     /// instances' clocks differ, generations are counted in one place.
     pub(crate) fn replay_order(&self) -> (u64, u8) {
         match self {
@@ -207,7 +207,14 @@ impl Revocations {
     /// Record a revocation (from this instance or from the feed), and end
     /// the open streams it covers.
     pub(crate) fn apply(&self, r: Revocation) {
+        // Recorded before the streams are scanned: a stream registering
+        // meanwhile checks the set after registering (`proxy::streams`), so
+        // one of the two sees it.
+        self.record(&r);
         self.streams.revoke(&r);
+    }
+
+    fn record(&self, r: &Revocation) {
         // A token issued before `at` is valid through `at + ttl` on its
         // issuer's clock, which may be ahead of this one.
         let drop_after = r.at() + self.access_ttl + 1 + CLOCK_SKEW_SECONDS;
@@ -221,7 +228,7 @@ impl Revocations {
             }
             Revocation::User { user, gen, .. } | Revocation::Roles { user, gen, .. } => {
                 let e = sets.users.entry(user.get()).or_insert((0, 0));
-                *e = (e.0.max(gen), e.1.max(drop_after));
+                *e = (e.0.max(*gen), e.1.max(drop_after));
             }
         }
         self.any.store(true, Ordering::Release);

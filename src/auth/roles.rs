@@ -117,6 +117,11 @@ impl Roles {
     pub(crate) fn any_of(&self, wanted: &Roles) -> bool {
         self.iter().any(|r| wanted.iter().any(|w| w == r))
     }
+
+    /// Whether every one of these is also in `other` (none: always).
+    pub(crate) fn within(&self, other: &Roles) -> bool {
+        self.iter().all(|r| other.iter().any(|o| o == r))
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! close-delimited body) and every gRPC response is registered with a signal
 //! that its body loop waits on: it then ends cleanly (the chunked terminator,
 //! or END_STREAM), a gRPC call with `grpc-status` 16 UNAUTHENTICATED (revoked),
-//! 7 PERMISSION_DENIED (its roles no longer admit it) or 4 DEADLINE_EXCEEDED
+//! 7 PERMISSION_DENIED (a role change took away a role it was opened with) or 4 DEADLINE_EXCEEDED
 //! (time limit) in its trailers. A response with a
 //! Content-Length is a download of known size and is left to finish.
 
@@ -187,18 +187,14 @@ pub(super) fn answered(ctx: &mut RequestCtx, response: &ResponseHeader, revocati
         ctx.activity = Some(limit_idleness(&cut, limit));
     }
     // A stream opened without a token (a public route) has no session to revoke.
-    // A role change re-checks the stream against the roles its route asks for.
-    let route_roles = ctx
-        .route
-        .as_ref()
-        .map(|r| r.roles.clone())
-        .unwrap_or_default();
+    // Registered before the check: a revocation applied meanwhile either
+    // finds the stream registered or is already in the set checked here
+    // (`Revocations::apply` records it before it scans the streams).
     let registration = ctx.stream_identity.clone().map(|identity| {
-        let revoked = revocations.is_revoked(&identity);
         let registration = revocations
             .streams()
-            .register(identity, route_roles, cut.clone());
-        if revoked {
+            .register(identity.clone(), cut.clone());
+        if revocations.is_revoked(&identity) {
             revocations.streams().cut_now(&cut);
         }
         registration

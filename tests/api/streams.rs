@@ -400,12 +400,11 @@ async fn a_logout_on_another_instance_ends_the_sessions_grpc_stream_unauthentica
     );
 }
 
-/// A role change made on another instance ends a gRPC stream whose route
-/// the new roles no longer admit with 7 PERMISSION_DENIED in its trailers.
+/// A role change made on another instance that takes away a role a gRPC
+/// stream was opened with ends it with 7 PERMISSION_DENIED in its trailers.
 #[tokio::test]
-async fn a_role_change_ends_a_grpc_stream_its_route_no_longer_admits_permission_denied() {
-    let test =
-        "streams::a_role_change_ends_a_grpc_stream_its_route_no_longer_admits_permission_denied";
+async fn a_role_taken_away_ends_a_grpc_stream_opened_with_it_permission_denied() {
+    let test = "streams::a_role_taken_away_ends_a_grpc_stream_opened_with_it_permission_denied";
     if !crate::grpc::have_grpcio(test) {
         return;
     }

@@ -364,12 +364,13 @@ async fn a_revocation_on_another_instance_closes_the_sessions_websockets_with_10
 }
 
 /// A role change made on another instance re-checks each open WebSocket of
-/// the user against its route: the one whose route the new roles miss is
-/// closed with 1008, the others stay open (and the `g` published beside the
-/// change, for older instances, does not close them); tokens minted before
-/// are refused. A later disable closes the rest.
+/// the user against the roles it was opened with (what its upstream was told
+/// in `X-User-Roles`): an addition closes nothing (nor does the `g` published
+/// beside it for older instances), and a removal closes exactly the sockets
+/// opened with the role taken away, with 1008, even where the route would
+/// still admit the user. Tokens minted before a change are refused.
 #[tokio::test]
-async fn a_role_change_closes_only_the_websockets_its_new_roles_no_longer_admit() {
+async fn a_role_change_closes_only_the_websockets_opened_with_a_role_it_takes_away() {
     let up = WsUpstream::start().await;
     let routes = r#"
 routes:
@@ -388,26 +389,46 @@ routes:
         &admin,
         reqwest::Method::POST,
         "/admin/users",
-        Some(json!({"email": email, "password": PASSWORD, "roles": ["admin"]})),
+        Some(json!({"email": email, "password": PASSWORD, "roles": ["staff"]})),
     )
     .await;
     assert_eq!(s, 201, "{made}");
     let id = made["id"].as_u64().unwrap();
+    let set_roles = |roles: Value| {
+        let admin = &admin;
+        async move {
+            let (s, b) = crate::admin::admin_call(
+                admin,
+                reqwest::Method::PUT,
+                &format!("/admin/users/{id}/roles"),
+                Some(json!({ "roles": roles })),
+            )
+            .await;
+            assert_eq!(s, 200, "{b}");
+        }
+    };
     let (s, login) = one.login(&email, PASSWORD).await;
     assert_eq!(s, 200, "{login}");
-    let access = login["access_token"].as_str().unwrap().to_owned();
-    let mut ops = open_socket_at(&one, "/ops/feed", &access).await;
-    let mut desk = open_socket_at(&one, "/desk/feed", &access).await;
-    let mut chat = open_socket_at(&one, "/chat", &access).await;
+    let as_staff = login["access_token"].as_str().unwrap().to_owned();
+    let mut desk = open_socket_at(&one, "/desk/feed", &as_staff).await;
+    let mut chat = open_socket_at(&one, "/chat", &as_staff).await;
 
-    let (s, b) = crate::admin::admin_call(
-        &admin,
-        reqwest::Method::PUT,
-        &format!("/admin/users/{id}/roles"),
-        Some(json!({"roles": ["staff"]})),
+    // An addition: nothing closes; the old token is refused for new requests.
+    set_roles(json!(["staff", "admin"])).await;
+    eventually(
+        std::time::Duration::from_secs(2),
+        "the pre-change token is refused",
+        || async { one.get_status("/chat", Some(&as_staff)).await == 401 },
     )
     .await;
+    still_open(&mut desk).await;
+    still_open(&mut chat).await;
+
+    // A socket opened with the new roles, then `admin` taken away: only it closes.
+    let (s, b) = one.refresh(login["refresh_token"].as_str().unwrap()).await;
     assert_eq!(s, 200, "{b}");
+    let mut ops = open_socket_at(&one, "/ops/feed", b["access_token"].as_str().unwrap()).await;
+    set_roles(json!(["staff"])).await;
     assert_eq!(
         close_frame_within(&mut ops, std::time::Duration::from_secs(2)).await,
         Some((1008, "roles changed".to_owned())),
@@ -416,31 +437,18 @@ routes:
     );
     still_open(&mut desk).await;
     still_open(&mut chat).await;
+
+    // `staff` taken away: both sockets opened with it close, the one on a
+    // route any token may use too (its upstream was told `staff`).
+    set_roles(json!([])).await;
+    assert_eq!(closed_with(&mut desk).await, Some(1008));
+    assert_eq!(closed_with(&mut chat).await, Some(1008));
     let metrics = one.metrics().await;
     assert!(
-        metrics.contains("authgate_streams_closed_total{reason=\"roles_changed\"} 1"),
+        metrics.contains("authgate_streams_closed_total{reason=\"roles_changed\"} 3"),
         "{metrics}"
     );
     assert!(!metrics.contains("reason=\"user_revoked\""), "{metrics}");
-    // The token minted with the old roles is refused for new requests.
-    eventually(
-        std::time::Duration::from_secs(2),
-        "the old token is refused",
-        || async { one.get_status("/chat", Some(&access)).await == 401 },
-    )
-    .await;
-    still_open(&mut desk).await;
-
-    let (s, b) = crate::admin::admin_call(
-        &admin,
-        reqwest::Method::POST,
-        &format!("/admin/users/{id}/disable"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    assert_eq!(closed_with(&mut desk).await, Some(1008));
-    assert_eq!(closed_with(&mut chat).await, Some(1008));
 }
 
 /// Set the soft limit on open files of process `pid` (prlimit(2)).
