@@ -123,7 +123,8 @@ async fn a_started_gateway_is_the_process_listening_on_its_port() {
 }
 
 /// Every relative link of the README and of docs/*.md, and every `src/...`,
-/// `docs/...`, `bench/...` or `scripts/...` path the README names, exists in
+/// `docs/...`, `bench/...` or `scripts/...` path they name (and every source
+/// file named from `src/`, as docs/architecture.md names them), exists in
 /// the tree: a moved file cannot leave a dead pointer behind.
 #[test]
 fn the_readme_and_docs_point_only_at_files_that_exist() {
@@ -165,19 +166,32 @@ fn the_readme_and_docs_point_only_at_files_that_exist() {
     assert!(dead.is_empty(), "dead pointers:\n{}", dead.join("\n"));
 }
 
-/// The words of `text` that name a tracked file or folder that does not exist.
+/// The words of `text` that name a tracked file or folder that does not
+/// exist: a path from the project root (`src/x.rs`, `bench/y.sh`), or a
+/// source file named from `src/` as docs/architecture.md does
+/// (`proxy/h1/mod.rs`, `store/sessions.rs::rotate`).
 fn dead_paths<'a>(root: &'a std::path::Path, text: &'a str) -> impl Iterator<Item = &'a str> {
-    text.split(|c: char| c.is_whitespace() || "`()[],;:'\"".contains(c))
+    text.split(|c: char| c.is_whitespace() || "`()[],;'\"".contains(c))
         .filter_map(move |word| {
-            let word = word.split('#').next().unwrap_or("").trim_end_matches('.');
+            let word = word.split('#').next().unwrap_or("");
+            // `file.rs::item` names the file.
+            let word = word.split("::").next().unwrap_or("");
+            let word = word.split(':').next().unwrap_or("");
+            let word = word.trim_end_matches(['.', ':']);
             let tracked = [
                 "src/", "docs/", "bench/", "scripts/", "conf/", "tests/", "patches/",
             ];
-            (tracked.iter().any(|t| word.starts_with(t))
-                && !word.contains('*')
-                && !word.contains('<')
-                && !root.join(word).exists())
-            .then_some(word)
+            let from_root = tracked.iter().any(|t| word.starts_with(t));
+            let from_src = !from_root
+                && word.ends_with(".rs")
+                && word.contains('/')
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_/.".contains(&b));
+            let pattern = word.contains('*') || word.contains('<');
+            let exists =
+                root.join(word).exists() || (from_src && root.join("src").join(word).exists());
+            ((from_root || from_src) && !pattern && !exists).then_some(word)
         })
 }
 
