@@ -73,6 +73,10 @@ pub(super) enum Verdict {
 /// The fast path serves HTTP/1.1 GET or HEAD in origin form with one Host, no
 /// body, no header from `NOT_PLAIN`, and `Connection` (at most one) only
 /// `keep-alive` or `close`.
+///
+/// Mirrors what pingora-proxy 0.9.1 treats specially in a request
+/// (`HttpProxy::proxy_1to1` and `proxy_handle_downstream` in proxy_h1.rs:
+/// bodies, upgrades, hop-by-hop headers): anything of the kind goes there.
 pub(super) fn classify(buf: &[u8]) -> Verdict {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -229,6 +233,10 @@ impl FastPath {
     /// One request and its answer over `stream`; the connection goes back to the
     /// pool (under `key`, the peer's `reuse_hash`) when the upstream can take
     /// another request on it.
+    ///
+    /// Mirrors pingora-proxy 0.9.1's `proxy_to_h1_upstream` and
+    /// `proxy_handle_upstream` (proxy_h1.rs) for a body-less request; a
+    /// failure is judged by the gateway's `error_while_proxy` policy.
     async fn exchange(
         &self,
         session: &mut Session,
@@ -353,7 +361,8 @@ async fn first_response_task(session: &mut Session, up: &mut UpstreamSession) ->
 
 /// As pingora-proxy: a response without Content-Length or Transfer-Encoding
 /// (HTTP/1.0 style, ended by closing) is sent on as chunked, so the client
-/// connection can stay open.
+/// connection can stay open. Mirrors `h1_response_filter` in pingora-proxy
+/// 0.9.1's proxy_h1.rs.
 fn chunk_if_unframed(
     session: &Session,
     header: &mut pingora_http::ResponseHeader,
@@ -375,7 +384,8 @@ fn chunk_if_unframed(
     Ok(())
 }
 
-/// End the request and hand back the connection, as pingora-proxy's `finish`.
+/// End the request and hand back the connection: mirrors `HttpProxy::finish`
+/// in pingora-proxy 0.9.1's lib.rs.
 async fn finish(session: Session) -> Option<ReusedHttpStream> {
     let settings = HttpPersistentSettings::for_session(&session.downstream_session);
     let downstream = session.downstream_session;

@@ -147,6 +147,7 @@ async fn sweep(pool: Weak<UpstreamPool>) {
 /// Whether an idle connection is still open and silent, the test Pingora's pool
 /// makes on reuse: an upstream never speaks first, so anything readable (data,
 /// end of stream, an error) means it cannot carry another request.
+/// Mirrors `test_reusable_stream` in pingora-core 0.9.1's connectors/mod.rs.
 fn still_open(stream: &mut Stream) -> bool {
     let mut byte = [0u8; 1];
     // `unconstrained`: tokio's task budget would otherwise report "pending" for
