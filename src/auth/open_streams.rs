@@ -25,6 +25,7 @@
 //! enough: its upstream would go on serving a demoted user as an admin.
 
 use super::revocations::{Identity, Revocation};
+use crate::domain::UserId;
 use crate::metrics::METRICS;
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -186,23 +187,31 @@ enum Judgement {
     End(EndReason),
 }
 
-/// The registry of this instance's open streams.
+/// The registry of this instance's open streams, by user: every revocation
+/// names one user, so applying one (and the feed re-applies every kept
+/// revocation every few seconds) looks only at that user's streams.
 #[derive(Default)]
 pub(crate) struct OpenStreams {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, Open>>,
+    open: Mutex<HashMap<UserId, HashMap<u64, Open>>>,
 }
 
 /// Keeps a stream registered; dropping it (the request ends) unregisters it.
 pub(crate) struct Registration {
     streams: Arc<OpenStreams>,
+    user: UserId,
     key: u64,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         if let Ok(mut open) = self.streams.open.lock() {
-            open.remove(&self.key);
+            if let Some(mine) = open.get_mut(&self.user) {
+                mine.remove(&self.key);
+                if mine.is_empty() {
+                    open.remove(&self.user);
+                }
+            }
         }
     }
 }
@@ -215,8 +224,9 @@ impl OpenStreams {
         cut: Arc<StreamCut>,
     ) -> Registration {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let user = identity.user;
         if let Ok(mut open) = self.open.lock() {
-            open.insert(
+            open.entry(user).or_default().insert(
                 key,
                 Open {
                     identity,
@@ -227,6 +237,7 @@ impl OpenStreams {
         }
         Registration {
             streams: self.clone(),
+            user,
             key,
         }
     }
@@ -236,8 +247,11 @@ impl OpenStreams {
         let Ok(mut open) = self.open.lock() else {
             return 0;
         };
+        let Some(mine) = open.get_mut(&r.user()) else {
+            return 0;
+        };
         let mut cut = 0;
-        open.retain(|_, stream| match stream.judge(r) {
+        mine.retain(|_, stream| match stream.judge(r) {
             Judgement::Untouched => true,
             Judgement::End(why) => {
                 if stream.cut.end(why, r.reason()) {
@@ -246,6 +260,9 @@ impl OpenStreams {
                 false
             }
         });
+        if mine.is_empty() {
+            open.remove(&r.user());
+        }
         cut
     }
 
@@ -257,7 +274,9 @@ impl OpenStreams {
     /// Streams registered now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.open.lock().map_or(0, |o| o.len())
+        self.open
+            .lock()
+            .map_or(0, |o| o.values().map(HashMap::len).sum())
     }
 }
 
@@ -265,7 +284,7 @@ impl OpenStreams {
 mod tests {
     use super::*;
     use crate::auth::roles::Roles;
-    use crate::domain::{SessionId, UserId};
+    use crate::domain::SessionId;
     use std::os::unix::net::UnixStream;
 
     fn id(user: u64, sid: u128, gen: u64) -> Identity {
@@ -374,6 +393,30 @@ mod tests {
             at: 0,
         });
         assert_eq!(cut.ended(), Some(EndReason::Revoked));
+    }
+
+    #[test]
+    fn a_revocation_looks_only_at_its_users_streams_and_empty_users_go() {
+        let streams = Arc::new(OpenStreams::default());
+        let other = StreamCut::signalled();
+        let mine = StreamCut::signalled();
+        let _o = streams.register(id(8, 1, 0), other.clone());
+        let r = streams.register(id(7, 1, 0), mine.clone());
+        let all_of_7 = Revocation::User {
+            user: UserId::new(7),
+            gen: 5,
+            at: 0,
+        };
+        assert_eq!(streams.revoke(&all_of_7), 1);
+        assert!(other.ended().is_none() && mine.ended().is_some());
+        drop(r);
+        assert_eq!(streams.len(), 1);
+        assert_eq!(
+            streams.open.lock().unwrap().len(),
+            1,
+            "user 7's entry is gone"
+        );
+        assert_eq!(streams.revoke(&all_of_7), 0, "nothing left of user 7");
     }
 
     #[tokio::test]

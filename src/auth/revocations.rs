@@ -130,6 +130,15 @@ impl Revocation {
         }
     }
 
+    /// Whose tokens and streams it covers.
+    pub(crate) fn user(&self) -> UserId {
+        match self {
+            Revocation::Session { user, .. }
+            | Revocation::User { user, .. }
+            | Revocation::Roles { user, .. } => *user,
+        }
+    }
+
     /// When the revocation was made (seconds).
     pub(crate) fn at(&self) -> u64 {
         match self {
