@@ -252,3 +252,29 @@ routes:
         "the refused call reached nothing"
     );
 }
+
+/// A graceful shutdown does not wait out the head deadline for the rest of
+/// a preface: the half-sent connection is closed at once, as an idle one is.
+#[tokio::test]
+async fn a_shutdown_closes_a_connection_still_sending_its_preface() {
+    let up = Upstream::start("up").await;
+    let gw = TestGateway::builder()
+        .http1_engine("fast")
+        .yaml(&format!(
+            "h2c: true\nlimits: {{ request_head_timeout_ms: 20000 }}\nupstreams:\n  up: {{ peers: ['{}'] }}\nroutes:\n  - {{ prefix: /, upstream: up }}\n",
+            up.addr
+        ))
+        .start();
+    gw.signal_handlers_installed().await;
+    let mut s = TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    gw.signal("TERM");
+    assert!(closed(&mut s).await, "closed by the shutdown");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "closed at the shutdown, not the 20 s head deadline: {:?}",
+        start.elapsed()
+    );
+}

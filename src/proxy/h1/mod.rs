@@ -155,7 +155,15 @@ where
             };
             let head_deadline = byte_seen.then(|| self.head_deadline());
             if std::mem::take(&mut may_be_h2c) {
-                match h2c::sniff(&mut stream, self.head_deadline()).await {
+                // A shutdown ends the wait for the rest of a preface, as it
+                // ends the wait for a first byte; bytes already there win.
+                let mut down = shutdown.clone();
+                let speaks = tokio::select! {
+                    biased;
+                    speaks = h2c::sniff(&mut stream, self.head_deadline()) => speaks,
+                    _ = down.wait_for(|d| *d) => Speaks::Gone,
+                };
+                match speaks {
                     Speaks::Http1 => {}
                     Speaks::Gone => return,
                     Speaks::Http2 => {
