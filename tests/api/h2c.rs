@@ -278,3 +278,31 @@ async fn a_shutdown_closes_a_connection_still_sending_its_preface() {
         start.elapsed()
     );
 }
+
+/// The rapid-reset flood over cleartext HTTP/2 meets the same defence as over
+/// TLS: the flooding connection is lost, and HTTP/1 and h2c clients of the
+/// same listener are served meanwhile.
+#[tokio::test]
+async fn a_rapid_reset_flood_over_h2c_loses_its_connection_and_others_are_served() {
+    let up = Upstream::start("up").await;
+    let gw = gateway(&up, true);
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let authority = format!("localhost:{}", gw.addr.port());
+    let (reader, flood) = crate::http2::rapid_reset_flood(tcp, 0x86, &authority);
+    assert_eq!(
+        gw.get_status("/pub/http1", None).await,
+        200,
+        "{}",
+        gw.output()
+    );
+    let mut h2 = h2c_client(&gw).await;
+    let (status, body) = h2_exchange(
+        &mut h2,
+        http::Request::get(format!("http://{authority}/pub/h2c")),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    crate::http2::flood_lost_its_connection(reader, flood).await;
+    assert_eq!(gw.get_status("/pub/after", None).await, 200);
+}

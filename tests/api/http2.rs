@@ -437,21 +437,28 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-/// CVE-2023-44487's shape, written frame by frame (the h2 crate's own client
-/// would not put a reset stream's HEADERS on the wire): HEADERS then
-/// RST_STREAM for stream after stream, as fast as TLS takes them. The gateway
-/// ends that connection (GOAWAY, or closes it) long before the loop's bound,
-/// and serves another client meanwhile.
-#[tokio::test]
-async fn a_rapid_reset_flood_loses_its_connection_and_others_are_served() {
+/// A flood in CVE-2023-44487's shape on `stream` (HTTP/2 not yet begun),
+/// written frame by frame (the h2 crate's own client would not put a reset
+/// stream's HEADERS on the wire): HEADERS then RST_STREAM for stream after
+/// stream, for `scheme` (HPACK static index: 0x86 http, 0x87 https) and
+/// `authority`. The first task ends with how the server ended the
+/// connection ("GOAWAY" or "closed"); the second with `Some(streams sent)`
+/// if a write failed, `None` if it sent all of them.
+pub(crate) fn rapid_reset_flood<S>(
+    stream: S,
+    scheme: u8,
+    authority: &str,
+) -> (
+    tokio::task::JoinHandle<&'static str>,
+    tokio::task::JoinHandle<Option<u32>>,
+)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const STREAMS: u32 = 100_000;
     const BATCH: u32 = 100;
-    let pki = Pki::generate();
-    let up = Upstream::start("up").await;
-    let (gw, port) = https_gateway(&up, &pki, None);
-    let tls = tls_h2_stream(&pki, port).await;
-    let (mut rx, mut tx) = tokio::io::split(tls);
+    let (mut rx, mut tx) = tokio::io::split(stream);
     // What the server sends, until it sends GOAWAY (frame type 7) or closes.
     let reader = tokio::spawn(async move {
         let mut buf = Vec::new();
@@ -473,9 +480,8 @@ async fn a_rapid_reset_flood_loses_its_connection_and_others_are_served() {
             }
         }
     });
-    // :method GET, :scheme https, :path / (static table), :authority literal.
-    let authority = format!("localhost:{port}");
-    let mut block = vec![0x82, 0x87, 0x84, 0x01, authority.len() as u8];
+    // :method GET, :scheme, :path / (static table), :authority literal.
+    let mut block = vec![0x82, scheme, 0x84, 0x01, authority.len() as u8];
     block.extend_from_slice(authority.as_bytes());
     let flood = tokio::spawn(async move {
         let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
@@ -498,6 +504,36 @@ async fn a_rapid_reset_flood_loses_its_connection_and_others_are_served() {
         }
         None
     });
+    (reader, flood)
+}
+
+/// How a flood from [`rapid_reset_flood`] ended: the connection lost (GOAWAY,
+/// or closed mid-flood), within 25 s, never left open to the loop's end.
+pub(crate) async fn flood_lost_its_connection(
+    reader: tokio::task::JoinHandle<&'static str>,
+    flood: tokio::task::JoinHandle<Option<u32>>,
+) {
+    let ended = tokio::time::timeout(Duration::from_secs(25), reader)
+        .await
+        .expect("the flooding connection was neither sent GOAWAY nor closed")
+        .unwrap();
+    let sent = flood.await.unwrap();
+    assert!(
+        sent.is_some() || ended == "GOAWAY",
+        "every stream reset and the connection still open ({ended})"
+    );
+}
+
+/// CVE-2023-44487's shape over TLS: the gateway ends that connection (GOAWAY,
+/// or closes it) long before the loop's bound, and serves another client
+/// meanwhile.
+#[tokio::test]
+async fn a_rapid_reset_flood_loses_its_connection_and_others_are_served() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (gw, port) = https_gateway(&up, &pki, None);
+    let tls = tls_h2_stream(&pki, port).await;
+    let (reader, flood) = rapid_reset_flood(tls, 0x87, &format!("localhost:{port}"));
     // Another client, on a connection of its own, while the flood runs.
     let other = https_client(&pki, port);
     let r = other
@@ -506,16 +542,7 @@ async fn a_rapid_reset_flood_loses_its_connection_and_others_are_served() {
         .await
         .unwrap_or_else(|e| panic!("{e:?}\n{}", gw.output()));
     assert_eq!((r.status().as_u16(), r.version()), (200, Version::HTTP_2));
-
-    let ended = tokio::time::timeout(Duration::from_secs(25), reader)
-        .await
-        .expect("the flooding connection was neither sent GOAWAY nor closed")
-        .unwrap();
-    let sent = flood.await.unwrap();
-    assert!(
-        sent.is_some() || ended == "GOAWAY",
-        "{STREAMS} streams reset and the connection still open ({ended})"
-    );
+    flood_lost_its_connection(reader, flood).await;
     let r = other.get(url(port, "/pub/after")).send().await.unwrap();
     assert_eq!(r.status(), 200, "the gateway serves on after the flood");
 }
