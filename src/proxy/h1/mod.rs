@@ -155,18 +155,14 @@ where
             };
             let head_deadline = byte_seen.then(|| self.head_deadline());
             if std::mem::take(&mut may_be_h2c) {
-                // A shutdown ends the wait for the rest of a preface, as it
-                // ends the wait for a first byte; bytes already there win.
-                let mut down = shutdown.clone();
-                let speaks = tokio::select! {
-                    biased;
-                    speaks = h2c::sniff(&mut stream, self.head_deadline()) => speaks,
-                    _ = down.wait_for(|d| *d) => Speaks::Gone,
-                };
-                match speaks {
-                    Speaks::Http1 => {}
-                    Speaks::Gone => return,
-                    Speaks::Http2 => {
+                // The preface is part of the head: the same deadline. A
+                // shutdown ends the wait for the rest of it, as it ends the
+                // wait for a first byte.
+                let deadline = head_deadline.unwrap_or_else(|| self.head_deadline());
+                match until_shutdown(h2c::sniff(&mut stream, deadline), shutdown).await {
+                    Some(Speaks::Http1) => {}
+                    Some(Speaks::Gone) | None => return,
+                    Some(Speaks::Http2) => {
                         // Pingora's loop peeks the preface again (from the
                         // rewound bytes) and serves the connection as h2.
                         self.app.process_new(stream, shutdown).await;
@@ -228,12 +224,7 @@ where
             let waiting = read.is_empty();
             let more = tokio::time::timeout_at(deadline, stream.read_buf(&mut read));
             let got = if waiting {
-                let mut shutdown = shutdown.clone();
-                tokio::select! {
-                    biased;
-                    got = more => got,
-                    _ = shutdown.wait_for(|down| *down) => return None,
-                }
+                until_shutdown(more, shutdown).await?
             } else {
                 more.await
             };
@@ -362,13 +353,27 @@ async fn wait_for_request(
         return Some(false);
     }
     let mut first = [0u8; 1];
+    match until_shutdown(
+        tokio::time::timeout(idle, stream.try_peek(&mut first)),
+        shutdown,
+    )
+    .await
+    {
+        Some(Ok(Ok(seen))) => Some(seen),
+        _ => None,
+    }
+}
+
+/// `work`, unless the server starts shutting down first (`None`); work that
+/// is ready at once wins, so bytes a client has already sent are still read.
+async fn until_shutdown<F: std::future::Future>(
+    work: F,
+    shutdown: &ShutdownWatch,
+) -> Option<F::Output> {
     let mut shutdown = shutdown.clone();
     tokio::select! {
         biased;
-        peeked = tokio::time::timeout(idle, stream.try_peek(&mut first)) => match peeked {
-            Ok(Ok(seen)) => Some(seen),
-            _ => None,
-        },
+        done = work => Some(done),
         _ = shutdown.wait_for(|down| *down) => None,
     }
 }
