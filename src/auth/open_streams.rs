@@ -208,11 +208,16 @@ impl Drop for Registration {
         if let Ok(mut open) = self.streams.open.lock() {
             if let Some(mine) = open.get_mut(&self.user) {
                 mine.remove(&self.key);
-                if mine.is_empty() {
-                    open.remove(&self.user);
-                }
             }
+            forget_if_none_open(&mut open, self.user);
         }
+    }
+}
+
+/// Drop `user`'s entry once none of their streams is open.
+fn forget_if_none_open(open: &mut HashMap<UserId, HashMap<u64, Open>>, user: UserId) {
+    if open.get(&user).is_some_and(HashMap::is_empty) {
+        open.remove(&user);
     }
 }
 
@@ -260,9 +265,7 @@ impl OpenStreams {
                 false
             }
         });
-        if mine.is_empty() {
-            open.remove(&r.user());
-        }
+        forget_if_none_open(&mut open, r.user());
         cut
     }
 

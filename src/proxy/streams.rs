@@ -10,8 +10,8 @@
 //! close-delimited body) and every gRPC response is registered with a signal
 //! that its body loop waits on: it then ends cleanly (the chunked terminator,
 //! or END_STREAM), a gRPC call with `grpc-status` 16 UNAUTHENTICATED (revoked),
-//! 7 PERMISSION_DENIED (a role change took away a role it was opened with) or 4 DEADLINE_EXCEEDED
-//! (time limit) in its trailers. A response with a
+//! 7 PERMISSION_DENIED (a role change took away a role it was opened with) or
+//! 4 DEADLINE_EXCEEDED (time limit) in its trailers. A response with a
 //! Content-Length is a download of known size and is left to finish.
 
 use super::RequestCtx;
@@ -190,11 +190,11 @@ pub(super) fn answered(ctx: &mut RequestCtx, response: &ResponseHeader, revocati
     // Registered before the check: a revocation applied meanwhile either
     // finds the stream registered or is already in the set checked here
     // (`Revocations::apply` records it before it scans the streams).
-    let registration = ctx.stream_identity.clone().map(|identity| {
+    let registration = ctx.stream_identity.as_ref().map(|identity| {
         let registration = revocations
             .streams()
             .register(identity.clone(), cut.clone());
-        if revocations.is_revoked(&identity) {
+        if revocations.is_revoked(identity) {
             revocations.streams().cut_now(&cut);
         }
         registration
