@@ -12,12 +12,17 @@ use tokio::net::TcpStream;
 /// A gateway on one plain listener, `h2c` as given, the fast path on, and a
 /// request head deadline of 500 ms; `/pub` public, the rest needs a token.
 fn gateway(up: &Upstream, h2c: bool) -> TestGateway {
+    gateway_with_head_deadline(up, h2c, 500)
+}
+
+/// `gateway` with a request head deadline of `head_ms`.
+fn gateway_with_head_deadline(up: &Upstream, h2c: bool, head_ms: u64) -> TestGateway {
     TestGateway::builder()
         .http1_engine("fast")
         .yaml(&format!(
             r#"
 h2c: {h2c}
-limits: {{ request_head_timeout_ms: 500 }}
+limits: {{ request_head_timeout_ms: {head_ms} }}
 upstreams:
   up: {{ peers: ['{up}'] }}
 routes:
@@ -258,13 +263,7 @@ routes:
 #[tokio::test]
 async fn a_shutdown_closes_a_connection_still_sending_its_preface() {
     let up = Upstream::start("up").await;
-    let gw = TestGateway::builder()
-        .http1_engine("fast")
-        .yaml(&format!(
-            "h2c: true\nlimits: {{ request_head_timeout_ms: 20000 }}\nupstreams:\n  up: {{ peers: ['{}'] }}\nroutes:\n  - {{ prefix: /, upstream: up }}\n",
-            up.addr
-        ))
-        .start();
+    let gw = gateway_with_head_deadline(&up, true, 20_000);
     gw.signal_handlers_installed().await;
     let mut s = TcpStream::connect(gw.addr).await.unwrap();
     s.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
