@@ -120,6 +120,13 @@ pub(super) fn scratch_dir() -> PathBuf {
 /// Run `program` so that it dies with this test process even if the process is killed:
 /// a shell watches our pid and then `exec`s the program, so the child's pid is the program's.
 /// With `stdout_unread` its stdout is a pipe kept open in the returned `Child` and never read.
+///
+/// The watcher is the program's child. It kills `$$` (the program) only while
+/// the program is still its parent (`/proc/self/stat`'s fourth field, read by
+/// the watcher's own shell): once the program has ended, its pid may belong to
+/// another process (pids wrap at 32768 here, and a run starts thousands), and
+/// a watcher of the previous pass used to SIGKILL whatever had taken it, such
+/// as the next pass's shared Redis.
 pub(super) fn spawn_tied(
     program: &str,
     args: &[String],
@@ -128,7 +135,9 @@ pub(super) fn spawn_tied(
     stdout_unread: bool,
 ) -> Child {
     let script = format!(
-        "(while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill -9 $$ 2>/dev/null) & exec \"$0\" \"$@\"",
+        "(mine() {{ read -r _ _ _ p _ < /proc/self/stat; [ \"$p\" = \"$$\" ]; }}; \
+         while kill -0 {} 2>/dev/null; do mine || exit 0; sleep 0.5; done; \
+         mine && kill -9 $$ 2>/dev/null) & exec \"$0\" \"$@\"",
         std::process::id()
     );
     let log_file = std::fs::File::create(log).expect("create log");
