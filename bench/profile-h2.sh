@@ -6,6 +6,7 @@
 # PROTO=h1 profiles the same over TLS with HTTP/1.1, to tell TLS from h2.
 # Usage: bench/profile-h2.sh   (after cargo build --release)
 #   DUR=10 CONN=16 STREAMS=8 TOP=40 PROTO=h2|h1 GROUP=1 KEEP=/tmp/h2.perf
+#   CALLGRAPH="--call-graph dwarf" records call stacks (for perf report -G) at more cost
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -26,7 +27,7 @@ TOKEN=$(curl -s -X POST -H 'Content-Type: application/json' -d "$BODY" "http://1
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
 code=$(curl -sk --http2 -o /dev/null -w '%{http_version}/%{http_code}' -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$TLS/api/x")
 echo "sanity (http version/status): $code"
-perf record -F 2999 -g -o "$T/perf.data" -p "$GW_PID" -- sleep "$DUR" >/dev/null 2>&1 &
+perf record -F 2999 ${CALLGRAPH:--g} -o "$T/perf.data" -p "$GW_PID" -- sleep "$DUR" >/dev/null 2>&1 &
 rec=$!
 c0=$(cpu_ticks "$GW_PID")
 out=$(taskset -c 1 h2load "${LOAD[@]}" -D "$DUR" -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$TLS/api/x" 2>&1 || true)

@@ -24,9 +24,20 @@ fn https_gateway_with(
     alpn: Option<&str>,
     extra: &str,
 ) -> (TestGateway, u16) {
+    https_gateway_from(TestGateway::builder(), up, pki, alpn, extra)
+}
+
+/// `https_gateway_with`, from a builder the test has already set up.
+fn https_gateway_from(
+    builder: GatewayBuilder,
+    up: &Upstream,
+    pki: &Pki,
+    alpn: Option<&str>,
+    extra: &str,
+) -> (TestGateway, u16) {
     let tls_port = free_port();
     let alpn = alpn.map(|a| format!("  alpn: {a}\n")).unwrap_or_default();
-    let gw = TestGateway::builder()
+    let gw = builder
         .yaml(&format!(
             r#"
 upstreams:
@@ -253,6 +264,146 @@ async fn proxied_requests_over_http2_carry_the_gateways_identity_only() {
     assert_eq!(over_h2, r.json::<Value>().await.unwrap());
     assert_error(&over_h2, "missing_token");
     assert_eq!(up.hits(), before);
+}
+
+/// With the fast path on, a GET or HEAD whose HEADERS ended its stream is
+/// served by it (src/proxy/h1/h2.rs), beside the connection's other streams:
+/// one waiting on a slow upstream holds up none of the others. A GET with a
+/// body, and a POST, go to pingora-proxy, bodies whole. Every other test
+/// here runs both ways (scripts/test.sh's fast-path-off pass).
+#[tokio::test]
+async fn plain_streams_take_the_fast_path_side_by_side_and_the_rest_do_not() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let builder = TestGateway::builder().fast_path(true);
+    let (gw, port) = https_gateway_from(builder, &up, &pki, None, "");
+    let fast_path = || gw.metric("authgate_fast_path_requests_total");
+    let mut send = raw_h2(&pki, port).await;
+    let me = format!("localhost:{port}");
+    let get = |path: &str| {
+        http::Request::get(url(port, path))
+            .header("authorization", format!("Bearer {}", token(7)))
+            .header("x-user-id", "1")
+    };
+    let before = fast_path().await;
+
+    // The echo upstream answers /slow after 3 s.
+    let (slow, _) = send
+        .send_request(get("/slow").body(()).unwrap(), true)
+        .unwrap();
+    let started = std::time::Instant::now();
+    send = send.ready().await.unwrap();
+    let (quick, _) = send
+        .send_request(get("/api/quick").body(()).unwrap(), true)
+        .unwrap();
+    let (status, body) = raw_response(quick).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        status,
+        200,
+        "{body}
+{}",
+        gw.output()
+    );
+    assert!(
+        waited < Duration::from_millis(2500),
+        "a stream waited {waited:?}, behind a slow one on its connection"
+    );
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(header_values(&seen, "x-user-id"), ["7"], "{seen}");
+    assert_eq!(header_values(&seen, "host"), [me.as_str()], "{seen}");
+    assert!(header_values(&seen, "authorization").is_empty(), "{seen}");
+    send = send.ready().await.unwrap();
+    let head = http::Request::head(url(port, "/api/h"))
+        .header("authorization", format!("Bearer {}", token(7)))
+        .body(())
+        .unwrap();
+    let (status, body) = raw_response(send.send_request(head, true).unwrap().0).await;
+    assert_eq!((status, body.as_str()), (200, ""));
+    let (status, body) = raw_response_within(slow, Duration::from_secs(10)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["path"],
+        "/slow"
+    );
+    assert_eq!(fast_path().await, before + 3.0, "{}", gw.output());
+
+    // A GET whose HEADERS did not end the stream has a body coming.
+    send = send.ready().await.unwrap();
+    let (resp, mut body_out) = send
+        .send_request(get("/api/with-body").body(()).unwrap(), false)
+        .unwrap();
+    body_out
+        .send_data(Bytes::from("a GET's body"), true)
+        .unwrap();
+    let (status, body) = raw_response(resp).await;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (seen["method"].as_str(), seen["body"].as_str()),
+        (Some("GET"), Some("a GET's body"))
+    );
+    assert_eq!(header_values(&seen, "x-user-id"), ["7"], "{seen}");
+    assert_eq!(header_values(&seen, "host"), [me.as_str()], "{seen}");
+    send = send.ready().await.unwrap();
+    let post = http::Request::post(url(port, "/api/p"))
+        .header("authorization", format!("Bearer {}", token(7)))
+        .body(())
+        .unwrap();
+    let (status, _) = raw_response(send.send_request(post, true).unwrap().0).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fast_path().await,
+        before + 3.0,
+        "only plain streams took it"
+    );
+}
+
+/// SIGTERM with a stream in flight: the stream is answered, the connection
+/// gets its GOAWAY and closes, and the gateway exits right after, as for
+/// HTTP/1.1 (shutdown.rs), whichever loop serves the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_an_http2_stream_then_closes_its_connection() {
+    let pki = Pki::generate();
+    let up = Upstream::start("up").await;
+    let (mut gw, port) = https_gateway_with(&up, &pki, None, "grace_period_seconds: 30\n");
+    gw.signal_handlers_installed().await;
+    let (send, driver) = raw_h2_connection(&pki, port).await;
+    let slow = http::Request::get(url(port, "/slow"))
+        .header("authorization", format!("Bearer {}", token(7)))
+        .body(())
+        .unwrap();
+    let (resp, _) = send.clone().send_request(slow, true).unwrap();
+    // The echo upstream holds /slow for 3 s once it has it.
+    eventually(
+        Duration::from_secs(5),
+        "the stream is in flight",
+        || async { up.hits() == 1 },
+    )
+    .await;
+    let sent = std::time::Instant::now();
+    gw.signal("TERM");
+    let (status, body) = raw_response_within(resp, Duration::from_secs(10)).await;
+    assert_eq!(
+        status,
+        200,
+        "the in-flight stream was cut: {body}\n{}",
+        gw.output()
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    assert!(
+        ended.is_ok(),
+        "the connection stayed open after its last stream"
+    );
+    let exited = tokio::task::spawn_blocking(move || gw.wait_exit(Duration::from_secs(20)))
+        .await
+        .unwrap();
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(8),
+        "exited {:?} after SIGTERM (the stream took 3 s, grace period 30 s)",
+        sent.elapsed()
+    );
 }
 
 /// Auth is decided on the header alone: HEADERS without END_STREAM, no DATA

@@ -23,6 +23,7 @@ use http::Version;
 use pingora_core::apps::{HttpPersistentSettings, ReusedHttpStream};
 use pingora_core::connectors::{ConnectorOptions, TransportConnector};
 use pingora_core::protocols::http::v1::client::HttpSession as UpstreamSession;
+use pingora_core::protocols::http::v2::server::HttpSession as H2Stream;
 use pingora_core::protocols::http::HttpTask;
 use pingora_core::protocols::Stream;
 use pingora_core::server::configuration::ServerConf;
@@ -107,6 +108,30 @@ pub(super) fn classify(buf: &[u8]) -> Verdict {
         }
     }
     if hosts == 1 && connections <= 1 {
+        Verdict::Fast
+    } else {
+        Verdict::Pingora
+    }
+}
+
+/// The fast path serves an HTTP/2 GET or HEAD stream whose HEADERS frame
+/// ended it (no body can follow), with an origin-form `:path` and no header
+/// from `NOT_PLAIN`; HTTP/2 has no `Connection` (the h2 crate refuses one).
+///
+/// The same rule as `classify` for HTTP/1: what pingora-proxy 0.9.1 would
+/// treat specially (a body, `te: trailers`, an extended CONNECT) goes there.
+/// Pingora's HTTP/2 server has already refused the ambiguous authorities and
+/// targets (`invalid_request_authority` in its v2/server.rs).
+pub(super) fn classify_h2(stream: &H2Stream) -> Verdict {
+    let req = stream.req_header();
+    let plain = matches!(req.method, http::Method::GET | http::Method::HEAD)
+        && stream.is_body_done()
+        && req.raw_path().starts_with(b"/")
+        && !req
+            .headers
+            .keys()
+            .any(|n| n == http::header::CONNECTION || NOT_PLAIN.contains(&n.as_str()));
+    if plain {
         Verdict::Fast
     } else {
         Verdict::Pingora
@@ -253,6 +278,11 @@ impl FastPath {
         req.set_version(Version::HTTP_11);
         // `classify` let through no hop-by-hop header but this one.
         req.remove_header(&http::header::CONNECTION);
+        if session.req_header().version == Version::HTTP_2 {
+            // HTTP/2 carries `:authority`, HTTP/1 upstreams read `Host`: as
+            // pingora-proxy's `proxy_to_h1_upstream`, with the same function.
+            pingora_proxy::set_h1_host_from_authority(&mut req).map_err(|e| e.into_down())?;
+        }
         crate::proxy::headers::prepare_upstream_request(
             session,
             &mut req,

@@ -26,6 +26,7 @@
 //! `http1_engine: pingora` falls back to Pingora's own loop.
 
 mod fast_path;
+mod h2;
 mod h2c;
 mod upstream_pool;
 
@@ -116,9 +117,14 @@ where
         };
         // Counted until it closes, so a graceful shutdown can end once none is left.
         let open = crate::shutdown::Connection::open();
-        if !self.parking.enabled || matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+        if !self.parking.enabled {
             // `open` and `permit` are dropped when this returns.
             return self.app.process_new(stream, shutdown).await;
+        }
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            // Served in the accept task, as Pingora's own loop serves it.
+            self.h2(stream, shutdown).await;
+            return None;
         }
         // Pingora's accept task is ~9 kB (its future has room for a TLS handshake)
         // and lives as long as the connection. Serving from a task of our own lets
@@ -144,7 +150,7 @@ where
 {
     /// Pingora's HTTP/1 keep-alive loop, waiting for each request outside it;
     /// with `h2c`, a cleartext connection's first bytes may make it HTTP/2's.
-    async fn serve_http1(&self, mut stream: Stream, shutdown: &ShutdownWatch) {
+    async fn serve_http1(self: &Arc<Self>, mut stream: Stream, shutdown: &ShutdownWatch) {
         let mut settings: Option<HttpPersistentSettings> = None;
         let mut may_be_h2c = self.parking.h2c && stream.get_ssl_digest().is_none();
         loop {
@@ -163,9 +169,8 @@ where
                     Some(Speaks::Http1) => {}
                     Some(Speaks::Gone) | None => return,
                     Some(Speaks::Http2) => {
-                        // Pingora's loop peeks the preface again (from the
-                        // rewound bytes) and serves the connection as h2.
-                        self.app.process_new(stream, shutdown).await;
+                        // The handshake reads the preface from the rewound bytes.
+                        self.h2(stream, shutdown).await;
                         return;
                     }
                 }

@@ -98,6 +98,7 @@ pub mod subrequest;
 use subrequest::{BodyMode, Ctx as SubrequestCtx};
 
 pub use proxy_cache::range_filter::{range_header_filter, MultiRangeInfo, RangeType};
+pub use proxy_common::set_h1_host_from_authority;
 pub use proxy_purge::PurgeStatus;
 pub use proxy_trait::{FailToProxy, ProxyHttp, ProxyWarnLogContext};
 
@@ -645,6 +646,19 @@ impl Session {
         let modules = HttpModules::new();
         Self::new(
             Box::new(HttpSession::new_http1(stream)),
+            &modules,
+            #[cfg(feature = "upstream_modules")]
+            &HttpModules::new(),
+            Arc::new(AtomicBool::new(false)),
+        )
+    }
+
+    /// Create a new [Session] for an HTTP/2 stream already accepted, with no
+    /// modules and a shutdown flag that is never set, as [Session::new_h1].
+    pub fn new_h2(stream: pingora_core::protocols::http::v2::server::HttpSession) -> Self {
+        let modules = HttpModules::new();
+        Self::new(
+            Box::new(HttpSession::new_http2(stream)),
             &modules,
             #[cfg(feature = "upstream_modules")]
             &HttpModules::new(),

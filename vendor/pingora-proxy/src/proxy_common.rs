@@ -200,7 +200,7 @@ fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {
 ///
 /// [RFC 9112 section 3.2]: https://www.rfc-editor.org/rfc/rfc9112.html#section-3.2
 /// [RFC 9113 section 8.3.1]: https://www.rfc-editor.org/rfc/rfc9113.html#section-8.3.1
-pub(crate) fn set_h1_host_from_authority(req: &mut RequestHeader) -> Result<()> {
+pub fn set_h1_host_from_authority(req: &mut RequestHeader) -> Result<()> {
     let authority = req
         .uri
         .authority()

@@ -423,7 +423,7 @@ impl HttpSession {
     /// evade the [`MAX_MALFORMED_STREAMS_PER_CONN`] bound by interleaving valid
     /// requests.
     /// Callers should initialize it to `0` once per connection.
-    async fn from_h2_conn_with_malformed_budget(
+    pub async fn from_h2_conn_with_malformed_budget(
         conn: &mut H2Connection<Stream>,
         digest: Arc<Digest>,
         malformed_streams: &mut usize,
